@@ -1,0 +1,96 @@
+"""Read a model bundle: `manifest.json` plus one file per format, every file checked by sha256.
+
+Layout written by `harness build` (see harness/bundle/build.py):
+
+    artifacts/<scenario>/<model-id>/
+        manifest.json        what is here, the feature order, parity figures, versions
+        reference.npz        X (held-out rows, float64, NaN = missing), y (labels), p (native predictions)
+        model.ir.json        the model IR (harness/bundle/ir.py)
+        <one file per format: native, onnx, codegen-c, pmml, pfa, h2o-mojo>
+
+manifest["formats"][<format>] = {"file": ..., "sha256": ..., "evaluator": ..., "parity": {...}, ...}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adapters.errors import BundleError, FormatMissing
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Bundle:
+    root: Path
+    manifest: dict[str, Any]
+
+    @classmethod
+    def open(cls, root: str | Path) -> Bundle:
+        root = Path(root)
+        mpath = root / "manifest.json"
+        if not mpath.is_file():
+            raise BundleError(f"no model bundle at {root}: manifest.json is missing (run `harness build` first)")
+        try:
+            manifest = json.loads(mpath.read_text())
+        except (OSError, ValueError) as e:
+            raise BundleError(f"{mpath} is not valid JSON: {e}") from None
+        return cls(root=root, manifest=manifest)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.manifest["feature_names"])
+
+    @property
+    def n_features(self) -> int:
+        return len(self.manifest["feature_names"])
+
+    @property
+    def model_id(self) -> str:
+        return str(self.manifest["model_id"])
+
+    def formats(self) -> list[str]:
+        return sorted(self.manifest.get("formats", {}))
+
+    def format_info(self, fmt: str) -> dict[str, Any]:
+        info = self.manifest.get("formats", {}).get(fmt)
+        if info is None:
+            raise FormatMissing(
+                f"bundle {self.root} has no {fmt!r} format (it has: {', '.join(self.formats()) or 'none'})"
+            )
+        return dict(info)
+
+    def verified_path(self, fmt: str) -> Path:
+        """The path of a format's file after its sha256 matched the manifest; refuses otherwise."""
+        info = self.format_info(fmt)
+        return self._verified(info["file"], info["sha256"])
+
+    def _verified(self, name: str, expected: str) -> Path:
+        path = self.root / name
+        if not path.is_file():
+            raise BundleError(f"bundle file {path} is missing")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise BundleError(
+                f"bundle file {path} was changed: sha256 {actual[:12]}… does not match the manifest's {expected[:12]}…"
+            )
+        return path
+
+    def reference(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(X, y, p_native) of the held-out rows, after the sha256 check."""
+        ref = self.manifest["reference"]
+        path = self._verified(ref["file"], ref["sha256"])
+        with np.load(path, allow_pickle=False) as z:
+            return z["X"], z["y"], z["p"]
