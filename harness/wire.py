@@ -1,0 +1,128 @@
+"""The wire format between the load generator, every scorer (Python loop or Kafka Streams app) and the measurer.
+
+Input record (input topic)
+    key      opaque bytes (the entity, e.g. card id); echoed unchanged on the result
+    headers  rid            record id, UTF-8; unique per sent record
+             t_intended_ns  intended send time, ns since the Unix epoch, ASCII decimal
+             t_sent_ns      actual send time, same unit
+    value    encoding "json":  a JSON object {feature name: number or null}; a missing name or null is NaN
+             encoding "f64le": n_features IEEE-754 float64, little-endian, in the bundle's feature order; NaN = missing
+
+Result record (output topic)
+    key      the input's key
+    headers  rid, t_intended_ns, t_sent_ns copied from the input, plus
+             t_consumed_ns  when the scorer polled the record
+             t_scored_ns    when the batch holding it was scored
+             scorer         the adapter's name (e.g. "onnx", "kstreams-mojo")
+    value    encoding "json":  {"rid": "<rid>", "score": <P(class 1)>}
+             encoding "f64le": one float64, little-endian
+
+Dead-letter record (the input topic's name + ".dlq" unless configured)
+    key, value and headers of the input unchanged, plus
+             dlq_reason     one line saying what was wrong
+             dlq_stage      "decode" or "score"
+             dlq_source     "<topic>/<partition>/<offset>"
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import time
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import orjson
+
+Encoding = Literal["json", "f64le"]
+ENCODINGS: tuple[str, ...] = ("json", "f64le")
+
+H_RID = "rid"
+H_INTENDED = "t_intended_ns"
+H_SENT = "t_sent_ns"
+H_CONSUMED = "t_consumed_ns"
+H_SCORED = "t_scored_ns"
+H_SCORER = "scorer"
+H_DLQ_REASON = "dlq_reason"
+H_DLQ_STAGE = "dlq_stage"
+H_DLQ_SOURCE = "dlq_source"
+
+
+class DecodeError(ValueError):
+    """A record's value does not match the encoding or the model's features."""
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def check_encoding(name: str) -> Encoding:
+    if name not in ENCODINGS:
+        raise ValueError(f"unknown encoding {name!r}; valid: {', '.join(ENCODINGS)}")
+    return name  # type: ignore[return-value]
+
+
+def headers_dict(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str, bytes]:
+    return {k: v for k, v in (headers or []) if v is not None}
+
+
+class FeatureCodec:
+    """Encodes and decodes feature rows for one model's feature order."""
+
+    def __init__(self, feature_names: Sequence[str], encoding: Encoding) -> None:
+        self.feature_names = list(feature_names)
+        self.index = {n: i for i, n in enumerate(self.feature_names)}
+        self.encoding = check_encoding(encoding)
+        self.n = len(self.feature_names)
+        self._struct = struct.Struct(f"<{self.n}d")
+
+    def encode(self, row: np.ndarray) -> bytes:
+        if self.encoding == "f64le":
+            return np.asarray(row, dtype="<f8").tobytes()
+        obj = {name: (None if math.isnan(v) else float(v)) for name, v in zip(self.feature_names, row, strict=True)}
+        return orjson.dumps(obj)
+
+    def decode_into(self, value: bytes | None, out: np.ndarray) -> None:
+        """Decode one value into `out` (a row of the batch array). Raises DecodeError."""
+        if value is None:
+            raise DecodeError("record has no value")
+        if self.encoding == "f64le":
+            if len(value) != 8 * self.n:
+                raise DecodeError(f"f64le value has {len(value)} bytes, expected {8 * self.n} ({self.n} features)")
+            out[:] = self._struct.unpack(value)
+            return
+        try:
+            obj = orjson.loads(value)
+        except orjson.JSONDecodeError as e:
+            raise DecodeError(f"value is not JSON: {e}") from None
+        if not isinstance(obj, dict):
+            raise DecodeError(f"value must be a JSON object of features, got {type(obj).__name__}")
+        out[:] = np.nan
+        index = self.index
+        for k, v in obj.items():
+            j = index.get(k)
+            if j is None:
+                raise DecodeError(f"unknown feature {k!r}")
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise DecodeError(f"feature {k!r} is not a number: {v!r}")
+            out[j] = v
+
+    def decode(self, value: bytes | None) -> np.ndarray:
+        row = np.empty(self.n, dtype=np.float64)
+        self.decode_into(value, row)
+        return row
+
+
+def encode_score(rid: str, score: float, encoding: Encoding) -> bytes:
+    if encoding == "f64le":
+        return struct.pack("<d", score)
+    return orjson.dumps({"rid": rid, "score": score})
+
+
+def decode_score(value: bytes, encoding: Encoding) -> float:
+    if encoding == "f64le":
+        return float(struct.unpack("<d", value)[0])
+    return float(orjson.loads(value)["score"])
