@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,10 +20,12 @@ def resolve_classpath(pom: Path, cache_dir: Path | None = None, timeout_s: float
     """Return the jars of `pom`'s dependencies, resolving with Maven only when the pom changed.
 
     The cache key is the pom's sha256; a cached class path whose jars vanished is resolved again.
+    $HARNESS_MAVEN_ARGS adds Maven arguments (a settings file for a mirror, say); $HARNESS_CACHE_DIR
+    moves the cache (default ~/.cache/kafka-model-harness).
     """
     pom = pom.resolve()
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
-    cache_dir = cache_dir or Path.home() / ".cache" / "kafka-model-harness"
+    cache_dir = cache_dir or Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "kafka-model-harness"))
     cache_dir.mkdir(parents=True, exist_ok=True)
     out = cache_dir / f"classpath-{pom.parent.name}-{digest}.txt"
     if out.exists():
@@ -33,9 +37,11 @@ def resolve_classpath(pom: Path, cache_dir: Path | None = None, timeout_s: float
         raise MavenError("Maven (mvn) is not on PATH: install Maven 3 to resolve the JVM jars")
     if shutil.which("java") is None:
         raise MavenError("Java is not on PATH: install a Java 17 runtime")
+    # extra Maven arguments, e.g. `-s mirror-settings.xml` behind a corporate mirror
+    extra = shlex.split(os.environ.get("HARNESS_MAVEN_ARGS", ""))
     try:
         proc = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(pom), "dependency:build-classpath", f"-Dmdep.outputFile={out}"],
+            [mvn, "-q", "-B", *extra, "-f", str(pom), "dependency:build-classpath", f"-Dmdep.outputFile={out}"],
             capture_output=True,
             text=True,
             timeout=timeout_s,

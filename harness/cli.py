@@ -1,0 +1,120 @@
+"""`harness` command line. Every user-actionable failure is one `error:` line and a non-zero exit."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from adapters.errors import AdapterError
+from harness.errors import HarnessError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark and model-interchange harness.")
+broker_app = typer.Typer(no_args_is_help=True, help="The embedded single-node Apache Kafka broker (KRaft).")
+app.add_typer(broker_app, name="broker")
+
+console = Console()
+err_console = Console(stderr=True)
+
+BootstrapOpt = Annotated[
+    str | None,
+    typer.Option("--bootstrap", help="HOST:PORT of an existing Kafka cluster; default: the embedded broker."),
+]
+ClientConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--client-config", help="librdkafka properties file (key=value), e.g. SASL/SSL settings."),
+]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@broker_app.command("start")
+def broker_start(
+    port: Annotated[int | None, typer.Option(help="Listener port; default: a free port.")] = None,
+    heap_mb: Annotated[int, typer.Option(help="Broker JVM heap in MiB.")] = 512,
+    timeout_s: Annotated[float, typer.Option(help="How long to wait for the broker to answer.")] = 90.0,
+) -> None:
+    """Start the embedded broker (formats its storage on first start) and print its bootstrap address."""
+    from harness.broker import Broker
+
+    b = Broker()
+    already = b.running()
+    st = b.start(port=port, heap_mb=heap_mb, timeout_s=timeout_s)
+    if already is not None:
+        err_console.print(f"broker already running (pid {st.pid})")
+    else:
+        err_console.print(f"broker started: Apache Kafka {st.kafka_version}, KRaft, pid {st.pid}, data {st.data_dir}")
+    print(st.bootstrap)
+
+
+@broker_app.command("stop")
+def broker_stop() -> None:
+    """Stop the embedded broker cleanly; leaves no process behind."""
+    from harness.broker import Broker
+
+    if Broker().stop():
+        err_console.print("broker stopped")
+    else:
+        err_console.print("no broker was running")
+
+
+@broker_app.command("status")
+def broker_status() -> None:
+    """Say whether the embedded broker is up and where; exit 3 when it is not running."""
+    from harness.broker import Broker, metadata_answers
+
+    st = Broker().running()
+    if st is None:
+        print("stopped")
+        raise typer.Exit(3)
+    answers = metadata_answers(st.bootstrap, timeout_s=3.0)
+    print(f"{'running' if answers else 'not answering'} {st.bootstrap} pid={st.pid} kafka={st.kafka_version}")
+    if not answers:
+        raise typer.Exit(4)
+
+
+@app.command("ping")
+def ping(bootstrap: BootstrapOpt = None, client_config: ClientConfigOpt = None) -> None:
+    """Check that Kafka answers (the embedded broker is started when no --bootstrap is given)."""
+    from confluent_kafka.admin import AdminClient
+
+    from harness.kafka_config import resolve_kafka
+
+    target = resolve_kafka(bootstrap, client_config)
+    md = AdminClient(target.client_config()).list_topics(timeout=10)
+    brokers = ", ".join(f"{b.host}:{b.port}" for b in md.brokers.values())
+    print(f"ok {target.bootstrap} brokers=[{brokers}] topics={len(md.topics)}")
+
+
+def main() -> None:
+    try:
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
+    except (HarnessError, AdapterError) as e:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(getattr(e, "exit_code", 1))
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as e:
+        # typer bundles its own click: recognise its usage errors by shape, not by class
+        show, code = getattr(e, "show", None), getattr(e, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code)
+        raise
+
+
+if __name__ == "__main__":
+    main()
