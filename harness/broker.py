@@ -20,6 +20,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from adapters.errors import AdapterError
 from adapters.maven import resolve_classpath
@@ -91,7 +92,7 @@ def metadata_answers(bootstrap: str, timeout_s: float = 5.0, properties: dict[st
     """True when a broker at `bootstrap` answers a metadata request within the timeout."""
     from confluent_kafka.admin import AdminClient
 
-    conf: dict[str, object] = {"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout_s * 1000)}
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout_s * 1000)}
     conf.update(properties or {})
     conf["log_level"] = 0
     conf["logger"] = _SilentLogger()

@@ -79,6 +79,25 @@ def broker_status() -> None:
         raise typer.Exit(4)
 
 
+@app.command("build")
+def build_cmd(
+    scenarios: Annotated[list[Path], typer.Argument(help="Scenario YAML files.")],
+    artifacts: Annotated[Path, typer.Option(help="Where bundles are written.")] = Path("artifacts"),
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even when the cache has the bundle.")] = False,
+) -> None:
+    """Train each scenario's model, export it to every format, hold every format to the native model."""
+    from harness.bundle.build import build
+    from harness.scenario import load_scenario
+
+    loaded = [load_scenario(p) for p in scenarios]
+    for sc in loaded:
+        res = build(sc, artifacts=artifacts, force=force, log=lambda m: err_console.print(m, highlight=False))
+        what = "cache hit" if res.cache_hit else "built"
+        formats = ", ".join(k for k in res.manifest["formats"] if k != "ir")
+        err_console.print(f"{sc.name}: {what} in {res.seconds:.1f} s: {formats}", highlight=False)
+        print(res.bundle_dir)
+
+
 @app.command("ping")
 def ping(bootstrap: BootstrapOpt = None, client_config: ClientConfigOpt = None) -> None:
     """Check that Kafka answers (the embedded broker is started when no --bootstrap is given)."""

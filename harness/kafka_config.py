@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.errors import HarnessError
 
@@ -32,8 +33,8 @@ class KafkaTarget:
     properties: dict[str, str] = field(default_factory=dict)
     embedded: bool = False
 
-    def client_config(self, **extra: object) -> dict[str, object]:
-        conf: dict[str, object] = {"bootstrap.servers": self.bootstrap}
+    def client_config(self, **extra: Any) -> dict[str, Any]:
+        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap}
         conf.update(self.properties)
         conf.update(extra)
         return conf

@@ -1,0 +1,187 @@
+"""Scenario files (`scenarios/*.yaml`): what data, which model, which adapters, what load, which SLO.
+
+Validated with pydantic; unknown keys are errors. A bad file gets one line naming the key and what
+was expected (`ScenarioError`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.errors import HarnessError
+
+
+class ScenarioError(HarnessError):
+    exit_code = 2
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Dataset(Strict):
+    """Seeded generator (harness/datagen) or a CSV file with a header row."""
+
+    generator: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    csv: Path | None = None
+    rows: int = Field(50_000, gt=100, description="rows generated (ignored for csv)")
+    seed: int = 7
+    holdout_fraction: float = Field(0.2, gt=0.0, lt=0.9)
+    holdout_max_rows: int = Field(5_000, gt=10, description="held-out rows kept for parity and replay")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Dataset:
+        if (self.generator is None) == (self.csv is None):
+            raise ValueError("give exactly one of 'generator' or 'csv'")
+        return self
+
+
+class ModelSpec(Strict):
+    trainer: Literal["lightgbm", "sklearn", "h2o"] = "lightgbm"
+    algorithm: Literal["gbm", "logistic_regression", "glm"] = "gbm"
+    params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 1
+
+    @model_validator(mode="after")
+    def _valid_pair(self) -> ModelSpec:
+        valid = {"lightgbm": {"gbm"}, "sklearn": {"gbm", "logistic_regression"}, "h2o": {"gbm", "glm"}}
+        if self.algorithm not in valid[self.trainer]:
+            raise ValueError(
+                f"trainer {self.trainer!r} has no algorithm {self.algorithm!r}; valid: {sorted(valid[self.trainer])}"
+            )
+        return self
+
+
+FORMATS = ("onnx", "codegen-c", "pmml", "pfa", "h2o-mojo")
+
+
+class AdapterSpec(Strict):
+    name: str
+    label: str | None = Field(None, description="how the adapter is shown in results; default: name")
+    options: dict[str, Any] = Field(default_factory=dict)
+    serve: str | None = Field(None, description="for 'rest': the adapter `harness serve` hosts (default onnx)")
+    serve_options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def display(self) -> str:
+        if self.label:
+            return self.label
+        return f"rest({self.serve or 'onnx'})" if self.name == "rest" else self.name
+
+
+class LoadProfile(Strict):
+    """One load point. The schedule is laid out in advance (open loop)."""
+
+    name: str | None = None
+    pattern: Literal["constant", "poisson", "steps", "burst"] = "constant"
+    rate_per_s: float = Field(..., gt=0, description="mean offered rate (first step for 'steps')")
+    duration_s: float = Field(10.0, gt=0)
+    warmup_s: float = Field(2.0, ge=0)
+    seed: int = 11
+    steps: list[float] = Field(default_factory=list, description="'steps': the rates, each for duration_s/len")
+    burst_rate_per_s: float | None = Field(None, gt=0, description="'burst': rate inside bursts")
+    burst_every_s: float = Field(2.0, gt=0)
+    burst_length_s: float = Field(0.2, gt=0)
+
+    @property
+    def display(self) -> str:
+        return self.name or f"{self.pattern}@{self.rate_per_s:g}/s"
+
+
+class LoopSpec(Strict):
+    batch_max: int = Field(64, ge=1, le=100_000)
+    batch_wait_ms: float = Field(5.0, ge=0)
+    partitions: int = Field(2, ge=1)
+    processes: int = Field(1, ge=1)
+
+
+class Slo(Strict):
+    p99_ms: float = Field(50.0, gt=0)
+
+
+class SustainableSearch(Strict):
+    enabled: bool = True
+    start_rate_per_s: float = Field(500.0, gt=0)
+    factor: float = Field(1.6, gt=1.0)
+    max_rate_per_s: float = Field(50_000.0, gt=0)
+    step_duration_s: float = Field(6.0, gt=0)
+    warmup_s: float = Field(1.5, ge=0)
+
+
+class Validity(Strict):
+    max_behind_schedule_share: float = Field(0.05, ge=0, le=1, description="sends later than max_send_lag_ms")
+    max_send_lag_ms: float = Field(10.0, gt=0)
+    stable_tolerance_pct: float = Field(25.0, gt=0)
+    stable_windows: int = Field(3, ge=2)
+    window_s: float = Field(1.0, gt=0)
+    min_measured_events: int = Field(200, ge=1)
+    drain_timeout_s: float = Field(15.0, gt=0)
+    accuracy_tolerance: float = Field(1e-5, gt=0, description="|score - reference| allowed per event")
+
+
+class Scenario(Strict):
+    name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    description: str = ""
+    dataset: Dataset
+    features: list[str] | None = None
+    label: str = "label"
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec())
+    formats: list[str] = Field(default_factory=lambda: ["onnx", "codegen-c", "pmml", "pfa"])
+    adapters: list[AdapterSpec] = Field(default_factory=list)
+    encoding: Literal["json", "f64le"] = "json"
+    loop: LoopSpec = Field(default_factory=lambda: LoopSpec())
+    load: list[LoadProfile] = Field(default_factory=list)
+    slo: Slo = Field(default_factory=lambda: Slo())
+    sustainable: SustainableSearch = Field(default_factory=lambda: SustainableSearch())
+    validity: Validity = Field(default_factory=lambda: Validity())
+
+    @model_validator(mode="after")
+    def _check(self) -> Scenario:
+        bad = [f for f in self.formats if f not in FORMATS]
+        if bad:
+            raise ValueError(f"unknown format {bad[0]!r}; valid: {', '.join(FORMATS)}")
+        if "h2o-mojo" in self.formats and self.model.trainer != "h2o":
+            raise ValueError("format 'h2o-mojo' needs model.trainer 'h2o'")
+        return self
+
+    def content_hash(self) -> str:
+        data = self.model_dump(mode="json", exclude={"adapters", "load", "slo", "sustainable", "validity", "loop"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _format_error(path: Path, e: ValidationError) -> str:
+    first = e.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    extra = f" (and {e.error_count() - 1} more problems)" if e.error_count() > 1 else ""
+    return f"{path}: key '{loc}': {msg}{extra}"
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(f"scenario file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ScenarioError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{path}: expected a mapping of keys at the top level")
+    try:
+        sc = Scenario.model_validate(raw)
+    except ValidationError as e:
+        raise ScenarioError(_format_error(path, e)) from None
+    if sc.dataset.csv is not None and not sc.dataset.csv.is_absolute():
+        sc.dataset.csv = (path.parent / sc.dataset.csv).resolve()
+    return sc
