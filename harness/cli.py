@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -96,6 +96,83 @@ def build_cmd(
         formats = ", ".join(k for k in res.manifest["formats"] if k != "ir")
         err_console.print(f"{sc.name}: {what} in {res.seconds:.1f} s: {formats}", highlight=False)
         print(res.bundle_dir)
+
+
+def parse_options(pairs: list[str] | None) -> dict[str, Any]:
+    """`k=v` pairs; values are read as YAML scalars (numbers, booleans, strings)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise HarnessError(f"option {pair!r} is not key=value")
+        out[key.strip()] = yaml.safe_load(value) if value else ""
+    return out
+
+
+@app.command("score")
+def score_cmd(
+    bundle: Annotated[Path, typer.Option(help="Model bundle folder (from `harness build`).")],
+    adapter: Annotated[
+        str, typer.Option(help="Adapter name: native, onnx, codegen-c, h2o-mojo, pmml, pfa, rest, identity.")
+    ],
+    input_topic: Annotated[str, typer.Option(help="Topic of feature records.")],
+    output_topic: Annotated[str, typer.Option(help="Topic for results (created if missing).")],
+    group: Annotated[str, typer.Option(help="Consumer group; loops in one group split the partitions.")],
+    dlq_topic: Annotated[str | None, typer.Option(help="Dead-letter topic; default INPUT.dlq.")] = None,
+    encoding: Annotated[str, typer.Option(help="json or f64le (see harness/wire.py).")] = "json",
+    batch_max: Annotated[int, typer.Option(min=1, help="Largest micro-batch; 1 = per-record scoring.")] = 64,
+    batch_wait_ms: Annotated[float, typer.Option(min=0, help="Longest wait to fill a batch.")] = 5.0,
+    option: Annotated[list[str] | None, typer.Option("--option", "-o", help="Adapter option key=value.")] = None,
+    scorer_name: Annotated[str | None, typer.Option(help="Name in the results' scorer header.")] = None,
+    max_records: Annotated[int | None, typer.Option(help="Exit after this many records (tests).")] = None,
+    idle_exit_s: Annotated[float | None, typer.Option(help="Exit after this long without records.")] = None,
+    bootstrap: BootstrapOpt = None,
+    client_config: ClientConfigOpt = None,
+) -> None:
+    """Run the scoring loop: consume, score in micro-batches, produce results, commit (at-least-once)."""
+    import json
+
+    from adapters.bundle import Bundle
+    from adapters.registry import adapter_class
+    from harness import wire
+    from harness.kafka_config import resolve_kafka
+    from harness.loop import LoopConfig, ScoringLoop
+    from harness.topics import ensure_topics, partitions_of
+
+    try:
+        enc = wire.check_encoding(encoding)
+    except ValueError as e:
+        raise HarnessError(str(e)) from None
+    target = resolve_kafka(bootstrap, client_config)
+    n_parts = partitions_of(target, input_topic)
+    if n_parts is None:
+        raise HarnessError(f"input topic {input_topic!r} does not exist at {target.bootstrap}")
+    cfg = LoopConfig(
+        input_topic=input_topic,
+        output_topic=output_topic,
+        group=group,
+        dlq_topic=dlq_topic,
+        encoding=enc,
+        batch_max=batch_max,
+        batch_wait_ms=batch_wait_ms,
+        scorer_name=scorer_name or adapter,
+    )
+    ensure_topics(target, {output_topic: n_parts, cfg.dlq: n_parts})
+    b = Bundle.open(bundle)
+    model = adapter_class(adapter).load(b, **parse_options(option))
+
+    def assigned(parts: list[int]) -> None:
+        print(f"READY partitions={parts}", flush=True)
+
+    loop = ScoringLoop(target, model, b.feature_names, cfg, on_assigned=assigned)
+    loop.install_signal_handlers()
+    try:
+        stats = loop.run(max_records=max_records, idle_exit_s=idle_exit_s)
+    finally:
+        model.close()
+    print("STATS " + json.dumps(stats.as_dict()), flush=True)
 
 
 @app.command("ping")

@@ -30,7 +30,7 @@ import math
 import struct
 import time
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -63,8 +63,9 @@ def check_encoding(name: str) -> Encoding:
     return name  # type: ignore[return-value]
 
 
-def headers_dict(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str, bytes]:
-    return {k: v for k, v in (headers or []) if v is not None}
+def headers_dict(headers: Any) -> dict[str, bytes]:
+    """confluent-kafka's header list [(name, bytes | None)] as a dict (later duplicates win)."""
+    return {k: (v if isinstance(v, bytes) else str(v).encode()) for k, v in (headers or []) if v is not None}
 
 
 class FeatureCodec:

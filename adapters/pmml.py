@@ -1,0 +1,121 @@
+"""PMML through pypmml (pmml4s, Scala) inside the process's single JPype JVM.
+
+pypmml normally starts its own JVM (JPype) or a separate Java process (py4j). Here it runs on the one JVM
+`adapters.jvm.ensure_jvm()` starts (pypmml's jars are on its class path): `_ProcessJvmGateway` is pypmml's
+JPype gateway minus the `startJVM` call. The py4j gateway is never used.
+
+Scoring goes around pypmml's Python `predict` (which builds a pandas frame and JSON per batch): the batch
+becomes one Java `double[][]` and each row goes to pmml4s's `Model.predict(Object)`, which reads a row in
+the order of the model's used schema and returns the output fields in order.
+
+Output: the field `probability_1` (what harness.bundle.export_pmml writes) or else `probability(1)`; a file
+with neither is refused at load. A missing prediction (null) becomes NaN.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jpype
+import numpy as np
+from pypmml import Model
+from pypmml.base import PMMLContext
+from pypmml.jvm import JPypeGateway
+
+from adapters.base import Adapter
+from adapters.errors import AdapterError, BundleError, ScoringFailed
+from adapters.jvm import ensure_jvm
+
+OUTPUT_FIELDS = ("probability_1", "probability(1)")
+
+
+class _ProcessJvmGateway(JPypeGateway):  # type: ignore[misc]
+    """pypmml's JPype gateway on the JVM adapters.jvm starts: `launch_gateway` never calls startJVM."""
+
+    def launch_gateway(self, java_opts: Any = None, java_path: Any = None) -> None:
+        ensure_jvm()
+
+
+def use_process_jvm() -> None:
+    """Make pypmml's singleton context use the process JVM (idempotent); then `pypmml.Model` works as usual."""
+    ensure_jvm()
+    try:
+        jpype.JClass("org.pmml4s.model.Model")
+    except TypeError:  # JPype's "class not found"
+        raise AdapterError(
+            "the process JVM was started without pypmml's jars (pmml4s): start it with adapters.jvm.ensure_jvm()"
+        ) from None
+    with PMMLContext._lock:
+        if PMMLContext._active_pmml_context is None:
+            PMMLContext(gateway_instance=_ProcessJvmGateway())
+        gateway = PMMLContext._gateway
+    if not isinstance(gateway, JPypeGateway):
+        raise AdapterError(
+            f"pypmml already runs on its {gateway.name()} gateway in this process; "
+            "the pmml adapter needs the in-process JPype JVM"
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    """A Java/Scala exception as `Class: message`, first line only."""
+    try:
+        name = exc.getClass().getSimpleName()  # type: ignore[attr-defined]
+        msg = exc.getMessage()  # type: ignore[attr-defined]
+    except Exception:  # not a Java exception
+        name, msg = type(exc).__name__, str(exc)
+    text = f"{name}: {msg}" if msg else str(name)
+    return text.strip().splitlines()[0] if text.strip() else name
+
+
+class PmmlAdapter(Adapter):
+    name = "pmml"
+    family = "pmml"
+    format = "pmml"
+
+    def _open(self) -> None:
+        path = self.bundle.verified_path("pmml")
+        use_process_jvm()
+        try:
+            self._model = Model.fromFile(str(path))
+        except Exception as e:  # pypmml wraps the Java exception into PMMLError(message)
+            raise BundleError(f"pmml4s cannot load {path}: {_one_line(e)}") from None
+        jm = self._model._java_model
+        self._java_model = jm
+        self._columns, self._out_index = self._layout(jm, path)
+
+    def _layout(self, jm: Any, path: Path) -> tuple[np.ndarray | None, int]:
+        features = self.bundle.feature_names
+        used = [str(n) for n in jm.usedSchema().fieldNames()]  # the order predict(Object) reads a row in
+        unknown = [n for n in used if n not in features]
+        if unknown:
+            raise BundleError(f"{path} needs input field(s) {unknown} the bundle's feature names do not have")
+        cols = np.array([features.index(n) for n in used], dtype=np.intp)
+        columns = None if np.array_equal(cols, np.arange(len(features))) else cols
+        outputs = [str(n) for n in jm.outputNames()]
+        for name in OUTPUT_FIELDS:
+            if name in outputs:
+                return columns, outputs.index(name)
+        raise BundleError(f"{path} has no output field {' or '.join(OUTPUT_FIELDS)} (it has: {', '.join(outputs)})")
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        if self._columns is not None:
+            X = np.ascontiguousarray(X[:, self._columns])
+        # JArray.of crashes the JVM on an (n, 0) array: a model with no inputs takes empty rows
+        rows = jpype.JArray.of(X) if X.shape[1] else [jpype.JArray(jpype.JDouble)(0)] * X.shape[0]
+        predict = self._java_model.predict
+        k = self._out_index
+        out = np.empty(X.shape[0], dtype=np.float64)
+        i = 0
+        try:
+            for i in range(X.shape[0]):
+                v = predict(rows[i])[k]
+                out[i] = np.nan if v is None else float(v)
+        except jpype.JException as e:
+            raise ScoringFailed(f"pmml4s failed on row {i} of the batch: {_one_line(e)}") from None
+        return out
+
+    def _close(self) -> None:
+        # The JVM stays up (it is the process's, shared with other adapters); only drop the model.
+        self._java_model = None
+        self._model = None
