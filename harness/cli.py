@@ -175,6 +175,24 @@ def score_cmd(
     print("STATS " + json.dumps(stats.as_dict()), flush=True)
 
 
+@app.command("serve")
+def serve_cmd(
+    bundle: Annotated[Path, typer.Option(help="Model bundle folder.")],
+    adapter: Annotated[str, typer.Option(help="The adapter to host behind the V2 endpoints.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    option: Annotated[list[str] | None, typer.Option("--option", "-o", help="Adapter option key=value.")] = None,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body; larger ones get 413.")] = 16 * 1024 * 1024,
+    model_name: Annotated[
+        str | None, typer.Option(help="Model name in the URLs; default: the bundle's model id.")
+    ] = None,
+) -> None:
+    """Serve a bundle through any adapter as an Open Inference Protocol (KServe V2) REST server."""
+    from harness.serve import main_serve
+
+    main_serve(bundle, adapter, host, port, option or [], max_body_bytes, model_name=model_name)
+
+
 @app.command("ping")
 def ping(bootstrap: BootstrapOpt = None, client_config: ClientConfigOpt = None) -> None:
     """Check that Kafka answers (the embedded broker is started when no --bootstrap is given)."""
