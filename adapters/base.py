@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from adapters.bundle import Bundle
-from adapters.errors import AdapterClosed, AdapterError, BadInput
+from adapters.errors import AdapterClosed, AdapterError, BadInput, ScoringFailed
 
 FAMILIES = ("native", "generated-code", "external-server", "pmml", "pfa", "onnx", "baseline")
 
@@ -73,8 +73,10 @@ class Adapter(ABC):
         if self._closed:
             raise AdapterClosed(f"adapter {self.name!r} is closed")
         Xa = check_batch(X, self.n_features)
-        out = self._predict(Xa)
-        return np.asarray(out, dtype=np.float64).reshape(-1)
+        out = np.ascontiguousarray(self._predict(Xa), dtype=np.float64).reshape(-1)
+        if out.shape[0] != Xa.shape[0]:
+            raise ScoringFailed(f"adapter {self.name!r} returned {out.shape[0]} scores for {Xa.shape[0]} rows")
+        return out
 
     def close(self) -> None:
         if not self._closed:

@@ -193,6 +193,73 @@ def serve_cmd(
     main_serve(bundle, adapter, host, port, option or [], max_body_bytes, model_name=model_name)
 
 
+@app.command("microbench")
+def microbench_cmd(
+    bundle: Annotated[Path, typer.Option(help="Model bundle folder.")],
+    adapter: Annotated[str, typer.Option(help="Adapter name.")],
+    batch: Annotated[int, typer.Option(min=1, help="Batch size besides 1.")] = 64,
+    seconds: Annotated[float, typer.Option(min=0.1, help="Measuring time per batch size.")] = 1.0,
+    option: Annotated[list[str] | None, typer.Option("--option", "-o", help="Adapter option key=value.")] = None,
+) -> None:
+    """Print an adapter's in-process throughput (batch 1 and --batch) on the bundle's held-out rows, as JSON."""
+    import json
+
+    from adapters.bundle import Bundle
+    from adapters.registry import adapter_class
+    from harness.microbench import run
+
+    b = Bundle.open(bundle)
+    X, _, _ = b.reference()
+    with adapter_class(adapter).load(b, **parse_options(option)) as a:
+        print(json.dumps(run(a, X, batch, seconds)))
+
+
+@app.command("run")
+def run_cmd(
+    scenarios: Annotated[list[Path], typer.Argument(help="Scenario YAML files.")],
+    adapters: Annotated[
+        list[str] | None, typer.Option("--adapter", "-a", help="Only these adapters (repeatable).")
+    ] = None,
+    artifacts: Annotated[Path, typer.Option(help="Where bundles are built.")] = Path("artifacts"),
+    results: Annotated[Path, typer.Option(help="Where run folders are written.")] = Path("results"),
+    no_identity: Annotated[bool, typer.Option("--no-identity", help="Skip the Kafka-only ceiling.")] = False,
+    report: Annotated[bool, typer.Option(help="Write report.md and report.html at the end.")] = True,
+    bootstrap: BootstrapOpt = None,
+    client_config: ClientConfigOpt = None,
+) -> None:
+    """Run each scenario's suite end to end: build, score every adapter through Kafka, measure, report."""
+    from harness.kafka_config import resolve_kafka
+    from harness.run import run_suite
+    from harness.scenario import load_scenario
+
+    loaded = [load_scenario(p) for p in scenarios]
+    target = resolve_kafka(bootstrap, client_config)
+    err_console.print(f"Kafka at {target.bootstrap}{' (embedded broker)' if target.embedded else ''}")
+    for sc in loaded:
+        run_dir = run_suite(
+            sc, target, artifacts, results, only=adapters, console=err_console, with_identity=not no_identity
+        )
+        _finish_run(run_dir, report)
+
+
+def _finish_run(run_dir: Path, report: bool) -> None:
+    import json
+
+    data = json.loads((run_dir / "results.json").read_text())
+    try:
+        from harness.report import summary_table, write_report
+    except ImportError:
+        summary_table = None  # type: ignore[assignment]
+        write_report = None  # type: ignore[assignment]
+    if summary_table is not None:
+        console.print(summary_table(data))
+    if report and write_report is not None:
+        md, html = write_report(run_dir)
+        err_console.print(f"report: {md} and {html}")
+    err_console.print(f"results: {run_dir / 'results.json'}")
+    print(run_dir)
+
+
 @app.command("ping")
 def ping(bootstrap: BootstrapOpt = None, client_config: ClientConfigOpt = None) -> None:
     """Check that Kafka answers (the embedded broker is started when no --bootstrap is given)."""

@@ -1,0 +1,106 @@
+"""Child processes of a run: scoring loops and model servers, started, watched and stopped cleanly."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import psutil
+
+from harness.errors import HarnessError
+
+HARNESS = [sys.executable, "-m", "harness.cli"]
+
+
+class Child:
+    """A child process whose stdout lines are collected in the background (last 200 kept)."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+        self.name = name
+        self.argv = argv
+        e = dict(os.environ)
+        e.update(env or {})
+        self.proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=e,
+            cwd=cwd,
+            start_new_session=True,
+        )
+        self.lines: deque[str] = deque(maxlen=200)
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.ps = psutil.Process(self.proc.pid)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_for_line(self, prefix: str, timeout_s: float) -> str:
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                for ln in self.lines:
+                    if ln.startswith(prefix):
+                        return ln
+                if self.proc.poll() is not None:
+                    raise HarnessError(f"{self.name} exited (code {self.proc.returncode}): {self.tail()}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise HarnessError(f"{self.name} did not print {prefix!r} within {timeout_s:.0f} s: {self.tail()}")
+                self._cond.wait(min(left, 0.2))
+
+    def tail(self, n: int = 3) -> str:
+        lines = [ln for ln in list(self.lines) if ln.strip()]
+        return " | ".join(lines[-n:]) or "no output"
+
+    def cpu_seconds(self) -> float:
+        try:
+            t = self.ps.cpu_times()
+            return float(t.user + t.system)
+        except psutil.Error:
+            return float("nan")
+
+    def peak_rss_mib(self) -> float:
+        try:
+            with open(f"/proc/{self.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024.0
+        except OSError:
+            pass
+        return float("nan")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout_s: float = 20.0) -> int | None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._reader.join(2)
+        return self.proc.returncode
