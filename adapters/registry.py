@@ -20,14 +20,18 @@ ADAPTERS: dict[str, str] = {
 
 
 def adapter_class(name: str) -> type[Adapter]:
-    target = ADAPTERS.get(name)
+    """A registered adapter by name, or your own as "package.module:ClassName" (an Adapter subclass)."""
+    target = ADAPTERS.get(name) or (name if ":" in name else None)
     if target is None:
-        raise AdapterError(f"unknown adapter {name!r}; valid: {', '.join(sorted(ADAPTERS))}")
+        raise AdapterError(
+            f"unknown adapter {name!r}; valid: {', '.join(sorted(ADAPTERS))} (or your own as module:Class)"
+        )
     module, _, attr = target.partition(":")
     try:
         mod = importlib.import_module(module)
     except ImportError as e:
         raise AdapterError(f"adapter {name!r} cannot load its dependencies: {e}") from None
-    cls = getattr(mod, attr)
-    assert issubclass(cls, Adapter)
+    cls = getattr(mod, attr, None)
+    if not (isinstance(cls, type) and issubclass(cls, Adapter)):
+        raise AdapterError(f"{target} is not an Adapter subclass")
     return cls

@@ -266,10 +266,15 @@ def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
 
 def _export_onnx(trained: TrainedModel, root: Path) -> dict[str, Any]:
     name = "model.onnx"
-    if trained.flavor == "h2o":
+    if trained.flavor == "h2o" and trained.ir.kind == "tree_ensemble":
         from harness.bundle.train_h2o import NATIVE_FILE, write_onnx_h2o
 
         info = write_onnx_h2o(root / NATIVE_FILE, root / name)
+    elif trained.flavor == "h2o":
+        # onnxmltools converts only H2O GBMs: an H2O GLM's ONNX is generated from the IR (float64)
+        from harness.bundle.export_onnx import write_onnx_from_ir
+
+        info = write_onnx_from_ir(trained.ir, root / name)
     else:
         from harness.bundle.export_onnx import write_onnx
 
