@@ -54,3 +54,73 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     fut = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name]
     fut.result(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real LightGBM bundle (fraud data, 20 trees) with native and ONNX formats."""
+    from harness.bundle.build import build
+    from harness.scenario import Scenario
+
+    sc = Scenario.model_validate(
+        {
+            "name": "small",
+            "dataset": {
+                "generator": "fraud",
+                "rows": 4000,
+                "seed": 3,
+                "holdout_max_rows": 500,
+                "params": {"positive_rate": 0.05},
+            },
+            "model": {"trainer": "lightgbm", "params": {"n_estimators": 20, "num_leaves": 15}},
+            "formats": ["onnx"],
+        }
+    )
+    res = build(sc, artifacts=tmp_path_factory.mktemp("artifacts"), log=lambda m: None)
+    return res.bundle_dir
+
+
+def start_loop(
+    bootstrap: str, bundle: Path, adapter: str, topic: str, group: str, *extra: str
+) -> subprocess.Popen[str]:
+    """A scoring loop process (harness score) that has its partitions assigned when this returns."""
+    proc = subprocess.Popen(
+        [*HARNESS, "score", "--bundle", str(bundle), "--adapter", adapter, "--input-topic", topic,
+         "--output-topic", f"{topic}.out", "--group", group, "--bootstrap", bootstrap, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("READY"), (
+        f"loop did not start: {line!r} {proc.stderr.read() if proc.poll() is not None else ''}"
+    )
+    return proc
+
+
+def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0) -> list:  # type: ignore[type-arg]
+    """Every record of `topic` from the start, until `expected` arrived or nothing came for a while."""
+    import time
+
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    c = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4().hex[:6]}", "enable.auto.commit": False}
+    )
+    md = c.list_topics(topic, timeout=10)
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.topics[topic].partitions])
+    out = []
+    deadline = time.monotonic() + timeout_s
+    idle_since = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            msgs = c.consume(1000, timeout=0.5)
+            for m in msgs:
+                if m.error() is None:
+                    out.append(m)
+            if msgs:
+                idle_since = time.monotonic()
+            if len(out) >= expected and time.monotonic() - idle_since > 1.0:
+                break
+    finally:
+        c.close()
+    return out
