@@ -1,0 +1,103 @@
+"""ONNX Runtime (CPU) in process.
+
+    adapter = OnnxAdapter.load(bundle, intra_op_threads=1, graph_optimization="all")
+
+The input dtype is whatever the graph declares (float32 for the official converters' tree
+ensembles, float64 for graphs generated from the IR); the batch is cast to it. The output is the
+manifest's `output_name` (default "probabilities"), column `output_column` (default 1) = P(class 1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from adapters.base import Adapter
+from adapters.errors import BundleError, ScoringFailed
+
+_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
+
+
+class OnnxOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    intra_op_threads: int = Field(default=1, ge=1)
+    inter_op_threads: int = Field(default=1, ge=1)
+    graph_optimization: Literal["all", "extended", "basic", "disable"] = "all"
+
+
+class OnnxAdapter(Adapter):
+    name = "onnx"
+    family = "onnx"
+    format = "onnx"
+    Options = OnnxOptions
+
+    def _open(self) -> None:
+        import onnxruntime as ort
+
+        assert isinstance(self.options, OnnxOptions)
+        info = self.bundle.format_info("onnx")
+        data = _verified_bytes(self, "onnx")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.options.intra_op_threads
+        so.inter_op_num_threads = self.options.inter_op_threads
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = {
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        }[self.options.graph_optimization]
+        so.log_severity_level = 3  # the converters' label output shape warnings are noise
+        try:
+            self._session = ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise BundleError(f"onnxruntime cannot load the ONNX model in {self.bundle.root}: {e}") from None
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1:
+            raise BundleError(f"ONNX model has {len(inputs)} inputs, expected 1 (n, {self.n_features}) tensor")
+        inp = inputs[0]
+        self._input_name = inp.name
+        dtype = _DTYPES.get(inp.type)
+        if dtype is None:
+            raise BundleError(f"ONNX input {inp.name!r} has type {inp.type}; expected tensor(float) or tensor(double)")
+        self._dtype = dtype
+        width = inp.shape[-1] if inp.shape else None
+        if isinstance(width, int) and width != self.n_features:
+            raise BundleError(f"ONNX input takes {width} features, manifest lists {self.n_features}")
+        names = [o.name for o in self._session.get_outputs()]
+        self._output_name = str(info.get("output_name", "probabilities"))
+        if self._output_name not in names:
+            raise BundleError(f"ONNX model has no output {self._output_name!r} (outputs: {', '.join(names)})")
+        self._column = int(info.get("output_column", 1))
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        feed = X if self._dtype is np.float64 else X.astype(self._dtype)
+        try:
+            (out,) = self._session.run([self._output_name], {self._input_name: feed})
+        except Exception as e:
+            raise ScoringFailed(f"onnxruntime failed: {e}") from None
+        return _column(out, self._column)
+
+    def _close(self) -> None:
+        self._session = None
+
+
+def _column(out: Any, column: int) -> np.ndarray:
+    if isinstance(out, list):  # a ZipMap output: one {class: probability} dict per row
+        return np.asarray([row[column] for row in out], dtype=np.float64)
+    arr = np.asarray(out, dtype=np.float64)
+    if arr.ndim == 2 and arr.shape[1] > 1:
+        return arr[:, column]
+    return arr.reshape(-1)
+
+
+def _verified_bytes(adapter: Adapter, fmt: str) -> bytes:
+    """The format file's bytes, checked against the manifest's sha256 on the very bytes loaded."""
+    path = adapter.bundle.verified_path(fmt)
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != adapter.bundle.format_info(fmt)["sha256"]:
+        raise BundleError(f"bundle file {path} changed while it was being read")
+    return data

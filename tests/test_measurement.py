@@ -1,0 +1,110 @@
+"""The measurement is right: a scorer that stalls for a known time on known records shows that stall in the
+open-loop percentiles, within a tight bound; a closed-loop measurement of the same scorer hides it.
+
+Set-up: one partition, per-record scoring (batch 1), 200 records/s for 6 s; one record in 200 (once a
+second) makes the scorer sleep 250 ms. Every record that arrives during the stall waits behind it: about
+50 records a second, waiting 250, 245, ..., 0 ms. Measured from the intended send time, about 1% of
+records wait more than ~240 ms, so p99 must sit near 240 ms and the maximum near 250 ms.
+
+A closed-loop client (send one, wait for its result, send the next) sends nothing while the scorer is
+stalled, so the stall is one slow sample among hundreds of fast ones: its p99 stays near the scorer's
+base latency, although the scorer is exactly as slow. That is coordinated omission (wrk2, MLPerf LoadGen).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+
+from adapters.bundle import Bundle
+from harness import wire
+from harness.kafka_config import KafkaTarget
+from harness.loadgen import send
+from harness.measure import Measurer, PointSpec
+from tests.conftest import create_topic, start_loop
+from tests.stall_adapter import STALL_MARKER
+
+RATE = 200.0
+DURATION_S = 6.0
+STALL_MS = 250.0
+STALL_EVERY = 200
+
+
+def _payloads(bundle: Path) -> list[bytes]:
+    b = Bundle.open(bundle)
+    X, _, _ = b.reference()
+    codec = wire.FeatureCodec(b.feature_names, "json")
+    rows = X[:STALL_EVERY].copy()
+    rows[0, 0] = STALL_MARKER
+    return [codec.encode(r) for r in rows]
+
+
+def _closed_loop(broker: str, topic: str, payloads: list[bytes], duration_s: float) -> np.ndarray:
+    """Send one record, wait for its result, repeat: latencies in ms (from the actual send)."""
+    out = Consumer(
+        {"bootstrap.servers": broker, "group.id": "closed", "enable.auto.commit": False, "fetch.wait.max.ms": 1}
+    )
+    out.assign([TopicPartition(f"{topic}.out", 0, OFFSET_END)])
+    prod = Producer({"bootstrap.servers": broker, "linger.ms": 0})
+    # make sure the assignment is live before the first request
+    out.poll(0.5)
+    lat = []
+    seq = 0
+    end = time.monotonic() + duration_s
+    while time.monotonic() < end:
+        rid = f"closed-{seq}".encode()
+        t0 = time.time_ns()
+        prod.produce(
+            topic, value=payloads[seq % len(payloads)], headers=[("rid", rid), ("t_intended_ns", str(t0).encode())]
+        )
+        prod.flush(5)
+        while True:
+            m = out.poll(5)
+            assert m is not None, "closed-loop request got no result"
+            if m.error() is None and wire.headers_dict(m.headers()).get("rid") == rid:
+                break
+        lat.append((time.time_ns() - t0) / 1e6)
+        seq += 1
+    out.close()
+    return np.asarray(lat)
+
+
+def test_open_loop_shows_the_stall_and_closed_loop_hides_it(broker: str, small_bundle: Path, topic_name: str) -> None:
+    create_topic(broker, topic_name, partitions=1)
+    proc = start_loop(
+        broker, small_bundle, "tests.stall_adapter:StallAdapter", topic_name, f"g-{topic_name}",
+        "--batch-max", "1", "--batch-wait-ms", "0", "--option", f"stall_ms={STALL_MS}",
+    )  # fmt: skip
+    try:
+        payloads = _payloads(small_bundle)
+        target = KafkaTarget(broker)
+        m = Measurer(
+            target, f"{topic_name}.out", f"{topic_name}.dlq", "json", np.full(STALL_EVERY, 0.25), np.zeros(STALL_EVERY)
+        )
+        m.start()
+        offsets = np.arange(int(RATE * DURATION_S)) / RATE
+        t0 = time.time_ns() + 300_000_000
+        m.add_point(PointSpec("open", t0, 0.0, DURATION_S, len(offsets)))
+        rep = send(target.client_config(), topic_name, payloads, offsets, "open", t0, 10)
+        m.wait_drained("open", rep.sent, 10)
+        s = m.summary("open", 1e-9, 1.0, 3, 50)
+        m.close()
+        assert s["counts"]["scored"] == rep.sent and s["counts"]["lost"] == 0
+        lat = s["latency_ms"]
+        # about 1% of records wait > ~240 ms behind a stall: p99 near 240, max near 250 (+ base latency)
+        assert 190 <= lat["p99"] <= 330, lat
+        assert STALL_MS - 10 <= lat["max"] <= STALL_MS + 150, lat
+        assert lat["p50"] < 60, lat  # most records never meet a stall
+        # the scoring time of the stalled records themselves is the stall
+        assert s["scoring_ms"]["p99"] < STALL_MS  # only 0.5% of records are the stalled ones
+
+        closed = _closed_loop(broker, topic_name, payloads, DURATION_S)
+        assert closed.max() >= STALL_MS - 10  # the closed-loop client did meet the stall...
+        assert float(np.percentile(closed, 99)) < 0.5 * lat["p99"], (np.percentile(closed, 99), lat["p99"])
+        # ...but reports a p99 far below what an open-loop user of the same scorer sees
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
