@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/harness demo
+	$(BIN)/harness run scenarios/fraud.yaml
 
 test: $(STAMP)
 	$(BIN)/ruff check harness adapters tests

@@ -124,3 +124,25 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60
     finally:
         c.close()
     return out
+
+
+SCENARIOS = ["fraud", "maintenance", "cross_sell"]
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    # the repository's own cache: `make demo` and the README example reuse these bundles
+    return ROOT / "artifacts"
+
+
+@pytest.fixture(scope="session")
+def bundles(artifacts: Path) -> dict[str, Path]:
+    """The three shipped scenarios, built once (cached in artifacts/)."""
+    from harness.bundle.build import build
+    from harness.scenario import load_scenario
+
+    out = {}
+    for name in SCENARIOS:
+        res = build(load_scenario(ROOT / "scenarios" / f"{name}.yaml"), artifacts=artifacts, log=lambda m: None)
+        out[name] = res.bundle_dir
+    return out

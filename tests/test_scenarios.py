@@ -21,24 +21,7 @@ from harness.bundle.build import build, verify_bundle
 from harness.bundle.export_onnx import float32_flip_rows
 from harness.bundle.ir import from_dict
 from harness.scenario import load_scenario
-from tests.conftest import HARNESS, ROOT, run_cli
-
-SCENARIOS = ["fraud", "maintenance", "cross_sell"]
-
-
-@pytest.fixture(scope="session")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("scenario-artifacts")
-
-
-@pytest.fixture(scope="session")
-def bundles(artifacts: Path) -> dict[str, Path]:
-    out = {}
-    for name in SCENARIOS:
-        res = build(load_scenario(ROOT / "scenarios" / f"{name}.yaml"), artifacts=artifacts, log=lambda m: None)
-        assert not res.cache_hit
-        out[name] = res.bundle_dir
-    return out
+from tests.conftest import HARNESS, ROOT, SCENARIOS, run_cli
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
