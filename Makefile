@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: demo test bench setup
+.PHONY: demo test bench setup chromium
 
 setup: $(STAMP)
 
@@ -25,11 +25,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/harness run scenarios/fraud.yaml
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/ruff check harness adapters tests
 	$(BIN)/ruff format --check harness adapters tests
 	$(BIN)/mypy harness adapters
 	$(BIN)/pytest -q
+
+# the report's browser test renders report.html in Debian's headless Chromium
+chromium:
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "warning: could not install chromium (apt-get install chromium); the browser test will fail"; }
 
 bench: $(STAMP)
 	$(BIN)/pytest tests/bench -q --benchmark-only --benchmark-json=results/bench.json -p no:randomly

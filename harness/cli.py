@@ -260,6 +260,27 @@ def _finish_run(run_dir: Path, report: bool) -> None:
     print(run_dir)
 
 
+@app.command("report")
+def report_cmd(run_dir: Annotated[Path, typer.Argument(help="results/<run-id> or its results.json")]) -> None:
+    """Write report.md (+ PNG charts) and a self-contained report.html for a finished run."""
+    from harness.report import load_results, summary_table, write_report
+
+    md, html = write_report(run_dir)
+    console.print(summary_table(load_results(run_dir)))
+    err_console.print(f"report: {md} and {html}")
+
+
+@app.command("compare")
+def compare_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="RUN_A RUN_B [...]: later runs are compared with the first.")],
+    threshold_pct: Annotated[float, typer.Option("--threshold-pct", help="Flag changes worse than this.")] = 10.0,
+) -> None:
+    """Side-by-side ratios against the first run; exit 1 on a regression beyond the threshold (for CI)."""
+    from harness.compare import main_compare
+
+    raise typer.Exit(main_compare(runs, threshold_pct, console=console))
+
+
 @app.command("ping")
 def ping(bootstrap: BootstrapOpt = None, client_config: ClientConfigOpt = None) -> None:
     """Check that Kafka answers (the embedded broker is started when no --bootstrap is given)."""

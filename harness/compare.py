@@ -25,6 +25,7 @@ from harness.report import (
     Results,
     ResultsError,
     fmt_diff,
+    fmt_mib,
     fmt_ms,
     fmt_num,
     fmt_rate,
@@ -232,6 +233,8 @@ def _fmt(metric: str, v: float | str | None) -> str:
         return v
     if metric.startswith(("p50", "p99")):
         return fmt_ms(v)
+    if "RSS" in metric:
+        return fmt_mib(v)
     if metric.startswith("sustainable"):
         return fmt_rate(v)
     if metric == "max abs diff":
@@ -243,14 +246,20 @@ def _fmt(metric: str, v: float | str | None) -> str:
 
 def compare_table(res: CompareResult) -> Table:
     """Side by side: one row per scenario/adapter/metric, each later run's value and its ratio to the first."""
-    t = Table(title=f"Runs compared with {res.run_ids[0]} (threshold {res.threshold_pct:g} %)", title_justify="left")
+    letters = [chr(ord("A") + i) if i < 26 else f"R{i + 1}" for i in range(len(res.run_ids))]
+    t = Table(
+        title=f"Runs compared with A (threshold {res.threshold_pct:g} %)",
+        caption=", ".join(f"{x} = {rid}" for x, rid in zip(letters, res.run_ids, strict=True)),
+        title_justify="left",
+        caption_justify="left",
+    )
     t.add_column("Scenario")
     t.add_column("Adapter")
     t.add_column("Metric")
-    t.add_column(res.run_ids[0], justify="right")
-    for rid in res.run_ids[1:]:
-        t.add_column(rid, justify="right")
-        t.add_column(f"{rid} / {res.run_ids[0]}" if len(res.run_ids) > 2 else "B / A", justify="right")
+    t.add_column(f"A: {res.run_ids[0]}", justify="right")
+    for x, rid in zip(letters[1:], res.run_ids[1:], strict=True):
+        t.add_column(f"{x}: {rid}", justify="right")
+        t.add_column(f"{x} / A", justify="right")
     t.add_column("Flag")
     for r in res.rows:
         cells = [r.scenario, r.adapter, r.metric, _fmt(r.metric, r.values[0])]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from rich.table import Table
 
 from harness.errors import HarnessError
@@ -53,6 +53,14 @@ class ResultsError(HarnessError):
 
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_missing(cls, data: Any) -> Any:
+        """JSON null (NaN and infinities are written as null) reads as a field left out: its default."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
 
 
 class Percentiles(_Lenient):
@@ -434,6 +442,10 @@ def fmt_num(v: float | None, sig: int = 3) -> str:
     return f"{v:,.0f}" if abs(v) >= 10**sig else f"{v:.{sig}g}"
 
 
+def fmt_mib(v: float | None) -> str:
+    return DASH if v is None else f"{v:,.0f}"
+
+
 def fmt_diff(v: float | None) -> str:
     return DASH if v is None else ("0" if v == 0 else f"{v:.1e}")
 
@@ -540,7 +552,7 @@ def _caveats(sc: ScenarioResult) -> list[str]:
         if reasons:
             top = sorted(reasons.items(), key=lambda kv: -kv[1])[:3]
             out.append(f"{a.adapter}: dead-letter reasons: " + "; ".join(f"{r} ({n:,})" for r, n in top))
-        unstable = [p.name for p in counted if p.throughput and p.throughput.stable is False]
+        unstable = [p.name for p in counted if p.throughput and p.throughput.stable is False and not p.invalid]
         if unstable:
             out.append(f"{a.adapter}: throughput not stable over the windows @ {', '.join(unstable)}")
         lim = a.sustainable.limited_by if a.sustainable else None
@@ -579,7 +591,9 @@ def analyse(sc: ScenarioResult) -> Analysis:
             f"{fmt_rate(rate)} rows/s{of_ceiling}."
         )
         others = [a for a in strategies if a is not best]
-        phrases, never, failed = [], [], []
+        phrases: list[str] = []
+        never: list[str] = []
+        failed: list[str] = []
         for o in others:
             orate = o.sustainable_rate
             if orate is None:
@@ -626,7 +640,7 @@ def ranking_table(an: Analysis) -> TableData:
     names = sc.load_point_names()
     header = ["#", "Adapter", "Family", "Sustainable rows/s", "Limited by", "% of ceiling"]
     header += [f"p50 / p99 ms @ {n}" for n in names]
-    header += ["max abs diff", "AUC", "CPU s / 1000 ev", "Peak RSS MiB", "Verdict"]
+    header += ["max abs diff", "AUC / reference", "CPU s / 1000 ev", "Peak RSS MiB", "Verdict"]
     ceiling = an.ceiling
     rows = []
     for r in an.ranked:
@@ -648,9 +662,12 @@ def ranking_table(an: Analysis) -> TableData:
                 continue
             mark = " ✗" if p.invalid or p.slo_met is False else ""
             row.append(f"{fmt_ms(p.latency_ms.p50)} / {fmt_ms(p.latency_ms.p99)}{mark}")
-        auc, _ = a.auc()
+        auc, auc_ref = a.auc()
         row.append("n/a" if a.is_baseline else fmt_diff(a.max_abs_diff()))
-        row.append("n/a" if a.is_baseline else DASH if auc is None else f"{auc:.4f}")
+        if a.is_baseline or auc is None:
+            row.append("n/a" if a.is_baseline else DASH)
+        else:
+            row.append(f"{auc:.4f}" + (f" / {auc_ref:.4f}" if auc_ref is not None else ""))
         cp = a.cost_point()
         cost = cp.cost if cp else None
         cpu = fmt_num(cost.cpu_s_per_1000) if cost else DASH
@@ -658,24 +675,22 @@ def ranking_table(an: Analysis) -> TableData:
             cpu += f" + {fmt_num(cost.server_cpu_s_per_1000)} server"
         row.append(cpu)
         rss, srv = a.peak_rss_mib()
-        mem = fmt_num(rss, 4)
+        mem = fmt_mib(rss)
         if srv is not None:
-            mem += f" + {fmt_num(srv, 4)} server"
+            mem += f" + {fmt_mib(srv)} server"
         row.append(mem)
         verdict = a.verdict()
         if r.why_not and r.rank is not None and not a.error:
-            verdict += f" ({r.why_not})"
+            verdict += f"; {r.why_not}"
         row.append(verdict)
         rows.append(row)
-    refs = {ref for a in sc.adapters if (ref := a.auc()[1]) is not None}
     note = (
         "Ranked by sustainable throughput under the SLO; strategies that met it at no tested rate, or whose "
         "predictions fall outside the tolerance, rank after the others. ✗ marks a load point that missed the SLO "
         "or was INVALID. CPU is read at each adapter's highest load point; memory is the peak over the load points "
-        "and the search steps that held."
+        "and the search steps that held. AUC is the adapter's on the events it scored, beside the native "
+        "model's on the same events."
     )
-    if refs:
-        note += " Reference AUC (native model): " + ", ".join(f"{r:.4f}" for r in sorted(refs)) + "."
     return TableData(header, rows, note)
 
 
@@ -779,7 +794,7 @@ def summary_table(results: Results | dict[str, Any]) -> Table:
                 p99,
                 "n/a" if a.is_baseline else fmt_diff(a.max_abs_diff()),
                 fmt_num(_cpu(a)),
-                fmt_num(a.peak_rss_mib()[0], 4),
+                fmt_mib(a.peak_rss_mib()[0]),
                 f"[{style}]{verdict}[/]",
             )
         if an.best is not None:
@@ -972,15 +987,18 @@ def chart_throughput_windows(an: Analysis, colors: dict[str, str]) -> Chart | No
     fig, ax = _new_figure()
     multi = len({p.name for p in chosen.values()}) > 1
     offered = set()
-    for r in an.ranked:
-        p = chosen.get(r.adapter.adapter)
-        if p is None or p.throughput is None:
+    drawn = [r for r in an.ranked if r.adapter.adapter in chosen]
+    for i, r in enumerate(drawn):
+        p = chosen[r.adapter.adapter]
+        if p.throughput is None:
             continue
+        # scorers that keep up produce the same windows: wider lines underneath keep each one visible
+        width = 1.4 + 1.2 * (len(drawn) - 1 - i)
         w = p.throughput.window_s or 1.0
         ys = p.throughput.windows_per_s
         xs = [i * w for i in range(len(ys) + 1)]
         label = f"{r.adapter.adapter} @ {p.name}" if multi else r.adapter.adapter
-        ax.step(xs, [*ys, ys[-1]], where="post", color=colors[r.adapter.adapter], linewidth=1.5, label=label)
+        ax.step(xs, [*ys, ys[-1]], where="post", color=colors[r.adapter.adapter], linewidth=width, label=label)
         if p.offered_per_s is not None:
             offered.add(p.offered_per_s)
     for i, rate in enumerate(sorted(offered)):

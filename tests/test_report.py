@@ -356,7 +356,8 @@ def test_report_ranks_adapters_and_recommends_the_fastest_within_slo(tmp_path: P
     assert "search-6000" not in header  # search points are in the chart, not the table columns
     assert "2.10 / 6.00" in onnx and "2.60 / 9.00" in onnx
     assert "30.0 / 180 ✗" in pmml  # the INVALID point is marked
-    assert "3.0e-06" in pmml and "0.9312" in pmml  # accuracy: max |diff| and AUC
+    assert "3.0e-06" in pmml and "0.9312 / 0.9312" in pmml  # accuracy: max |diff|, AUC beside the reference
+    assert identity[8:10] == ["n/a", "n/a"]  # identity scores nothing: accuracy does not apply
     assert onnx[-3] == "0.4" and pmml[-3] == "1.5"  # CPU at the highest load point (steady-800)
     assert pmml[-2] == "650"  # peak RSS over all points
     assert onnx[-1] == "VALID" and pmml[-1].startswith("INVALID (1 of 5)")
@@ -370,6 +371,7 @@ def test_report_ranks_adapters_and_recommends_the_fastest_within_slo(tmp_path: P
     caveats = md.split("**Caveats:**", 1)[1].split("###", 1)[0]
     assert "pmml @ steady-800: INVALID (failed: throughput stable)" in caveats
     assert "pmml: 1 record dead-lettered (1 @ steady-800)" in caveats
+    assert "not stable" not in caveats  # said once, by the INVALID line
     assert "onnx" not in caveats  # nothing to say about the clean adapter
     assert "identity" not in caveats  # identity scores nothing: its accuracy "failure" is not one
     assert "search-" not in caveats  # the failing last step of a search is how a search ends, not a caveat
@@ -413,6 +415,11 @@ def test_report_html_is_self_contained(tmp_path: Path) -> None:
     assert "<title>Benchmark report: 20261126-233000-fraud</title>" in page
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", page, re.IGNORECASE)
     assert not re.search(r"url\(\s*['\"]?\s*(?:https?:)?//", page, re.IGNORECASE)
+    # the only URLs at all are the SVG namespace names, which are identifiers, never fetched
+    assert set(re.findall(r"https?://[^\s\"'<>]+", page)) == {
+        "http://www.w3.org/2000/svg",
+        "http://www.w3.org/1999/xlink",
+    }
     assert "@import" not in page and "<link" not in page and "<script src" not in page
     assert ".png" not in page  # charts are inlined, not referenced
     assert "<strong>onnx</strong>" in page  # the recommendation, rendered
@@ -476,9 +483,14 @@ def test_failed_adapter_and_unsearched_rates(tmp_path: Path) -> None:
 
 def test_report_tolerates_missing_optional_fields(tmp_path: Path) -> None:
     data = make_results()
-    data["environment"] = {"hostname": "bare"}
+    data["environment"] = {"hostname": "bare", "cpu_model": None}
+    data["finished_at"] = None
     sc = data["scenarios"][0]
-    del sc["bundle_parity"], sc["loop"], sc["description"]
+    sc["loop"] = None
+    del sc["bundle_parity"], sc["description"]
+    for a in sc["adapters"]:
+        for p in a["points"]:
+            p["counts"]["duplicates"] = None  # the orchestrator writes NaN as null
     for a in sc["adapters"]:
         del a["inprocess"], a["loop_vs_inprocess_ratio"]
         for p in a["points"]:
@@ -491,10 +503,10 @@ def test_report_tolerates_missing_optional_fields(tmp_path: Path) -> None:
         "report-fraud-latency-vs-load.png",
         "report-fraud-sustainable-throughput.png",
     ]
+    assert "- **Machine:** bare · unknown CPU\n" in md
     assert "Use **onnx**" in _recommendation(md)
     assert "CPU per event" not in _recommendation(md)
-    assert "### Bundle parity" not in md
-    # a second report into the same folder drops charts that are no longer drawn
+    assert "### Bundle parity" not in md and "**Loop:**" not in md
     assert (run_dir / "report.html").read_text().count("<svg") == 2
 
 
@@ -654,7 +666,8 @@ def test_compare_three_runs_against_the_first(tmp_path: Path) -> None:
     assert "fraud/identity is missing from run-c" in res.warnings
     out = _capture()
     main_compare([tmp_path / "run-a", tmp_path / "run-b", tmp_path / "run-c" / "results.json"], 10, console=out)
-    assert "run-c / run-a" in out.export_text()
+    text = out.export_text()
+    assert "C / A" in text and "C: run-c" in text and "A = run-a, B = run-b, C = run-c" in text
 
 
 def test_compare_needs_two_runs(tmp_path: Path) -> None:

@@ -44,10 +44,13 @@ INSTALL_HINT = "install it as root: apt-get update && apt-get install -y chromiu
 
 
 def _chromium() -> str:
-    for candidate in (os.environ.get("CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
+    """$CHROMIUM when set, else Debian's chromium on PATH."""
+    configured = os.environ.get("CHROMIUM")
+    for candidate in [configured] if configured else [shutil.which("chromium"), "/usr/bin/chromium"]:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
-    pytest.fail(f"headless Chromium is not installed (no `chromium` on PATH): {INSTALL_HINT}", pytrace=False)
+    where = f"$CHROMIUM={configured} is not an executable" if configured else "no `chromium` on PATH"
+    pytest.fail(f"headless Chromium is not installed ({where}): {INSTALL_HINT}", pytrace=False)
 
 
 class DevTools:
@@ -128,9 +131,9 @@ class DevTools:
         self.ws.close()
 
 
-@pytest.fixture
-def chromium_page(tmp_path: Path) -> Iterator[DevTools]:
-    exe = _chromium()
+@contextlib.contextmanager
+def chromium_page(exe: str, tmp_path: Path) -> Iterator[DevTools]:
+    """A fresh headless Chromium (own profile, DevTools on a free loopback port) and its first page."""
     profile = tmp_path / "chromium-profile"
     profile.mkdir()
     log = (tmp_path / "chromium.log").open("wb")
@@ -183,13 +186,18 @@ def _png_size(data: bytes) -> tuple[int, int]:
     return width, height
 
 
-def test_report_renders_in_headless_chromium(tmp_path: Path, chromium_page: DevTools) -> None:
+def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    exe = _chromium()  # fails, not skips, when Chromium is missing
     run_dir = write_run(tmp_path / "results", make_results())
     _, html_path = write_report(run_dir)
     charts_written = len(list(run_dir.glob("report-*.png")))
     assert charts_written == 4
 
-    dt = chromium_page
+    with chromium_page(exe, tmp_path) as dt:
+        _check_page(dt, html_path, charts_written)
+
+
+def _check_page(dt: DevTools, html_path: Path, charts_written: int) -> None:
     dt.call("Runtime.enable")
     dt.call("Log.enable")
     dt.call("Page.enable")
