@@ -1,7 +1,8 @@
 """The Kafka scoring loop: consume feature records, score them in micro-batches, produce one result each.
 
     poll (up to batch_max records or batch_wait_ms) -> decode -> adapter.predict(batch) -> produce results
-    -> when the broker has acknowledged every result of a batch, store its offsets -> commit
+    -> when the broker has acknowledged every result of a batch, store its offsets -> commit (background,
+       every 200 ms, only stored offsets; synchronously on shutdown and before partitions are revoked)
 
 At-least-once: an input offset is committed only after the broker acknowledged the result (or the
 dead-letter record) of that input and of every input before it in the same partition. Batches are
@@ -102,7 +103,10 @@ class ScoringLoop:
             target.client_config(
                 **{
                     "group.id": cfg.group,
-                    "enable.auto.commit": False,
+                    # offsets are stored by hand only once the results are acknowledged; librdkafka's
+                    # background auto-commit then commits just those stored offsets (at-least-once)
+                    "enable.auto.commit": True,
+                    "auto.commit.interval.ms": 200,
                     "enable.auto.offset.store": False,
                     "auto.offset.reset": "earliest",
                     "partition.assignment.strategy": "range",
@@ -313,7 +317,6 @@ class ScoringLoop:
             tps = [TopicPartition(t, p, o) for (t, p), o in to_store.items()]
             try:
                 self.consumer.store_offsets(offsets=tps)
-                self.consumer.commit(offsets=tps, asynchronous=True)
             except KafkaException as e:
                 # a partition we no longer own: its records will be redelivered to the new owner
                 if "UNKNOWN_PARTITION" not in str(e) and "_STATE" not in str(e):

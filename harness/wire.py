@@ -99,17 +99,18 @@ class FeatureCodec:
             raise DecodeError(f"value is not JSON: {e}") from None
         if not isinstance(obj, dict):
             raise DecodeError(f"value must be a JSON object of features, got {type(obj).__name__}")
-        out[:] = np.nan
+        row = [math.nan] * self.n
         index = self.index
         for k, v in obj.items():
             j = index.get(k)
             if j is None:
                 raise DecodeError(f"unknown feature {k!r}")
-            if v is None:
-                continue
-            if isinstance(v, bool) or not isinstance(v, int | float):
+            t = type(v)
+            if t is float or t is int:  # exact types: bool (a subclass of int) is refused below
+                row[j] = v
+            elif v is not None:
                 raise DecodeError(f"feature {k!r} is not a number: {v!r}")
-            out[j] = v
+        out[:] = row
 
     def decode(self, value: bytes | None) -> np.ndarray:
         row = np.empty(self.n, dtype=np.float64)
