@@ -32,10 +32,15 @@ def classpath() -> list[str]:
 def ensure_jvm(max_heap_mb: int = 1024) -> None:
     """Start the process's JVM if it is not running yet (idempotent, thread-safe)."""
     import jpype
+    import jpype.config
 
     with _lock:
         if jpype.isJVMStarted():
             return
+        # Destroying the JVM at interpreter exit can die with SIGSEGV in JPype's _JTerminate once some
+        # other code has replaced the signal handlers the JVM relies on (pytest's faulthandler does;
+        # jpype-project/jpype#842). The process is ending anyway: leave the JVM to the OS.
+        jpype.config.destroy_jvm = False
         jpype.startJVM(
             f"-Xmx{max_heap_mb}m",
             "-Xss4m",
