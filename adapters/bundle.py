@@ -77,6 +77,16 @@ class Bundle:
         info = self.format_info(fmt)
         return self._verified(info["file"], info["sha256"])
 
+    def verified_bytes(self, fmt: str) -> bytes:
+        """A format file's bytes, checked against the manifest's sha256 on the very bytes returned: load
+        from these (not from the path), so a file swapped after the check is refused too."""
+        info = self.format_info(fmt)
+        path = self._verified(info["file"], info["sha256"])
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != info["sha256"]:
+            raise BundleError(f"bundle file {path} changed while it was being read")
+        return data
+
     def _verified(self, name: str, expected: str) -> Path:
         path = self.root / name
         if not path.is_file():

@@ -17,7 +17,6 @@ temporary directory and loaded from there, so a file changed in the bundle after
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -46,7 +45,7 @@ class CodegenCAdapter(Adapter):
     def _open(self) -> None:
         assert isinstance(self.options, CodegenCOptions)
         self.nthread = self.options.nthread
-        data = self._verified_bytes()
+        data = self.bundle.verified_bytes("codegen-c")
         self._tmp = Path(tempfile.mkdtemp(prefix="kmh-codegen-"))
         self._lib: Any = None
         lib_path = self._tmp / "model.so"
@@ -75,13 +74,6 @@ class CodegenCAdapter(Adapter):
             )
         self._lib = lib
         self._fn = predict
-
-    def _verified_bytes(self) -> bytes:
-        path = self.bundle.verified_path("codegen-c")
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != self.bundle.format_info("codegen-c")["sha256"]:
-            raise BundleError(f"bundle file {path} changed while it was being read")
-        return data
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         out = np.empty(X.shape[0], dtype=np.float64)

@@ -30,7 +30,6 @@ set the class attribute `format` the same way.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -198,11 +197,9 @@ class H2OMojoAdapter(Adapter):
 
     def _open(self) -> None:
         assert self.format is not None
-        path = self.bundle.verified_path(self.format)
-        data = path.read_bytes()
-        # genmodel loads these very bytes: a file swapped after the check above is refused too.
-        if hashlib.sha256(data).hexdigest() != self.bundle.format_info(self.format)["sha256"]:
-            raise BundleError(f"bundle file {path} changed while it was being read")
+        # genmodel loads these very bytes: a file swapped after the sha256 check is refused too.
+        data = self.bundle.verified_bytes(self.format)
+        path = self.bundle.root / self.bundle.format_info(self.format)["file"]
         self._scorer = MojoScorer(data, self.bundle.feature_names, label=str(path))
         # One tiny batch at load: a broken model fails here, not on the first record.
         self._scorer.predict(np.zeros((1, self.n_features)))

@@ -11,7 +11,6 @@ this matters for scikit-learn).
 
 from __future__ import annotations
 
-import hashlib
 import io
 from typing import Any
 
@@ -54,7 +53,7 @@ class NativeAdapter(Adapter):
     def _open_lightgbm(self) -> None:
         import lightgbm as lgb
 
-        text = _verified_bytes(self, "native").decode("utf-8")
+        text = self.bundle.verified_bytes("native").decode("utf-8")
         try:
             booster = lgb.Booster(model_str=text)
         except lgb.basic.LightGBMError as e:
@@ -69,7 +68,7 @@ class NativeAdapter(Adapter):
         import joblib
         from threadpoolctl import ThreadpoolController
 
-        data = _verified_bytes(self, "native")
+        data = self.bundle.verified_bytes("native")
         model = joblib.load(io.BytesIO(data))
         if not hasattr(model, "predict_proba"):
             raise BundleError(f"native scikit-learn object {type(model).__name__} has no predict_proba")
@@ -104,14 +103,3 @@ class NativeAdapter(Adapter):
             self._delegate.close()
         self._model = None
         self._delegate = None
-
-
-def _verified_bytes(adapter: Adapter, fmt: str) -> bytes:
-    """The format file's bytes, checked against the manifest's sha256 (the check runs on the very
-    bytes that get loaded, so a file swapped after `verified_path` is refused too)."""
-    path = adapter.bundle.verified_path(fmt)
-    data = path.read_bytes()
-    expected = adapter.bundle.format_info(fmt)["sha256"]
-    if hashlib.sha256(data).hexdigest() != expected:
-        raise BundleError(f"bundle file {path} changed while it was being read")
-    return data

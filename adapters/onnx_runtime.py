@@ -9,7 +9,6 @@ manifest's `output_name` (default "probabilities"), column `output_column` (defa
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Literal
 
 import numpy as np
@@ -39,7 +38,7 @@ class OnnxAdapter(Adapter):
 
         assert isinstance(self.options, OnnxOptions)
         info = self.bundle.format_info("onnx")
-        data = _verified_bytes(self, "onnx")
+        data = self.bundle.verified_bytes("onnx")
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.options.intra_op_threads
         so.inter_op_num_threads = self.options.inter_op_threads
@@ -92,12 +91,3 @@ def _column(out: Any, column: int) -> np.ndarray:
     if arr.ndim == 2 and arr.shape[1] > 1:
         return arr[:, column]
     return arr.reshape(-1)
-
-
-def _verified_bytes(adapter: Adapter, fmt: str) -> bytes:
-    """The format file's bytes, checked against the manifest's sha256 on the very bytes loaded."""
-    path = adapter.bundle.verified_path(fmt)
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != adapter.bundle.format_info(fmt)["sha256"]:
-        raise BundleError(f"bundle file {path} changed while it was being read")
-    return data
