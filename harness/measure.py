@@ -71,7 +71,7 @@ class Measurer:
         self._stop = threading.Event()
         self.consumer = Consumer(
             target.client_config(
-                **{"group.id": f"measurer-{output_topic}", "enable.auto.commit": False, "fetch.wait.max.ms": 5}
+                **{"group.id": f"measurer-{output_topic}", "enable.auto.commit": False, "fetch.wait.max.ms": 1}
             )
         )
         parts = []
@@ -149,6 +149,12 @@ class Measurer:
             rec = np.asarray(acc.received[-tail:], dtype=np.int64)
             it = np.asarray(acc.intended[-tail:], dtype=np.int64)
         return n, d, float(np.percentile((rec - it) / 1e6, 99))
+
+    def received_span(self, prefix: str) -> tuple[int, int, int]:
+        """(results, first received ns, last received ns) of a point."""
+        with self._lock:
+            rec = self._points[prefix].received
+            return len(rec), (rec[0] if rec else 0), (rec[-1] if rec else 0)
 
     def wait_drained(self, prefix: str, n_sent: int, drain_timeout_s: float) -> None:
         """Until every sent record has a result or a dead letter, or nothing arrived for drain_timeout_s."""
