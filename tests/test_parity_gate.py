@@ -33,6 +33,7 @@ def test_a_drifting_format_fails_the_build(small_bundle: Path, tmp_path: Path) -
     manifest = b.manifest
     manifest["formats"] = {
         "native": manifest["formats"]["native"],
+        "ir": manifest["formats"]["ir"],
         "pmml": {"file": "model.pmml", "sha256": sha256_file(root / "model.pmml")},
     }
     (root / "manifest.json").write_text(json.dumps(manifest))
