@@ -369,7 +369,7 @@ def parity_gate(
         )
         if not parity["passed"]:
             raise BuildError(
-                f"parity gate: format {fmt!r} row {worst}: {fmt}={p[worst]!r} native={p_native[worst]!r} "
+                f"parity gate: format {fmt!r} row {worst}: {fmt}={float(p[worst])!r} native={float(p_native[worst])!r} "
                 f"(|diff| {max_diff:.3g} > tolerance {tol:g})"
             )
 
