@@ -38,6 +38,8 @@ from harness.procs import HARNESS, Child
 from harness.scenario import AdapterSpec, LoadProfile, Scenario
 from harness.topics import delete_topics, ensure_topics
 
+MIN_SEARCH_RATE = 25.0  # records/s: below this the search gives up and reports no sustainable rate
+
 FAMILY = {
     "identity": "baseline",
     "native": "native",
@@ -566,6 +568,14 @@ def search(
         ok, reason = confirmed(rate)
         if not ok:
             limited = reason
+            if best is None and reason in ("slo", "backlog"):
+                # the first rate was already too much: step down until one holds
+                low = _round_rate(rate / ss.factor)
+                while low >= MIN_SEARCH_RATE:
+                    if confirmed(low)[0]:
+                        best = low
+                        break
+                    rate, low = low, _round_rate(low / ss.factor)
             if best is not None and reason in ("slo", "backlog"):
                 mid = _round_rate((best * rate) ** 0.5)
                 if best < mid < rate and confirmed(mid)[0]:
