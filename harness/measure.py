@@ -169,8 +169,16 @@ class Measurer:
 
     # ---- summary ---------------------------------------------------------------------------------
     def summary(
-        self, prefix: str, accuracy_tolerance: float, window_s: float, stable_windows: int, stable_tolerance_pct: float
+        self,
+        prefix: str,
+        accuracy_tolerance: float,
+        window_s: float,
+        stable_windows: int,
+        stable_tolerance_pct: float,
+        offered_ns: np.ndarray | None = None,
     ) -> dict[str, Any]:
+        """Figures of one point. `offered_ns`: the intended send times of every record sent (default: those
+        of the records that came back), to judge whether the scorer kept pace window by window."""
         with self._lock:
             acc = self._points[prefix]
             spec = acc.spec
@@ -220,11 +228,18 @@ class Measurer:
         edges = warm_end + (np.arange(n_win + 1) * window_s * 1e9).astype(np.int64)
         counts, _ = np.histogram(received, bins=edges)
         windows = (counts / window_s).tolist()
-        tail = np.asarray(windows[-stable_windows:], dtype=np.float64)
+        # stable = the scorer keeps pace with what was offered in each of the last windows (for a constant
+        # rate that is "the windows agree"; for steps and bursts the offered rate itself varies)
+        offered_counts, _ = (
+            np.histogram(intended, bins=edges) if offered_ns is None else np.histogram(offered_ns, edges)
+        )
+        tail = np.asarray(counts[-stable_windows:], dtype=np.float64)
+        want = np.asarray(offered_counts[-stable_windows:], dtype=np.float64)
         stable = bool(
             len(tail) >= 2
-            and tail.mean() > 0
-            and (np.abs(tail - tail.mean()) / tail.mean() * 100).max() <= stable_tolerance_pct
+            and want.sum() > 0
+            and (np.abs(tail.sum() - want.sum()) / want.sum() * 100) <= stable_tolerance_pct
+            and (np.abs(tail - want) / np.maximum(want, 1) * 100).max() <= 2 * stable_tolerance_pct
         )
         # accuracy on the measured events
         rows = seq[measured] % self.n_rows if len(seq) else seq
@@ -255,6 +270,7 @@ class Measurer:
             "throughput": {
                 "mean_per_s": round(float(np.mean(windows)), 2) if windows else 0.0,
                 "windows_per_s": windows,
+                "offered_windows_per_s": (offered_counts / window_s).tolist(),
                 "window_s": window_s,
                 "stable": stable,
             },

@@ -315,7 +315,10 @@ def run_point(
     progress.remove_task(task)
     cpu1, scpu1 = h.cpu_seconds()
     rss, srss = h.peak_rss()
-    s = measurer.summary(prefix, v.accuracy_tolerance, v.window_s, v.stable_windows, v.stable_tolerance_pct)
+    offered_ns = start_at + (offsets * 1e9).astype(np.int64)
+    s = measurer.summary(
+        prefix, v.accuracy_tolerance, v.window_s, v.stable_windows, v.stable_tolerance_pct, offered_ns=offered_ns
+    )
     s["counts"]["sent"] = rep.sent
     s["counts"]["lost"] = max(0, rep.sent - s["counts"]["scored"] - s["counts"]["dead_lettered"])
     events = max(1, s["counts"]["scored"] + s["counts"]["dead_lettered"])
@@ -372,8 +375,10 @@ def validity_checks(sc: Scenario, point: dict[str, Any]) -> list[dict[str, Any]]
         {
             "name": "throughput stable",
             "passed": bool(point["throughput"]["stable"]),
-            "detail": f"last {v.stable_windows} windows of {v.window_s:g} s: "
-            f"{point['throughput']['windows_per_s'][-v.stable_windows :]} (tolerance {v.stable_tolerance_pct:g}%)",
+            "detail": f"last {v.stable_windows} windows of {v.window_s:g} s scored "
+            f"{point['throughput']['windows_per_s'][-v.stable_windows :]}/s against "
+            f"{point['throughput']['offered_windows_per_s'][-v.stable_windows :]}/s offered "
+            f"(tolerance {v.stable_tolerance_pct:g}% in sum, {2 * v.stable_tolerance_pct:g}% per window)",
             "recommendation": "lengthen duration_s; a backlog that grows means the rate is above capacity",
         },
     ]
