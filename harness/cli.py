@@ -228,10 +228,17 @@ def run_cmd(
     client_config: ClientConfigOpt = None,
 ) -> None:
     """Run each scenario's suite end to end: build, score every adapter through Kafka, measure, report."""
+    import signal
+
     from harness.kafka_config import resolve_kafka
     from harness.run import run_suite
     from harness.scenario import load_scenario
 
+    def stop_run(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds through every `finally`: loops and servers are stopped
+
+    signal.signal(signal.SIGTERM, stop_run)
+    signal.signal(signal.SIGINT, stop_run)
     loaded = [load_scenario(p) for p in scenarios]
     target = resolve_kafka(bootstrap, client_config)
     err_console.print(f"Kafka at {target.bootstrap}{' (embedded broker)' if target.embedded else ''}")

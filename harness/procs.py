@@ -19,6 +19,17 @@ from harness.errors import HarnessError
 HARNESS = [sys.executable, "-m", "harness.cli"]
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the parent dies (Linux), so a run that is killed
+    leaves no scoring loop or model server behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Child:
     """A child process whose stdout lines are collected in the background (last 200 kept)."""
 
@@ -36,6 +47,7 @@ class Child:
             env=e,
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         self.lines: deque[str] = deque(maxlen=200)
         self._cond = threading.Condition()
