@@ -96,6 +96,10 @@ def send(
         if err is not None:
             errors[0] += 1
 
+    import gc
+
+    gc.collect()
+    gc.freeze()  # no long collector pauses in the middle of the schedule
     n_rows = len(payloads)
     intended = start_at_ns + (offsets_s * 1e9).astype(np.int64)
     lags = np.empty(len(intended), dtype=np.int64)

@@ -365,6 +365,10 @@ def serve(
             timeout_keep_alive=30,
             lifespan="off",
         )
+        import gc
+
+        gc.collect()
+        gc.freeze()  # long-lived objects out of the collector's full passes (tens of ms each otherwise)
         uvicorn.Server(config).run()
     finally:
         adapter.close()
