@@ -27,7 +27,7 @@ from adapters.maven import resolve_classpath
 from harness.errors import HarnessError
 
 POM = Path(__file__).parent / "broker_jars" / "pom.xml"
-DEFAULT_HEAP_MB = 512
+DEFAULT_HEAP_MB = 1024
 DEFAULT_START_TIMEOUT_S = 90.0
 
 
@@ -177,7 +177,20 @@ class Broker:
         log4j.write_text(_log4j_properties(self.log_file))
         env = dict(os.environ)
         env.pop("KAFKA_OPTS", None)
-        jvm = [java, f"-Xmx{heap_mb}m", f"-Xms{min(heap_mb, 256)}m", f"-Dlog4j2.configurationFile={log4j}"]
+        # Kafka's own start-script settings (kafka-run-class.sh): a fixed heap and G1 with a 20 ms pause
+        # goal; a GC log beside the server log, for when a latency figure needs explaining.
+        jvm = [
+            java,
+            f"-Xmx{heap_mb}m",
+            f"-Xms{heap_mb}m",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:InitiatingHeapOccupancyPercent=35",
+            "-XX:+ExplicitGCInvokesConcurrent",
+            "-Djava.awt.headless=true",
+            f"-Xlog:gc*:file={self.root / 'gc.log'}:time,uptime:filecount=2,filesize=10M",
+            f"-Dlog4j2.configurationFile={log4j}",
+        ]
         if not (self.data_dir / "meta.properties").exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")

@@ -37,7 +37,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 @broker_app.command("start")
 def broker_start(
     port: Annotated[int | None, typer.Option(help="Listener port; default: a free port.")] = None,
-    heap_mb: Annotated[int, typer.Option(help="Broker JVM heap in MiB.")] = 512,
+    heap_mb: Annotated[int, typer.Option(help="Broker JVM heap in MiB.")] = 1024,
     timeout_s: Annotated[float, typer.Option(help="How long to wait for the broker to answer.")] = 90.0,
 ) -> None:
     """Start the embedded broker (formats its storage on first start) and print its bootstrap address."""

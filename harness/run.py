@@ -613,6 +613,33 @@ def _holds(p: dict[str, Any], slo_ms: float) -> tuple[bool, str]:
 # ------------------------------------------------------------------------------------------------
 
 
+def warm_broker(ctx: RunContext, records: int = 30_000) -> float:
+    """Push traffic through the broker before anything is measured: a freshly started JVM compiles its hot
+    paths and sizes its heap in the first seconds (young-GC pauses of 100-250 ms were seen then)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+    t = time.perf_counter()
+    topic = f"h.{ctx.tag}.warmup"
+    ensure_topics(ctx.target, {topic: ctx.sc.loop.partitions})
+    prod = Producer(ctx.target.client_config(**{"linger.ms": 2, "acks": "all"}))
+    for i in range(records):
+        while True:
+            try:
+                prod.produce(topic, value=ctx.payloads[i % len(ctx.payloads)], key=str(i % 64).encode())
+                break
+            except BufferError:
+                prod.poll(0.01)
+    prod.flush(60)
+    cons = Consumer(ctx.target.client_config(**{"group.id": f"{topic}.g", "enable.auto.commit": False}))
+    cons.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(ctx.sc.loop.partitions)])
+    got, deadline = 0, time.monotonic() + 60
+    while got < records and time.monotonic() < deadline:
+        got += len(cons.consume(5000, timeout=0.5))
+    cons.close()
+    delete_topics(ctx.target, [topic])
+    return time.perf_counter() - t
+
+
 def run_suite(
     sc: Scenario,
     target: KafkaTarget,
@@ -650,6 +677,7 @@ def run_suite(
         specs = [s for s in specs if s.name in only or s.display in only]
     if with_identity and not any(s.name == "identity" for s in specs):
         specs.insert(0, AdapterSpec(name="identity"))
+    log(f"warming the broker up: {warm_broker(ctx):.1f} s")
     env = environment(target)
     manifest = ctx.bundle.manifest
     scenario_out: dict[str, Any] = {
