@@ -526,6 +526,16 @@ def rank(sc: ScenarioResult) -> list[Ranked]:
 
 def _caveats(sc: ScenarioResult) -> list[str]:
     out = []
+    base = sc.baseline()
+    ceiling = base.sustainable_rate if base else None
+    above = [a.adapter for a in sc.adapters if a is not base and ceiling and (a.sustainable_rate or 0) > ceiling]
+    if above:
+        out.append(
+            f"{', '.join(above)} sustained more than the Kafka-only ceiling ({fmt_rate(ceiling)}/s): the ceiling's "
+            "search met a latency spike (on a shared machine, typically a broker GC pause; see "
+            ".harness/broker/gc.log). "
+            "Differences of one search step are within this run's noise"
+        )
     for fmt, par in sc.bundle_parity.items():
         if par.passed is False:
             out.append(
