@@ -16,8 +16,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark an
 broker_app = typer.Typer(no_args_is_help=True, help="The embedded single-node Apache Kafka broker (KRaft).")
 app.add_typer(broker_app, name="broker")
 
-console = Console()
-err_console = Console(stderr=True)
+# a pipe or a CI log gets 140 columns rather than rich's 80, so tables are not cut to "codeg…"
+console = Console(width=None if sys.stdout.isatty() else 140)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 BootstrapOpt = Annotated[
     str | None,
