@@ -262,7 +262,8 @@ def _finish_run(run_dir: Path, report: bool) -> None:
 
     data = json.loads((run_dir / "results.json").read_text())
     try:
-        from harness.report import summary_table, write_report
+        from harness.analysis import summary_table
+        from harness.report import write_report
     except ImportError:
         summary_table = None  # type: ignore[assignment]
         write_report = None  # type: ignore[assignment]
@@ -278,7 +279,9 @@ def _finish_run(run_dir: Path, report: bool) -> None:
 @app.command("report")
 def report_cmd(run_dir: Annotated[Path, typer.Argument(help="results/<run-id> or its results.json")]) -> None:
     """Write report.md (+ PNG charts) and a self-contained report.html for a finished run."""
-    from harness.report import load_results, summary_table, write_report
+    from harness.analysis import summary_table
+    from harness.report import write_report
+    from harness.results import load_results
 
     md, html = write_report(run_dir)
     console.print(summary_table(load_results(run_dir)))

@@ -18,19 +18,8 @@ from typing import Literal
 from rich.console import Console
 from rich.table import Table
 
-from harness.report import (
-    DASH,
-    AdapterResult,
-    Point,
-    Results,
-    ResultsError,
-    fmt_diff,
-    fmt_mib,
-    fmt_ms,
-    fmt_num,
-    fmt_rate,
-    load_results,
-)
+from harness.fmt import DASH, fmt_diff, fmt_mib, fmt_ms, fmt_num, fmt_rate
+from harness.results import AdapterResult, Point, Results, ResultsError, load_results
 
 AUC_DROP = 0.005  # an AUC lower by more than this (absolute) is an accuracy regression
 
