@@ -24,6 +24,7 @@ A node is a leaf when feature[node] == -1; its value is value[node]. Inner nodes
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -58,6 +59,47 @@ class Tree:
 
     def is_leaf(self, node: int) -> bool:
         return self.feature[node] == LEAF
+
+
+# A split as a converter reads it: (feature, threshold, default_left, left child, right child).
+Split = tuple[int, float, bool, Any, Any]
+
+
+def tree_from_nodes(root: Any, read: Callable[[Any], float | Split]) -> Tree:
+    """Flatten a linked tree (a trainer's own nodes) into the IR's arrays, depth first, node 0 the root.
+
+    `read(node)` returns the leaf value for a leaf, or a `Split`. An explicit stack, not recursion: deep
+    trees would exhaust Python's recursion limit.
+    """
+    feature: list[int] = []
+    threshold: list[float] = []
+    left: list[int] = []
+    right: list[int] = []
+    default_left: list[bool] = []
+    value: list[float] = []
+    stack: list[tuple[Any, int, bool]] = [(root, -1, False)]
+    while stack:
+        node, parent, is_left = stack.pop()
+        idx = len(feature)
+        if parent >= 0:
+            (left if is_left else right)[parent] = idx
+        got = read(node)
+        left.append(-1)
+        right.append(-1)
+        if isinstance(got, tuple):
+            f, t, dl, left_child, right_child = got
+            feature.append(f)
+            threshold.append(t)
+            default_left.append(dl)
+            value.append(0.0)
+            stack.append((right_child, idx, False))
+            stack.append((left_child, idx, True))
+        else:
+            feature.append(LEAF)
+            threshold.append(0.0)
+            default_left.append(False)
+            value.append(got)
+    return Tree(feature=feature, threshold=threshold, left=left, right=right, default_left=default_left, value=value)
 
 
 @dataclass

@@ -77,7 +77,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.bundle.ir import LEAF, Glm, ModelIR, Tree, TreeEnsemble
+from harness.bundle.ir import Glm, ModelIR, Split, Tree, TreeEnsemble, tree_from_nodes
 from harness.bundle.trained import TrainedModel
 
 NATIVE_FILE = "mojo.zip"
@@ -419,42 +419,21 @@ def _gbm_ir(info: dict[str, str], model: Any, col_map: list[int], feature_names:
 
 
 def _tree_from_graph(root: Any, col_map: list[int]) -> Tree:
-    feature: list[int] = []
-    threshold: list[float] = []
-    left: list[int] = []
-    right: list[int] = []
-    default_left: list[bool] = []
-    value: list[float] = []
-    stack: list[tuple[Any, int, bool]] = [(root, -1, False)]
-    while stack:
-        node, parent, is_left = stack.pop()
-        idx = len(feature)
-        if parent >= 0:
-            (left if is_left else right)[parent] = idx
-        feature.append(LEAF)
-        threshold.append(0.0)
-        left.append(-1)
-        right.append(-1)
-        default_left.append(False)
-        value.append(0.0)
+    def read(node: Any) -> float | Split:
         if node.isLeaf():
-            value[idx] = float(node.getPredValue())  # a Java float, widened exactly
-            continue
+            return float(node.getPredValue())  # a Java float, widened exactly
         if node.isBitset():
             raise ConversionError("categorical (bitset) splits are not supported")
-        feature[idx] = col_map[int(node.getColId())]
+        f = col_map[int(node.getColId())]
         if node.isNaVsRest():
-            threshold[idx] = _FLOAT_MAX  # every finite value goes left; NaN goes right
-            default_left[idx] = False
-        else:
-            t = float(node.getSplitValue())
-            if not math.isfinite(t):
-                raise ConversionError(f"split value {t} is not finite")
-            threshold[idx] = t
-            default_left[idx] = bool(node.isLeftward())
-        stack.append((node.getRightChild(), idx, False))
-        stack.append((node.getLeftChild(), idx, True))
-    return Tree(feature=feature, threshold=threshold, left=left, right=right, default_left=default_left, value=value)
+            # every finite value goes left; NaN goes right
+            return f, _FLOAT_MAX, False, node.getLeftChild(), node.getRightChild()
+        t = float(node.getSplitValue())
+        if not math.isfinite(t):
+            raise ConversionError(f"split value {t} is not finite")
+        return f, t, bool(node.isLeftward()), node.getLeftChild(), node.getRightChild()
+
+    return tree_from_nodes(root, read)
 
 
 def _glm_ir(info: dict[str, str], col_map: list[int], feature_names: list[str]) -> Glm:

@@ -27,7 +27,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from harness.bundle.ir import LEAF, Tree, TreeEnsemble
+from harness.bundle.ir import Split, Tree, TreeEnsemble, tree_from_nodes
 from harness.bundle.trained import TrainedModel
 
 NATIVE_FILE = "model.lgb.txt"
@@ -145,51 +145,23 @@ def _sigmoid_of(objective: str) -> float:
 def _convert_tree(info: dict[str, Any]) -> Tree:
     if info.get("num_cat", 0):
         raise ConversionError(f"tree {info.get('tree_index')}: categorical splits are not supported")
-    feature: list[int] = []
-    threshold: list[float] = []
-    left: list[int] = []
-    right: list[int] = []
-    default_left: list[bool] = []
-    value: list[float] = []
+    return tree_from_nodes(info["tree_structure"], _read_node)
 
-    # Depth-first with an explicit stack (deep trees would exhaust Python's recursion limit).
-    stack: list[tuple[dict[str, Any], int, bool]] = [(info["tree_structure"], -1, False)]
-    while stack:
-        node, parent, is_left = stack.pop()
-        idx = len(feature)
-        if parent >= 0:
-            if is_left:
-                left[parent] = idx
-            else:
-                right[parent] = idx
-        feature.append(LEAF)
-        threshold.append(0.0)
-        left.append(-1)
-        right.append(-1)
-        default_left.append(False)
-        value.append(0.0)
-        if "leaf_value" in node:
-            if "leaf_coeff" in node or "leaf_features" in node:
-                raise ConversionError("LightGBM linear trees are not supported")
-            value[idx] = float(node["leaf_value"])
-            continue
-        decision = node["decision_type"]
-        if decision != "<=":
-            raise ConversionError(f"split with decision_type {decision!r} is not supported (categorical?)")
-        thr = float(node["threshold"])
-        missing = node.get("missing_type", "None")
-        if missing == "NaN":
-            dl = bool(node["default_left"])
-        elif missing == "None":
-            dl = thr >= 0.0  # LightGBM turns NaN into 0.0 before comparing
-        else:
-            raise ConversionError(
-                f"split with missing_type {missing!r} is not supported (zero_as_missing must stay false)"
-            )
-        feature[idx] = int(node["split_feature"])
-        threshold[idx] = _effective_threshold(thr)
-        default_left[idx] = dl
-        stack.append((node["right_child"], idx, False))
-        stack.append((node["left_child"], idx, True))
 
-    return Tree(feature=feature, threshold=threshold, left=left, right=right, default_left=default_left, value=value)
+def _read_node(node: dict[str, Any]) -> float | Split:
+    if "leaf_value" in node:
+        if "leaf_coeff" in node or "leaf_features" in node:
+            raise ConversionError("LightGBM linear trees are not supported")
+        return float(node["leaf_value"])
+    decision = node["decision_type"]
+    if decision != "<=":
+        raise ConversionError(f"split with decision_type {decision!r} is not supported (categorical?)")
+    thr = float(node["threshold"])
+    missing = node.get("missing_type", "None")
+    if missing == "NaN":
+        dl = bool(node["default_left"])
+    elif missing == "None":
+        dl = thr >= 0.0  # LightGBM turns NaN into 0.0 before comparing
+    else:
+        raise ConversionError(f"split with missing_type {missing!r} is not supported (zero_as_missing must stay false)")
+    return int(node["split_feature"]), _effective_threshold(thr), dl, node["left_child"], node["right_child"]
