@@ -156,15 +156,17 @@ class Measurer:
             rec = self._points[prefix].received
             return len(rec), (rec[0] if rec else 0), (rec[-1] if rec else 0)
 
+    def drained(self, prefix: str, n_sent: int, idle_timeout_s: float) -> bool:
+        """Every sent record has a result or a dead letter, or nothing arrived for idle_timeout_s."""
+        with self._lock:
+            acc = self._points[prefix]
+            done = len(acc.seen | acc.dlq) >= n_sent
+            idle = time.monotonic() - acc.last_progress
+        return done or idle > idle_timeout_s
+
     def wait_drained(self, prefix: str, n_sent: int, drain_timeout_s: float) -> None:
         """Until every sent record has a result or a dead letter, or nothing arrived for drain_timeout_s."""
-        while True:
-            with self._lock:
-                acc = self._points[prefix]
-                done = len(acc.seen | acc.dlq) >= n_sent
-                idle = time.monotonic() - acc.last_progress
-            if done or idle > drain_timeout_s:
-                return
+        while not self.drained(prefix, n_sent, drain_timeout_s):
             time.sleep(0.05)
 
     # ---- summary ---------------------------------------------------------------------------------

@@ -19,6 +19,27 @@ from harness.errors import HarnessError
 HARNESS = [sys.executable, "-m", "harness.cli"]
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of a process so far (NaN when it is gone)."""
+    try:
+        t = psutil.Process(pid).cpu_times()
+        return float(t.user + t.system)
+    except (psutil.Error, TypeError, ValueError):
+        return float("nan")
+
+
+def peak_rss_mib(pid: int | None) -> float:
+    """A process's peak resident set size (VmHWM) in MiB (NaN when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
 def _die_with_parent() -> None:
     """In the child, before exec: get SIGTERM when the parent dies (Linux), so a run that is killed
     leaves no scoring loop or model server behind."""
@@ -53,7 +74,6 @@ class Child:
         self._cond = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.ps = psutil.Process(self.proc.pid)
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -85,21 +105,10 @@ class Child:
         return " | ".join(lines[-n:]) or "no output"
 
     def cpu_seconds(self) -> float:
-        try:
-            t = self.ps.cpu_times()
-            return float(t.user + t.system)
-        except psutil.Error:
-            return float("nan")
+        return cpu_seconds(self.pid)
 
     def peak_rss_mib(self) -> float:
-        try:
-            with open(f"/proc/{self.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1]) / 1024.0
-        except OSError:
-            pass
-        return float("nan")
+        return peak_rss_mib(self.pid)
 
     def alive(self) -> bool:
         return self.proc.poll() is None

@@ -34,7 +34,7 @@ from harness.errors import HarnessError
 from harness.kafka_config import KafkaTarget
 from harness.loadgen import GeneratorProcess, schedule_s
 from harness.measure import Measurer, PointSpec
-from harness.procs import HARNESS, Child
+from harness.procs import HARNESS, Child, cpu_seconds, peak_rss_mib
 from harness.scenario import AdapterSpec, LoadProfile, Scenario
 from harness.topics import delete_topics, ensure_topics
 
@@ -61,11 +61,11 @@ class Harnessed:
     server: Child | None = None
 
     def cpu_seconds(self) -> tuple[float, float | None]:
-        loop = sum(_cpu(s) for s in self.scorers)
+        loop = sum(cpu_seconds(s.pid) for s in self.scorers)
         return loop, (self.server.cpu_seconds() if self.server else None)
 
     def peak_rss(self) -> tuple[float, float | None]:
-        loop = max((_rss(s) for s in self.scorers), default=float("nan"))
+        loop = max((peak_rss_mib(s.pid) for s in self.scorers), default=float("nan"))
         return loop, (self.server.peak_rss_mib() if self.server else None)
 
     def stop(self) -> None:
@@ -73,31 +73,6 @@ class Harnessed:
             s.stop()
         if self.server:
             self.server.stop()
-
-
-def _cpu(s: Any) -> float:
-    if isinstance(s, Child):
-        return s.cpu_seconds()
-    import psutil
-
-    try:
-        t = psutil.Process(s.pid).cpu_times()
-        return float(t.user + t.system)
-    except (psutil.Error, TypeError):
-        return float("nan")
-
-
-def _rss(s: Any) -> float:
-    if isinstance(s, Child):
-        return s.peak_rss_mib()
-    try:
-        with open(f"/proc/{s.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except (OSError, TypeError):
-        pass
-    return float("nan")
 
 
 def environment(target: KafkaTarget) -> dict[str, Any]:
@@ -300,18 +275,7 @@ def run_point(
         rep = gen.result(timeout_s=30)
     finally:
         gen.kill()
-    drain = v.drain_timeout_s if drain_cap_s is None else min(v.drain_timeout_s, drain_cap_s)
-    t_drain = time.monotonic()
-    while True:
-        n, d, p99 = measurer.progress(prefix)
-        progress.update(task, completed=n + d, p99=f"{p99:.1f} ms" if p99 is not None else "-")
-        if n + d >= rep.sent:
-            break
-        if drain_cap_s is not None and time.monotonic() - t_drain > drain_cap_s:
-            break
-        measurer.wait_drained(prefix, rep.sent, 0.3)
-        if time.monotonic() - t_drain > drain and measurer.progress(prefix)[:2] == (n, d):
-            break
+    _await_results(measurer, prefix, rep.sent, v.drain_timeout_s, drain_cap_s, progress, task)
     progress.remove_task(task)
     cpu1, scpu1 = h.cpu_seconds()
     rss, srss = h.peak_rss()
@@ -346,6 +310,28 @@ def run_point(
     lat = point["latency_ms"]["p99"]
     point["slo_met"] = bool(point["counts"]["lost"] == 0 and lat == lat and lat <= sc.slo.p99_ms)
     return point
+
+
+def _await_results(
+    measurer: Measurer,
+    prefix: str,
+    sent: int,
+    idle_timeout_s: float,
+    cap_s: float | None,
+    progress: Progress,
+    task: Any,
+) -> None:
+    """Until every sent record has a result or a dead letter, nothing arrived for idle_timeout_s, or cap_s
+    passed (a search step's backlog is not worth waiting out); the progress bar follows."""
+    start = time.monotonic()
+    while True:
+        n, d, p99 = measurer.progress(prefix)
+        progress.update(task, completed=n + d, p99=f"{p99:.1f} ms" if p99 is not None else "-")
+        if measurer.drained(prefix, sent, idle_timeout_s):
+            return
+        if cap_s is not None and time.monotonic() - start > cap_s:
+            return
+        time.sleep(0.25)
 
 
 def validity_checks(sc: Scenario, point: dict[str, Any]) -> list[dict[str, Any]]:
@@ -489,13 +475,7 @@ def capacity(
         rep = gen.result(timeout_s=180)
     finally:
         gen.kill()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        got, d, _ = measurer.progress(prefix)
-        progress.update(task, completed=got + d)
-        if got + d >= rep.sent:
-            break
-        measurer.wait_drained(prefix, rep.sent, 0.3)
+    _await_results(measurer, prefix, rep.sent, ctx.sc.validity.drain_timeout_s, 120.0, progress, task)
     progress.remove_task(task)
     got, first, last = measurer.received_span(prefix)
     rate = (got - 1) / ((last - first) / 1e9) if got > 1 and last > first else None
