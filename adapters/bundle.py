@@ -32,6 +32,13 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _check_sha(path: Path, actual: str, expected: str) -> None:
+    if actual != expected:
+        raise BundleError(
+            f"bundle file {path} was changed: sha256 {actual[:12]}… does not match the manifest's {expected[:12]}…"
+        )
+
+
 @dataclass
 class Bundle:
     root: Path
@@ -81,21 +88,18 @@ class Bundle:
         """A format file's bytes, checked against the manifest's sha256 on the very bytes returned: load
         from these (not from the path), so a file swapped after the check is refused too."""
         info = self.format_info(fmt)
-        path = self._verified(info["file"], info["sha256"])
+        path = self.root / info["file"]
+        if not path.is_file():
+            raise BundleError(f"bundle file {path} is missing")
         data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != info["sha256"]:
-            raise BundleError(f"bundle file {path} changed while it was being read")
+        _check_sha(path, hashlib.sha256(data).hexdigest(), info["sha256"])
         return data
 
     def _verified(self, name: str, expected: str) -> Path:
         path = self.root / name
         if not path.is_file():
             raise BundleError(f"bundle file {path} is missing")
-        actual = sha256_file(path)
-        if actual != expected:
-            raise BundleError(
-                f"bundle file {path} was changed: sha256 {actual[:12]}… does not match the manifest's {expected[:12]}…"
-            )
+        _check_sha(path, sha256_file(path), expected)
         return path
 
     def reference(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
