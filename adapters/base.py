@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -91,6 +92,18 @@ class Adapter(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def parse_options(pairs: Sequence[str] | None) -> dict[str, str]:
+    """["k=v", ...] as a user writes them -> {"k": "v"}; values stay strings and the adapter's pydantic
+    Options coerce them ("64" to an int, "true" to a bool), the same for every command."""
+    out: dict[str, str] = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise AdapterError(f"option {pair!r} is not key=value")
+        out[key.strip()] = value
+    return out
 
 
 def check_batch(X: Any, n_features: int) -> np.ndarray:

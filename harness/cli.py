@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -99,19 +99,6 @@ def build_cmd(
         print(res.bundle_dir)
 
 
-def parse_options(pairs: list[str] | None) -> dict[str, Any]:
-    """`k=v` pairs; values are read as YAML scalars (numbers, booleans, strings)."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise HarnessError(f"option {pair!r} is not key=value")
-        out[key.strip()] = yaml.safe_load(value) if value else ""
-    return out
-
-
 @app.command("score")
 def score_cmd(
     bundle: Annotated[Path, typer.Option(help="Model bundle folder (from `harness build`).")],
@@ -135,6 +122,7 @@ def score_cmd(
     """Run the scoring loop: consume, score in micro-batches, produce results, commit (at-least-once)."""
     import json
 
+    from adapters.base import parse_options
     from adapters.bundle import Bundle
     from adapters.registry import adapter_class
     from harness import wire
@@ -212,6 +200,7 @@ def microbench_cmd(
     """Print an adapter's in-process throughput (batch 1 and --batch) on the bundle's held-out rows, as JSON."""
     import json
 
+    from adapters.base import parse_options
     from adapters.bundle import Bundle
     from adapters.registry import adapter_class
     from harness.microbench import run

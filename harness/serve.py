@@ -57,7 +57,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from adapters.base import Adapter
+from adapters.base import Adapter, parse_options
 from adapters.errors import AdapterError
 from adapters.registry import adapter_class
 from adapters.v2_types import (
@@ -372,17 +372,6 @@ def serve(
         uvicorn.Server(config).run()
     finally:
         adapter.close()
-
-
-def parse_options(pairs: Sequence[str]) -> dict[str, str]:
-    """["k=v", ...] -> {"k": "v"}; values stay strings and the adapter's pydantic Options coerce them."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise AdapterError(f"option {pair!r} is not key=value")
-        out[key.strip()] = value
-    return out
 
 
 def main_serve(
