@@ -26,9 +26,9 @@ demo: $(STAMP)
 	$(BIN)/harness run scenarios/fraud.yaml
 
 test: $(STAMP) chromium
-	$(BIN)/ruff check harness adapters tests
-	$(BIN)/ruff format --check harness adapters tests
-	$(BIN)/mypy harness adapters
+	$(BIN)/ruff check harness adapters jvm tests
+	$(BIN)/ruff format --check harness adapters jvm tests
+	$(BIN)/mypy harness adapters jvm
 	$(BIN)/pytest -q
 
 # the report's browser test renders report.html in Debian's headless Chromium

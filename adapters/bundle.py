@@ -1,11 +1,11 @@
 """Read a model bundle: `manifest.json` plus one file per format, every file checked by sha256.
 
-Layout written by `harness build` (see harness/bundle/build.py):
+Layout written by `harness build` (see harness/build/pipeline.py):
 
     artifacts/<scenario>/<model-id>/
         manifest.json        what is here, the feature order, parity figures, versions
         reference.npz        X (held-out rows, float64, NaN = missing), y (labels), p (native predictions)
-        model.ir.json        the model IR (harness/bundle/ir.py)
+        model.ir.json        the model IR (harness/build/ir.py)
         <one file per format: native, onnx, codegen-c, pmml, pfa, h2o-mojo>
 
 manifest["formats"][<format>] = {"file": ..., "sha256": ..., "evaluator": ..., "parity": {...}, ...}

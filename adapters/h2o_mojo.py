@@ -38,8 +38,9 @@ from typing import Any
 import numpy as np
 
 from adapters.base import Adapter
-from adapters.errors import BundleError, ScoringFailed
-from adapters.jvm import ensure_jvm
+from adapters.errors import AdapterError, BundleError, ScoringFailed
+from jvm.errors import JvmError
+from jvm.inprocess import ensure_jvm
 
 _handles_lock = threading.Lock()
 _handles: dict[str, Any] = {}
@@ -50,7 +51,10 @@ def _java() -> dict[str, Any]:
     with _handles_lock:
         if _handles:
             return _handles
-        ensure_jvm()
+        try:
+            ensure_jvm()
+        except JvmError as e:
+            raise AdapterError(str(e)) from None
         import jpype
 
         mh = jpype.JClass("java.lang.invoke.MethodHandles")

@@ -1,6 +1,6 @@
 """PFA through titus2 (pure Python), one `engine.action` per row.
 
-The document is the one harness.bundle.export_pfa writes: input an array of doubles in the bundle's
+The document is the one harness.build.export_pfa writes: input an array of doubles in the bundle's
 feature order (NaN = missing), output one double, P(class 1). titus2 is imported through
 adapters.titus_compat (it predates Python 3.11 and NumPy 2).
 

@@ -1,14 +1,14 @@
 """PMML through pypmml (pmml4s, Scala) inside the process's single JPype JVM.
 
 pypmml normally starts its own JVM (JPype) or a separate Java process (py4j). Here it runs on the one JVM
-`adapters.jvm.ensure_jvm()` starts (pypmml's jars are on its class path): `_ProcessJvmGateway` is pypmml's
+`jvm.inprocess.ensure_jvm()` starts (pypmml's jars are on its class path): `_ProcessJvmGateway` is pypmml's
 JPype gateway minus the `startJVM` call. The py4j gateway is never used.
 
 Scoring goes around pypmml's Python `predict` (which builds a pandas frame and JSON per batch): the batch
 becomes one Java `double[][]` and each row goes to pmml4s's `Model.predict(Object)`, which reads a row in
 the order of the model's used schema and returns the output fields in order.
 
-Output: the field `probability_1` (what harness.bundle.export_pmml writes) or else `probability(1)`; a file
+Output: the field `probability_1` (what harness.build.export_pmml writes) or else `probability(1)`; a file
 with neither is refused at load. A missing prediction (null) becomes NaN.
 """
 
@@ -25,13 +25,14 @@ from pypmml.jvm import JPypeGateway
 
 from adapters.base import Adapter
 from adapters.errors import AdapterError, BundleError, ScoringFailed
-from adapters.jvm import ensure_jvm
+from jvm.errors import JvmError
+from jvm.inprocess import ensure_jvm
 
 OUTPUT_FIELDS = ("probability_1", "probability(1)")
 
 
 class _ProcessJvmGateway(JPypeGateway):  # type: ignore[misc]
-    """pypmml's JPype gateway on the JVM adapters.jvm starts: `launch_gateway` never calls startJVM."""
+    """pypmml's JPype gateway on the JVM jvm.inprocess starts: `launch_gateway` never calls startJVM."""
 
     def launch_gateway(self, java_opts: Any = None, java_path: Any = None) -> None:
         ensure_jvm()
@@ -39,12 +40,15 @@ class _ProcessJvmGateway(JPypeGateway):  # type: ignore[misc]
 
 def use_process_jvm() -> None:
     """Make pypmml's singleton context use the process JVM (idempotent); then `pypmml.Model` works as usual."""
-    ensure_jvm()
+    try:
+        ensure_jvm()
+    except JvmError as e:
+        raise AdapterError(str(e)) from None
     try:
         jpype.JClass("org.pmml4s.model.Model")
     except TypeError:  # JPype's "class not found"
         raise AdapterError(
-            "the process JVM was started without pypmml's jars (pmml4s): start it with adapters.jvm.ensure_jvm()"
+            "the process JVM was started without pypmml's jars (pmml4s): start it with jvm.inprocess.ensure_jvm()"
         ) from None
     with PMMLContext._lock:
         if PMMLContext._active_pmml_context is None:

@@ -3,14 +3,14 @@
     adapter = RestAdapter.load(bundle_dir, url="http://127.0.0.1:8080")
     p = adapter.predict(X)          # one POST /v2/models/<model_name>/infer per max_rows_per_request rows
 
-Works against any V2 server (harness/serve.py, MLServer, KServe, Triton's HTTP endpoint): only the spec is
+Works against any V2 server (harness/scoring/server.py, MLServer, KServe, Triton's HTTP endpoint): only the spec is
 assumed. On load the adapter reads the model metadata (GET /v2/models/<name>) once: it checks the server
 knows the model, takes the name and datatype of its single input from there (option input_name overrides),
 and checks the feature count. Each batch goes as one input tensor [n, n_features], flat row-major data.
 The output read is the one named "probability", or the only output when there is one; a [n, 2] output
 (class probabilities) gives its second column.
 
-Missing values: JSON has no NaN, so a NaN feature is sent as `null` (harness/serve.py reads null, and
+Missing values: JSON has no NaN, so a NaN feature is sent as `null` (harness/scoring/server.py reads null, and
 the string "NaN", back as NaN); a `null` score in a response becomes NaN.
 
 Failures: connection errors, timeouts and 5xx answers are retried `retries` times with exponential

@@ -11,10 +11,10 @@ Spec: kserve/open-inference-protocol, specification/protocol/inference_rest.md (
 
 Tensor `data` is row-major, flat (`[1, 2, 4, 5]`) or nested (`[[1, 2], [4, 5]]`); a server may coerce
 elements to the declared datatype. JSON has no NaN: in this project NaN travels as `null` (the string
-"NaN" is accepted too); see harness/serve.py.
+"NaN" is accepted too); see harness/scoring/server.py.
 
 These models document the wire format and validate the small payloads (metadata, readiness). The infer
-hot path of harness/serve.py and adapters/rest.py parses raw bytes with orjson instead: on a 1024 x 30
+hot path of harness/scoring/server.py and adapters/rest.py parses raw bytes with orjson instead: on a 1024 x 30
 FP64 tensor, `InferenceRequest.model_validate_json` costs about 1.1 ms against 0.65 ms for orjson.loads,
 before the conversion to numpy that both need.
 """

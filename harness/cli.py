@@ -42,7 +42,7 @@ def broker_start(
     timeout_s: Annotated[float, typer.Option(help="How long to wait for the broker to answer.")] = 90.0,
 ) -> None:
     """Start the embedded broker (formats its storage on first start) and print its bootstrap address."""
-    from harness.broker import Broker
+    from harness.kafka.broker import Broker
 
     b = Broker()
     already = b.running()
@@ -57,7 +57,7 @@ def broker_start(
 @broker_app.command("stop")
 def broker_stop() -> None:
     """Stop the embedded broker cleanly; leaves no process behind."""
-    from harness.broker import Broker
+    from harness.kafka.broker import Broker
 
     if Broker().stop():
         err_console.print("broker stopped")
@@ -68,7 +68,7 @@ def broker_stop() -> None:
 @broker_app.command("status")
 def broker_status() -> None:
     """Say whether the embedded broker is up and where; exit 3 when it is not running."""
-    from harness.broker import Broker, metadata_answers
+    from harness.kafka.broker import Broker, metadata_answers
 
     st = Broker().running()
     if st is None:
@@ -87,7 +87,7 @@ def build_cmd(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when the cache has the bundle.")] = False,
 ) -> None:
     """Train each scenario's model, export it to every format, hold every format to the native model."""
-    from harness.bundle.build import build
+    from harness.build.pipeline import build
     from harness.scenario import load_scenario
 
     loaded = [load_scenario(p) for p in scenarios]
@@ -109,7 +109,7 @@ def score_cmd(
     output_topic: Annotated[str, typer.Option(help="Topic for results (created if missing).")],
     group: Annotated[str, typer.Option(help="Consumer group; loops in one group split the partitions.")],
     dlq_topic: Annotated[str | None, typer.Option(help="Dead-letter topic; default INPUT.dlq.")] = None,
-    encoding: Annotated[str, typer.Option(help="json or f64le (see harness/wire.py).")] = "json",
+    encoding: Annotated[str, typer.Option(help="json or f64le (see harness/scoring/wire.py).")] = "json",
     batch_max: Annotated[int, typer.Option(min=1, help="Largest micro-batch; 1 = per-record scoring.")] = 64,
     batch_wait_ms: Annotated[float, typer.Option(min=0, help="Longest wait to fill a batch.")] = 5.0,
     option: Annotated[list[str] | None, typer.Option("--option", "-o", help="Adapter option key=value.")] = None,
@@ -125,10 +125,10 @@ def score_cmd(
     from adapters.base import parse_options
     from adapters.bundle import Bundle
     from adapters.registry import adapter_class
-    from harness import wire
-    from harness.kafka_config import resolve_kafka
-    from harness.loop import LoopConfig, ScoringLoop
-    from harness.topics import ensure_topics, partitions_of
+    from harness.kafka.config import resolve_kafka
+    from harness.kafka.topics import ensure_topics, partitions_of
+    from harness.scoring import wire
+    from harness.scoring.loop import LoopConfig, ScoringLoop
 
     try:
         enc = wire.check_encoding(encoding)
@@ -184,7 +184,7 @@ def serve_cmd(
     ] = None,
 ) -> None:
     """Serve a bundle through any adapter as an Open Inference Protocol (KServe V2) REST server."""
-    from harness.serve import main_serve
+    from harness.scoring.server import main_serve
 
     main_serve(bundle, adapter, host, port, option or [], max_body_bytes, model_name=model_name)
 
@@ -203,7 +203,7 @@ def microbench_cmd(
     from adapters.base import parse_options
     from adapters.bundle import Bundle
     from adapters.registry import adapter_class
-    from harness.microbench import run
+    from harness.bench.microbench import run
 
     b = Bundle.open(bundle)
     X, _, _ = b.reference()
@@ -227,8 +227,8 @@ def run_cmd(
     """Run each scenario's suite end to end: build, score every adapter through Kafka, measure, report."""
     import signal
 
-    from harness.kafka_config import resolve_kafka
-    from harness.run import run_suite
+    from harness.bench.run import run_suite
+    from harness.kafka.config import resolve_kafka
     from harness.scenario import load_scenario
 
     def stop_run(signum: int, frame: object) -> None:
@@ -251,8 +251,8 @@ def _finish_run(run_dir: Path, report: bool) -> None:
 
     data = json.loads((run_dir / "results.json").read_text())
     try:
-        from harness.analysis import summary_table
-        from harness.report import write_report
+        from harness.reporting.analysis import summary_table
+        from harness.reporting.report import write_report
     except ImportError:
         summary_table = None  # type: ignore[assignment]
         write_report = None  # type: ignore[assignment]
@@ -268,9 +268,9 @@ def _finish_run(run_dir: Path, report: bool) -> None:
 @app.command("report")
 def report_cmd(run_dir: Annotated[Path, typer.Argument(help="results/<run-id> or its results.json")]) -> None:
     """Write report.md (+ PNG charts) and a self-contained report.html for a finished run."""
-    from harness.analysis import summary_table
-    from harness.report import write_report
-    from harness.results import load_results
+    from harness.reporting.analysis import summary_table
+    from harness.reporting.report import write_report
+    from harness.reporting.results import load_results
 
     md, html = write_report(run_dir)
     console.print(summary_table(load_results(run_dir)))
@@ -283,7 +283,7 @@ def compare_cmd(
     threshold_pct: Annotated[float, typer.Option("--threshold-pct", help="Flag changes worse than this.")] = 10.0,
 ) -> None:
     """Side-by-side ratios against the first run; exit 1 on a regression beyond the threshold (for CI)."""
-    from harness.compare import main_compare
+    from harness.reporting.compare import main_compare
 
     raise typer.Exit(main_compare(runs, threshold_pct, console=console))
 
@@ -293,7 +293,7 @@ def ping(bootstrap: BootstrapOpt = None, client_config: ClientConfigOpt = None) 
     """Check that Kafka answers (the embedded broker is started when no --bootstrap is given)."""
     from confluent_kafka.admin import AdminClient
 
-    from harness.kafka_config import resolve_kafka
+    from harness.kafka.config import resolve_kafka
 
     target = resolve_kafka(bootstrap, client_config)
     md = AdminClient(target.client_config()).list_topics(timeout=10)

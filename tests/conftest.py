@@ -24,7 +24,7 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def broker(state_dir: Path) -> Iterator[str]:
     """One real broker for the whole test session; yields its bootstrap address."""
-    from harness.broker import Broker
+    from harness.kafka.broker import Broker
 
     b = Broker(state_dir)
     st = b.start()
@@ -59,7 +59,7 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
 @pytest.fixture(scope="session")
 def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small real LightGBM bundle (fraud data, 20 trees) with native and ONNX formats."""
-    from harness.bundle.build import build
+    from harness.build.pipeline import build
     from harness.scenario import Scenario
 
     sc = Scenario.model_validate(
@@ -138,7 +138,7 @@ def artifacts() -> Path:
 @pytest.fixture(scope="session")
 def bundles(artifacts: Path) -> dict[str, Path]:
     """The three shipped scenarios, built once (cached in artifacts/)."""
-    from harness.bundle.build import build
+    from harness.build.pipeline import build
     from harness.scenario import load_scenario
 
     out = {}

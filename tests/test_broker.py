@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from harness.broker import Broker, metadata_answers, pid_alive
+from harness.kafka.broker import Broker, metadata_answers, pid_alive
 from tests.conftest import create_topic, run_cli
 
 

@@ -1,4 +1,4 @@
-"""The Kafka Streams + MOJO app builds through harness/kstreams.py and its Java unit tests pass.
+"""The Kafka Streams + MOJO app builds through harness/bench/kstreams.py and its Java unit tests pass.
 
 The Java tests run the topology on Kafka Streams' TopologyTestDriver with a tiny H2O GBM MOJO
 (adapters/kstreams_mojo/src/test/resources/tiny_gbm.zip). The end-to-end run on a real broker is separate.
@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from harness import kstreams
+from harness.bench import kstreams
 
 pytestmark = pytest.mark.skipif(
     shutil.which("mvn") is None or shutil.which("java") is None, reason="needs Java 17 and Maven on PATH"
@@ -25,7 +25,7 @@ def test_build_jar_is_runnable_and_cached() -> None:
     with zipfile.ZipFile(jar) as z:
         manifest = z.read("META-INF/MANIFEST.MF").decode()
         names = set(z.namelist())
-    assert "Main-Class: io.github.kafkamodelharness.kstreams.Main" in manifest
+    assert "Main-Class: io.github.kafkamodelharness.bench.kstreams.Main" in manifest
     assert "hex/genmodel/MojoModel.class" in names
     assert "org/apache/kafka/streams/KafkaStreams.class" in names
     mtime = jar.stat().st_mtime_ns

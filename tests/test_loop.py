@@ -14,9 +14,9 @@ import orjson
 from confluent_kafka import Producer
 
 from adapters.bundle import Bundle
-from harness import wire
-from harness.kafka_config import KafkaTarget
-from harness.loadgen import send
+from harness.bench.loadgen import send
+from harness.kafka.config import KafkaTarget
+from harness.scoring import wire
 from tests.conftest import consume_all, create_topic, start_loop
 
 
@@ -141,7 +141,7 @@ def test_poison_records_go_to_the_dead_letter_topic(broker: str, small_bundle: P
 
 
 def test_two_processes_split_the_partitions(broker: str, small_bundle: Path, topic_name: str) -> None:
-    from harness.run import wait_group_stable
+    from harness.bench.run import wait_group_stable
 
     create_topic(broker, topic_name, partitions=4)
     group = f"g-{topic_name}"

@@ -22,10 +22,10 @@ import numpy as np
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
 from adapters.bundle import Bundle
-from harness import wire
-from harness.kafka_config import KafkaTarget
-from harness.loadgen import send
-from harness.measure import Measurer, PointSpec
+from harness.bench.loadgen import send
+from harness.bench.measure import Measurer, PointSpec
+from harness.kafka.config import KafkaTarget
+from harness.scoring import wire
 from tests.conftest import create_topic, start_loop
 from tests.stall_adapter import STALL_MARKER
 

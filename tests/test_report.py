@@ -11,10 +11,10 @@ import orjson
 import pytest
 from rich.console import Console
 
-from harness.analysis import summary_table
-from harness.compare import compare, main_compare
-from harness.report import write_report
-from harness.results import ResultsError
+from harness.reporting.analysis import summary_table
+from harness.reporting.compare import compare, main_compare
+from harness.reporting.report import write_report
+from harness.reporting.results import ResultsError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 HDR_PERCENTILES = [0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999]
@@ -38,7 +38,7 @@ def _point(
     share_beyond: float = 0.0,
     jitter: tuple[float, ...] = (0.97, 1.02, 0.99, 1.01, 1.0, 0.98),
 ) -> dict[str, Any]:
-    """One load point or search step, shaped like harness/run.py's `run_point` output."""
+    """One load point or search step, shaped like harness/bench/run.py's `run_point` output."""
     achieved = offered if achieved is None else achieved
     sent = int(offered * 6)
     # a plausible latency distribution: p50 at the median, p99 at 99 %, a tail above it
@@ -134,7 +134,7 @@ SEARCH_RATES = (500.0, 1000.0, 1500.0, 2000.0, 4000.0, 6000.0, 9000.0, 12000.0)
 
 
 def _search(held_up_to: float, p99_floor: float, p99_at: float, cpu: float, rss: float, **kw: Any) -> dict[str, Any]:
-    """The throughput search as harness/run.py records it: one search point per step, the last step fails
+    """The throughput search as harness/bench/run.py records it: one search point per step, the last step fails
     (p99 over the SLO, backlog, lost records, INVALID), `sustainable` names the last rate that held."""
     steps, points = [], []
     for rate in SEARCH_RATES:
@@ -172,7 +172,7 @@ def _search(held_up_to: float, p99_floor: float, p99_at: float, cpu: float, rss:
 
 
 def make_results(run_id: str = "20261126-233000-fraud", hostname: str = "bench-01") -> dict[str, Any]:
-    """TEST FIXTURE: a results.json as the orchestrator (harness/run.py) writes it, with made-up but plausible
+    """TEST FIXTURE: a results.json as the orchestrator (harness/bench/run.py) writes it, with made-up but plausible
     numbers, not a measurement.
 
     identity (Kafka-only ceiling) sustains 9,000/s, onnx 6,000/s, pmml 1,500/s; pmml is INVALID at steady-800
@@ -199,7 +199,7 @@ def make_results(run_id: str = "20261126-233000-fraud", hostname: str = "bench-0
         ],
         "vs_kafka_ceiling": 1.0,
     }
-    for p in identity["points"]:  # identity answers 0.5 for every row, as harness/run.py notes
+    for p in identity["points"]:  # identity answers 0.5 for every row, as harness/bench/run.py notes
         p["accuracy"].update(max_abs_diff=0.49, share_beyond_tolerance=1.0, auc=0.5)
         p["accuracy"]["note"] = "identity returns 0.5 for every row: accuracy does not apply"
     onnx_search = _search(6000.0, 6.0, 42.0, cpu=0.38, rss=230.0)

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from harness.report import write_report
+from harness.reporting.report import write_report
 from tests.test_report import make_results, write_run
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,6 +1,6 @@
-"""The external-server strategy end to end: harness/serve.py (V2 REST server) and adapters/rest.py (V2 client).
+"""The external-server strategy end to end: harness/scoring/server.py (V2 REST server) and adapters/rest.py (V2 client).
 
-Every server here is real uvicorn on 127.0.0.1: `python -m harness.serve` in a subprocess for the
+Every server here is real uvicorn on 127.0.0.1: `python -m harness.scoring.server` in a subprocess for the
 registry's adapters, uvicorn in a background thread for test-only adapters (a recorder, a flaky V2 server
 written from the spec). Nothing is mocked.
 """
@@ -35,7 +35,7 @@ from adapters.identity import IdentityAdapter
 from adapters.registry import adapter_class
 from adapters.rest import RestAdapter
 from adapters.v2_types import InferenceResponse, MetadataModelResponse
-from harness.serve import create_app
+from harness.scoring.server import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 N_FEATURES = 6
@@ -71,10 +71,20 @@ def wait_live(url: str, alive: Callable[[], bool], timeout_s: float = 60.0) -> N
 
 @contextmanager
 def subprocess_server(bundle: Path, adapter: str, tmp: Path, *extra: str) -> Iterator[str]:
-    """`python -m harness.serve` in a child process; yields its base URL."""
+    """`python -m harness.scoring.server` in a child process; yields its base URL."""
     port = free_port()
     log = open(tmp / f"serve-{adapter}-{port}.log", "wb")  # noqa: SIM115 (closed below)
-    cmd = [sys.executable, "-m", "harness.serve", "--bundle", str(bundle), "--adapter", adapter, "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness.scoring.server",
+        "--bundle",
+        str(bundle),
+        "--adapter",
+        adapter,
+        "--port",
+        str(port),
+    ]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([*cmd, *extra], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -197,7 +207,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def identity_url(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python -m harness.serve --adapter identity` (default 16 MiB body limit)."""
+    """`python -m harness.scoring.server --adapter identity` (default 16 MiB body limit)."""
     with subprocess_server(bundle, "identity", tmp_path_factory.mktemp("logs")) as url:
         yield url
 
@@ -206,7 +216,7 @@ def identity_url(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def model_server(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Adapter]]:
     """The LightGBM model served over V2, and the same adapter loaded in process.
 
-    Uses the registry's native adapter (served by `python -m harness.serve`) when it exists, else the
+    Uses the registry's native adapter (served by `python -m harness.scoring.server`) when it exists, else the
     test-only LgbTestAdapter served by create_app in a thread.
     """
     native = native_adapter_class()
@@ -413,7 +423,7 @@ def test_oversize_body_is_413_before_parsing(identity_url: str, echo_server: tup
     r = httpx.post(infer, content=body, headers={"content-type": "application/json"})
     assert r.status_code == 200 and r.json()["outputs"][0]["shape"] == [n_rows]
 
-    # the default limit (16 MiB) on `python -m harness.serve`
+    # the default limit (16 MiB) on `python -m harness.scoring.server`
     r = httpx.post(f"{identity_url}/v2/models/lgb-tiny/infer", content=b"z" * (17 * 1024 * 1024), timeout=30)
     assert_v2_error(r, 413, "16777216")
     assert httpx.get(f"{identity_url}/v2/health/live").status_code == 200
@@ -579,7 +589,7 @@ def test_retries_exhausted_on_503_is_scoring_failed(bundle: Path) -> None:
     ],
 )
 def test_serve_entry_user_errors_are_one_line_exit_2(bundle: Path, args: list[str], message: str) -> None:
-    cmd = [sys.executable, "-m", "harness.serve", "--bundle", str(bundle), "--port", str(free_port()), *args]
+    cmd = [sys.executable, "-m", "harness.scoring.server", "--bundle", str(bundle), "--port", str(free_port()), *args]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60, env=dict(os.environ))
     assert r.returncode == 2, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
@@ -587,6 +597,6 @@ def test_serve_entry_user_errors_are_one_line_exit_2(bundle: Path, args: list[st
 
 
 def test_serve_entry_missing_bundle(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "harness.serve", "--bundle", str(tmp_path / "none"), "--adapter", "identity"]
+    cmd = [sys.executable, "-m", "harness.scoring.server", "--bundle", str(tmp_path / "none"), "--adapter", "identity"]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "manifest.json is missing" in r.stderr

@@ -6,7 +6,7 @@ import java.nio.charset.StandardCharsets;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.Headers;
 
-/** The wire format of harness/wire.py: header names, value encodings and the result value. */
+/** The wire format of harness/scoring/wire.py: header names, value encodings and the result value. */
 final class Wire {
   static final String H_RID = "rid";
   static final String H_INTENDED = "t_intended_ns";

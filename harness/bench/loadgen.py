@@ -1,0 +1,180 @@
+"""Open-loop load generator: the send schedule is laid out in advance and sending never waits for results.
+
+Each record carries its intended send time (`t_intended_ns`) and its actual send time (`t_sent_ns`).
+When the sender falls behind (the client's queue is full, the process was descheduled), it sends late
+rather than skipping, and the lateness is recorded: latency is always measured from the intended time,
+so a slow scorer cannot hide behind a slow sender (no coordinated omission; see wrk2, MLPerf LoadGen).
+A load point whose sends fall behind by more than a set share is INVALID.
+
+Records are the bundle's held-out rows, replayed as often as needed; record `seq` uses row
+`seq % n_rows`, and its id is `<prefix>-<seq>`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.scenario import LoadProfile
+from harness.scoring import wire
+
+
+def schedule_s(p: LoadProfile) -> np.ndarray:
+    """Intended send offsets in seconds from the start, sorted, all < duration_s."""
+    rng = np.random.default_rng(p.seed)
+    d = p.duration_s
+    if p.pattern == "constant":
+        n = int(p.rate_per_s * d)
+        return np.arange(n, dtype=np.float64) / p.rate_per_s
+    if p.pattern == "poisson":
+        n_guess = int(p.rate_per_s * d * 1.2) + 100
+        t = np.cumsum(rng.exponential(1.0 / p.rate_per_s, n_guess))
+        while t[-1] < d:
+            t = np.concatenate([t, t[-1] + np.cumsum(rng.exponential(1.0 / p.rate_per_s, n_guess))])
+        return t[t < d] - t[0] if len(t) else t
+    if p.pattern == "steps":
+        rates = p.steps or [p.rate_per_s]
+        step = d / len(rates)
+        parts = [i * step + np.arange(int(r * step)) / r for i, r in enumerate(rates)]
+        return np.concatenate(parts)
+    # burst: the base rate, plus bursts of burst_rate_per_s for burst_length_s every burst_every_s
+    base = np.arange(int(p.rate_per_s * d)) / p.rate_per_s
+    burst_rate = p.burst_rate_per_s or p.rate_per_s * 10
+    starts = np.arange(p.burst_every_s / 2, d, p.burst_every_s)
+    bursts = [s + np.arange(int(burst_rate * p.burst_length_s)) / burst_rate for s in starts]
+    allt = np.concatenate([base, *bursts]) if bursts else base
+    return np.sort(allt[allt < d])
+
+
+def offered_rate(p: LoadProfile) -> float:
+    return len(schedule_s(p)) / p.duration_s
+
+
+@dataclass
+class GeneratorReport:
+    sent: int
+    duration_s: float
+    achieved_per_s: float
+    lag_p50_ms: float
+    lag_p99_ms: float
+    lag_max_ms: float
+    behind_share: float  # share of sends later than max_send_lag_ms
+    t0_ns: int
+    delivery_errors: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "achieved_per_s": round(self.achieved_per_s, 2),
+            "send_lag_ms": {"p50": self.lag_p50_ms, "p99": self.lag_p99_ms, "max": self.lag_max_ms},
+            "behind_share": self.behind_share,
+            "delivery_errors": self.delivery_errors,
+        }
+
+
+def send(
+    conf: dict[str, Any],
+    topic: str,
+    payloads: list[bytes],
+    offsets_s: np.ndarray,
+    prefix: str,
+    start_at_ns: int,
+    max_send_lag_ms: float,
+    n_keys: int = 1024,
+) -> GeneratorReport:
+    """Send one record per offset at start_at_ns + offset (wall clock), open loop."""
+    from confluent_kafka import Producer
+
+    producer = Producer({**conf, "linger.ms": 1, "acks": "all", "enable.idempotence": True, "client.id": "loadgen"})
+    errors = [0]
+
+    def delivered(err: Any, msg: Any) -> None:
+        if err is not None:
+            errors[0] += 1
+
+    import gc
+
+    gc.collect()
+    gc.freeze()  # no long collector pauses in the middle of the schedule
+    n_rows = len(payloads)
+    intended = start_at_ns + (offsets_s * 1e9).astype(np.int64)
+    lags = np.empty(len(intended), dtype=np.int64)
+    keys = [str(i).encode() for i in range(n_keys)]
+    prefix_b = prefix + "-"
+    now = time.time_ns
+    for seq in range(len(intended)):
+        t_int = int(intended[seq])
+        # sleep until the intended time; no busy-waiting: on a 2-core machine a spinning sender steals the
+        # CPU the broker and the scorer need. Sleep overshoots by ~0.1 ms, which the lag figures record.
+        wait = t_int - now()
+        if wait > 50_000:
+            time.sleep(wait / 1e9)
+        t_sent = now()
+        headers: list[Any] = [
+            (wire.H_RID, (prefix_b + str(seq)).encode()),
+            (wire.H_INTENDED, str(t_int).encode()),
+            (wire.H_SENT, str(t_sent).encode()),
+        ]
+        while True:
+            try:
+                producer.produce(
+                    topic, value=payloads[seq % n_rows], key=keys[seq % n_keys], headers=headers, on_delivery=delivered
+                )
+                break
+            except BufferError:
+                producer.poll(0.01)
+        lags[seq] = t_sent - t_int
+        if seq % 64 == 0:
+            producer.poll(0)
+    end = now()
+    producer.flush(60)
+    n = len(intended)
+    lag_ms = lags / 1e6 if n else np.zeros(1)
+    dur = max((end - start_at_ns) / 1e9, 1e-9)
+    return GeneratorReport(
+        sent=n,
+        duration_s=dur,
+        achieved_per_s=n / dur,
+        lag_p50_ms=float(np.percentile(lag_ms, 50)),
+        lag_p99_ms=float(np.percentile(lag_ms, 99)),
+        lag_max_ms=float(lag_ms.max()),
+        behind_share=float((lag_ms > max_send_lag_ms).mean()) if n else 0.0,
+        t0_ns=start_at_ns,
+        delivery_errors=errors[0],
+    )
+
+
+def _child(q: Any, args: tuple[Any, ...]) -> None:
+    try:
+        q.put(("ok", send(*args)))
+    except Exception as e:  # reported to the parent, which raises it as one line
+        q.put(("error", f"{type(e).__name__}: {e}"))
+
+
+class GeneratorProcess:
+    """Runs `send` in its own process (spawned: no inherited librdkafka threads, no shared GIL)."""
+
+    def __init__(self, *args: Any) -> None:
+        ctx = mp.get_context("spawn")
+        self.q = ctx.Queue()
+        self.proc = ctx.Process(target=_child, args=(self.q, args), daemon=True)
+
+    def start(self) -> None:
+        self.proc.start()
+
+    def result(self, timeout_s: float) -> GeneratorReport:
+        kind, value = self.q.get(timeout=timeout_s)
+        self.proc.join(10)
+        if kind != "ok":
+            raise RuntimeError(f"load generator failed: {value}")
+        assert isinstance(value, GeneratorReport)
+        return value
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)

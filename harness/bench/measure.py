@@ -1,0 +1,295 @@
+"""The measurer: consumes the output and dead-letter topics, matches results to inputs by record id.
+
+Latency is end to end from the *intended* send time (HDR histogram, microsecond resolution): a scorer
+that stalls shows its stall in every record that queued behind it, as a user would see it. It splits
+into queueing (intended -> consumed by the scorer), scoring (consumed -> scored, batch wait included)
+and delivery (scored -> received here). Accuracy is measured on the same events: each score against the
+bundle's reference prediction for the row it was sent, and ROC AUC against the labels.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+from harness.kafka.config import KafkaTarget
+from harness.scoring import wire
+
+HDR_MAX_US = 3_600_000_000  # one hour
+PERCENTILES = (0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999, 100.0)
+
+
+@dataclass
+class PointSpec:
+    prefix: str
+    t0_ns: int
+    warmup_s: float
+    duration_s: float
+    n_sent: int = 0
+
+
+@dataclass
+class _Acc:
+    spec: PointSpec
+    seen: set[int] = field(default_factory=set)
+    duplicates: int = 0
+    dlq: set[int] = field(default_factory=set)
+    dlq_reasons: dict[str, int] = field(default_factory=dict)
+    seq: list[int] = field(default_factory=list)
+    intended: list[int] = field(default_factory=list)
+    consumed: list[int] = field(default_factory=list)
+    scored: list[int] = field(default_factory=list)
+    received: list[int] = field(default_factory=list)
+    score: list[float] = field(default_factory=list)
+    last_progress: float = field(default_factory=time.monotonic)
+
+
+class Measurer:
+    def __init__(
+        self,
+        target: KafkaTarget,
+        output_topic: str,
+        dlq_topic: str,
+        encoding: wire.Encoding,
+        reference: np.ndarray,
+        labels: np.ndarray,
+    ) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        self.encoding = encoding
+        self.reference = reference
+        self.labels = labels
+        self.n_rows = len(reference)
+        self.dlq_topic = dlq_topic
+        self._points: dict[str, _Acc] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.consumer = Consumer(
+            target.client_config(
+                **{"group.id": f"measurer-{output_topic}", "enable.auto.commit": False, "fetch.wait.max.ms": 1}
+            )
+        )
+        parts = []
+        md = self.consumer.list_topics(timeout=10)
+        for t in (output_topic, dlq_topic):
+            if t in md.topics:
+                parts += [TopicPartition(t, p, OFFSET_BEGINNING) for p in md.topics[t].partitions]
+        self.consumer.assign(parts)
+        self._thread = threading.Thread(target=self._run, name="measurer", daemon=True)
+        self.errors: list[str] = []
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.consumer.close()
+
+    def add_point(self, spec: PointSpec) -> None:
+        with self._lock:
+            self._points[spec.prefix] = _Acc(spec)
+
+    # ---- consuming -------------------------------------------------------------------------------
+    def _run(self) -> None:
+        dlq = self.dlq_topic
+        while not self._stop.is_set():
+            first = self.consumer.poll(0.1)  # returns at the first record (consume(n) would wait for n)
+            if first is None:
+                continue
+            msgs = [first, *self.consumer.consume(5000, timeout=0)]
+            t_recv = wire.now_ns()
+            with self._lock:
+                for m in msgs:
+                    if m.error() is not None:
+                        continue
+                    h = wire.headers_dict(m.headers())
+                    rid = h.get(wire.H_RID, b"").decode("utf-8", "replace")
+                    prefix, _, seq_s = rid.rpartition("-")
+                    acc = self._points.get(prefix)
+                    if acc is None or not seq_s.isdigit():
+                        continue
+                    seq = int(seq_s)
+                    acc.last_progress = time.monotonic()
+                    if m.topic() == dlq:
+                        acc.dlq.add(seq)
+                        reason = h.get(wire.H_DLQ_REASON, b"").decode("utf-8", "replace")
+                        acc.dlq_reasons[reason] = acc.dlq_reasons.get(reason, 0) + 1
+                        continue
+                    if seq in acc.seen:
+                        acc.duplicates += 1
+                        continue
+                    acc.seen.add(seq)
+                    try:
+                        score = wire.decode_score(m.value() or b"", self.encoding)
+                        acc.intended.append(int(h[wire.H_INTENDED]))
+                        acc.consumed.append(int(h[wire.H_CONSUMED]))
+                        acc.scored.append(int(h[wire.H_SCORED]))
+                    except (KeyError, ValueError) as e:
+                        self.errors.append(f"result {rid} is malformed: {e}")
+                        continue
+                    acc.seq.append(seq)
+                    acc.received.append(t_recv)
+                    acc.score.append(score)
+
+    # ---- waiting ---------------------------------------------------------------------------------
+    def progress(self, prefix: str) -> tuple[int, int, float | None]:
+        """(results, dead letters, live p99 ms over the last 2000 results)"""
+        with self._lock:
+            acc = self._points[prefix]
+            n, d = len(acc.seen), len(acc.dlq)
+            tail = min(2000, len(acc.received))
+            if tail == 0:
+                return n, d, None
+            rec = np.asarray(acc.received[-tail:], dtype=np.int64)
+            it = np.asarray(acc.intended[-tail:], dtype=np.int64)
+        return n, d, float(np.percentile((rec - it) / 1e6, 99))
+
+    def received_span(self, prefix: str) -> tuple[int, int, int]:
+        """(results, first received ns, last received ns) of a point."""
+        with self._lock:
+            rec = self._points[prefix].received
+            return len(rec), (rec[0] if rec else 0), (rec[-1] if rec else 0)
+
+    def drained(self, prefix: str, n_sent: int, idle_timeout_s: float) -> bool:
+        """Every sent record has a result or a dead letter, or nothing arrived for idle_timeout_s."""
+        with self._lock:
+            acc = self._points[prefix]
+            done = len(acc.seen | acc.dlq) >= n_sent
+            idle = time.monotonic() - acc.last_progress
+        return done or idle > idle_timeout_s
+
+    def wait_drained(self, prefix: str, n_sent: int, drain_timeout_s: float) -> None:
+        """Until every sent record has a result or a dead letter, or nothing arrived for drain_timeout_s."""
+        while not self.drained(prefix, n_sent, drain_timeout_s):
+            time.sleep(0.05)
+
+    # ---- summary ---------------------------------------------------------------------------------
+    def summary(
+        self,
+        prefix: str,
+        accuracy_tolerance: float,
+        window_s: float,
+        stable_windows: int,
+        stable_tolerance_pct: float,
+        offered_ns: np.ndarray | None = None,
+    ) -> dict[str, Any]:
+        """Figures of one point. `offered_ns`: the intended send times of every record sent (default: those
+        of the records that came back), to judge whether the scorer kept pace window by window."""
+        with self._lock:
+            acc = self._points[prefix]
+            spec = acc.spec
+            seq = np.asarray(acc.seq, dtype=np.int64)
+            intended = np.asarray(acc.intended, dtype=np.int64)
+            consumed = np.asarray(acc.consumed, dtype=np.int64)
+            scored = np.asarray(acc.scored, dtype=np.int64)
+            received = np.asarray(acc.received, dtype=np.int64)
+            score = np.asarray(acc.score, dtype=np.float64)
+            unique = len(acc.seen)
+            dlq = len(acc.dlq - acc.seen)
+            dup = acc.duplicates
+            reasons = dict(acc.dlq_reasons)
+        warm_end = spec.t0_ns + int(spec.warmup_s * 1e9)
+        run_end = spec.t0_ns + int(spec.duration_s * 1e9)
+        measured = intended >= warm_end
+        e2e_us = (received - intended)[measured] / 1e3
+        hist = HdrHistogram(1, HDR_MAX_US, 3)
+        for v in e2e_us:
+            hist.record_value(max(1, int(v)))
+        n_meas = int(measured.sum())
+
+        def pct(values: np.ndarray, ps: tuple[float, ...]) -> dict[str, float]:
+            if len(values) == 0:
+                return {f"p{p:g}".replace(".", ""): float("nan") for p in ps}
+            return {f"p{p:g}".replace(".", ""): round(float(np.percentile(values, p)), 4) for p in ps}
+
+        if n_meas:
+            lat = {
+                "p50": hist.get_value_at_percentile(50) / 1e3,
+                "p90": hist.get_value_at_percentile(90) / 1e3,
+                "p95": hist.get_value_at_percentile(95) / 1e3,
+                "p99": hist.get_value_at_percentile(99) / 1e3,
+                "p999": hist.get_value_at_percentile(99.9) / 1e3,
+                "max": hist.get_max_value() / 1e3,
+                "mean": hist.get_mean_value() / 1e3,
+            }
+            hdr = [[p, hist.get_value_at_percentile(p) / 1e3] for p in PERCENTILES]
+        else:
+            lat = {k: float("nan") for k in ("p50", "p90", "p95", "p99", "p999", "max", "mean")}
+            hdr = []
+        queue_ms = ((consumed - intended)[measured]) / 1e6
+        scoring_ms = ((scored - consumed)[measured]) / 1e6
+        delivery_ms = ((received - scored)[measured]) / 1e6
+        # throughput windows over the measured part of the schedule, by received time
+        n_win = max(1, int((run_end - warm_end) / 1e9 / window_s))
+        edges = warm_end + (np.arange(n_win + 1) * window_s * 1e9).astype(np.int64)
+        counts, _ = np.histogram(received, bins=edges)
+        windows = (counts / window_s).tolist()
+        # stable = the scorer keeps pace with what was offered in each of the last windows (for a constant
+        # rate that is "the windows agree"; for steps and bursts the offered rate itself varies)
+        offered_counts, _ = (
+            np.histogram(intended, bins=edges) if offered_ns is None else np.histogram(offered_ns, edges)
+        )
+        tail = np.asarray(counts[-stable_windows:], dtype=np.float64)
+        want = np.asarray(offered_counts[-stable_windows:], dtype=np.float64)
+        stable = bool(
+            len(tail) >= 2
+            and want.sum() > 0
+            and (np.abs(tail.sum() - want.sum()) / want.sum() * 100) <= stable_tolerance_pct
+            and (np.abs(tail - want) / np.maximum(want, 1) * 100).max() <= 2 * stable_tolerance_pct
+        )
+        # accuracy on the measured events
+        rows = seq[measured] % self.n_rows if len(seq) else seq
+        s_meas = score[measured] if len(score) else score
+        if len(rows):
+            diff = np.abs(s_meas - self.reference[rows])
+            max_diff = float(diff.max())
+            beyond = float((diff > accuracy_tolerance).mean())
+            y = self.labels[rows]
+            auc = _auc(y, s_meas)
+            auc_ref = _auc(y, self.reference[rows])
+        else:
+            max_diff, beyond, auc, auc_ref = float("nan"), float("nan"), None, None
+        return {
+            "counts": {
+                "sent": spec.n_sent,
+                "scored": unique,
+                "duplicates": dup,
+                "dead_lettered": dlq,
+                "lost": max(0, spec.n_sent - unique - dlq),
+                "measured": n_meas,
+            },
+            "latency_ms": {k: round(v, 4) for k, v in lat.items()},
+            "queueing_ms": pct(queue_ms, (50, 99)),
+            "scoring_ms": pct(scoring_ms, (50, 99)),
+            "delivery_ms": pct(delivery_ms, (50, 99)),
+            "hdr_percentiles": hdr,
+            "throughput": {
+                "mean_per_s": round(float(np.mean(windows)), 2) if windows else 0.0,
+                "windows_per_s": windows,
+                "offered_windows_per_s": (offered_counts / window_s).tolist(),
+                "window_s": window_s,
+                "stable": stable,
+            },
+            "accuracy": {
+                "max_abs_diff": max_diff,
+                "share_beyond_tolerance": beyond,
+                "tolerance": accuracy_tolerance,
+                "auc": auc,
+                "auc_reference": auc_ref,
+            },
+            "dead_letter_reasons": reasons,
+        }
+
+
+def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
+    if len(np.unique(y)) < 2:
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    return round(float(roc_auc_score(y, s)), 6)

@@ -1,0 +1,237 @@
+"""Write a model IR as PMML 4.4 (scored by pypmml / pmml4s in the `pmml` adapter).
+
+Every file has one final output field, `OUTPUT_FIELD` ("probability_1"), a double: P(class 1) for a
+logistic link, the margin itself for an identity link. Inputs are the IR's feature names, continuous
+doubles; a missing value is a missing input (the adapter passes NaN, which pmml4s reads as missing).
+
+Tree ensemble, logistic link (the layout JPMML writes for XGBoost, readable by any PMML 4.4 consumer):
+
+    MiningModel classification, Segmentation modelChain
+      1. MiningModel regression, Segmentation sum -> output field "margin" (not final)
+           segment 0: TreeModel with one leaf = base_score (so the sum adds it first, as the IR does)
+           segment i: TreeModel i
+      2. RegressionModel classification normalizationMethod="logit":
+           table "1": 0 + 1 * margin; table "0": 0   ->  P(1) = 1 / (1 + exp(-margin))
+
+Identity link: the sum MiningModel alone, regression, its predicted value is the output.
+
+Trees: missingValueStrategy="none" (a comparison with a missing value is FALSE) and every inner node has
+exactly two children in order: the left child's predicate is `x <= t` (or `x < t`), wrapped as
+`isMissing(x) OR x <= t` when default_left; the right child's predicate is True. So a missing value goes
+left exactly when default_left, as in the IR, and a value ON the threshold follows split_op.
+
+GLM: RegressionModel (classification + logit, or regression); missing_replacement becomes the
+MiningField's missingValueReplacement. Every coefficient is written, zeros included: a missing value
+with no replacement makes the prediction missing (NaN), as in the IR.
+
+Numbers are written with `repr(float)`, the shortest text that parses back to the same float64.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+from harness.build.ir import LEAF, Glm, ModelIR, Tree, TreeEnsemble
+
+PMML_NS = "http://www.dmg.org/PMML-4_4"
+OUTPUT_FIELD = "probability_1"
+
+
+def write_pmml(ir: ModelIR, path: Path) -> None:
+    """Write `ir` as a PMML 4.4 document at `path`."""
+    if OUTPUT_FIELD in ir.feature_names:
+        raise ValueError(f"feature name {OUTPUT_FIELD!r} is reserved for the PMML output field")
+    if len(set(ir.feature_names)) != len(ir.feature_names):
+        raise ValueError("feature names must be unique to be written as PMML fields")
+    taken = set(ir.feature_names) | {OUTPUT_FIELD}
+    target = _fresh("label", taken)
+    taken.add(target)
+    classification = ir.link == "logistic"
+
+    root = ET.Element("PMML", {"xmlns": PMML_NS, "version": "4.4"})
+    header = ET.SubElement(root, "Header", {"description": f"{ir.kind} exported from the model IR"})
+    ET.SubElement(header, "Application", {"name": "kafka-model-harness"})
+    _data_dictionary(root, ir.feature_names, target, classification)
+
+    if isinstance(ir, TreeEnsemble):
+        _tree_ensemble(root, ir, target, _fresh("margin", taken))
+    else:
+        _glm(root, ir, target)
+
+    ET.indent(root)
+    Path(path).write_bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
+
+
+def _num(x: float) -> str:
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValueError(f"cannot write non-finite number {x!r} into PMML")
+    return repr(x)
+
+
+def _fresh(base: str, taken: set[str]) -> str:
+    name = base
+    while name in taken:
+        name = "_" + name
+    return name
+
+
+def _data_dictionary(root: ET.Element, features: list[str], target: str, classification: bool) -> None:
+    dd = ET.SubElement(root, "DataDictionary", {"numberOfFields": str(len(features) + 1)})
+    for name in features:
+        ET.SubElement(dd, "DataField", {"name": name, "optype": "continuous", "dataType": "double"})
+    if classification:
+        tf = ET.SubElement(dd, "DataField", {"name": target, "optype": "categorical", "dataType": "integer"})
+        ET.SubElement(tf, "Value", {"value": "0"})
+        ET.SubElement(tf, "Value", {"value": "1"})
+    else:
+        ET.SubElement(dd, "DataField", {"name": target, "optype": "continuous", "dataType": "double"})
+
+
+def _mining_schema(parent: ET.Element, fields: list[str], target: str | None) -> ET.Element:
+    ms = ET.SubElement(parent, "MiningSchema")
+    if target is not None:
+        ET.SubElement(ms, "MiningField", {"name": target, "usageType": "target"})
+    for name in fields:
+        ET.SubElement(ms, "MiningField", {"name": name})
+    return ms
+
+
+def _final_output(parent: ET.Element, classification: bool) -> None:
+    out = ET.SubElement(parent, "Output")
+    attrs = {"name": OUTPUT_FIELD, "optype": "continuous", "dataType": "double"}
+    if classification:
+        attrs |= {"feature": "probability", "value": "1"}
+    else:
+        attrs |= {"feature": "predictedValue"}
+    ET.SubElement(out, "OutputField", attrs)
+
+
+# ---- tree ensembles ----------------------------------------------------------------------------------------
+
+
+def _tree_ensemble(root: ET.Element, ir: TreeEnsemble, target: str, margin_field: str) -> None:
+    features = ir.feature_names
+    if ir.link == "identity":
+        _sum_model(root, ir, target, lambda mm: _final_output(mm, classification=False))
+        return
+
+    top = ET.SubElement(root, "MiningModel", {"functionName": "classification", "modelName": "tree_ensemble"})
+    _mining_schema(top, features, target)
+    _final_output(top, classification=True)
+    chain = ET.SubElement(top, "Segmentation", {"multipleModelMethod": "modelChain"})
+
+    seg = ET.SubElement(chain, "Segment", {"id": "margin"})
+    ET.SubElement(seg, "True")
+
+    def margin_output(mm: ET.Element) -> None:
+        out = ET.SubElement(mm, "Output")
+        attrs = {"name": margin_field, "optype": "continuous", "dataType": "double"}
+        ET.SubElement(out, "OutputField", attrs | {"feature": "predictedValue", "isFinalResult": "false"})
+
+    _sum_model(seg, ir, None, margin_output)
+
+    seg = ET.SubElement(chain, "Segment", {"id": "link"})
+    ET.SubElement(seg, "True")
+    reg = ET.SubElement(
+        seg,
+        "RegressionModel",
+        {"functionName": "classification", "normalizationMethod": "logit", "modelName": "logistic_link"},
+    )
+    _mining_schema(reg, [margin_field], target)
+    t1 = ET.SubElement(reg, "RegressionTable", {"targetCategory": "1", "intercept": "0.0"})
+    ET.SubElement(t1, "NumericPredictor", {"name": margin_field, "coefficient": "1.0"})
+    ET.SubElement(reg, "RegressionTable", {"targetCategory": "0", "intercept": "0.0"})
+
+
+def _sum_model(
+    parent: ET.Element, ir: TreeEnsemble, target: str | None, add_output: Callable[[ET.Element], None]
+) -> None:
+    """MiningModel regression = base_score + sum of the trees (segment order = the IR's order)."""
+    mm = ET.SubElement(parent, "MiningModel", {"functionName": "regression", "modelName": "margin"})
+    _mining_schema(mm, ir.feature_names, target)
+    add_output(mm)  # PMML order: MiningSchema, Output, Segmentation
+    seg_root = ET.SubElement(mm, "Segmentation", {"multipleModelMethod": "sum"})
+
+    seg = ET.SubElement(seg_root, "Segment", {"id": "base_score"})
+    ET.SubElement(seg, "True")
+    tm = ET.SubElement(seg, "TreeModel", {"functionName": "regression", "modelName": "base_score"})
+    ET.SubElement(tm, "MiningSchema")
+    node = ET.SubElement(tm, "Node", {"score": _num(ir.base_score)})
+    ET.SubElement(node, "True")
+
+    for i, tree in enumerate(ir.trees):
+        seg = ET.SubElement(seg_root, "Segment", {"id": f"tree_{i}"})
+        ET.SubElement(seg, "True")
+        _tree_model(seg, tree, ir.feature_names, ir.split_op, f"tree_{i}")
+
+
+def _tree_model(parent: ET.Element, tree: Tree, features: list[str], split_op: str, name: str) -> None:
+    tm = ET.SubElement(
+        parent,
+        "TreeModel",
+        {
+            "functionName": "regression",
+            "modelName": name,
+            "missingValueStrategy": "none",
+            "noTrueChildStrategy": "returnNullPrediction",
+            "splitCharacteristic": "binarySplit",
+        },
+    )
+    used = sorted({f for f in tree.feature if f != LEAF})
+    _mining_schema(tm, [features[f] for f in used], None)
+    op = "lessOrEqual" if split_op == "<=" else "lessThan"
+
+    root = ET.SubElement(tm, "Node")
+    ET.SubElement(root, "True")
+    # Iterative build (deep trees must not hit Python's recursion limit): (xml node, ir node).
+    stack: list[tuple[ET.Element, int]] = [(root, 0)]
+    while stack:
+        elem, n = stack.pop()
+        if tree.feature[n] == LEAF:
+            elem.set("score", _num(tree.value[n]))
+            continue
+        field = features[tree.feature[n]]
+        left = ET.SubElement(elem, "Node")
+        cmp_attrs = {"field": field, "operator": op, "value": _num(tree.threshold[n])}
+        if tree.default_left[n]:
+            comp = ET.SubElement(left, "CompoundPredicate", {"booleanOperator": "or"})
+            ET.SubElement(comp, "SimplePredicate", {"field": field, "operator": "isMissing"})
+            ET.SubElement(comp, "SimplePredicate", cmp_attrs)
+        else:
+            ET.SubElement(left, "SimplePredicate", cmp_attrs)
+        right = ET.SubElement(elem, "Node")
+        ET.SubElement(right, "True")
+        stack.append((left, tree.left[n]))
+        stack.append((right, tree.right[n]))
+
+
+# ---- GLM ---------------------------------------------------------------------------------------------------
+
+
+def _glm(root: ET.Element, ir: Glm, target: str) -> None:
+    classification = ir.link == "logistic"
+    attrs = {"functionName": "classification" if classification else "regression", "modelName": "glm"}
+    if classification:
+        attrs["normalizationMethod"] = "logit"
+    reg = ET.SubElement(root, "RegressionModel", attrs)
+    ms = ET.SubElement(reg, "MiningSchema")
+    ET.SubElement(ms, "MiningField", {"name": target, "usageType": "target"})
+    for name, rep in zip(ir.feature_names, ir.missing_replacement, strict=True):
+        mf = {"name": name}
+        if rep is not None:
+            mf["missingValueReplacement"] = _num(rep)
+        ET.SubElement(ms, "MiningField", mf)
+    _final_output(reg, classification)
+
+    table_attrs = {"intercept": _num(ir.intercept)}
+    if classification:
+        table_attrs["targetCategory"] = "1"
+    table = ET.SubElement(reg, "RegressionTable", table_attrs)
+    for name, coef in zip(ir.feature_names, ir.coefficients, strict=True):
+        ET.SubElement(table, "NumericPredictor", {"name": name, "coefficient": _num(coef)})
+    if classification:
+        ET.SubElement(reg, "RegressionTable", {"targetCategory": "0", "intercept": "0.0"})

@@ -1,0 +1,289 @@
+"""`harness build`: data -> train -> IR -> every format -> parity gate -> bundle.
+
+    artifacts/<scenario>/<model-id>/manifest.json (+ files; see adapters/bundle.py for the layout)
+
+The model id carries a content hash of the scenario's data+model sections and of the exporter code and
+library versions, so an unchanged scenario is a cache hit (the bundle is verified, not rebuilt).
+The parity gate scores the held-out rows through each format's own independent evaluator (the
+adapters: onnxruntime, the compiled library, pypmml, titus2, h2o-genmodel) and fails the build when a
+format is beyond its tolerance, naming the format, the row and both values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adapters.bundle import Bundle, sha256_file
+from adapters.errors import AdapterError
+from harness.build import ir as ir_mod
+from harness.build.errors import BuildError
+from harness.build.parity import parity_gate, verify_bundle
+from harness.build.trained import TrainedModel
+from harness.scenario import Scenario
+
+EXPORTER_VERSION = "1"  # bump when an exporter's output changes in a way the code hash would not show
+_LIBS = ("lightgbm", "scikit-learn", "onnx", "onnxruntime", "onnxmltools", "skl2onnx", "treelite", "tl2cgen")
+_LIBS_MORE = ("h2o", "pypmml", "titus2", "numpy", "jpype1")
+
+
+@dataclass
+class BuildResult:
+    bundle_dir: Path
+    cache_hit: bool
+    seconds: float
+    manifest: dict[str, Any]
+
+
+def lib_versions(names: tuple[str, ...] = _LIBS + _LIBS_MORE) -> dict[str, str]:
+    out = {}
+    for n in names:
+        try:
+            out[n] = importlib.metadata.version(n)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _code_hash() -> str:
+    h = hashlib.sha256(EXPORTER_VERSION.encode())
+    here = Path(__file__).parent
+    for p in sorted(here.glob("*.py")) + sorted((here.parent / "datagen").glob("*.py")):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def cache_key(sc: Scenario) -> str:
+    h = hashlib.sha256()
+    h.update(sc.content_hash().encode())
+    h.update(_code_hash().encode())
+    h.update(json.dumps(lib_versions(), sort_keys=True).encode())
+    if sc.dataset.csv is not None:
+        h.update(sha256_file(sc.dataset.csv).encode())
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------
+# data
+# ------------------------------------------------------------------------------------------------
+
+
+def load_data(sc: Scenario) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    ds = sc.dataset
+    if ds.generator is not None:
+        from harness.datagen import generate
+
+        try:
+            X, y, names = generate(ds.generator, ds.rows, ds.seed, **ds.params)
+        except ValueError as e:
+            raise BuildError(f"scenario {sc.name!r}: dataset: {e}") from None
+    else:
+        import pandas as pd
+
+        assert ds.csv is not None
+        if not ds.csv.is_file():
+            raise BuildError(f"scenario {sc.name!r}: CSV file {ds.csv} does not exist")
+        frame = pd.read_csv(ds.csv)
+        if sc.label not in frame.columns:
+            raise BuildError(f"scenario {sc.name!r}: CSV {ds.csv} has no label column {sc.label!r}")
+        y = frame.pop(sc.label).to_numpy()
+        names = list(frame.columns)
+        try:
+            X = frame.to_numpy(dtype=np.float64)
+        except ValueError:
+            raise BuildError(f"scenario {sc.name!r}: CSV {ds.csv} has non-numeric feature columns") from None
+    if sc.features is not None:
+        missing = [f for f in sc.features if f not in names]
+        if missing:
+            raise BuildError(
+                f"scenario {sc.name!r}: feature {missing[0]!r} is not in the data (columns: {', '.join(names)})"
+            )
+        idx = [names.index(f) for f in sc.features]
+        X, names = X[:, idx], list(sc.features)
+    y = np.asarray(y).astype(np.int64)
+    if set(np.unique(y).tolist()) != {0, 1}:
+        raise BuildError(f"scenario {sc.name!r}: the label must take the values 0 and 1")
+    return np.ascontiguousarray(X, dtype=np.float64), y, names
+
+
+def split(sc: Scenario, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(sc.dataset.seed + 1)
+    order = rng.permutation(X.shape[0])
+    n_hold = min(int(round(X.shape[0] * sc.dataset.holdout_fraction)), sc.dataset.holdout_max_rows)
+    hold, train = order[:n_hold], order[n_hold:]
+    return X[train], y[train], X[hold], y[hold]
+
+
+def train_model(sc: Scenario, X: np.ndarray, y: np.ndarray, names: list[str]) -> TrainedModel:
+    m = sc.model
+    if m.trainer == "lightgbm":
+        from harness.build import train_lightgbm as trainer
+    elif m.trainer == "sklearn":
+        from harness.build import train_sklearn as trainer  # type: ignore[no-redef]
+    else:
+        from harness.build import train_h2o as trainer  # type: ignore[no-redef]
+    try:
+        return trainer.train(m.algorithm, dict(m.params), X, y, names, m.seed)
+    except (ValueError, TypeError) as e:
+        raise BuildError(f"scenario {sc.name!r}: training {m.trainer}/{m.algorithm} failed: {e}") from None
+
+
+# ------------------------------------------------------------------------------------------------
+# build
+# ------------------------------------------------------------------------------------------------
+
+
+def build(
+    sc: Scenario, artifacts: Path = Path("artifacts"), force: bool = False, log: Callable[[str], None] = print
+) -> BuildResult:
+    t0 = time.perf_counter()
+    key = cache_key(sc)
+    model_id = f"{sc.model.trainer}-{sc.model.algorithm}-{key[:12]}"
+    final = artifacts / sc.name / model_id
+    if final.exists() and not force:
+        try:
+            verify_bundle(final)
+            manifest = Bundle.open(final).manifest
+            return BuildResult(final, True, time.perf_counter() - t0, manifest)
+        except AdapterError as e:
+            log(f"cached bundle {final} is not usable ({e}); rebuilding")
+    work = final.with_name(model_id + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        manifest = _build_into(sc, work, model_id, key, log)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    shutil.rmtree(final, ignore_errors=True)
+    work.rename(final)
+    return BuildResult(final, False, time.perf_counter() - t0, manifest)
+
+
+def _file_entry(root: Path, name: str, **extra: Any) -> dict[str, Any]:
+    return {"file": name, "sha256": sha256_file(root / name), "bytes": (root / name).stat().st_size, **extra}
+
+
+def _build_into(sc: Scenario, root: Path, model_id: str, key: str, log: Callable[[str], None]) -> dict[str, Any]:
+    X, y, names = load_data(sc)
+    Xtr, ytr, Xho, yho = split(sc, X, y)
+    log(f"{sc.name}: {X.shape[0]} rows x {len(names)} features, {Xho.shape[0]} held out; training {sc.model.trainer}")
+    t = time.perf_counter()
+    cluster = None
+    if sc.model.trainer == "h2o":
+        from harness.build.train_h2o import h2o_cluster
+
+        cluster = h2o_cluster()
+        cluster.__enter__()
+    try:
+        trained = train_model(sc, Xtr, ytr, names)
+    finally:
+        if cluster is not None:
+            cluster.__exit__(None, None, None)
+    train_s = time.perf_counter() - t
+    p_native = np.asarray(trained.predict(Xho), dtype=np.float64)
+    native_file = trained.save_native(root)
+    ir_file = "model.ir.json"
+    (root / ir_file).write_text(json.dumps(ir_mod.to_dict(trained.ir)))
+    np.savez(root / "reference.npz", X=Xho, y=yho, p=p_native)
+
+    formats: dict[str, dict[str, Any]] = {
+        "native": _file_entry(root, native_file, flavor=trained.flavor, algorithm=trained.algorithm),
+        "ir": _file_entry(root, ir_file),
+    }
+    exports: dict[str, Callable[[], dict[str, Any]]] = {
+        "onnx": lambda: _export_onnx(trained, root),
+        "codegen-c": lambda: _export_c(trained, root),
+        "pmml": lambda: _export_pmml(trained, root),
+        "pfa": lambda: _export_pfa(trained, root),
+        "h2o-mojo": lambda: _file_entry(root, native_file),
+    }
+    for fmt in sc.formats:
+        t = time.perf_counter()
+        try:
+            formats[fmt] = exports[fmt]()
+        except (ValueError, NotImplementedError, RuntimeError, AdapterError) as e:
+            raise BuildError(f"scenario {sc.name!r}: exporting {fmt} failed: {e}") from None
+        formats[fmt]["export_seconds"] = round(time.perf_counter() - t, 3)
+
+    manifest: dict[str, Any] = {
+        "schema": 1,
+        "scenario": sc.name,
+        "model_id": model_id,
+        "cache_key": key,
+        "task": "binary",
+        "feature_names": names,
+        "label": sc.label,
+        "output": f"probability that {sc.label} = 1",
+        "trainer": {"name": sc.model.trainer, "algorithm": sc.model.algorithm, "params": sc.model.params},
+        "train_seconds": round(train_s, 3),
+        "data": {
+            "rows": int(X.shape[0]),
+            "train_rows": int(Xtr.shape[0]),
+            "holdout_rows": int(Xho.shape[0]),
+            "holdout_rows_with_nan": int(np.isnan(Xho).any(axis=1).sum()),
+            "positive_rate": float(y.mean()),
+        },
+        "formats": formats,
+        "reference": _file_entry(root, "reference.npz", rows=int(Xho.shape[0])),
+        "versions": {"python": platform.python_version(), **lib_versions(), **trained.library_versions()},
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    _write_manifest(root, manifest)
+    parity_gate(root, manifest, trained, Xho, p_native, log)
+    _write_manifest(root, manifest)
+    return manifest
+
+
+def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False))
+
+
+def _export_onnx(trained: TrainedModel, root: Path) -> dict[str, Any]:
+    name = "model.onnx"
+    if trained.flavor == "h2o" and trained.ir.kind == "tree_ensemble":
+        from harness.build.train_h2o import NATIVE_FILE, write_onnx_h2o
+
+        info = write_onnx_h2o(root / NATIVE_FILE, root / name)
+    elif trained.flavor == "h2o":
+        # onnxmltools converts only H2O GBMs: an H2O GLM's ONNX is generated from the IR (float64)
+        from harness.build.export_onnx import write_onnx_from_ir
+
+        info = write_onnx_from_ir(trained.ir, root / name)
+    else:
+        from harness.build.export_onnx import write_onnx
+
+        info = write_onnx(trained, root / name)
+    return _file_entry(root, name, **info)
+
+
+def _export_c(trained: TrainedModel, root: Path) -> dict[str, Any]:
+    from harness.build.export_c import compile_c
+
+    name = compile_c(trained.ir, root)
+    return _file_entry(root, name, compiler="tl2cgen+gcc" if trained.ir.kind == "tree_ensemble" else "gcc")
+
+
+def _export_pmml(trained: TrainedModel, root: Path) -> dict[str, Any]:
+    from harness.build.export_pmml import write_pmml
+
+    write_pmml(trained.ir, root / "model.pmml")
+    return _file_entry(root, "model.pmml", pmml_version="4.4", exporter="harness.build.export_pmml")
+
+
+def _export_pfa(trained: TrainedModel, root: Path) -> dict[str, Any]:
+    from harness.build.export_pfa import write_pfa
+
+    write_pfa(trained.ir, root / "model.pfa.json")
+    return _file_entry(root, "model.pfa.json", exporter="harness.build.export_pfa")

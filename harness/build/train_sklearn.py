@@ -1,0 +1,160 @@
+"""scikit-learn trainer: HistGradientBoostingClassifier ("gbm") or an imputer + scaler + logistic
+regression pipeline ("logistic_regression"), saved with joblib, converted exactly to the IR.
+
+gbm: every TreePredictor in `_predictors` is a flat node array; sklearn's `_predict_from_raw_data`
+goes left when x is NaN and missing_go_to_left, else when x <= num_threshold (raw float64 thresholds,
+not the bins). Leaf values already include the learning rate; the margin is `_baseline_prediction`
+plus the sum of leaf values, probability = expit(margin). A "split on NaN" has threshold +inf; the IR
+stores the largest finite float64 instead (same decision for every finite x, and valid JSON).
+Categorical features are refused.
+
+logistic_regression: Pipeline(SimpleImputer(mean), StandardScaler (optional), LogisticRegression).
+The scaler is folded into the coefficients: w' = w / scale, b' = b - sum(w * mean / scale);
+missing_replacement = the imputer's means. Params go to LogisticRegression, except `standardize`
+(bool, default true) which chooses whether the scaler is in the pipeline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from harness.build.ir import LEAF, Glm, ModelIR, Tree, TreeEnsemble
+from harness.build.trained import TrainedModel
+
+NATIVE_FILE = "model.joblib"
+ALGORITHMS = ("gbm", "logistic_regression")
+_FLOAT_MAX = float(np.finfo(np.float64).max)
+
+
+class ConversionError(ValueError):
+    """The trained model uses a feature the IR cannot represent exactly."""
+
+
+class SklearnModel(TrainedModel):
+    flavor = "sklearn"
+
+    def __init__(self, algorithm: str, model: Any, ir: ModelIR) -> None:
+        self.algorithm = algorithm
+        self.model = model
+        self.ir = ir
+
+    def save_native(self, directory: Path) -> str:
+        directory.mkdir(parents=True, exist_ok=True)
+        joblib.dump(self.model, directory / NATIVE_FILE)
+        return NATIVE_FILE
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        proba = self.model.predict_proba(np.asarray(X, dtype=np.float64))
+        return np.asarray(proba[:, 1], dtype=np.float64)
+
+    def library_versions(self) -> dict[str, str]:
+        return {"scikit-learn": sklearn.__version__, "joblib": joblib.__version__}
+
+
+def train(
+    algorithm: str,
+    params: dict[str, Any],
+    X: np.ndarray,
+    y: np.ndarray,
+    feature_names: list[str],
+    seed: int,
+) -> SklearnModel:
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y)
+    if X.ndim != 2 or X.shape[1] != len(feature_names):
+        raise ValueError(f"X has shape {X.shape}, expected (n, {len(feature_names)})")
+    if algorithm == "gbm":
+        if params.get("categorical_features") is not None:
+            raise ValueError("sklearn trainer: categorical_features is not supported (the IR has numerical splits)")
+        hgb = HistGradientBoostingClassifier(**{**params, "categorical_features": None, "random_state": seed})
+        hgb.fit(X, y)
+        return SklearnModel(algorithm, hgb, hgb_to_ir(hgb, feature_names))
+    if algorithm == "logistic_regression":
+        rest = dict(params)
+        standardize = bool(rest.pop("standardize", True))
+        lr = LogisticRegression(**{"max_iter": 1000, **rest, "random_state": seed})
+        steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="mean", keep_empty_features=True))]
+        if standardize:
+            steps.append(("scale", StandardScaler()))
+        steps.append(("logistic", lr))
+        pipe = Pipeline(steps)
+        pipe.fit(X, y)
+        return SklearnModel(algorithm, pipe, pipeline_to_ir(pipe, feature_names))
+    raise ValueError(f"sklearn trainer: unknown algorithm {algorithm!r} (valid: {', '.join(ALGORITHMS)})")
+
+
+def hgb_to_ir(model: HistGradientBoostingClassifier, feature_names: list[str]) -> TreeEnsemble:
+    if len(model.classes_) != 2:
+        raise ConversionError(f"HistGradientBoostingClassifier has {len(model.classes_)} classes, expected 2")
+    if getattr(model, "is_categorical_", None) is not None and np.any(model.is_categorical_):
+        raise ConversionError("HistGradientBoostingClassifier with categorical features is not supported")
+    baseline = np.asarray(model._baseline_prediction, dtype=np.float64).reshape(-1)
+    if baseline.size != 1:
+        raise ConversionError("expected one tree per iteration (binary classification)")
+    trees: list[Tree] = []
+    for iteration in model._predictors:
+        if len(iteration) != 1:
+            raise ConversionError("expected one tree per iteration (binary classification)")
+        trees.append(_convert_nodes(iteration[0].nodes))
+    return TreeEnsemble(
+        feature_names=list(feature_names),
+        trees=trees,
+        base_score=float(baseline[0]),
+        link="logistic",
+        split_op="<=",
+    )
+
+
+def _convert_nodes(nodes: np.ndarray) -> Tree:
+    is_leaf = nodes["is_leaf"].astype(bool)
+    if np.any(nodes["is_categorical"][~is_leaf]):
+        raise ConversionError("categorical split found: not supported")
+    thr = nodes["num_threshold"].astype(np.float64)
+    thr = np.where(np.isposinf(thr), _FLOAT_MAX, thr)
+    inner = ~is_leaf
+    if np.any(np.isnan(thr[inner])) or np.any(np.isneginf(thr[inner])):
+        raise ConversionError("split with a NaN or -inf threshold")
+    return Tree(
+        feature=[LEAF if leaf else int(f) for leaf, f in zip(is_leaf, nodes["feature_idx"], strict=True)],
+        threshold=[0.0 if leaf else float(t) for leaf, t in zip(is_leaf, thr, strict=True)],
+        left=[-1 if leaf else int(c) for leaf, c in zip(is_leaf, nodes["left"], strict=True)],
+        right=[-1 if leaf else int(c) for leaf, c in zip(is_leaf, nodes["right"], strict=True)],
+        default_left=[bool(m) and not leaf for leaf, m in zip(is_leaf, nodes["missing_go_to_left"], strict=True)],
+        value=[float(v) if leaf else 0.0 for leaf, v in zip(is_leaf, nodes["value"], strict=True)],
+    )
+
+
+def pipeline_to_ir(pipe: Pipeline, feature_names: list[str]) -> Glm:
+    n = len(feature_names)
+    imputer = pipe.named_steps["impute"]
+    lr = pipe.named_steps["logistic"]
+    if lr.coef_.shape != (1, n):
+        raise ConversionError(f"logistic regression has coefficients of shape {lr.coef_.shape}, expected (1, {n})")
+    w = lr.coef_[0].astype(np.float64)
+    b = float(lr.intercept_[0])
+    scaler = pipe.named_steps.get("scale")
+    if scaler is not None:
+        mean = scaler.mean_ if scaler.with_mean else np.zeros(n)
+        scale = scaler.scale_ if scaler.with_std else np.ones(n)
+        w = w / scale
+        b = b - float(np.dot(w, mean))
+    means = np.asarray(imputer.statistics_, dtype=np.float64)
+    if means.shape != (n,):
+        raise ConversionError("imputer dropped a feature (keep_empty_features must be true)")
+    return Glm(
+        feature_names=list(feature_names),
+        coefficients=[float(c) for c in w],
+        intercept=b,
+        link="logistic",
+        missing_replacement=[float(m) for m in means],
+    )

@@ -1,0 +1,39 @@
+"""What every trainer returns: the native model, its IR, and how to save and score it natively.
+
+Trainer modules (train_lightgbm.py, train_sklearn.py, train_h2o.py) each expose
+
+    def train(algorithm: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray,
+              feature_names: list[str], seed: int) -> TrainedModel
+
+X is float64 with NaN for missing; y is 0/1. The build (harness/build/pipeline.py) then calls the
+exporters on `ir` (PMML, PFA, compiled C) and on the native model (ONNX), and holds every format
+to `predict` (the native predictions, P(class 1)) in its parity gate.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.build.ir import ModelIR
+
+
+class TrainedModel(ABC):
+    flavor: str  # "lightgbm" | "sklearn" | "h2o"
+    algorithm: str  # e.g. "gbm", "logistic_regression", "glm"
+    model: Any  # the trainer's own object
+    ir: ModelIR
+
+    @abstractmethod
+    def save_native(self, directory: Path) -> str:
+        """Write the trainer's own format into `directory`; return the file name (not the path)."""
+
+    @abstractmethod
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Native predictions: (n,) float64 probability of class 1."""
+
+    def library_versions(self) -> dict[str, str]:
+        return {}

@@ -1,0 +1,57 @@
+"""Where commands find Kafka: an explicit bootstrap plus librdkafka properties, or the embedded broker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+
+def read_client_properties(path: Path | None) -> dict[str, str]:
+    """Read a Java-properties-style file of librdkafka settings (key=value, # comments)."""
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise HarnessError(f"client properties file {path} does not exist")
+    props: dict[str, str] = {}
+    for n, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith(("#", "!")):
+            continue
+        sep = min((i for i in (line.find("="), line.find(":")) if i > 0), default=-1)
+        if sep < 0:
+            raise HarnessError(f"{path}:{n}: expected key=value, got {line!r}")
+        props[line[:sep].strip()] = line[sep + 1 :].strip()
+    return props
+
+
+@dataclass
+class KafkaTarget:
+    bootstrap: str
+    properties: dict[str, str] = field(default_factory=dict)
+    embedded: bool = False
+
+    def client_config(self, **extra: Any) -> dict[str, Any]:
+        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap}
+        conf.update(self.properties)
+        conf.update(extra)
+        return conf
+
+
+def resolve_kafka(bootstrap: str | None, client_config: Path | None = None, timeout_s: float = 10.0) -> KafkaTarget:
+    """The cluster a command talks to: `bootstrap` when given (it must answer), else the embedded broker,
+    started here when it is not running yet."""
+    from harness.kafka.broker import Broker, metadata_answers
+
+    props = read_client_properties(client_config)
+    if bootstrap:
+        if not metadata_answers(bootstrap, timeout_s=timeout_s, properties=props):
+            raise HarnessError(
+                f"Kafka at {bootstrap} does not answer a metadata request within {timeout_s:.0f} s "
+                "(check the address, the listener, and the security settings in --client-config)"
+            )
+        return KafkaTarget(bootstrap=bootstrap, properties=props)
+    st = Broker().start()
+    return KafkaTarget(bootstrap=st.bootstrap, properties=props, embedded=True)

@@ -1,0 +1,51 @@
+"""Topic housekeeping for the loop and the runs (create if missing, delete, partition counts)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from harness.errors import HarnessError
+from harness.kafka.config import KafkaTarget
+
+
+def admin(target: KafkaTarget) -> AdminClient:
+    return AdminClient(target.client_config())
+
+
+def partitions_of(target: KafkaTarget, topic: str, timeout_s: float = 10.0) -> int | None:
+    md = admin(target).list_topics(topic=topic, timeout=timeout_s)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None:
+        return None
+    return len(t.partitions)
+
+
+def ensure_topics(target: KafkaTarget, topics: dict[str, int], replication: int = 1, timeout_s: float = 30.0) -> None:
+    """Create each missing topic with the given partition count; existing topics are left as they are."""
+    a = admin(target)
+    existing = set(a.list_topics(timeout=timeout_s).topics)
+    new = [
+        NewTopic(t, num_partitions=p, replication_factor=replication) for t, p in topics.items() if t not in existing
+    ]
+    if not new:
+        return
+    for name, fut in a.create_topics(new, operation_timeout=timeout_s).items():
+        try:
+            fut.result(timeout=timeout_s)
+        except KafkaException as e:
+            if "TOPIC_ALREADY_EXISTS" not in str(e):
+                raise HarnessError(f"cannot create topic {name}: {e.args[0].str() if e.args else e}") from None
+
+
+def delete_topics(target: KafkaTarget, topics: list[str], timeout_s: float = 30.0) -> None:
+    a = admin(target)
+    existing = set(a.list_topics(timeout=timeout_s).topics)
+    todo = [t for t in topics if t in existing]
+    if not todo:
+        return
+    for _, fut in a.delete_topics(todo, operation_timeout=timeout_s).items():
+        with contextlib.suppress(KafkaException):
+            fut.result(timeout=timeout_s)

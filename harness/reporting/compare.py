@@ -1,0 +1,280 @@
+"""Compare runs side by side and flag regressions, so CI can gate on a benchmark.
+
+`compare([RUN_A, RUN_B, ...], threshold_pct)` lines up every scenario/adapter present in the first run with the
+same scenario/adapter in each later run and computes RUN_X / RUN_A for: sustainable throughput, p50 and p99 at
+each load point the runs share, CPU per 1000 events and peak RSS (at the highest shared load point), accuracy,
+lost records and the VALID/INVALID verdict. A change counts as a regression when it goes the wrong way by more
+than the threshold (throughput down; latency, CPU, memory up), when accuracy gets worse (predictions cross the
+tolerance, or AUC drops by more than `AUC_DROP`), when records start getting lost, or when a point that was
+VALID turns INVALID. `main_compare` prints the table and returns 0 (no regression) or 1 (regression).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.reporting.fmt import DASH, fmt_diff, fmt_mib, fmt_ms, fmt_num, fmt_rate
+from harness.reporting.results import AdapterResult, Point, Results, ResultsError, load_results
+
+AUC_DROP = 0.005  # an AUC lower by more than this (absolute) is an accuracy regression
+
+Better = Literal["higher", "lower", "accuracy", "count", "verdict"]
+
+
+@dataclass
+class MetricRow:
+    """One metric of one adapter across the runs: values[0] is the base run."""
+
+    scenario: str
+    adapter: str
+    metric: str
+    better: Better
+    values: list[float | str | None]
+    ratios: list[float | None]  # per later run: value / base (None when not computable)
+    regressed: list[bool]  # per later run
+    why: list[str]  # per later run, "" when not regressed
+
+    @property
+    def any_regressed(self) -> bool:
+        return any(self.regressed)
+
+
+@dataclass
+class CompareResult:
+    run_ids: list[str]
+    paths: list[Path]
+    threshold_pct: float
+    rows: list[MetricRow] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[str]:
+        """One line per regression: `scenario/adapter metric: why (run id)`."""
+        out = []
+        for r in self.rows:
+            for i, bad in enumerate(r.regressed):
+                if bad:
+                    out.append(f"{r.scenario}/{r.adapter} {r.metric}: {r.why[i]} ({self.run_ids[i + 1]})")
+        return out
+
+    @property
+    def regressed(self) -> bool:
+        return any(r.any_regressed for r in self.rows)
+
+
+def _ratio(base: float | str | None, v: float | str | None) -> float | None:
+    if not isinstance(base, int | float) or not isinstance(v, int | float) or base == 0:
+        return None
+    return v / base
+
+
+def _judge(better: Better, base: float | str | None, v: float | str | None, t: float, tol: float | None) -> str:
+    """Why `v` is a regression against `base`, or "" when it is not."""
+    if better == "verdict":
+        return f"{base} → {v}" if base == "VALID" and v == "INVALID" else ""
+    if better == "higher":
+        if isinstance(base, int | float) and base > 0 and v is None:
+            return f"{fmt_rate(base)} → none"
+        r = _ratio(base, v)
+        return f"{r:.2f}x (down {1 - r:.0%})" if r is not None and r < 1 - t else ""
+    if better == "lower":
+        r = _ratio(base, v)
+        return f"{r:.2f}x (up {r - 1:.0%})" if r is not None and r > 1 + t else ""
+    if better == "count":
+        b = base if isinstance(base, int | float) else 0
+        return f"{b:g} → {v:g}" if isinstance(v, int | float) and v > b else ""
+    # accuracy: "max abs diff" (with tolerance) or "AUC"
+    if not isinstance(v, int | float) or not isinstance(base, int | float):
+        return ""
+    if tol is None:  # AUC
+        return f"{base:.4f} → {v:.4f}" if v < base - AUC_DROP else ""
+    if v > tol >= base:
+        return f"{fmt_diff(base)} → {fmt_diff(v)}, beyond the tolerance {tol:g}"
+    return ""
+
+
+def _top_common_point(adapters: list[AdapterResult]) -> str | None:
+    names = [{p.name for p in a.load_points() if p.cost is not None} for a in adapters]
+    common = set.intersection(*names) if names else set()
+    order = [p.name for p in adapters[0].load_points()]
+    for name in reversed(order):
+        if name in common:
+            return name
+    return None
+
+
+def _point_verdict(p: Point | None) -> str | None:
+    if p is None or not p.verdict:
+        return None
+    return p.verdict.upper()
+
+
+def _adapter_rows(scenario: str, runs: list[AdapterResult | None], t: float) -> list[MetricRow]:
+    base = runs[0]
+    assert base is not None
+    present = [a for a in runs if a is not None]
+    specs: list[tuple[str, Better, list[float | str | None], float | None]] = []
+
+    def add(metric: str, better: Better, values: list[float | str | None], tol: float | None = None) -> None:
+        specs.append((metric, better, values, tol))
+
+    add("sustainable rows/s", "higher", [a.sustainable_rate if a else None for a in runs])
+    shared = [p.name for p in base.load_points() if all(a is None or a.point(p.name) for a in runs)]
+    for name in shared:
+        pts = [a.point(name) if a else None for a in runs]
+        add(f"p50 ms @ {name}", "lower", [p.latency_ms.p50 if p else None for p in pts])
+        add(f"p99 ms @ {name}", "lower", [p.latency_ms.p99 if p else None for p in pts])
+    top = _top_common_point(present)
+    if top is not None:
+        costs = [(a.point(top) if a else None) for a in runs]
+        add(f"CPU s/1000 @ {top}", "lower", [p.cost.cpu_s_per_1000 if p and p.cost else None for p in costs])
+        if any(p and p.cost and p.cost.server_cpu_s_per_1000 is not None for p in costs):
+            add(
+                f"server CPU s/1000 @ {top}",
+                "lower",
+                [p.cost.server_cpu_s_per_1000 if p and p.cost else None for p in costs],
+            )
+    add("peak RSS MiB", "lower", [a.peak_rss_mib()[0] if a else None for a in runs])
+    if any(a and a.peak_rss_mib()[1] is not None for a in runs):
+        add("server peak RSS MiB", "lower", [a.peak_rss_mib()[1] if a else None for a in runs])
+    tols = [p.accuracy.tolerance for p in base.points if p.accuracy and p.accuracy.tolerance is not None]
+    if any(a and a.max_abs_diff() is not None for a in runs):
+        add("max abs diff", "accuracy", [a.max_abs_diff() if a else None for a in runs], min(tols) if tols else None)
+    if any(a and a.auc()[0] is not None for a in runs):
+        add("AUC", "accuracy", [a.auc()[0] if a else None for a in runs])
+    add(
+        "lost + dead-lettered",
+        "count",
+        [sum(p.counts.lost + p.counts.dead_lettered for p in a.counted_points()) if a else None for a in runs],
+    )
+    for name in shared:
+        add(f"verdict @ {name}", "verdict", [_point_verdict(a.point(name)) if a else None for a in runs])
+
+    rows = []
+    for metric, better, values, tol in specs:
+        if better == "accuracy" and metric == "max abs diff" and tol is None:
+            better_eff: Better = "lower"  # no tolerance known: judge by ratio like any cost
+        else:
+            better_eff = better
+        if all(v is None for v in values):
+            continue
+        later = values[1:]
+        why = [_judge(better_eff, values[0], v, t, tol) if runs[i + 1] is not None else "" for i, v in enumerate(later)]
+        ratios = [_ratio(values[0], v) if better in ("higher", "lower", "accuracy") else None for v in later]
+        rows.append(MetricRow(scenario, base.adapter, metric, better, values, ratios, [bool(w) for w in why], why))
+    return rows
+
+
+def _machine(r: Results) -> tuple[str | None, str | None, int | None]:
+    e = r.environment
+    return e.hostname, e.cpu_model, e.cpu_count
+
+
+def compare(runs: list[Path], threshold_pct: float) -> CompareResult:
+    """Compare each later run with the first; see the module docstring for what counts as a regression."""
+    if len(runs) < 2:
+        raise ResultsError("compare needs at least two runs: RUN_A RUN_B [...]")
+    if threshold_pct < 0:
+        raise ResultsError(f"--threshold-pct must be >= 0, got {threshold_pct:g}")
+    loaded = [load_results(Path(r)) for r in runs]
+    ids = [r.run_id for r in loaded]
+    out = CompareResult(ids, [Path(r) for r in runs], threshold_pct)
+    t = threshold_pct / 100.0
+
+    base = loaded[0]
+    for i, other in enumerate(loaded[1:], 1):
+        if _machine(other) != _machine(base):
+            env_a, env_b = base.environment, other.environment
+            out.warnings.append(
+                f"runs come from different machines: {ids[0]} on {env_a.machine()}, {ids[i]} on {env_b.machine()}; "
+                "the ratios compare machines as much as code"
+            )
+    for sc in base.scenarios:
+        others = [next((s for s in r.scenarios if s.name == sc.name), None) for r in loaded[1:]]
+        for i, o in enumerate(others, 1):
+            if o is None:
+                out.warnings.append(f"scenario {sc.name} is missing from {ids[i]}")
+        for a in sc.adapters:
+            per_run: list[AdapterResult | None] = [a]
+            for i, o in enumerate(others, 1):
+                oa = o.adapter(a.adapter) if o else None
+                if o is not None and oa is None:
+                    out.warnings.append(f"{sc.name}/{a.adapter} is missing from {ids[i]}")
+                per_run.append(oa)
+            out.rows += _adapter_rows(sc.name, per_run, t)
+    for i, r in enumerate(loaded[1:], 1):
+        known = {(s.name, a.adapter) for s in base.scenarios for a in s.adapters}
+        new = [f"{s.name}/{a.adapter}" for s in r.scenarios for a in s.adapters if (s.name, a.adapter) not in known]
+        if new:
+            out.warnings.append(f"{ids[i]} has results the base run lacks (not compared): {', '.join(new)}")
+    return out
+
+
+def _fmt(metric: str, v: float | str | None) -> str:
+    if v is None:
+        return DASH
+    if isinstance(v, str):
+        return v
+    if metric.startswith(("p50", "p99")):
+        return fmt_ms(v)
+    if "RSS" in metric:
+        return fmt_mib(v)
+    if metric.startswith("sustainable"):
+        return fmt_rate(v)
+    if metric == "max abs diff":
+        return fmt_diff(v)
+    if metric == "AUC":
+        return f"{v:.4f}"
+    return fmt_num(v, 4)
+
+
+def compare_table(res: CompareResult) -> Table:
+    """Side by side: one row per scenario/adapter/metric, each later run's value and its ratio to the first."""
+    letters = [chr(ord("A") + i) if i < 26 else f"R{i + 1}" for i in range(len(res.run_ids))]
+    t = Table(
+        title=f"Runs compared with A (threshold {res.threshold_pct:g} %)",
+        caption=", ".join(f"{x} = {rid}" for x, rid in zip(letters, res.run_ids, strict=True)),
+        title_justify="left",
+        caption_justify="left",
+    )
+    t.add_column("Scenario")
+    t.add_column("Adapter")
+    t.add_column("Metric")
+    t.add_column(f"A: {res.run_ids[0]}", justify="right")
+    for x, rid in zip(letters[1:], res.run_ids[1:], strict=True):
+        t.add_column(f"{x}: {rid}", justify="right")
+        t.add_column(f"{x} / A", justify="right")
+    t.add_column("Flag")
+    for r in res.rows:
+        cells = [r.scenario, r.adapter, r.metric, _fmt(r.metric, r.values[0])]
+        for i, v in enumerate(r.values[1:]):
+            ratio = r.ratios[i]
+            text = DASH if ratio is None else f"{ratio:.2f}x"
+            if r.regressed[i]:
+                text = f"[bold red]{text}[/]"
+            cells += [_fmt(r.metric, v), text]
+        cells.append("[bold red]REGRESSION[/]" if r.any_regressed else "")
+        t.add_row(*cells)
+    return t
+
+
+def main_compare(runs: list[Path], threshold_pct: float, console: Console | None = None) -> int:
+    """Print the comparison; return 0 when no regression beyond the threshold, 1 otherwise (for CI)."""
+    con = console or Console()
+    res = compare(runs, threshold_pct)
+    for w in res.warnings:
+        con.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+    con.print(compare_table(res))
+    regs = res.regressions
+    if regs:
+        con.print(f"[bold red]{len(regs)} regression(s) beyond {threshold_pct:g} %:[/]", highlight=False)
+        for line in regs:
+            con.print(f"  {line}", highlight=False, soft_wrap=True)
+        return 1
+    con.print(f"[green]no regression beyond {threshold_pct:g} %[/]", highlight=False)
+    return 0
