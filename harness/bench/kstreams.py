@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Literal
 
-APP_DIR = Path(__file__).resolve().parent.parent / "adapters" / "kstreams_mojo"
+APP_DIR = Path(__file__).resolve().parents[2] / "adapters" / "kstreams_mojo"
 JAR_NAME = "kstreams-mojo.jar"
 STAMP_NAME = ".build-key"
 SCORER_NAME = "kstreams-mojo"
