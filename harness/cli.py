@@ -11,6 +11,7 @@ from rich.console import Console
 
 from adapters.errors import AdapterError
 from harness.errors import HarnessError
+from jvm.errors import JvmError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark and model-interchange harness.")
 broker_app = typer.Typer(no_args_is_help=True, help="The embedded single-node Apache Kafka broker (KRaft).")
@@ -120,55 +121,27 @@ def score_cmd(
     client_config: ClientConfigOpt = None,
 ) -> None:
     """Run the scoring loop: consume, score in micro-batches, produce results, commit (at-least-once)."""
-    import json
+    from harness.scoring.service import ScoreSettings, run_score
 
-    from adapters.base import parse_options
-    from adapters.bundle import Bundle
-    from adapters.registry import adapter_class
-    from harness.kafka.config import resolve_kafka
-    from harness.kafka.topics import ensure_topics, partitions_of
-    from harness.scoring import wire
-    from harness.scoring.loop import LoopConfig, ScoringLoop
-
-    try:
-        enc = wire.check_encoding(encoding)
-    except ValueError as e:
-        raise HarnessError(str(e)) from None
-    target = resolve_kafka(bootstrap, client_config)
-    n_parts = partitions_of(target, input_topic)
-    if n_parts is None:
-        raise HarnessError(f"input topic {input_topic!r} does not exist at {target.bootstrap}")
-    cfg = LoopConfig(
-        input_topic=input_topic,
-        output_topic=output_topic,
-        group=group,
-        dlq_topic=dlq_topic,
-        encoding=enc,
-        batch_max=batch_max,
-        batch_wait_ms=batch_wait_ms,
-        scorer_name=scorer_name or adapter,
+    run_score(
+        ScoreSettings(
+            bundle=bundle,
+            adapter=adapter,
+            input_topic=input_topic,
+            output_topic=output_topic,
+            group=group,
+            dlq_topic=dlq_topic,
+            encoding=encoding,
+            batch_max=batch_max,
+            batch_wait_ms=batch_wait_ms,
+            options=option or [],
+            scorer_name=scorer_name,
+            max_records=max_records,
+            idle_exit_s=idle_exit_s,
+            bootstrap=bootstrap,
+            client_config=client_config,
+        )
     )
-    ensure_topics(target, {output_topic: n_parts, cfg.dlq: n_parts})
-    b = Bundle.open(bundle)
-    model = adapter_class(adapter).load(b, **parse_options(option))
-
-    def assigned(parts: list[int]) -> None:
-        print(f"READY partitions={parts}", flush=True)
-
-    loop = ScoringLoop(target, model, b.feature_names, cfg, on_assigned=assigned)
-    # Everything loaded so far (the adapter's libraries: onnx, sklearn, JPype, ...) lives as long as the
-    # process. Freezing it keeps the collector's full passes from walking those objects: without it a
-    # full collection paused the loop for 100-350 ms (seen as p99 spikes in the queueing time).
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    loop.install_signal_handlers()
-    try:
-        stats = loop.run(max_records=max_records, idle_exit_s=idle_exit_s)
-    finally:
-        model.close()
-    print("STATS " + json.dumps(stats.as_dict()), flush=True)
 
 
 @app.command("serve")
@@ -247,17 +220,16 @@ def run_cmd(
 
 
 def _finish_run(run_dir: Path, report: bool) -> None:
-    import json
+    from harness.reporting.results import load_results
 
-    data = json.loads((run_dir / "results.json").read_text())
     try:
         from harness.reporting.analysis import summary_table
         from harness.reporting.report import write_report
-    except ImportError:
+    except ImportError:  # the report extra (matplotlib) is not installed: results.json is still there
         summary_table = None  # type: ignore[assignment]
         write_report = None  # type: ignore[assignment]
     if summary_table is not None:
-        console.print(summary_table(data))
+        console.print(summary_table(load_results(run_dir)))
     if report and write_report is not None:
         md, html = write_report(run_dir)
         err_console.print(f"report: {md} and {html}")
@@ -305,7 +277,7 @@ def main() -> None:
     try:
         rc = app(standalone_mode=False)
         sys.exit(rc if isinstance(rc, int) else 0)
-    except (HarnessError, AdapterError) as e:
+    except (HarnessError, AdapterError, JvmError) as e:
         err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(getattr(e, "exit_code", 1))
     except typer.Exit as e:

@@ -25,7 +25,7 @@ def test_build_jar_is_runnable_and_cached() -> None:
     with zipfile.ZipFile(jar) as z:
         manifest = z.read("META-INF/MANIFEST.MF").decode()
         names = set(z.namelist())
-    assert "Main-Class: io.github.kafkamodelharness.bench.kstreams.Main" in manifest
+    assert "Main-Class: io.github.kafkamodelharness.kstreams.Main" in manifest
     assert "hex/genmodel/MojoModel.class" in names
     assert "org/apache/kafka/streams/KafkaStreams.class" in names
     mtime = jar.stat().st_mtime_ns
@@ -51,7 +51,9 @@ def test_bad_arguments_are_one_line_and_exit_2() -> None:
 def test_start_reports_a_missing_mojo() -> None:
     app = kstreams.KStreamsApp()
     with pytest.raises(kstreams.KStreamsError, match="exited with code 2 before READY: .*MOJO file not found"):
-        app.start("127.0.0.1:1", "in", "out", "in.dlq", "g", "/no/such/model.zip", ["f1", "f2"])
+        app.start(
+            kstreams.KStreamsConfig("127.0.0.1:1", "in", "out", "in.dlq", "g", "/no/such/model.zip", ["f1", "f2"])
+        )
     assert not app.running
 
 

@@ -141,7 +141,7 @@ def test_poison_records_go_to_the_dead_letter_topic(broker: str, small_bundle: P
 
 
 def test_two_processes_split_the_partitions(broker: str, small_bundle: Path, topic_name: str) -> None:
-    from harness.bench.run import wait_group_stable
+    from harness.kafka.topics import wait_group_stable
 
     create_topic(broker, topic_name, partitions=4)
     group = f"g-{topic_name}"

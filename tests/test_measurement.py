@@ -97,18 +97,20 @@ def test_open_loop_shows_the_stall_and_closed_loop_hides_it(broker: str, small_b
         m.wait_drained("open", rep.sent, 10)
         s = m.summary("open", 1e-9, 1.0, 3, 50)
         m.close()
-        assert s["counts"]["scored"] == rep.sent and s["counts"]["lost"] == 0
-        lat = s["latency_ms"]
+        assert s.counts.scored == rep.sent and s.counts.lost == 0
+        lat = s.latency_ms
+        assert lat.p99 is not None and lat.max is not None and lat.p50 is not None
         # 1% of records wait ~240-250 ms behind a stall: p99 near 240, max near 250 (+ base latency)
-        assert STALL_MS - 50 <= lat["p99"] <= STALL_MS + 150, lat
-        assert STALL_MS - 10 <= lat["max"] <= STALL_MS + 200, lat
-        assert lat["p50"] < 60, lat  # most records never meet a stall
+        assert STALL_MS - 50 <= lat.p99 <= STALL_MS + 150, lat
+        assert STALL_MS - 10 <= lat.max <= STALL_MS + 200, lat
+        assert lat.p50 < 60, lat  # most records never meet a stall
         # the scoring time of the stalled records themselves is the stall
-        assert s["scoring_ms"]["p99"] < STALL_MS  # the stalled records themselves are fewer than 1%
+        assert s.scoring_ms is not None and s.scoring_ms.p99 is not None
+        assert s.scoring_ms.p99 < STALL_MS  # the stalled records themselves are fewer than 1%
 
         closed = _closed_loop(broker, topic_name, payloads, DURATION_S)
         assert closed.max() >= STALL_MS - 10  # the closed-loop client did meet the stall...
-        assert float(np.percentile(closed, 99)) < 0.5 * lat["p99"], (np.percentile(closed, 99), lat["p99"])
+        assert float(np.percentile(closed, 99)) < 0.5 * lat.p99, (np.percentile(closed, 99), lat.p99)
         # ...but reports a p99 far below what an open-loop user of the same scorer sees
     finally:
         proc.terminate()

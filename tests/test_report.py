@@ -13,8 +13,8 @@ from rich.console import Console
 
 from harness.reporting.analysis import summary_table
 from harness.reporting.compare import compare, main_compare
+from harness.reporting.errors import ResultsError
 from harness.reporting.report import write_report
-from harness.reporting.results import ResultsError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 HDR_PERCENTILES = [0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999]
@@ -533,8 +533,8 @@ def test_unreadable_results_are_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ResultsError, match="not valid JSON"):
         write_report(tmp_path)
     data = make_results()
-    data["schema"] = 2
-    with pytest.raises(ResultsError, match="schema 2 is newer"):
+    data["schema"] = 3
+    with pytest.raises(ResultsError, match="schema 3 is newer"):
         write_report(write_run(tmp_path, data))
     data = make_results()
     data["scenarios"][0]["adapters"][0]["points"][0]["offered_per_s"] = "fast"

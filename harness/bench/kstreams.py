@@ -23,8 +23,11 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
+
+from harness.bench.errors import KStreamsError
 
 APP_DIR = Path(__file__).resolve().parents[2] / "adapters" / "kstreams_mojo"
 JAR_NAME = "kstreams-mojo.jar"
@@ -35,10 +38,6 @@ Mode = Literal["per-record", "batch"]
 Guarantee = Literal["at_least_once", "exactly_once_v2"]
 MODES: tuple[str, ...] = ("per-record", "batch")
 GUARANTEES: tuple[str, ...] = ("at_least_once", "exactly_once_v2")
-
-
-class KStreamsError(Exception):
-    """The Kafka Streams app could not be built, started or run: one line a user can act on."""
 
 
 def _tool(name: str, hint: str) -> str:
@@ -161,6 +160,35 @@ def properties_text(config: Mapping[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass
+class KStreamsConfig:
+    """What one run of the app reads and writes, how it scores, and with which delivery guarantee."""
+
+    bootstrap: str
+    input_topic: str
+    output_topic: str
+    dlq_topic: str
+    application_id: str
+    mojo_path: Path | str
+    feature_names: Sequence[str]
+    encoding: str = "json"
+    mode: str = "per-record"
+    batch_size: int = 64
+    batch_max_wait_ms: int = 10
+    guarantee: str = "at_least_once"
+    client_config: Mapping[str, object] | None = None
+    threads: int = 1
+
+    def check(self) -> None:
+        if self.mode not in MODES:
+            raise KStreamsError(f"unknown mode {self.mode!r}; valid: {', '.join(MODES)}")
+        if self.guarantee not in GUARANTEES:
+            raise KStreamsError(f"unknown guarantee {self.guarantee!r}; valid: {', '.join(GUARANTEES)}")
+        bad = [f for f in self.feature_names if not f or "," in f or f != f.strip()]
+        if bad or not self.feature_names:
+            raise KStreamsError(f"feature names must be non-empty, without commas or surrounding spaces: {bad}")
+
+
 _live: weakref.WeakSet[KStreamsApp] = weakref.WeakSet()
 
 
@@ -213,87 +241,36 @@ class KStreamsApp:
         with self._tail_lock:
             return "\n".join(list(self._tail)[-n:])
 
-    def command(
-        self,
-        bootstrap: str,
-        input_topic: str,
-        output_topic: str,
-        dlq_topic: str,
-        application_id: str,
-        mojo_path: Path | str,
-        feature_names: Sequence[str],
-        encoding: str = "json",
-        mode: str = "per-record",
-        batch_size: int = 64,
-        batch_max_wait_ms: int = 10,
-        guarantee: str = "at_least_once",
-        client_config_file: Path | None = None,
-        threads: int = 1,
-    ) -> list[str]:
+    def command(self, cfg: KStreamsConfig, client_config_file: Path | None = None) -> list[str]:
         """The java command line (without starting anything)."""
-        if mode not in MODES:
-            raise KStreamsError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
-        if guarantee not in GUARANTEES:
-            raise KStreamsError(f"unknown guarantee {guarantee!r}; valid: {', '.join(GUARANTEES)}")
-        bad = [f for f in feature_names if not f or "," in f or f != f.strip()]
-        if bad or not feature_names:
-            raise KStreamsError(f"feature names must be non-empty, without commas or surrounding spaces: {bad}")
+        cfg.check()
         java = self.java or _tool("java", "install a Java 17 runtime to run the Kafka Streams app")
         jar = self.jar or build_jar()
         cmd = [java, f"-Xmx{self.max_heap_mb}m", *self.jvm_args, "-jar", str(jar)]
-        cmd += ["--bootstrap", bootstrap, "--input-topic", input_topic, "--output-topic", output_topic]
-        cmd += ["--dlq-topic", dlq_topic, "--application-id", application_id, "--mojo", str(mojo_path)]
-        cmd += ["--features", ",".join(feature_names), "--encoding", encoding, "--mode", mode]
-        cmd += ["--batch-size", str(batch_size), "--batch-max-wait-ms", str(batch_max_wait_ms)]
-        cmd += ["--guarantee", guarantee, "--threads", str(threads)]
+        cmd += ["--bootstrap", cfg.bootstrap, "--input-topic", cfg.input_topic, "--output-topic", cfg.output_topic]
+        cmd += ["--dlq-topic", cfg.dlq_topic, "--application-id", cfg.application_id, "--mojo", str(cfg.mojo_path)]
+        cmd += ["--features", ",".join(cfg.feature_names), "--encoding", cfg.encoding, "--mode", cfg.mode]
+        cmd += ["--batch-size", str(cfg.batch_size), "--batch-max-wait-ms", str(cfg.batch_max_wait_ms)]
+        cmd += ["--guarantee", cfg.guarantee, "--threads", str(cfg.threads)]
         if client_config_file is not None:
             cmd += ["--client-config", str(client_config_file)]
         return cmd
 
-    def start(
-        self,
-        bootstrap: str,
-        input_topic: str,
-        output_topic: str,
-        dlq_topic: str,
-        application_id: str,
-        mojo_path: Path | str,
-        feature_names: Sequence[str],
-        encoding: str = "json",
-        mode: str = "per-record",
-        batch_size: int = 64,
-        batch_max_wait_ms: int = 10,
-        guarantee: str = "at_least_once",
-        client_config: Mapping[str, object] | None = None,
-        ready_timeout_s: float = 60.0,
-        threads: int = 1,
-    ) -> KStreamsApp:
+    def start(self, cfg: KStreamsConfig, ready_timeout_s: float = 60.0) -> KStreamsApp:
         """Start the app and wait until it prints READY (its stream is RUNNING). Raises KStreamsError."""
         if self.running:
             raise KStreamsError(f"the Kafka Streams app is already running (pid {self.pid})")
         self._cleanup()
         config_file = None
-        if client_config:
+        if cfg.client_config:
+            # secrets (SASL passwords) in a private temporary file, deleted when the app stops
             fd, name = tempfile.mkstemp(prefix="kstreams-mojo-", suffix=".properties")
+            os.fchmod(fd, 0o600)
             with os.fdopen(fd, "w", encoding="latin-1") as f:
-                f.write(properties_text(client_config))
+                f.write(properties_text(cfg.client_config))
             config_file = self._config_file = Path(name)
-        cmd = self.command(
-            bootstrap,
-            input_topic,
-            output_topic,
-            dlq_topic,
-            application_id,
-            mojo_path,
-            feature_names,
-            encoding,
-            mode,
-            batch_size,
-            batch_max_wait_ms,
-            guarantee,
-            config_file,
-            threads,
-        )
+        cmd = self.command(cfg, config_file)
+        bootstrap = cfg.bootstrap
         self._ready.clear()
         with self._tail_lock:
             self._tail.clear()

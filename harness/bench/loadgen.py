@@ -7,7 +7,7 @@ so a slow scorer cannot hide behind a slow sender (no coordinated omission; see 
 A load point whose sends fall behind by more than a set share is INVALID.
 
 Records are the bundle's held-out rows, replayed as often as needed; record `seq` uses row
-`seq % n_rows`, and its id is `<prefix>-<seq>`.
+`seq % n_rows`, and its id is `wire.record_id(prefix, seq)`.
 """
 
 from __future__ import annotations
@@ -104,7 +104,6 @@ def send(
     intended = start_at_ns + (offsets_s * 1e9).astype(np.int64)
     lags = np.empty(len(intended), dtype=np.int64)
     keys = [str(i).encode() for i in range(n_keys)]
-    prefix_b = prefix + "-"
     now = time.time_ns
     for seq in range(len(intended)):
         t_int = int(intended[seq])
@@ -115,7 +114,7 @@ def send(
             time.sleep(wait / 1e9)
         t_sent = now()
         headers: list[Any] = [
-            (wire.H_RID, (prefix_b + str(seq)).encode()),
+            (wire.H_RID, wire.record_id(prefix, seq).encode()),
             (wire.H_INTENDED, str(t_int).encode()),
             (wire.H_SENT, str(t_sent).encode()),
         ]

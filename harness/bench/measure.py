@@ -12,12 +12,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from harness.kafka.config import KafkaTarget
+from harness.reporting.results import Accuracy, Counts, Measurement, Percentiles, Throughput
 from harness.scoring import wire
 
 HDR_MAX_US = 3_600_000_000  # one hour
@@ -110,11 +110,11 @@ class Measurer:
                         continue
                     h = wire.headers_dict(m.headers())
                     rid = h.get(wire.H_RID, b"").decode("utf-8", "replace")
-                    prefix, _, seq_s = rid.rpartition("-")
-                    acc = self._points.get(prefix)
-                    if acc is None or not seq_s.isdigit():
+                    parsed = wire.parse_record_id(rid)
+                    acc = self._points.get(parsed[0]) if parsed else None
+                    if acc is None or parsed is None:
                         continue
-                    seq = int(seq_s)
+                    seq = parsed[1]
                     acc.last_progress = time.monotonic()
                     if m.topic() == dlq:
                         acc.dlq.add(seq)
@@ -178,9 +178,12 @@ class Measurer:
         stable_windows: int,
         stable_tolerance_pct: float,
         offered_ns: np.ndarray | None = None,
-    ) -> dict[str, Any]:
+        sent: int | None = None,
+    ) -> Measurement:
         """Figures of one point. `offered_ns`: the intended send times of every record sent (default: those
-        of the records that came back), to judge whether the scorer kept pace window by window."""
+        of the records that came back), to judge whether the scorer kept pace window by window. `sent`: how
+        many records the generator actually sent (default: as many as the point planned); records neither
+        scored nor dead-lettered are lost."""
         with self._lock:
             acc = self._points[prefix]
             spec = acc.spec
@@ -218,7 +221,7 @@ class Measurer:
                 "max": hist.get_max_value() / 1e3,
                 "mean": hist.get_mean_value() / 1e3,
             }
-            hdr = [[p, hist.get_value_at_percentile(p) / 1e3] for p in PERCENTILES]
+            hdr: list[tuple[float, float | None]] = [(p, hist.get_value_at_percentile(p) / 1e3) for p in PERCENTILES]
         else:
             lat = {k: float("nan") for k in ("p50", "p90", "p95", "p99", "p999", "max", "mean")}
             hdr = []
@@ -255,36 +258,37 @@ class Measurer:
             auc_ref = _auc(y, self.reference[rows])
         else:
             max_diff, beyond, auc, auc_ref = float("nan"), float("nan"), None, None
-        return {
-            "counts": {
-                "sent": spec.n_sent,
-                "scored": unique,
-                "duplicates": dup,
-                "dead_lettered": dlq,
-                "lost": max(0, spec.n_sent - unique - dlq),
-                "measured": n_meas,
-            },
-            "latency_ms": {k: round(v, 4) for k, v in lat.items()},
-            "queueing_ms": pct(queue_ms, (50, 99)),
-            "scoring_ms": pct(scoring_ms, (50, 99)),
-            "delivery_ms": pct(delivery_ms, (50, 99)),
-            "hdr_percentiles": hdr,
-            "throughput": {
-                "mean_per_s": round(float(np.mean(windows)), 2) if windows else 0.0,
-                "windows_per_s": windows,
-                "offered_windows_per_s": (offered_counts / window_s).tolist(),
-                "window_s": window_s,
-                "stable": stable,
-            },
-            "accuracy": {
-                "max_abs_diff": max_diff,
-                "share_beyond_tolerance": beyond,
-                "tolerance": accuracy_tolerance,
-                "auc": auc,
-                "auc_reference": auc_ref,
-            },
-            "dead_letter_reasons": reasons,
-        }
+        n_sent = spec.n_sent if sent is None else sent
+        return Measurement(
+            counts=Counts(
+                sent=n_sent,
+                scored=unique,
+                duplicates=dup,
+                dead_lettered=dlq,
+                lost=max(0, n_sent - unique - dlq),
+                measured=n_meas,
+            ),
+            latency_ms=Percentiles(**{k: round(v, 4) for k, v in lat.items()}),
+            queueing_ms=Percentiles(**pct(queue_ms, (50, 99))),
+            scoring_ms=Percentiles(**pct(scoring_ms, (50, 99))),
+            delivery_ms=Percentiles(**pct(delivery_ms, (50, 99))),
+            hdr_percentiles=hdr,
+            throughput=Throughput(
+                mean_per_s=round(float(np.mean(windows)), 2) if windows else 0.0,
+                windows_per_s=windows,
+                offered_windows_per_s=(offered_counts / window_s).tolist(),
+                window_s=window_s,
+                stable=stable,
+            ),
+            accuracy=Accuracy(
+                max_abs_diff=max_diff,
+                share_beyond_tolerance=beyond,
+                tolerance=accuracy_tolerance,
+                auc=auc,
+                auc_reference=auc_ref,
+            ),
+            dead_letter_reasons=reasons,
+        )
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float | None:

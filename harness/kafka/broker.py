@@ -22,17 +22,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.kafka.errors import BrokerError
 from jvm.errors import JvmError
 from jvm.maven import resolve_classpath
 
 POM = Path(__file__).parent / "broker_jars" / "pom.xml"
 DEFAULT_HEAP_MB = 1024
 DEFAULT_START_TIMEOUT_S = 90.0
-
-
-class BrokerError(HarnessError):
-    pass
 
 
 def state_root() -> Path:

@@ -1,14 +1,16 @@
-"""Topic housekeeping for the loop and the runs (create if missing, delete, partition counts)."""
+"""Topic and consumer-group housekeeping for the loop and the runs: create if missing, delete, partition
+counts, wait for a group to settle."""
 
 from __future__ import annotations
 
 import contextlib
+import time
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from harness.errors import HarnessError
 from harness.kafka.config import KafkaTarget
+from harness.kafka.errors import KafkaSetupError
 
 
 def admin(target: KafkaTarget) -> AdminClient:
@@ -37,7 +39,7 @@ def ensure_topics(target: KafkaTarget, topics: dict[str, int], replication: int 
             fut.result(timeout=timeout_s)
         except KafkaException as e:
             if "TOPIC_ALREADY_EXISTS" not in str(e):
-                raise HarnessError(f"cannot create topic {name}: {e.args[0].str() if e.args else e}") from None
+                raise KafkaSetupError(f"cannot create topic {name}: {e.args[0].str() if e.args else e}") from None
 
 
 def delete_topics(target: KafkaTarget, topics: list[str], timeout_s: float = 30.0) -> None:
@@ -49,3 +51,23 @@ def delete_topics(target: KafkaTarget, topics: list[str], timeout_s: float = 30.
     for _, fut in a.delete_topics(todo, operation_timeout=timeout_s).items():
         with contextlib.suppress(KafkaException):
             fut.result(timeout=timeout_s)
+
+
+def wait_group_stable(target: KafkaTarget, group: str, members: int, timeout_s: float) -> None:
+    """Until the consumer group is Stable with `members` members that all hold partitions."""
+    from confluent_kafka import ConsumerGroupState
+
+    a = admin(target)
+    deadline = time.monotonic() + timeout_s
+    last = "unknown"
+    while time.monotonic() < deadline:
+        try:
+            d = a.describe_consumer_groups([group])[group].result(timeout=5)
+            assigned = [m for m in d.members if m.assignment and m.assignment.topic_partitions]
+            last = f"{d.state}, {len(assigned)}/{members} members with partitions"
+            if d.state == ConsumerGroupState.STABLE and len(assigned) >= members:
+                return
+        except KafkaException as e:  # the group may not exist yet
+            last = str(e)
+        time.sleep(0.2)
+    raise KafkaSetupError(f"consumer group {group} did not settle within {timeout_s:.0f} s ({last})")

@@ -41,14 +41,6 @@ class Analysis:
         return b.sustainable_rate if b else None
 
 
-def _cpu(a: AdapterResult) -> float | None:
-    """CPU seconds per 1000 events at the cost point, scorer plus model server when there is one."""
-    p = a.cost_point()
-    if p is None or p.cost is None or p.cost.cpu_s_per_1000 is None:
-        return None
-    return p.cost.cpu_s_per_1000 + (p.cost.server_cpu_s_per_1000 or 0.0)
-
-
 def rank(sc: ScenarioResult) -> list[Ranked]:
     """Strategies by sustainable throughput under the SLO. Those that met the SLO at no tested rate, or whose
     predictions fall outside the tolerance, rank after the others; the Kafka-only baseline comes last, unranked."""
@@ -176,10 +168,10 @@ def analyse(sc: ScenarioResult) -> Analysis:
             text += f" {', '.join(never)} met the SLO at no tested rate."
         if failed:
             text += f" {', '.join(failed)} failed to run (see the caveats)."
-        bcpu = _cpu(best)
+        bcpu = best.cpu_s_per_1000()
         cpu_phrases = []
         for o in others:
-            ocpu = _cpu(o)
+            ocpu = o.cpu_s_per_1000()
             if bcpu and ocpu:
                 cpu_phrases.append(f"{o.adapter} {fmt_ratio(ocpu / bcpu)}")
         if cpu_phrases:
@@ -224,7 +216,7 @@ def ranking_table(an: Analysis) -> TableData:
             if p is None:
                 row.append(DASH)
                 continue
-            mark = " ✗" if p.invalid or p.slo_met is False else ""
+            mark = " ✗" if p.invalid or not p.held else ""
             row.append(f"{fmt_ms(p.latency_ms.p50)} / {fmt_ms(p.latency_ms.p99)}{mark}")
         auc, auc_ref = a.auc()
         row.append("n/a" if a.is_baseline else fmt_diff(a.max_abs_diff()))
@@ -362,7 +354,7 @@ def summary_table(results: Results | dict[str, Any]) -> Table:
                 fmt_rate(a.sustainable_rate) if a.sustainable_rate is not None else "none",
                 p99,
                 "n/a" if a.is_baseline else fmt_diff(a.max_abs_diff()),
-                fmt_num(_cpu(a)),
+                fmt_num(a.cpu_s_per_1000()),
                 fmt_mib(a.peak_rss_mib()[0]),
                 f"[{style}]{verdict}[/]",
             )

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.reporting.analysis import Analysis
+from harness.reporting.errors import ResultsError
 from harness.reporting.fmt import fmt_rate
-from harness.reporting.results import Point, ResultsError, ScenarioResult
+from harness.reporting.results import Point, ScenarioResult
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -82,7 +83,7 @@ def chart_latency_vs_load(an: Analysis, colors: dict[str, str]) -> Chart | None:
         for p in a.points:  # load points and search points carry the full distribution
             if p.offered_per_s is None:
                 continue
-            ok = not p.invalid and p.slo_met is not False
+            ok = p.held and not p.invalid
             by_rate[p.offered_per_s] = (p.latency_ms.p50, p.latency_ms.p99, ok)
         if not by_rate:
             continue

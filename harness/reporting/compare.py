@@ -18,8 +18,9 @@ from typing import Literal
 from rich.console import Console
 from rich.table import Table
 
+from harness.reporting.errors import ResultsError
 from harness.reporting.fmt import DASH, fmt_diff, fmt_mib, fmt_ms, fmt_num, fmt_rate
-from harness.reporting.results import AdapterResult, Point, Results, ResultsError, load_results
+from harness.reporting.results import AdapterResult, Point, Results, load_results
 
 AUC_DROP = 0.005  # an AUC lower by more than this (absolute) is an accuracy regression
 

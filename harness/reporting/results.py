@@ -1,53 +1,74 @@
-"""The results of a run (`results/<run-id>/results.json`), read with lenient pydantic models.
+"""The results of a run (`results/<run-id>/results.json`): one typed model, written by the orchestrator and
+read by the report and `harness compare`.
 
-Every field the orchestrator may leave out is optional, unknown fields are ignored, and a missing or
-malformed file is one `error:` line (`ResultsError`). Used by the report and by `harness compare`.
+The measurer returns a `Measurement`; the orchestrator makes it a `Point` (adds the offered load, the
+generator's figures and the cost) and `Point.evaluate` runs the validity checks, each one method here, as
+MLPerf LoadGen's PerformanceSummary carries its own checks. Whether a point held the SLO is defined once,
+in `Point.outcome()`, and used by the rate search, the ranking and the charts alike.
+
+Reading is lenient where it must be: JSON null (how NaN is written) reads as the field's default, unknown
+fields are ignored, and a results.json of schema 1 (before this model) is migrated on reading. A newer
+schema, a missing file or a malformed one is one `error:` line (`ResultsError`).
 """
 
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.errors import HarnessError
+from harness.reporting.errors import ResultsError
 from harness.reporting.fmt import DASH, fmt_diff
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+OLDEST_SCHEMA_READ = 1
 RESULTS_FILE = "results.json"
 CHART_PREFIX = "report-"
 BASELINE_FAMILY = "baseline"
 
 SAME_THROUGHPUT_BAND = 0.05  # ratios within ±5 % are reported as "about the same"
+BACKLOG_RATIO = 0.9  # a point whose scored rate is below this share of the offered rate built a backlog
+NOT_SEARCHED = "not searched"
+
+# why a point did or did not hold; the rate search stops on anything but HELD
+Outcome = Literal["held", "load generator", "backlog", "slo"]
+HELD: Outcome = "held"
+
+# the validity checks, by name (the names are part of results.json)
+SCHEDULE_KEPT = "schedule kept"
+MIN_MEASURED = "min measured events"
+NO_LOST = "no lost records"
+THROUGHPUT_STABLE = "throughput stable"
 
 
-class ResultsError(HarnessError):
-    """results.json is missing, unreadable, or not a schema this harness reads."""
+class Model(BaseModel):
+    """Base of every results model: unknown fields ignored, JSON null read as the field's default."""
 
-    exit_code = 2
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The results.json schema, read leniently
-# ---------------------------------------------------------------------------------------------------------
-
-
-class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     @model_validator(mode="before")
     @classmethod
     def _null_is_missing(cls, data: Any) -> Any:
-        """JSON null (NaN and infinities are written as null) reads as a field left out: its default."""
         if isinstance(data, dict):
             return {k: v for k, v in data.items() if v is not None}
         return data
 
 
-class Percentiles(_Lenient):
+def _finite(v: float | None) -> float | None:
+    return v if v is not None and math.isfinite(v) else None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One load point
+# ---------------------------------------------------------------------------------------------------------
+
+
+class Percentiles(Model):
     p50: float | None = None
     p90: float | None = None
     p95: float | None = None
@@ -57,14 +78,23 @@ class Percentiles(_Lenient):
     mean: float | None = None
 
 
-class GeneratorStats(_Lenient):
+class SendLag(Model):
+    p50: float | None = None
+    p99: float | None = None
+    max: float | None = None
+
+
+class GeneratorStats(Model):
+    """What the load generator did: records sent, the rate achieved and how late the sends were."""
+
     sent: int | None = None
     achieved_per_s: float | None = None
-    send_lag_ms: Percentiles | None = None
+    send_lag_ms: SendLag = Field(default_factory=SendLag)
     behind_share: float | None = None
+    delivery_errors: int = 0
 
 
-class Counts(_Lenient):
+class Counts(Model):
     sent: int = 0
     scored: int = 0
     duplicates: int = 0
@@ -73,14 +103,15 @@ class Counts(_Lenient):
     measured: int = 0
 
 
-class Throughput(_Lenient):
+class Throughput(Model):
     mean_per_s: float | None = None
     windows_per_s: list[float] = Field(default_factory=list)
+    offered_windows_per_s: list[float] = Field(default_factory=list)
     window_s: float = 1.0
     stable: bool | None = None
 
 
-class Accuracy(_Lenient):
+class Accuracy(Model):
     max_abs_diff: float | None = None
     share_beyond_tolerance: float | None = None
     tolerance: float | None = None
@@ -89,28 +120,29 @@ class Accuracy(_Lenient):
     note: str | None = None  # e.g. "accuracy does not apply" for the identity adapter
 
 
-class Cost(_Lenient):
+class Cost(Model):
     cpu_s_per_1000: float | None = None
     peak_rss_mib: float | None = None
     server_cpu_s_per_1000: float | None = None
     server_peak_rss_mib: float | None = None
 
+    def total_cpu_s_per_1000(self) -> float | None:
+        """Scorer plus model server, when there is one."""
+        if self.cpu_s_per_1000 is None:
+            return None
+        return self.cpu_s_per_1000 + (self.server_cpu_s_per_1000 or 0.0)
 
-class Check(_Lenient):
+
+class Check(Model):
     name: str = ""
     passed: bool = True
     detail: str = ""
     recommendation: str = ""
 
 
-class Point(_Lenient):
-    name: str = ""
-    kind: str = "load"
-    pattern: str | None = None
-    offered_per_s: float | None = None
-    duration_s: float | None = None
-    warmup_s: float | None = None
-    generator: GeneratorStats | None = None
+class Measurement(Model):
+    """What the measurer saw of one point: counts, latency, throughput over time, accuracy."""
+
     counts: Counts = Field(default_factory=Counts)
     latency_ms: Percentiles = Field(default_factory=Percentiles)
     queueing_ms: Percentiles | None = None
@@ -119,64 +151,178 @@ class Point(_Lenient):
     hdr_percentiles: list[tuple[float, float | None]] = Field(default_factory=list)
     throughput: Throughput | None = None
     accuracy: Accuracy | None = None
-    cost: Cost | None = None
-    slo_met: bool | None = None
-    verdict: str | None = None
-    checks: list[Check] = Field(default_factory=list)
     dead_letter_reasons: dict[str, int] = Field(default_factory=dict)
+
+
+class ValidityLimits(Model):
+    """The thresholds the checks apply (the scenario's `validity` section)."""
+
+    max_behind_schedule_share: float = 0.05
+    max_send_lag_ms: float = 10.0
+    stable_tolerance_pct: float = 25.0
+    stable_windows: int = 3
+    window_s: float = 1.0
+    min_measured_events: int = 200
+
+
+class Point(Measurement):
+    """One load point or search step: the offered load, the measurement, the cost, the checks and verdict."""
+
+    name: str = ""
+    kind: Literal["load", "search", "capacity"] | str = "load"
+    pattern: str | None = None
+    offered_per_s: float | None = None
+    duration_s: float | None = None
+    warmup_s: float | None = None
+    generator: GeneratorStats | None = None
+    cost: Cost | None = None
+    slo_p99_ms: float | None = None
+    checks: list[Check] = Field(default_factory=list)
+    verdict: str | None = None
+
+    # ---- the validity checks: one method each --------------------------------------------------------
+    def check_schedule_kept(self, v: ValidityLimits) -> Check:
+        g = self.generator or GeneratorStats()
+        behind = g.behind_share or 0.0
+        lag99 = g.send_lag_ms.p99
+        return Check(
+            name=SCHEDULE_KEPT,
+            passed=behind <= v.max_behind_schedule_share and g.delivery_errors == 0,
+            detail=f"{behind * 100:.2f}% of sends were more than {v.max_send_lag_ms:g} ms late "
+            f"(allowed {v.max_behind_schedule_share * 100:g}%); send lag p99 "
+            + (f"{lag99:.2f} ms" if lag99 is not None else DASH)
+            + (f"; {g.delivery_errors} delivery errors" if g.delivery_errors else ""),
+            recommendation="lower the offered rate or run the load generator on another machine",
+        )
+
+    def check_min_measured(self, v: ValidityLimits) -> Check:
+        return Check(
+            name=MIN_MEASURED,
+            passed=self.counts.measured >= v.min_measured_events,
+            detail=f"{self.counts.measured} events after warm-up (minimum {v.min_measured_events})",
+            recommendation="lengthen duration_s or raise the rate",
+        )
+
+    def check_no_lost(self) -> Check:
+        c = self.counts
+        return Check(
+            name=NO_LOST,
+            passed=c.lost == 0,
+            detail=f"{c.lost} of {c.sent} records had no result or dead letter after the drain timeout",
+            recommendation="the scorer cannot keep up or failed: see its log; lower the rate",
+        )
+
+    def check_throughput_stable(self, v: ValidityLimits) -> Check:
+        t = self.throughput or Throughput()
+        n = v.stable_windows
+        return Check(
+            name=THROUGHPUT_STABLE,
+            passed=bool(t.stable),
+            detail=f"last {n} windows of {v.window_s:g} s scored {t.windows_per_s[-n:]}/s against "
+            f"{t.offered_windows_per_s[-n:]}/s offered "
+            f"(tolerance {v.stable_tolerance_pct:g}% in sum, {2 * v.stable_tolerance_pct:g}% per window)",
+            recommendation="lengthen duration_s; a backlog that grows means the rate is above capacity",
+        )
+
+    def evaluate(self, v: ValidityLimits, slo_p99_ms: float) -> Point:
+        """Run every check, set the verdict (VALID when all pass) and the SLO this point is held to."""
+        self.slo_p99_ms = slo_p99_ms
+        self.checks = [
+            self.check_schedule_kept(v),
+            self.check_min_measured(v),
+            self.check_no_lost(),
+            self.check_throughput_stable(v),
+        ]
+        self.verdict = "VALID" if all(c.passed for c in self.checks) else "INVALID"
+        return self
+
+    # ---- what the checks mean ------------------------------------------------------------------------
+    def failed_checks(self) -> list[str]:
+        return [c.name for c in self.checks if not c.passed]
 
     @property
     def invalid(self) -> bool:
         return (self.verdict or "").upper() == "INVALID"
 
+    def achieved_per_s(self) -> float | None:
+        return self.throughput.mean_per_s if self.throughput else None
+
+    def outcome(self) -> Outcome:
+        """Whether this point held the SLO, and if not, what gave way first: the load generator could not keep
+        the schedule, the scorer built a backlog (lost records, or scored under 90% of the offered rate), or
+        the p99 broke the SLO (or nothing was measured). The verdict (VALID/INVALID) is a separate matter: it
+        says whether the figures can be trusted, this says whether the scorer kept up."""
+        failed = self.failed_checks()
+        if SCHEDULE_KEPT in failed:
+            return "load generator"
+        achieved = self.achieved_per_s()
+        if self.counts.lost > 0 or (
+            self.offered_per_s and achieved is not None and achieved < BACKLOG_RATIO * self.offered_per_s
+        ):
+            return "backlog"
+        p99 = _finite(self.latency_ms.p99)
+        if p99 is None or (self.slo_p99_ms is not None and p99 > self.slo_p99_ms):
+            return "slo"
+        return HELD
+
     @property
     def held(self) -> bool:
-        """VALID (or no verdict), the SLO met, something measured."""
-        return not self.invalid and self.slo_met is not False and self.latency_ms.p99 is not None
+        return self.outcome() == HELD
 
     def hdr(self) -> list[tuple[float, float]]:
         return [(q, ms) for q, ms in self.hdr_percentiles if ms is not None]
 
 
-class SearchStep(_Lenient):
+# ---------------------------------------------------------------------------------------------------------
+# One adapter
+# ---------------------------------------------------------------------------------------------------------
+
+
+class SearchStep(Model):
     offered_per_s: float
     achieved_per_s: float | None = None
     p99_ms: float | None = None
     ok: bool | None = None
     reason: str | None = None
+    verdict: str | None = None
+    point: str | None = None  # the name of the search point this step measured
 
 
-class Sustainable(_Lenient):
+class Sustainable(Model):
     rows_per_s: float | None = None
     limited_by: str | None = None
     steps: list[SearchStep] = Field(default_factory=list)
 
 
-class InProcess(_Lenient):
+class InProcess(Model):
     batch1_rows_per_s: float | None = None
-    batch_rows_per_s: float | None = None
-    batch_size: int | None = None
     batch1_latency_us: float | None = None
+    batch_size: int | None = None
+    batch_rows_per_s: float | None = None
+    batch_call_us: float | None = None
 
 
-NOT_SEARCHED = "not searched"
+class Capacity(Model):
+    """The loop's throughput with a backlog (records sent all at once, scored as fast as it can)."""
 
-
-class Capacity(_Lenient):
-    rows_per_s: float | None = None
     records: int | None = None
+    scored: int | None = None
+    rows_per_s: float | None = None
+    generator_per_s: float | None = None
+    note: str | None = None
 
 
-class AdapterResult(_Lenient):
+class AdapterResult(Model):
     adapter: str
     name: str | None = None
     family: str = ""
     error: str | None = None
     inprocess: InProcess | None = None
+    capacity: Capacity | None = None
     sustainable: Sustainable | None = None
     loop_vs_inprocess_ratio: float | None = None
-    capacity: Capacity | None = None
     capacity_vs_inprocess_ratio: float | None = None
+    vs_kafka_ceiling: float | None = None
     points: list[Point] = Field(default_factory=list)
 
     @property
@@ -217,16 +363,20 @@ class AdapterResult(_Lenient):
         """The points whose figures stand: every load point, and the search steps that held. The step past the
         sustainable rate fails by design (backlog, lost records, INVALID): that is how the search ends."""
         steps = self.sustainable.steps if self.sustainable else []
-        held = {round(s.offered_per_s, 1) for s in steps if s.ok}
+        held_names = {s.point for s in steps if s.ok and s.point}
+        held_rates = {round(s.offered_per_s, 1) for s in steps if s.ok}
         out = []
         for p in self.points:
-            if p.kind != "search":
+            if p.kind == "load":
                 out.append(p)
-            elif steps:
-                if p.offered_per_s is not None and round(p.offered_per_s, 1) in held:
+            elif p.kind == "search":
+                if steps:
+                    if p.name in held_names or (
+                        not held_names and p.offered_per_s is not None and round(p.offered_per_s, 1) in held_rates
+                    ):
+                        out.append(p)
+                elif p.held:
                     out.append(p)
-            elif p.held:
-                out.append(p)
         return out
 
     def load_points(self) -> list[Point]:
@@ -273,6 +423,11 @@ class AdapterResult(_Lenient):
         pts = [p for p in self.load_points() if p.cost is not None and p.cost.cpu_s_per_1000 is not None]
         return pts[-1] if pts else None
 
+    def cpu_s_per_1000(self) -> float | None:
+        """CPU seconds per 1000 events at the cost point, scorer plus model server when there is one."""
+        p = self.cost_point()
+        return p.cost.total_cpu_s_per_1000() if p is not None and p.cost is not None else None
+
     def peak_rss_mib(self) -> tuple[float | None, float | None]:
         costs = [p.cost for p in self.counted_points() if p.cost is not None]
         client = [c.peak_rss_mib for c in costs if c.peak_rss_mib is not None]
@@ -291,7 +446,12 @@ class AdapterResult(_Lenient):
         return f"INVALID ({len(bad)} of {len(pts)})"
 
 
-class BundleParity(_Lenient):
+# ---------------------------------------------------------------------------------------------------------
+# One scenario, one run
+# ---------------------------------------------------------------------------------------------------------
+
+
+class BundleParity(Model):
     max_abs_diff: float | None = None
     tolerance: float | None = None
     rows: int | None = None
@@ -299,23 +459,34 @@ class BundleParity(_Lenient):
     passed: bool | None = None
 
 
-class LoopConfig(_Lenient):
+class LoopConfig(Model):
     batch_max: int | None = None
     batch_wait_ms: float | None = None
     partitions: int | None = None
     processes: int | None = None
 
 
-class ScenarioResult(_Lenient):
+class ScenarioResult(Model):
     name: str
     description: str = ""
     model_id: str = ""
+    bundle: str | None = None
     trainer: str = ""
     slo_p99_ms: float | None = None
     encoding: str | None = None
     loop: LoopConfig | None = None
+    validity: dict[str, Any] = Field(default_factory=dict)
     bundle_parity: dict[str, BundleParity] = Field(default_factory=dict)
     adapters: list[AdapterResult] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _points_know_their_slo(self) -> ScenarioResult:
+        """Schema 1 kept the SLO on the scenario only: each point is held to it."""
+        for a in self.adapters:
+            for p in a.points:
+                if p.slo_p99_ms is None:
+                    p.slo_p99_ms = self.slo_p99_ms
+        return self
 
     def baseline(self) -> AdapterResult | None:
         return next((a for a in self.adapters if a.is_baseline), None)
@@ -332,7 +503,7 @@ class ScenarioResult(_Lenient):
         return sorted(seen, key=lambda n: (seen[n], n))
 
 
-class Environment(_Lenient):
+class Environment(Model):
     hostname: str | None = None
     cpu_model: str | None = None
     cpu_count: int | None = None
@@ -343,6 +514,7 @@ class Environment(_Lenient):
     bootstrap: str | None = None
     embedded_broker: bool | None = None
     libraries: dict[str, str] = Field(default_factory=dict)
+    load_average_at_start: list[float] = Field(default_factory=list)
     machine_note: str | None = None
 
     def machine(self) -> str:
@@ -365,13 +537,28 @@ class Environment(_Lenient):
         return f"Apache Kafka {self.kafka_version or '?'} ({where})"
 
 
-class Results(_Lenient):
-    schema_version: int | None = Field(None, alias="schema")
+class Results(Model):
+    schema_version: int = Field(SCHEMA_VERSION, alias="schema")
     run_id: str = ""
     started_at: str | None = None
     finished_at: str | None = None
     environment: Environment = Field(default_factory=Environment)
     scenarios: list[ScenarioResult] = Field(default_factory=list)
+
+    def to_json(self) -> bytes:
+        """results.json as written: the current schema, NaN and infinities as null."""
+        self.schema_version = SCHEMA_VERSION
+        return self.model_dump_json(by_alias=True, indent=1).encode()
+
+    def write(self, run_dir: Path) -> Path:
+        """Write results.json into `run_dir` atomically (a reader never sees half a file)."""
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path = run_dir / RESULTS_FILE
+        fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".results-", suffix=".json")
+        with os.fdopen(fd, "wb") as f:
+            f.write(self.to_json())
+        os.replace(tmp, path)
+        return path
 
 
 def results_path(run: Path) -> Path:
@@ -382,16 +569,21 @@ def results_path(run: Path) -> Path:
 def parse_results(data: Any, source: str = "results") -> Results:
     if isinstance(data, Results):
         return data
+    if isinstance(data, dict):
+        version = data.get("schema", 1)
+        if isinstance(version, int) and version > SCHEMA_VERSION:
+            raise ResultsError(
+                f"{source}: schema {version} is newer than this harness reads ({SCHEMA_VERSION}); upgrade it"
+            )
+        if isinstance(version, int) and version < OLDEST_SCHEMA_READ:
+            raise ResultsError(f"{source}: schema {version} is older than this harness reads ({OLDEST_SCHEMA_READ})")
+        data = {**data, "schema": version}
     try:
         res = Results.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(x) for x in first["loc"]) or "(top level)"
         raise ResultsError(f"{source}: {where}: {first['msg']}") from None
-    if res.schema_version is not None and res.schema_version > SCHEMA_VERSION:
-        raise ResultsError(
-            f"{source}: schema {res.schema_version} is newer than this harness reads ({SCHEMA_VERSION}); upgrade it"
-        )
     if not res.run_id:
         res.run_id = Path(source).parent.name if source.endswith(RESULTS_FILE) else source
     return res

@@ -29,13 +29,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from adapters.base import Adapter
 from adapters.errors import AdapterError
-from harness.errors import HarnessError
 from harness.kafka.config import KafkaTarget
 from harness.scoring import wire
-
-
-class LoopError(HarnessError):
-    pass
+from harness.scoring.errors import LoopError
 
 
 @dataclass
@@ -239,16 +235,8 @@ class ScoringLoop:
         for i, (m, h) in enumerate(good):
             if scores is None or np.isnan(scores[i]):
                 continue
-            rid_b = h.get(wire.H_RID, b"")
-            headers: list[Any] = [
-                (wire.H_RID, rid_b),
-                (wire.H_INTENDED, h.get(wire.H_INTENDED, b"")),
-                (wire.H_SENT, h.get(wire.H_SENT, b"")),
-                consumed_h,
-                scored_h,
-                self._scorer_header,
-            ]
-            value = wire.encode_score(rid_b.decode("utf-8", "replace"), float(scores[i]), enc)
+            headers: list[Any] = wire.result_headers(h, consumed_h, scored_h, self._scorer_header)
+            value = wire.encode_score(h.get(wire.H_RID, b"").decode("utf-8", "replace"), float(scores[i]), enc)
             self._produce(batch, produce, out_topic, m.key(), value, headers)
             self.stats.scored += 1
         for m, stage, reason in batch_dead:

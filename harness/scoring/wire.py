@@ -2,7 +2,9 @@
 
 Input record (input topic)
     key      opaque bytes (the entity, e.g. card id); echoed unchanged on the result
-    headers  rid            record id, UTF-8; unique per sent record
+    headers  rid            record id, UTF-8; unique per sent record. The load generator writes
+                            "<point>-<seq>" (`record_id`, `parse_record_id`): the measurer finds the
+                            point and the reference row (seq % rows) from it
              t_intended_ns  intended send time, ns since the Unix epoch, ASCII decimal
              t_sent_ns      actual send time, same unit
     value    encoding "json":  a JSON object {feature name: number or null}; a missing name or null is NaN
@@ -61,6 +63,36 @@ def check_encoding(name: str) -> Encoding:
     if name not in ENCODINGS:
         raise ValueError(f"unknown encoding {name!r}; valid: {', '.join(ENCODINGS)}")
     return name  # type: ignore[return-value]
+
+
+def record_id(point: str, seq: int) -> str:
+    """The load generator's record id: "<point>-<seq>" (the point's prefix never ends in "-<digits>")."""
+    return f"{point}-{seq}"
+
+
+def parse_record_id(rid: str) -> tuple[str, int] | None:
+    """(point, seq) of a load-generator record id, or None for any other id."""
+    point, _, seq = rid.rpartition("-")
+    if not point or not seq.isdigit():
+        return None
+    return point, int(seq)
+
+
+def result_headers(
+    inp: dict[str, bytes], consumed: tuple[str, bytes], scored: tuple[str, bytes], scorer: tuple[str, bytes]
+) -> list[tuple[str, bytes]]:
+    """A result's headers: rid and the two input times copied, then when it was consumed and scored, by whom.
+
+    One function for every Python scorer; the Kafka Streams app (adapters/kstreams_mojo, Wire.java) writes the
+    same names in the same order."""
+    return [
+        (H_RID, inp.get(H_RID, b"")),
+        (H_INTENDED, inp.get(H_INTENDED, b"")),
+        (H_SENT, inp.get(H_SENT, b"")),
+        consumed,
+        scored,
+        scorer,
+    ]
 
 
 def headers_dict(headers: Any) -> dict[str, bytes]:

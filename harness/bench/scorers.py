@@ -1,0 +1,329 @@
+"""What scores during a benchmark, behind one `Scorer` protocol, and how each adapter spec is deployed.
+
+    Scorer        start() / stop() / cpu_seconds() / peak_rss_mib(): one process or a group of processes
+      LoopProcesses   N `harness score` processes in one consumer group (the Python scoring loop)
+      KStreamsScorer  the Kafka Streams + MOJO application (adapters/kstreams_mojo)
+      ModelServer     `harness serve`: the V2 model server behind the `rest` adapter
+    Deployment    the scorer, optionally the model server it calls, and what the in-process
+                  micro-benchmark measures for it
+
+`deployment(spec, setup)` is the one place that knows how an adapter name is deployed (DEPLOYMENTS); the
+orchestrator only starts, measures and stops a Deployment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from adapters.bundle import Bundle
+from harness.bench.errors import RunError
+from harness.bench.procs import HARNESS, Child, cpu_seconds, peak_rss_mib
+from harness.kafka.broker import free_port
+from harness.kafka.config import KafkaTarget
+from harness.kafka.topics import wait_group_stable
+from harness.scenario import AdapterSpec, LoopSpec
+from harness.scoring import protocol
+
+# the family each built-in strategy belongs to (plug-in adapters, "module:Class", report their own)
+FAMILY = {
+    "identity": "baseline",
+    "native": "native",
+    "onnx": "onnx",
+    "codegen-c": "generated-code",
+    "h2o-mojo": "generated-code",
+    "kstreams-mojo": "generated-code",
+    "pmml": "pmml",
+    "pfa": "pfa",
+    "rest": "external-server",
+}
+
+
+class Scorer(Protocol):
+    """A process (or group of processes) that consumes the input topic and produces results."""
+
+    name: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def cpu_seconds(self) -> float: ...
+
+    def peak_rss_mib(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Topics:
+    input: str
+    output: str
+    dlq: str
+    group: str
+
+    @classmethod
+    def for_adapter(cls, tag: str, index: int, display: str) -> Topics:
+        base = f"h.{tag}.{index}-{display.replace('(', '-').replace(')', '')}"
+        return cls(f"{base}.in", f"{base}.out", f"{base}.dlq", f"{base}.g")
+
+    def data_topics(self) -> list[str]:
+        return [self.input, self.output, self.dlq]
+
+
+@dataclass
+class ScorerSetup:
+    """What every scorer of a run needs: where Kafka is, the bundle, the topics and the loop settings."""
+
+    target: KafkaTarget
+    bundle_dir: Path
+    bundle: Bundle
+    topics: Topics
+    encoding: str
+    loop: LoopSpec
+
+
+class SecretFile:
+    """librdkafka properties (SASL passwords...) for child processes: a private temporary file (mode 0600),
+    deleted when the scorer stops. Never written under results/."""
+
+    def __init__(self, properties: Mapping[str, str]) -> None:
+        self.path: Path | None = None
+        if properties:
+            fd, name = tempfile.mkstemp(prefix="harness-client-", suffix=".properties")
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write("".join(f"{k}={v}\n" for k, v in properties.items()))
+            self.path = Path(name)
+
+    def remove(self) -> None:
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            self.path = None
+
+
+def _option_args(options: Mapping[str, Any]) -> list[str]:
+    return [a for k, v in options.items() for a in ("--option", f"{k}={v}")]
+
+
+class LoopProcesses:
+    """`loop.processes` scoring loops (`harness score`) in one consumer group; started when all are READY
+    and the group is stable with every member holding partitions."""
+
+    def __init__(self, setup: ScorerSetup, adapter: str, options: Mapping[str, Any], display: str) -> None:
+        self.name = f"scoring loop {display}"
+        self.setup = setup
+        self.adapter = adapter
+        self.options = dict(options)
+        self.display = display
+        self.children: list[Child] = []
+        self._secret: SecretFile | None = None
+
+    def argv(self, client_config: Path | None) -> list[str]:
+        s, t = self.setup, self.setup.topics
+        argv = [
+            *HARNESS, "score", "--bundle", str(s.bundle_dir), "--adapter", self.adapter,
+            "--input-topic", t.input, "--output-topic", t.output, "--dlq-topic", t.dlq, "--group", t.group,
+            "--encoding", s.encoding, "--batch-max", str(s.loop.batch_max),
+            "--batch-wait-ms", str(s.loop.batch_wait_ms), "--bootstrap", s.target.bootstrap,
+            "--scorer-name", self.display,
+        ]  # fmt: skip
+        if client_config is not None:
+            argv += ["--client-config", str(client_config)]
+        return argv + _option_args(self.options)
+
+    def start(self) -> None:
+        self._secret = SecretFile(self.setup.target.properties)
+        try:
+            argv = self.argv(self._secret.path)
+            for i in range(self.setup.loop.processes):
+                self.children.append(Child(f"{self.name} #{i}", argv))
+            for c in self.children:
+                c.wait_for_line(protocol.READY, 120)
+            wait_group_stable(self.setup.target, self.setup.topics.group, len(self.children), 60)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for c in self.children:
+            c.stop()
+        if self._secret is not None:
+            self._secret.remove()
+
+    def cpu_seconds(self) -> float:
+        return sum(cpu_seconds(c.pid) for c in self.children)
+
+    def peak_rss_mib(self) -> float:
+        return max((peak_rss_mib(c.pid) for c in self.children), default=float("nan"))
+
+
+class ModelServer:
+    """`harness serve` hosting one adapter behind the V2 endpoints on a free loopback port."""
+
+    def __init__(self, setup: ScorerSetup, adapter: str, options: Mapping[str, Any]) -> None:
+        self.name = f"harness serve ({adapter})"
+        self.setup = setup
+        self.adapter = adapter
+        self.options = dict(options)
+        self.port = free_port()
+        self.child: Child | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        argv = [*HARNESS, "serve", "--bundle", str(self.setup.bundle_dir), "--adapter", self.adapter]
+        argv += ["--port", str(self.port), *_option_args(self.options)]
+        self.child = Child(self.name, argv)
+        try:
+            self._wait_ready(60.0)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        import httpx
+
+        assert self.child is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.child.alive():
+                raise RunError(f"{self.name} exited: {self.child.tail()}")
+            try:
+                if httpx.get(f"{self.url}/v2/health/ready", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RunError(f"{self.name} was not ready within {timeout_s:.0f} s: {self.child.tail()}")
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.child.stop()
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.child.pid if self.child else None)
+
+    def peak_rss_mib(self) -> float:
+        return peak_rss_mib(self.child.pid if self.child else None)
+
+
+class KStreamsScorer:
+    """The Kafka Streams application with the H2O MOJO embedded, reading and writing the same wire format."""
+
+    def __init__(self, setup: ScorerSetup, options: Mapping[str, Any]) -> None:
+        self.name = "kstreams-mojo"
+        self.setup = setup
+        self.options = dict(options)
+        self.app: Any = None
+
+    def start(self) -> None:
+        from harness.bench.kstreams import KStreamsApp, KStreamsConfig, build_jar
+
+        s, t, o = self.setup, self.setup.topics, self.options
+        build_jar()
+        cfg = KStreamsConfig(
+            bootstrap=s.target.bootstrap,
+            input_topic=t.input,
+            output_topic=t.output,
+            dlq_topic=t.dlq,
+            application_id=t.group,
+            mojo_path=s.bundle.verified_path("h2o-mojo"),
+            feature_names=s.bundle.feature_names,
+            encoding=s.encoding,
+            mode=str(o.get("mode", "per-record")),
+            batch_size=int(o.get("batch_size", s.loop.batch_max)),
+            batch_max_wait_ms=int(o.get("batch_max_wait_ms", s.loop.batch_wait_ms)),
+            guarantee=str(o.get("guarantee", "at_least_once")),
+            client_config=dict(s.target.properties) or None,
+        )
+        self.app = KStreamsApp().start(cfg)
+
+    def stop(self) -> None:
+        if self.app is not None:
+            self.app.stop()
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.app.pid if self.app else None)
+
+    def peak_rss_mib(self) -> float:
+        return peak_rss_mib(self.app.pid if self.app else None)
+
+
+@dataclass
+class Deployment:
+    """One adapter spec as it runs: the scorer, the model server it calls (if any), and the adapter and
+    options the in-process micro-benchmark measures for it (None: nothing comparable in process)."""
+
+    family: str
+    scorer: Scorer
+    server: ModelServer | None = None
+    microbench_adapter: str | None = None
+    microbench_options: dict[str, Any] = field(default_factory=dict)
+
+    def start(self) -> None:
+        try:
+            if self.server is not None:
+                self.server.start()
+            self.scorer.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        self.scorer.stop()
+        if self.server is not None:
+            self.server.stop()
+
+    def cpu_seconds(self) -> tuple[float, float | None]:
+        """(scorer, model server or None) CPU seconds so far."""
+        return self.scorer.cpu_seconds(), (self.server.cpu_seconds() if self.server else None)
+
+    def peak_rss_mib(self) -> tuple[float, float | None]:
+        return self.scorer.peak_rss_mib(), (self.server.peak_rss_mib() if self.server else None)
+
+
+def _family(name: str) -> str:
+    if name in FAMILY:
+        return FAMILY[name]
+    try:
+        from adapters.registry import adapter_class
+
+        return str(getattr(adapter_class(name), "family", "other"))
+    except Exception:  # reported when the loop loads it; here only the label is at stake
+        return "other"
+
+
+def _in_loop(spec: AdapterSpec, setup: ScorerSetup) -> Deployment:
+    scorer = LoopProcesses(setup, spec.name, spec.options, spec.display)
+    return Deployment(_family(spec.name), scorer, microbench_adapter=spec.name, microbench_options=dict(spec.options))
+
+
+def _served(spec: AdapterSpec, setup: ScorerSetup) -> Deployment:
+    server = ModelServer(setup, spec.serve or "onnx", spec.serve_options)
+    options = {"url": server.url, **spec.options}
+    scorer = LoopProcesses(setup, spec.name, options, spec.display)
+    return Deployment(FAMILY["rest"], scorer, server, microbench_adapter=spec.name, microbench_options=options)
+
+
+def _kstreams(spec: AdapterSpec, setup: ScorerSetup) -> Deployment:
+    # in process, the same MOJO runs through h2o-genmodel: the adapter the app's arithmetic matches
+    return Deployment(FAMILY["kstreams-mojo"], KStreamsScorer(setup, spec.options), microbench_adapter="h2o-mojo")
+
+
+DEPLOYMENTS: dict[str, Callable[[AdapterSpec, ScorerSetup], Deployment]] = {
+    "rest": _served,
+    "kstreams-mojo": _kstreams,
+}
+
+
+def deployment(spec: AdapterSpec, setup: ScorerSetup) -> Deployment:
+    """How `spec` runs: a Python scoring loop unless DEPLOYMENTS says otherwise."""
+    return DEPLOYMENTS.get(spec.name, _in_loop)(spec, setup)

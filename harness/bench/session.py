@@ -1,0 +1,320 @@
+"""One adapter under test: its topics, its measurer and its deployment, and the three kinds of measurement
+made on them — a load point, the capacity with a backlog, and the sustainable-throughput search.
+
+    with AdapterSession(ctx, spec, index, progress) as s:
+        s.inprocess(); s.run_point(profile, "load"); s.capacity(...); s.search(points)
+
+A session owns what `run_point`, `capacity` and `search` share (topics, measurer, deployment, progress),
+so none of them threads it through its arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.progress import Progress
+
+from adapters.bundle import Bundle
+from harness.bench.loadgen import GeneratorProcess, GeneratorReport, schedule_s
+from harness.bench.measure import Measurer, PointSpec
+from harness.bench.procs import HARNESS, Child
+from harness.bench.scorers import Deployment, ScorerSetup, Topics, deployment
+from harness.bench.search import RateSearch, SearchPolicy
+from harness.kafka.config import KafkaTarget
+from harness.kafka.topics import delete_topics, ensure_topics
+from harness.reporting.results import (
+    Capacity,
+    Cost,
+    GeneratorStats,
+    InProcess,
+    Point,
+    SearchStep,
+    SendLag,
+    Sustainable,
+    ValidityLimits,
+)
+from harness.scenario import AdapterSpec, LoadProfile, Scenario
+from harness.scoring import wire
+
+START_DELAY_NS = 400_000_000  # the schedule starts this long after the generator is spawned
+CAPACITY_MAX_RECORDS = 40_000
+
+
+class RunContext:
+    """What every adapter of one scenario run shares: the scenario, Kafka, the bundle and its replayed rows."""
+
+    def __init__(
+        self, sc: Scenario, target: KafkaTarget, bundle_dir: Path, run_id: str, log: Callable[[str], None]
+    ) -> None:
+        self.sc = sc
+        self.target = target
+        self.bundle_dir = bundle_dir
+        self.bundle = Bundle.open(bundle_dir)
+        self.X, self.y, self.p = self.bundle.reference()
+        self.codec = wire.FeatureCodec(self.bundle.feature_names, sc.encoding)
+        self.payloads = [self.codec.encode(row) for row in self.X]
+        self.run_id = run_id
+        self.log = log
+        self.tag = uuid.uuid4().hex[:6]
+        self.limits = ValidityLimits.model_validate(sc.validity.model_dump())
+
+
+@dataclass
+class _Counter:
+    n: int = 0
+
+    def next(self) -> int:
+        self.n += 1
+        return self.n - 1
+
+
+def generator_stats(rep: GeneratorReport) -> GeneratorStats:
+    return GeneratorStats(
+        sent=rep.sent,
+        achieved_per_s=round(rep.achieved_per_s, 2),
+        send_lag_ms=SendLag(p50=rep.lag_p50_ms, p99=rep.lag_p99_ms, max=rep.lag_max_ms),
+        behind_share=rep.behind_share,
+        delivery_errors=rep.delivery_errors,
+    )
+
+
+class AdapterSession:
+    def __init__(self, ctx: RunContext, spec: AdapterSpec, index: int, progress: Progress) -> None:
+        self.ctx = ctx
+        self.spec = spec
+        self.index = index
+        self.progress = progress
+        self.topics = Topics.for_adapter(ctx.tag, index, spec.display)
+        sc = ctx.sc
+        self.deployment: Deployment = deployment(
+            spec, ScorerSetup(ctx.target, ctx.bundle_dir, ctx.bundle, self.topics, sc.encoding, sc.loop)
+        )
+        self.measurer: Measurer | None = None
+        self._search_steps = _Counter()
+
+    @property
+    def family(self) -> str:
+        return self.deployment.family
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+    def __enter__(self) -> AdapterSession:
+        sc, t = self.ctx.sc, self.topics
+        n = sc.loop.partitions
+        ensure_topics(self.ctx.target, {t.input: n, t.output: n, t.dlq: n})
+        try:
+            self.measurer = Measurer(self.ctx.target, t.output, t.dlq, sc.encoding, self.ctx.p, self.ctx.y)
+            self.measurer.start()
+            self.deployment.start()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.deployment.stop()
+        if self.measurer is not None:
+            self.measurer.close()
+        delete_topics(self.ctx.target, self.topics.data_topics())
+
+    def _m(self) -> Measurer:
+        assert self.measurer is not None, "use the session as a context manager"
+        return self.measurer
+
+    # ---- the in-process micro-benchmark ------------------------------------------------------------
+    def inprocess(self) -> InProcess | None:
+        """The adapter's rows/s at batch 1 and the loop's batch size, alone (a child process)."""
+        dep = self.deployment
+        if dep.microbench_adapter is None:
+            return None
+        argv = [*HARNESS, "microbench", "--bundle", str(self.ctx.bundle_dir), "--adapter", dep.microbench_adapter]
+        argv += ["--batch", str(self.ctx.sc.loop.batch_max), "--seconds", "1"]
+        argv += [a for k, v in dep.microbench_options.items() for a in ("--option", f"{k}={v}")]
+        child = Child(f"microbench {dep.microbench_adapter}", argv)
+        code = child.proc.wait(180)
+        child.stop()
+        line = next((ln for ln in reversed(child.lines) if ln.startswith("{")), None)
+        if code != 0 or line is None:
+            self.ctx.log(f"  micro-benchmark of {self.spec.display} failed: {child.tail()}")
+            return None
+        return InProcess.model_validate(json.loads(line))
+
+    # ---- one load point ------------------------------------------------------------------------------
+    def run_point(self, profile: LoadProfile, prefix: str, kind: str, drain_cap_s: float | None = None) -> Point:
+        """Send `profile` open loop, wait for the results, and return the evaluated point."""
+        ctx, m = self.ctx, self._m()
+        offsets = schedule_s(profile)
+        start_at = time.time_ns() + START_DELAY_NS
+        m.add_point(PointSpec(prefix, start_at, profile.warmup_s, profile.duration_s, len(offsets)))
+        cpu0, scpu0 = self.deployment.cpu_seconds()
+        gen = GeneratorProcess(
+            ctx.target.client_config(),
+            self.topics.input,
+            ctx.payloads,
+            offsets,
+            prefix,
+            start_at,
+            ctx.limits.max_send_lag_ms,
+        )
+        gen.start()
+        task = self.progress.add_task(f"{self.spec.display} · {profile.display}", total=len(offsets), p99="-")
+        try:
+            deadline = time.monotonic() + profile.duration_s + 120
+            while gen.proc.is_alive() and time.monotonic() < deadline:
+                self._show(prefix, task)
+                time.sleep(0.25)
+            rep = gen.result(timeout_s=30)
+        finally:
+            gen.kill()
+        self._await_results(prefix, rep.sent, drain_cap_s, task)
+        self.progress.remove_task(task)
+        cpu1, scpu1 = self.deployment.cpu_seconds()
+        rss, srss = self.deployment.peak_rss_mib()
+        v = ctx.limits
+        measured = m.summary(
+            prefix,
+            ctx.sc.validity.accuracy_tolerance,
+            v.window_s,
+            v.stable_windows,
+            v.stable_tolerance_pct,
+            offered_ns=start_at + (offsets * 1e9).astype(np.int64),
+            sent=rep.sent,
+        )
+        events = max(1, measured.counts.scored + measured.counts.dead_lettered)
+        cost = Cost(cpu_s_per_1000=round((cpu1 - cpu0) / events * 1000, 4), peak_rss_mib=round(rss, 1))
+        if scpu0 is not None and scpu1 is not None:
+            cost.server_cpu_s_per_1000 = round((scpu1 - scpu0) / events * 1000, 4)
+            cost.server_peak_rss_mib = round(srss if srss is not None else float("nan"), 1)
+        point = Point(
+            **measured.model_dump(),
+            name=profile.display,
+            kind=kind,
+            pattern=profile.pattern,
+            offered_per_s=round(len(offsets) / profile.duration_s, 2),
+            duration_s=profile.duration_s,
+            warmup_s=profile.warmup_s,
+            generator=generator_stats(rep),
+            cost=cost,
+        )
+        point.evaluate(v, ctx.sc.slo.p99_ms)
+        if self.family == "baseline" and point.accuracy is not None:
+            point.accuracy.note = "identity returns 0.5 for every row: accuracy does not apply"
+        self._log_point(point)
+        return point
+
+    def _show(self, prefix: str, task: Any) -> None:
+        n, d, p99 = self._m().progress(prefix)
+        self.progress.update(task, completed=n + d, p99=f"{p99:.1f} ms" if p99 is not None else "-")
+
+    def _await_results(self, prefix: str, sent: int, cap_s: float | None, task: Any) -> None:
+        """Until every sent record has a result or a dead letter, nothing arrived for the drain timeout, or
+        cap_s passed (a search step's backlog is not worth waiting out); the progress bar follows."""
+        start = time.monotonic()
+        idle_timeout_s = self.ctx.sc.validity.drain_timeout_s
+        while True:
+            self._show(prefix, task)
+            if self._m().drained(prefix, sent, idle_timeout_s):
+                return
+            if cap_s is not None and time.monotonic() - start > cap_s:
+                return
+            time.sleep(0.25)
+
+    def _log_point(self, p: Point) -> None:
+        lat, c = p.latency_ms, p.counts
+        self.ctx.log(
+            f"  {self.spec.display:<16} {p.name:<14} offered {p.offered_per_s or 0:>8.0f}/s  "
+            f"p50 {_ms(lat.p50)} ms  p99 {_ms(lat.p99)} ms  scored {c.scored}/{c.sent} lost {c.lost} "
+            f"dup {c.duplicates} dlq {c.dead_lettered}  {p.verdict}"
+        )
+
+    # ---- capacity with a backlog ---------------------------------------------------------------------
+    def capacity(self, inprocess: InProcess | None) -> Capacity:
+        """The loop's throughput with a backlog: N records sent at once, scored as fast as the loop can.
+
+        Not a latency figure (every record waits in the backlog): it is what the loop + adapter can do per
+        second, to hold against the adapter's in-process micro-benchmark at the same batch size.
+        """
+        ctx, m = self.ctx, self._m()
+        inproc = (inprocess.batch_rows_per_s if inprocess else None) or 2000.0
+        n = int(min(CAPACITY_MAX_RECORDS, max(2_000, inproc * 2.0)))
+        prefix = f"{self.index}c"
+        start_at = time.time_ns() + 300_000_000
+        m.add_point(PointSpec(prefix, start_at, 0.0, 1.0, n))
+        gen = GeneratorProcess(
+            ctx.target.client_config(), self.topics.input, ctx.payloads, np.zeros(n), prefix, start_at, 1e9
+        )
+        task = self.progress.add_task(f"{self.spec.display} · capacity ({n:,} at once)", total=n, p99="n/a")
+        gen.start()
+        try:
+            rep = gen.result(timeout_s=180)
+        finally:
+            gen.kill()
+        self._await_results(prefix, rep.sent, 120.0, task)
+        self.progress.remove_task(task)
+        got, first, last = m.received_span(prefix)
+        rate = (got - 1) / ((last - first) / 1e9) if got > 1 and last > first else None
+        out = Capacity(
+            records=rep.sent,
+            scored=got,
+            rows_per_s=round(rate, 1) if rate else None,
+            generator_per_s=round(rep.achieved_per_s, 1),
+            note="records sent all at once; rate = results / (last - first received)",
+        )
+        ctx.log(f"  {self.spec.display:<16} capacity       {out.rows_per_s or 0:>10,.0f}/s with a backlog of {n:,}")
+        return out
+
+    # ---- the sustainable-throughput search ---------------------------------------------------------
+    def search(self, points: list[Point]) -> Sustainable:
+        """Drive a RateSearch with real steps; each step's point is appended to `points`."""
+        ss = self.ctx.sc.sustainable
+        search = RateSearch(
+            SearchPolicy(start_rate_per_s=ss.start_rate_per_s, factor=ss.factor, max_rate_per_s=ss.max_rate_per_s)
+        )
+        for p in points:  # start below a load point that already broke the SLO or built a backlog
+            if p.offered_per_s and p.outcome() in ("slo", "backlog"):
+                search.start_below(p.offered_per_s)
+        steps: list[SearchStep] = []
+        names = {p.name for p in points}
+        while (rate := search.next_rate()) is not None:
+            name = f"search-{rate:g}"
+            repeat = 1
+            while name in names:  # a confirmation or a bisection back to a rate: each step is its own point
+                repeat += 1
+                name = f"search-{rate:g} #{repeat}"
+            names.add(name)
+            prof = LoadProfile(
+                name=name,
+                pattern="constant",
+                rate_per_s=rate,
+                duration_s=ss.step_duration_s,
+                warmup_s=ss.warmup_s,
+            )
+            prefix = f"{self.index}s{self._search_steps.next()}"
+            p = self.run_point(prof, prefix, "search", drain_cap_s=ss.step_duration_s)
+            outcome = p.outcome()
+            search.record(rate, outcome)
+            if outcome != "held" and not search.done and search.next_rate() == rate:
+                self.ctx.log(f"  {self.spec.display}: {outcome} at {rate:g}/s; running the step once more to confirm")
+            points.append(p)
+            steps.append(
+                SearchStep(
+                    offered_per_s=p.offered_per_s or rate,
+                    achieved_per_s=p.achieved_per_s(),
+                    p99_ms=p.latency_ms.p99,
+                    ok=outcome == "held",
+                    reason=outcome,
+                    verdict=p.verdict,
+                    point=p.name,
+                )
+            )
+        return Sustainable(rows_per_s=search.best_rate_per_s, limited_by=search.limited_by, steps=steps)
+
+
+def _ms(v: float | None) -> str:
+    return f"{v:>8.2f}" if v is not None else f"{'-':>8}"
