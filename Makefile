@@ -6,19 +6,21 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha256sum | cut -c1-12)
 
-.PHONY: demo test bench setup chromium
+.PHONY: demo test bench setup chromium lock
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# the exact versions in requirements.lock (the tested set), then the project itself without resolving again
+$(STAMP): pyproject.toml requirements.lock
 	@command -v java >/dev/null || { echo "error: Java 17 is not on PATH (apt-get install openjdk-17-jdk-headless)"; exit 1; }
 	@command -v mvn >/dev/null || { echo "error: Maven is not on PATH (apt-get install maven)"; exit 1; }
 	@command -v gcc >/dev/null || { echo "error: gcc is not on PATH (apt-get install gcc)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -39,3 +41,12 @@ chromium:
 
 bench: $(STAMP)
 	$(BIN)/pytest tests/bench -q --benchmark-only --benchmark-json=results/bench.json -p no:randomly
+
+# re-resolve requirements.lock from pyproject.toml's ranges (after changing a dependency); review the diff
+lock: $(STAMP)
+	$(BIN)/python -m pip install -q uv
+	{ echo "# The exact library versions \`make\` installs (the tested set), resolved from pyproject.toml's ranges with"; \
+	  echo "# extras [dev] (= every adapter, the report, the test tools). Regenerate with \`make lock\` after changing the"; \
+	  echo "# dependencies; results.json records the versions a run measured with."; \
+	  $(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header --no-annotate; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock

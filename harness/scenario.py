@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_validation_error
 
 
 class ScenarioError(HarnessError):
@@ -157,13 +157,8 @@ class Scenario(Strict):
 
 
 def _format_error(path: Path, e: ValidationError) -> str:
-    first = e.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    msg = first["msg"]
-    if first["type"] == "extra_forbidden":
-        msg = "unknown key"
-    extra = f" (and {e.error_count() - 1} more problems)" if e.error_count() > 1 else ""
-    return f"{path}: key '{loc}': {msg}{extra}"
+    loc, msg, more = first_validation_error(e)
+    return f"{path}: key '{loc}': {msg}{more}"
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -49,3 +49,25 @@ def test_compose_file_is_a_kraft_kafka_with_the_harness() -> None:
     assert f"--bootstrap kafka:{internal.group(1)}" in command
     assert "harness run scenarios/" in command
     assert (ROOT / command.split("harness run ", 1)[1].split()[0]).is_file()
+
+
+def test_readme_layout_names_every_package_and_module() -> None:
+    """The README's layout section matches the tree: every package under harness/ and every module it names."""
+    readme = (ROOT / "README.md").read_text()
+    layout = re.search(r"## Layout\n\n```\n(.*?)```", readme, re.S)
+    assert layout, "the README lost its layout section"
+    text = layout.group(1)
+    packages = sorted(p.parent.name for p in (ROOT / "harness").glob("*/__init__.py"))
+    for pkg in packages:
+        assert f"  {pkg}/" in text, f"harness/{pkg}/ is missing from the README's layout"
+    current = None
+    for line in text.splitlines():
+        m = re.match(r"  ([a-z]+)/\s", line)
+        if m:
+            current = m.group(1)
+        elif not line.startswith(" "):
+            current = None  # a top-level folder (adapters/, jvm/, ...)
+        if current in packages:
+            for module in re.findall(r"\b([a-z_]+\.py)\b", line):
+                if "*" not in module:
+                    assert (ROOT / "harness" / current / module).is_file(), f"harness/{current}/{module} does not exist"

@@ -35,6 +35,7 @@ from adapters.identity import IdentityAdapter
 from adapters.registry import adapter_class
 from adapters.rest import RestAdapter
 from adapters.v2_types import InferenceResponse, MetadataModelResponse
+from harness.bench.procs import wait_http_ok
 from harness.scoring.server import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,17 +57,7 @@ def sha256(path: Path) -> str:
 
 
 def wait_live(url: str, alive: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not alive():
-            raise RuntimeError(f"server for {url} exited before it was live")
-        try:
-            if httpx.get(f"{url}/v2/health/live", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"server at {url} not live after {timeout_s} s")
+    wait_http_ok(f"{url}/v2/health/live", alive, timeout_s, f"server for {url}", lambda: "see its log")
 
 
 @contextmanager

@@ -200,64 +200,7 @@ class Measurer:
         warm_end = spec.t0_ns + int(spec.warmup_s * 1e9)
         run_end = spec.t0_ns + int(spec.duration_s * 1e9)
         measured = intended >= warm_end
-        e2e_us = (received - intended)[measured] / 1e3
-        hist = HdrHistogram(1, HDR_MAX_US, 3)
-        for v in e2e_us:
-            hist.record_value(max(1, int(v)))
-        n_meas = int(measured.sum())
-
-        def pct(values: np.ndarray, ps: tuple[float, ...]) -> dict[str, float]:
-            if len(values) == 0:
-                return {f"p{p:g}".replace(".", ""): float("nan") for p in ps}
-            return {f"p{p:g}".replace(".", ""): round(float(np.percentile(values, p)), 4) for p in ps}
-
-        if n_meas:
-            lat = {
-                "p50": hist.get_value_at_percentile(50) / 1e3,
-                "p90": hist.get_value_at_percentile(90) / 1e3,
-                "p95": hist.get_value_at_percentile(95) / 1e3,
-                "p99": hist.get_value_at_percentile(99) / 1e3,
-                "p999": hist.get_value_at_percentile(99.9) / 1e3,
-                "max": hist.get_max_value() / 1e3,
-                "mean": hist.get_mean_value() / 1e3,
-            }
-            hdr: list[tuple[float, float | None]] = [(p, hist.get_value_at_percentile(p) / 1e3) for p in PERCENTILES]
-        else:
-            lat = {k: float("nan") for k in ("p50", "p90", "p95", "p99", "p999", "max", "mean")}
-            hdr = []
-        queue_ms = ((consumed - intended)[measured]) / 1e6
-        scoring_ms = ((scored - consumed)[measured]) / 1e6
-        delivery_ms = ((received - scored)[measured]) / 1e6
-        # throughput windows over the measured part of the schedule, by received time
-        n_win = max(1, int((run_end - warm_end) / 1e9 / window_s))
-        edges = warm_end + (np.arange(n_win + 1) * window_s * 1e9).astype(np.int64)
-        counts, _ = np.histogram(received, bins=edges)
-        windows = (counts / window_s).tolist()
-        # stable = the scorer keeps pace with what was offered in each of the last windows (for a constant
-        # rate that is "the windows agree"; for steps and bursts the offered rate itself varies)
-        offered_counts, _ = (
-            np.histogram(intended, bins=edges) if offered_ns is None else np.histogram(offered_ns, edges)
-        )
-        tail = np.asarray(counts[-stable_windows:], dtype=np.float64)
-        want = np.asarray(offered_counts[-stable_windows:], dtype=np.float64)
-        stable = bool(
-            len(tail) >= 2
-            and want.sum() > 0
-            and (np.abs(tail.sum() - want.sum()) / want.sum() * 100) <= stable_tolerance_pct
-            and (np.abs(tail - want) / np.maximum(want, 1) * 100).max() <= 2 * stable_tolerance_pct
-        )
-        # accuracy on the measured events
-        rows = seq[measured] % self.n_rows if len(seq) else seq
-        s_meas = score[measured] if len(score) else score
-        if len(rows):
-            diff = np.abs(s_meas - self.reference[rows])
-            max_diff = float(diff.max())
-            beyond = float((diff > accuracy_tolerance).mean())
-            y = self.labels[rows]
-            auc = _auc(y, s_meas)
-            auc_ref = _auc(y, self.reference[rows])
-        else:
-            max_diff, beyond, auc, auc_ref = float("nan"), float("nan"), None, None
+        latency, hdr = latency_figures((received - intended)[measured])
         n_sent = spec.n_sent if sent is None else sent
         return Measurement(
             counts=Counts(
@@ -266,29 +209,107 @@ class Measurer:
                 duplicates=dup,
                 dead_lettered=dlq,
                 lost=max(0, n_sent - unique - dlq),
-                measured=n_meas,
+                measured=int(measured.sum()),
             ),
-            latency_ms=Percentiles(**{k: round(v, 4) for k, v in lat.items()}),
-            queueing_ms=Percentiles(**pct(queue_ms, (50, 99))),
-            scoring_ms=Percentiles(**pct(scoring_ms, (50, 99))),
-            delivery_ms=Percentiles(**pct(delivery_ms, (50, 99))),
+            latency_ms=latency,
+            queueing_ms=_pct_ms((consumed - intended)[measured]),
+            scoring_ms=_pct_ms((scored - consumed)[measured]),
+            delivery_ms=_pct_ms((received - scored)[measured]),
             hdr_percentiles=hdr,
-            throughput=Throughput(
-                mean_per_s=round(float(np.mean(windows)), 2) if windows else 0.0,
-                windows_per_s=windows,
-                offered_windows_per_s=(offered_counts / window_s).tolist(),
-                window_s=window_s,
-                stable=stable,
+            throughput=throughput_windows(
+                received,
+                intended if offered_ns is None else offered_ns,
+                (warm_end, run_end),
+                window_s,
+                stable_windows,
+                stable_tolerance_pct,
             ),
-            accuracy=Accuracy(
-                max_abs_diff=max_diff,
-                share_beyond_tolerance=beyond,
-                tolerance=accuracy_tolerance,
-                auc=auc,
-                auc_reference=auc_ref,
-            ),
+            accuracy=self._accuracy(seq[measured], score[measured], accuracy_tolerance),
             dead_letter_reasons=reasons,
         )
+
+    def _accuracy(self, seq: np.ndarray, score: np.ndarray, tolerance: float) -> Accuracy:
+        """Each score against the reference prediction of the row that was sent (row = seq % rows), and AUC."""
+        if len(seq) == 0:
+            return Accuracy(tolerance=tolerance)
+        rows = seq % self.n_rows
+        diff = np.abs(score - self.reference[rows])
+        y = self.labels[rows]
+        return Accuracy(
+            max_abs_diff=float(diff.max()),
+            share_beyond_tolerance=float((diff > tolerance).mean()),
+            tolerance=tolerance,
+            auc=_auc(y, score),
+            auc_reference=_auc(y, self.reference[rows]),
+        )
+
+
+def latency_figures(e2e_ns: np.ndarray) -> tuple[Percentiles, list[tuple[float, float | None]]]:
+    """End-to-end latencies (ns) into an HDR histogram (µs resolution): the percentiles (ms) and the
+    percentile distribution."""
+    if len(e2e_ns) == 0:
+        return Percentiles(), []
+    hist = HdrHistogram(1, HDR_MAX_US, 3)
+    for v in e2e_ns / 1e3:
+        hist.record_value(max(1, int(v)))
+
+    def at(q: float) -> float:
+        return round(hist.get_value_at_percentile(q) / 1e3, 4)
+
+    lat = Percentiles(
+        p50=at(50),
+        p90=at(90),
+        p95=at(95),
+        p99=at(99),
+        p999=at(99.9),
+        max=round(hist.get_max_value() / 1e3, 4),
+        mean=round(hist.get_mean_value() / 1e3, 4),
+    )
+    return lat, [(q, hist.get_value_at_percentile(q) / 1e3) for q in PERCENTILES]
+
+
+def _pct_ms(values_ns: np.ndarray) -> Percentiles:
+    if len(values_ns) == 0:
+        return Percentiles()
+    return Percentiles(
+        p50=round(float(np.percentile(values_ns, 50)) / 1e6, 4), p99=round(float(np.percentile(values_ns, 99)) / 1e6, 4)
+    )
+
+
+def throughput_windows(
+    received_ns: np.ndarray,
+    offered_ns: np.ndarray,
+    span_ns: tuple[int, int],
+    window_s: float,
+    stable_windows: int,
+    stable_tolerance_pct: float,
+) -> Throughput:
+    """Results per window of the measured span, by received time, against what was offered per window.
+
+    Stable = the scorer kept pace with what was offered in each of the last `stable_windows` windows (within
+    the tolerance in sum, twice the tolerance per window): for a constant rate that is "the windows agree";
+    for steps and bursts the offered rate itself varies."""
+    start, end = span_ns
+    n_win = max(1, int((end - start) / 1e9 / window_s))
+    edges = start + (np.arange(n_win + 1) * window_s * 1e9).astype(np.int64)
+    counts, _ = np.histogram(received_ns, bins=edges)
+    offered_counts, _ = np.histogram(offered_ns, bins=edges)
+    tail = np.asarray(counts[-stable_windows:], dtype=np.float64)
+    want = np.asarray(offered_counts[-stable_windows:], dtype=np.float64)
+    stable = bool(
+        len(tail) >= 2
+        and want.sum() > 0
+        and (np.abs(tail.sum() - want.sum()) / want.sum() * 100) <= stable_tolerance_pct
+        and (np.abs(tail - want) / np.maximum(want, 1) * 100).max() <= 2 * stable_tolerance_pct
+    )
+    windows = (counts / window_s).tolist()
+    return Throughput(
+        mean_per_s=round(float(np.mean(windows)), 2) if windows else 0.0,
+        windows_per_s=windows,
+        offered_windows_per_s=(offered_counts / window_s).tolist(),
+        window_s=window_s,
+        stable=stable,
+    )
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float | None:

@@ -10,11 +10,12 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
-from harness.errors import HarnessError
+from harness.bench.errors import RunError
 
 HARNESS = [sys.executable, "-m", "harness.cli"]
 
@@ -94,10 +95,10 @@ class Child:
                     if ln.startswith(prefix):
                         return ln
                 if self.proc.poll() is not None:
-                    raise HarnessError(f"{self.name} exited (code {self.proc.returncode}): {self.tail()}")
+                    raise RunError(f"{self.name} exited (code {self.proc.returncode}): {self.tail()}")
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise HarnessError(f"{self.name} did not print {prefix!r} within {timeout_s:.0f} s: {self.tail()}")
+                    raise RunError(f"{self.name} did not print {prefix!r} within {timeout_s:.0f} s: {self.tail()}")
                 self._cond.wait(min(left, 0.2))
 
     def tail(self, n: int = 3) -> str:
@@ -125,3 +126,21 @@ class Child:
                 self.proc.wait(10)
         self._reader.join(2)
         return self.proc.returncode
+
+
+def wait_http_ok(url: str, alive: Callable[[], bool], timeout_s: float, what: str, tail: Callable[[], str]) -> None:
+    """Until GET `url` answers 200; RunError when the process behind it exits (`alive()` turns False) or after
+    `timeout_s`, with the last lines it printed (`tail()`)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RunError(f"{what} exited: {tail()}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RunError(f"{what} did not answer {url} within {timeout_s:.0f} s: {tail()}")

@@ -16,15 +16,13 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from adapters.bundle import Bundle
-from harness.bench.errors import RunError
-from harness.bench.procs import HARNESS, Child, cpu_seconds, peak_rss_mib
+from harness.bench.procs import HARNESS, Child, cpu_seconds, peak_rss_mib, wait_http_ok
 from harness.kafka.broker import free_port
 from harness.kafka.config import KafkaTarget
 from harness.kafka.topics import wait_group_stable
@@ -163,7 +161,20 @@ class LoopProcesses:
         return max((peak_rss_mib(c.pid) for c in self.children), default=float("nan"))
 
 
-class ModelServer:
+class _OneProcess:
+    """CPU and peak memory of a scorer that is one process (`_pid()`; None before it starts)."""
+
+    def _pid(self) -> int | None:
+        raise NotImplementedError
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self._pid())
+
+    def peak_rss_mib(self) -> float:
+        return peak_rss_mib(self._pid())
+
+
+class ModelServer(_OneProcess):
     """`harness serve` hosting one adapter behind the V2 endpoints on a free loopback port."""
 
     def __init__(self, setup: ScorerSetup, adapter: str, options: Mapping[str, Any]) -> None:
@@ -181,41 +192,22 @@ class ModelServer:
     def start(self) -> None:
         argv = [*HARNESS, "serve", "--bundle", str(self.setup.bundle_dir), "--adapter", self.adapter]
         argv += ["--port", str(self.port), *_option_args(self.options)]
-        self.child = Child(self.name, argv)
+        child = self.child = Child(self.name, argv)
         try:
-            self._wait_ready(60.0)
+            wait_http_ok(f"{self.url}/v2/health/ready", child.alive, 60.0, self.name, child.tail)
         except BaseException:
             self.stop()
             raise
-
-    def _wait_ready(self, timeout_s: float) -> None:
-        import httpx
-
-        assert self.child is not None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not self.child.alive():
-                raise RunError(f"{self.name} exited: {self.child.tail()}")
-            try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RunError(f"{self.name} was not ready within {timeout_s:.0f} s: {self.child.tail()}")
 
     def stop(self) -> None:
         if self.child is not None:
             self.child.stop()
 
-    def cpu_seconds(self) -> float:
-        return cpu_seconds(self.child.pid if self.child else None)
-
-    def peak_rss_mib(self) -> float:
-        return peak_rss_mib(self.child.pid if self.child else None)
+    def _pid(self) -> int | None:
+        return self.child.pid if self.child else None
 
 
-class KStreamsScorer:
+class KStreamsScorer(_OneProcess):
     """The Kafka Streams application with the H2O MOJO embedded, reading and writing the same wire format."""
 
     def __init__(self, setup: ScorerSetup, options: Mapping[str, Any]) -> None:
@@ -250,11 +242,8 @@ class KStreamsScorer:
         if self.app is not None:
             self.app.stop()
 
-    def cpu_seconds(self) -> float:
-        return cpu_seconds(self.app.pid if self.app else None)
-
-    def peak_rss_mib(self) -> float:
-        return peak_rss_mib(self.app.pid if self.app else None)
+    def _pid(self) -> int | None:
+        return self.app.pid if self.app else None
 
 
 @dataclass

@@ -47,8 +47,11 @@ def apply_missing(frame: pd.DataFrame, rates: dict[str, float], scale: float, rn
         frame[column] = values
 
 
-def check_common(n_rows: int, seed: int, missing_scale: float) -> None:
-    """Validate the arguments every generator takes; raise one-line ValueErrors."""
+def check_common(n_rows: int, seed: int, missing_scale: float, positive_rate: float | None = None) -> None:
+    """Validate the arguments every generator takes (and the target positive rate where there is one); raise
+    one-line ValueErrors."""
+    if positive_rate is not None and not 0.0 < positive_rate <= 0.5:
+        raise ValueError(f"positive_rate must be in (0, 0.5], got {positive_rate!r}")
     if isinstance(n_rows, bool) or not isinstance(n_rows, int | np.integer) or n_rows < 1:
         raise ValueError(f"n_rows must be a positive integer, got {n_rows!r}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:

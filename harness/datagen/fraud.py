@@ -112,9 +112,7 @@ FEATURES: tuple[str, ...] = (
 
 def generate(n_rows: int, seed: int, *, positive_rate: float = 0.01, missing_scale: float = 1.0) -> pd.DataFrame:
     """`n_rows` transactions (columns FEATURES + "label"), deterministic for `seed`."""
-    check_common(n_rows, seed, missing_scale)
-    if not 0.0 < positive_rate <= 0.5:
-        raise ValueError(f"positive_rate must be in (0, 0.5], got {positive_rate!r}")
+    check_common(n_rows, seed, missing_scale, positive_rate)
     rng = np.random.default_rng(seed)
     n = n_rows
 

@@ -115,6 +115,7 @@ class Broker:
         self.state_file = self.root / "state.json"
         self.data_dir = self.root / "data"
         self.log_file = self.root / "server.log"
+        self.gc_log = self.root / "gc.log"  # read by the run to see GC pauses that overlap a measurement
 
     # ---- state -------------------------------------------------------------------------------
     def state(self) -> BrokerState | None:
@@ -138,6 +139,9 @@ class Broker:
         heap_mb: int = DEFAULT_HEAP_MB,
         timeout_s: float = DEFAULT_START_TIMEOUT_S,
     ) -> BrokerState:
+        """Start the broker (formatting its storage on first start) and wait until it answers; return its
+        state. Idempotent: a running broker is returned as it is. Without `port`, the previous port is reused
+        when free (clients keep their bootstrap address across a restart)."""
         st = self.running()
         if st is not None:
             if port is not None and port != st.port:
@@ -147,9 +151,45 @@ class Broker:
         if java is None:
             raise BrokerError("Java is not on PATH: install a Java 17 runtime (e.g. apt-get install openjdk-17-jre)")
         try:
-            classpath = resolve_classpath(POM)
+            classpath = ":".join(resolve_classpath(POM))
         except JvmError as e:
             raise BrokerError(str(e)) from None
+        port, controller_port = self._ports(port)
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = self.root / "server.properties"
+        config.write_text(_server_properties(port, controller_port, self.data_dir))
+        log4j = self.root / "log4j2.properties"
+        log4j.write_text(_log4j_properties(self.log_file))
+        env = dict(os.environ)
+        env.pop("KAFKA_OPTS", None)
+        jvm = self._jvm(java, heap_mb, log4j)
+        if not (self.data_dir / "meta.properties").exists():
+            self._format_storage([*jvm, "-cp", classpath], config, env)
+        with open(self.root / "stdout.log", "ab") as out:
+            proc = subprocess.Popen(
+                [*jvm, "-cp", classpath, "kafka.Kafka", str(config)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=env,
+            )
+        st = BrokerState(
+            pid=proc.pid,
+            bootstrap=f"127.0.0.1:{port}",
+            port=port,
+            controller_port=controller_port,
+            data_dir=str(self.data_dir),
+            log_file=str(self.log_file),
+            started_at=time.time(),
+            kafka_version=kafka_version(),
+        )
+        self._wait_answers(proc, st.bootstrap, timeout_s)
+        self.state_file.write_text(json.dumps(asdict(st), indent=2))
+        return st
+
+    def _ports(self, port: int | None) -> tuple[int, int]:
+        """(listener, controller) ports: the one asked for, else the previous ones when free, else free ones."""
         previous = self.state()
         if port is not None:
             if not port_is_free(port):
@@ -165,17 +205,12 @@ class Broker:
         )
         while controller_port == port:
             controller_port = free_port()
+        return port, controller_port
 
-        self.root.mkdir(parents=True, exist_ok=True)
-        config = self.root / "server.properties"
-        config.write_text(_server_properties(port, controller_port, self.data_dir))
-        log4j = self.root / "log4j2.properties"
-        log4j.write_text(_log4j_properties(self.log_file))
-        env = dict(os.environ)
-        env.pop("KAFKA_OPTS", None)
-        # Kafka's own start-script settings (kafka-run-class.sh): a fixed heap and G1 with a 20 ms pause
-        # goal; a GC log beside the server log, for when a latency figure needs explaining.
-        jvm = [
+    def _jvm(self, java: str, heap_mb: int, log4j: Path) -> list[str]:
+        """Kafka's own start-script settings (kafka-run-class.sh): a fixed heap and G1 with a 20 ms pause goal;
+        a GC log beside the server log, for when a latency figure needs explaining."""
+        return [
             java,
             f"-Xmx{heap_mb}m",
             f"-Xms{heap_mb}m",
@@ -184,56 +219,35 @@ class Broker:
             "-XX:InitiatingHeapOccupancyPercent=35",
             "-XX:+ExplicitGCInvokesConcurrent",
             "-Djava.awt.headless=true",
-            f"-Xlog:gc*:file={self.root / 'gc.log'}:time,uptime:filecount=2,filesize=10M",
+            f"-Xlog:gc*:file={self.gc_log}:time,uptime:filecount=2,filesize=10M",
             f"-Dlog4j2.configurationFile={log4j}",
         ]
-        if not (self.data_dir / "meta.properties").exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            fmt = subprocess.run(
-                [*jvm, "-cp", ":".join(classpath), "kafka.tools.StorageTool", "format"]
-                + ["-t", cluster_id, "-c", str(config)],
-                capture_output=True,
-                text=True,
-                timeout=120,
-                env=env,
-            )
-            if fmt.returncode != 0:
-                tail = (fmt.stdout + fmt.stderr).strip().splitlines()[-1:] or ["no output"]
-                raise BrokerError(f"formatting the broker's storage failed: {tail[0]}")
-        out = open(self.root / "stdout.log", "ab")  # noqa: SIM115 - handed to the child process
-        proc = subprocess.Popen(
-            [*jvm, "-cp", ":".join(classpath), "kafka.Kafka", str(config)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+
+    def _format_storage(self, java_cp: list[str], config: Path, env: dict[str, str]) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        fmt = subprocess.run(
+            [*java_cp, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=120,
             env=env,
         )
-        out.close()
-        bootstrap = f"127.0.0.1:{port}"
-        st = BrokerState(
-            pid=proc.pid,
-            bootstrap=bootstrap,
-            port=port,
-            controller_port=controller_port,
-            data_dir=str(self.data_dir),
-            log_file=str(self.log_file),
-            started_at=time.time(),
-            kafka_version=kafka_version(),
-        )
+        if fmt.returncode != 0:
+            tail = (fmt.stdout + fmt.stderr).strip().splitlines()[-1:] or ["no output"]
+            raise BrokerError(f"formatting the broker's storage failed: {tail[0]}")
+
+    def _wait_answers(self, proc: subprocess.Popen[bytes], bootstrap: str, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while True:
             if proc.poll() is not None:
                 raise BrokerError(f"the broker exited with code {proc.returncode} while starting; {self._log_tail()}")
             if metadata_answers(bootstrap, timeout_s=max(0.2, min(2.0, deadline - time.monotonic()))):
-                break
+                return
             if time.monotonic() > deadline:
                 self._kill(proc.pid, grace_s=5)
                 raise BrokerError(f"the broker did not answer within {timeout_s:.0f} s; {self._log_tail()}")
             time.sleep(0.3)
-        self.state_file.write_text(json.dumps(asdict(st), indent=2))
-        return st
 
     def _log_tail(self, n: int = 5) -> str:
         lines: list[str] = []

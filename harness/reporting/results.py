@@ -22,6 +22,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from harness.errors import first_validation_error
 from harness.reporting.errors import ResultsError
 from harness.reporting.fmt import DASH, fmt_diff
 
@@ -581,9 +582,8 @@ def parse_results(data: Any, source: str = "results") -> Results:
     try:
         res = Results.model_validate(data)
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "(top level)"
-        raise ResultsError(f"{source}: {where}: {first['msg']}") from None
+        where, msg, _ = first_validation_error(e)
+        raise ResultsError(f"{source}: {where}: {msg}") from None
     if not res.run_id:
         res.run_id = Path(source).parent.name if source.endswith(RESULTS_FILE) else source
     return res

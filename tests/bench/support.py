@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 
 from adapters.base import Adapter
 from adapters.bundle import Bundle
 from adapters.registry import adapter_class
+from harness.bench.procs import wait_http_ok
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
@@ -100,17 +100,8 @@ class Server:
             raise
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + SERVER_START_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"harness serve exited with {self.proc.returncode}: {self.tail()}")
-            try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"harness serve at {self.url} not ready after {SERVER_START_S:.0f} s: {self.tail()}")
+        alive = lambda: self.proc.poll() is None  # noqa: E731
+        wait_http_ok(f"{self.url}/v2/health/ready", alive, SERVER_START_S, "harness serve", self.tail)
 
     def tail(self) -> str:
         self._log.flush()
