@@ -194,13 +194,20 @@ def run_cmd(
     results: Annotated[Path, typer.Option(help="Where run folders are written.")] = Path("results"),
     no_identity: Annotated[bool, typer.Option("--no-identity", help="Skip the Kafka-only ceiling.")] = False,
     report: Annotated[bool, typer.Option(help="Write report.md and report.html at the end.")] = True,
+    trials: Annotated[
+        int | None, typer.Option(min=1, max=50, help="Independent trials per adapter (default: the scenario's, 3).")
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A smoke run: one trial, no A/A pair, a coarse search. Not for ranking.")
+    ] = False,
     bootstrap: BootstrapOpt = None,
     client_config: ClientConfigOpt = None,
 ) -> None:
-    """Run each scenario's suite end to end: build, score every adapter through Kafka, measure, report."""
+    """Run each scenario's suite end to end: build, score every adapter through Kafka in repeated, interleaved
+    trials, measure, report."""
     import signal
 
-    from harness.bench.run import run_suite
+    from harness.bench.run import run_suite, with_overrides
     from harness.kafka.config import resolve_kafka
     from harness.scenario import load_scenario
 
@@ -209,7 +216,7 @@ def run_cmd(
 
     signal.signal(signal.SIGTERM, stop_run)
     signal.signal(signal.SIGINT, stop_run)
-    loaded = [load_scenario(p) for p in scenarios]
+    loaded = [with_overrides(load_scenario(p), trials, quick) for p in scenarios]
     target = resolve_kafka(bootstrap, client_config)
     err_console.print(f"Kafka at {target.bootstrap}{' (embedded broker)' if target.embedded else ''}")
     for sc in loaded:

@@ -107,12 +107,41 @@ class Slo(Strict):
 
 
 class SustainableSearch(Strict):
+    """The sustainable-throughput search (harness/bench/search.py): bracket, confirm failures, bisect."""
+
     enabled: bool = True
     start_rate_per_s: float = Field(500.0, gt=0)
     factor: float = Field(1.6, gt=1.0)
     max_rate_per_s: float = Field(50_000.0, gt=0)
-    step_duration_s: float = Field(6.0, gt=0)
+    step_duration_s: float = Field(6.0, gt=0, description="shortest step; longer when min_step_samples needs it")
     warmup_s: float = Field(1.5, ge=0)
+    precision: float = Field(0.05, gt=0, le=1, description="bisect until failed / held <= 1 + precision")
+    min_step_samples: int = Field(2000, ge=1, description="latency samples a step's p99 rests on, at the least")
+    max_steps: int = Field(20, ge=1)
+    warm_start: bool = Field(True, description="trials after the first start near the earlier trials' answer")
+
+    def step_seconds(self, rate_per_s: float) -> float:
+        """A step's length at `rate_per_s`: at least step_duration_s, and long enough after the warm-up for
+        min_step_samples latency samples."""
+        return max(self.step_duration_s, self.warmup_s + self.min_step_samples / rate_per_s)
+
+
+class Trials(Strict):
+    """Repeated, interleaved trials (every ranking figure is a median with an interval)."""
+
+    count: int = Field(3, ge=1, le=50, description="independent trials per adapter")
+    confidence: float = Field(0.95, gt=0, lt=1, description="for the median's order-statistic interval")
+    aa_identity: bool = Field(True, description="measure the identity scorer twice: the A/A noise floor")
+    order: Literal["rotate", "shuffle"] = "rotate"
+    seed: int = 5
+
+
+class Interference(Strict):
+    """When a step counts as disturbed (harness/bench/interference.py); a disturbed failure is run again."""
+
+    gc_pause_ms: float = Field(25.0, gt=0)
+    other_cpu_pct: float = Field(30.0, gt=0)
+    steal_pct: float = Field(10.0, gt=0)
 
 
 class Validity(Strict):
@@ -140,6 +169,8 @@ class Scenario(Strict):
     load: list[LoadProfile] = Field(default_factory=list)
     slo: Slo = Field(default_factory=lambda: Slo())
     sustainable: SustainableSearch = Field(default_factory=lambda: SustainableSearch())
+    trials: Trials = Field(default_factory=lambda: Trials())
+    interference: Interference = Field(default_factory=lambda: Interference())
     validity: Validity = Field(default_factory=lambda: Validity())
 
     @model_validator(mode="after")
@@ -152,7 +183,8 @@ class Scenario(Strict):
         return self
 
     def content_hash(self) -> str:
-        data = self.model_dump(mode="json", exclude={"adapters", "load", "slo", "sustainable", "validity", "loop"})
+        exclude = {"adapters", "load", "slo", "sustainable", "validity", "loop", "trials", "interference"}
+        data = self.model_dump(mode="json", exclude=exclude)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

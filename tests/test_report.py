@@ -533,12 +533,12 @@ def test_unreadable_results_are_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ResultsError, match="not valid JSON"):
         write_report(tmp_path)
     data = make_results()
-    data["schema"] = 3
-    with pytest.raises(ResultsError, match="schema 3 is newer"):
+    data["schema"] = 4
+    with pytest.raises(ResultsError, match="schema 4 is newer"):
         write_report(write_run(tmp_path, data))
     data = make_results()
     data["scenarios"][0]["adapters"][0]["points"][0]["offered_per_s"] = "fast"
-    with pytest.raises(ResultsError, match=r"scenarios\.0\.adapters\.0\.points\.0\.offered_per_s"):
+    with pytest.raises(ResultsError, match=r"scenarios\.0\.adapters\.0\.trials\.0\.points\.0\.offered_per_s"):
         write_report(write_run(tmp_path, data))
 
 

@@ -76,6 +76,12 @@ class GeneratorReport:
         }
 
 
+def make_producer(conf: dict[str, Any]) -> Any:
+    from confluent_kafka import Producer
+
+    return Producer({**conf, "linger.ms": 1, "acks": "all", "enable.idempotence": True, "client.id": "loadgen"})
+
+
 def send(
     conf: dict[str, Any],
     topic: str,
@@ -85,21 +91,16 @@ def send(
     start_at_ns: int,
     max_send_lag_ms: float,
     n_keys: int = 1024,
+    producer: Any = None,
 ) -> GeneratorReport:
-    """Send one record per offset at start_at_ns + offset (wall clock), open loop."""
-    from confluent_kafka import Producer
-
-    producer = Producer({**conf, "linger.ms": 1, "acks": "all", "enable.idempotence": True, "client.id": "loadgen"})
+    """Send one record per offset at start_at_ns + offset (wall clock), open loop (on `producer`, or a new one)."""
+    producer = producer or make_producer(conf)
     errors = [0]
 
     def delivered(err: Any, msg: Any) -> None:
         if err is not None:
             errors[0] += 1
 
-    import gc
-
-    gc.collect()
-    gc.freeze()  # no long collector pauses in the middle of the schedule
     n_rows = len(payloads)
     intended = start_at_ns + (offsets_s * 1e9).astype(np.int64)
     lags = np.empty(len(intended), dtype=np.int64)
@@ -147,33 +148,75 @@ def send(
     )
 
 
-def _child(q: Any, args: tuple[Any, ...]) -> None:
-    try:
-        q.put(("ok", send(*args)))
-    except Exception as e:  # reported to the parent, which raises it as one line
-        q.put(("error", f"{type(e).__name__}: {e}"))
+def _serve(conn: Any, conf: dict[str, Any], topic: str, payloads: list[bytes], max_send_lag_ms: float) -> None:
+    """The generator process: one producer for its life, one schedule per command, a report per schedule."""
+    import gc
+
+    producer = make_producer(conf)
+    gc.collect()
+    gc.freeze()  # no long collector pauses in the middle of a schedule
+    while True:
+        try:
+            cmd = conn.recv()
+        except EOFError:
+            return
+        if cmd is None:
+            return
+        offsets, prefix, start_at_ns = cmd
+        try:
+            conn.send(
+                ("ok", send(conf, topic, payloads, offsets, prefix, start_at_ns, max_send_lag_ms, producer=producer))
+            )
+        except Exception as e:  # reported to the parent, which raises it as one line
+            conn.send(("error", f"{type(e).__name__}: {e}"))
 
 
-class GeneratorProcess:
-    """Runs `send` in its own process (spawned: no inherited librdkafka threads, no shared GIL)."""
+class Generator:
+    """An open-loop load generator in its own process (spawned: no inherited librdkafka threads, no shared
+    GIL), kept for a whole session so that a load point costs no process start and no new connection."""
 
-    def __init__(self, *args: Any) -> None:
+    def __init__(self, conf: dict[str, Any], topic: str, payloads: list[bytes], max_send_lag_ms: float) -> None:
         ctx = mp.get_context("spawn")
-        self.q = ctx.Queue()
-        self.proc = ctx.Process(target=_child, args=(self.q, args), daemon=True)
-
-    def start(self) -> None:
+        self._conn, child = ctx.Pipe()
+        self.proc = ctx.Process(
+            target=_serve, args=(child, conf, topic, payloads, max_send_lag_ms), daemon=True, name="loadgen"
+        )
         self.proc.start()
+        child.close()
+        self._busy = False
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid
+
+    def start(self, offsets_s: np.ndarray, prefix: str, start_at_ns: int) -> None:
+        """Begin sending one schedule; `result()` waits for its report."""
+        if self._busy:
+            raise RuntimeError("the load generator is still sending the previous schedule")
+        self._conn.send((offsets_s, prefix, start_at_ns))
+        self._busy = True
+
+    def sending(self) -> bool:
+        return self._busy and not self._conn.poll() and self.proc.is_alive()
 
     def result(self, timeout_s: float) -> GeneratorReport:
-        kind, value = self.q.get(timeout=timeout_s)
-        self.proc.join(10)
+        if not self._conn.poll(timeout_s):
+            raise RuntimeError(f"load generator gave no report within {timeout_s:.0f} s")
+        kind, value = self._conn.recv()
+        self._busy = False
         if kind != "ok":
             raise RuntimeError(f"load generator failed: {value}")
         assert isinstance(value, GeneratorReport)
         return value
 
-    def kill(self) -> None:
+    def close(self) -> None:
+        if self.proc.is_alive():
+            try:
+                self._conn.send(None)
+                self.proc.join(5)
+            except (BrokenPipeError, OSError):
+                pass
         if self.proc.is_alive():
             self.proc.kill()
             self.proc.join(5)
+        self._conn.close()

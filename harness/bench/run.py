@@ -1,60 +1,89 @@
 """`harness run`: the whole suite for a scenario, measured the same way for every deployment strategy.
 
     broker (embedded unless --bootstrap) -> build (cached) -> warm the broker up
-    -> for each adapter (the identity ceiling first), in an AdapterSession:
-         topics -> deployment (loop processes, model server, Kafka Streams app) -> in-process micro-benchmark
-         -> each load point: open-loop send, measure, verdict -> capacity -> sustainable-throughput search
-    -> results/<run-id>/results.json (typed: harness/reporting/results.py), rewritten after each adapter
+    -> k rounds; each round runs one trial of every contestant, in a rotated (or shuffled) order, so that
+       machine drift falls on all of them alike. A trial is an AdapterSession: fresh topics and deployment
+       (loop processes, model server, Kafka Streams app) -> load points -> capacity -> sustainable search.
+       The identity scorer runs twice (an A/A pair): its difference is this run's noise floor.
+    -> an adapter whose figures are inconsistent (sustainable above its own capacity, or above the Kafka-only
+       ceiling beyond the noise floor) gets one more trial, and keeps the flag if it stays inconsistent
+    -> results/<run-id>/results.json (typed: harness/reporting/results.py), rewritten after every trial
 
-Each figure is framed by the Kafka-only ceiling (identity adapter) and by the adapter's own in-process
-micro-benchmark: the report gives ratios, since absolute times on a shared machine are noisy.
+Each figure is a median over the trials with an interval, framed by the Kafka-only ceiling (identity) and
+the adapter's own in-process micro-benchmark: the report gives ratios, since absolute times on a shared
+machine are noisy.
 """
 
 from __future__ import annotations
 
 import gc
+import random
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.bench.environment import environment
-from harness.bench.scorers import FAMILY
 from harness.bench.session import AdapterSession, RunContext
 from harness.build.pipeline import build, lib_versions
 from harness.errors import HarnessError
 from harness.kafka.config import KafkaTarget
 from harness.kafka.topics import delete_topics, ensure_topics
-from harness.reporting.results import (
-    AdapterResult,
-    BundleParity,
-    LoopConfig,
-    Results,
-    ScenarioResult,
-    Sustainable,
-)
+from harness.reporting.results import AdapterResult, BundleParity, LoopConfig, Results, ScenarioResult, Trial
 from harness.scenario import AdapterSpec, Scenario
 
+AA_LABEL = "identity (A/A)"
 
-def run_adapter(ctx: RunContext, spec: AdapterSpec, index: int, progress: Progress) -> AdapterResult:
-    sc = ctx.sc
-    with AdapterSession(ctx, spec, index, progress) as s:
-        result = AdapterResult(adapter=spec.display, name=spec.name, family=s.family)
-        result.inprocess = s.inprocess()
-        points = [s.run_point(prof, f"{index}p{i}", "load") for i, prof in enumerate(sc.load)]
-        if sc.sustainable.enabled:
-            result.capacity = s.capacity(result.inprocess)
-            result.sustainable = s.search(points)
-        else:
-            result.sustainable = Sustainable(limited_by="not searched")
-        result.points = points
-    ref = result.inprocess.batch_rows_per_s if result.inprocess else None
-    best = result.sustainable.rows_per_s
-    cap = result.capacity.rows_per_s if result.capacity else None
-    result.loop_vs_inprocess_ratio = round(best / ref, 4) if best and ref else None
-    result.capacity_vs_inprocess_ratio = round(cap / ref, 4) if cap and ref else None
-    return result
+
+@dataclass
+class Contestant:
+    index: int
+    spec: AdapterSpec
+    result: AdapterResult
+
+
+def round_orders(n: int, rounds: int, order: str = "rotate", seed: int = 5) -> list[list[int]]:
+    """The order of the n contestants in each round: rotated by one each round (every contestant is first
+    once in n rounds), or shuffled with a seed."""
+    if order == "shuffle":
+        rng = random.Random(seed)
+        return [rng.sample(range(n), n) for _ in range(rounds)]
+    return [[(r + i) % n for i in range(n)] for r in range(rounds)]
+
+
+def run_trial(ctx: RunContext, c: Contestant, round_: int, position: int, progress: Progress) -> None:
+    """One trial of one contestant, appended to its result (an error is a trial too: it is reported)."""
+    a = c.result
+    index = len(a.trials)
+    ctx.log(f"[bold]{c.spec.display}[/] · trial {index + 1} of {ctx.sc.trials.count} (round {round_ + 1})")
+    try:
+        with AdapterSession(ctx, c.spec, c.index, progress) as s:
+            a.family = s.family
+            if a.inprocess is None and c.spec.display != AA_LABEL:
+                a.inprocess = s.inprocess()
+            prior = a.sustainable_rate if a.trials else None
+            expected = (a.capacity_stat.median if a.capacity_stat else None) or (
+                a.inprocess.batch_rows_per_s if a.inprocess and a.inprocess.batch_rows_per_s else 2000.0
+            )
+            trial = s.trial(index, round_, position, prior or None, expected)
+    except HarnessError as e:
+        ctx.log(f"  {c.spec.display} failed: {e}")
+        trial = Trial(index=index, round=round_, position=position, error=str(e))
+    a.trials.append(trial)
+    a.error = trial.error if all(t.error for t in a.trials) else None
+    a.stats = a.compute_stats(ctx.sc.trials.confidence)
+
+
+def _finish_adapter(a: AdapterResult, ceiling: float | None) -> None:
+    ref = a.inprocess.batch_rows_per_s if a.inprocess else None
+    best = a.sustainable_rate
+    cap = a.capacity_stat.median if a.capacity_stat else None
+    a.loop_vs_inprocess_ratio = round(best / ref, 4) if best and ref else None
+    a.capacity_vs_inprocess_ratio = round(cap / ref, 4) if cap and ref else None
+    a.vs_kafka_ceiling = round(best / ceiling, 4) if best and ceiling else None
 
 
 def warm_broker(ctx: RunContext, records: int = 30_000) -> float:
@@ -84,8 +113,22 @@ def warm_broker(ctx: RunContext, records: int = 30_000) -> float:
     return time.perf_counter() - t
 
 
+def with_overrides(sc: Scenario, trials: int | None = None, quick: bool = False) -> Scenario:
+    """The scenario with `--trials N` and `--quick` applied. Quick is a smoke run: one trial, no A/A pair,
+    a coarse search (25%) on short steps. Its figures are not for ranking."""
+    t = sc.trials.model_copy(update={"count": trials} if trials else {})
+    ss = sc.sustainable
+    if quick:
+        t = t.model_copy(update={"count": trials or 1, "aa_identity": False})
+        ss = ss.model_copy(
+            update={"precision": 0.25, "min_step_samples": 500, "step_duration_s": min(ss.step_duration_s, 2.0)}
+        )
+    return sc.model_copy(update={"trials": t, "sustainable": ss})
+
+
 def select_adapters(sc: Scenario, only: list[str] | None, with_identity: bool) -> list[AdapterSpec]:
-    """The scenario's adapters (or those named in `only`), the identity ceiling first."""
+    """The scenario's adapters (or those named in `only`), the identity ceiling first, and its A/A twin last
+    when the scenario measures a noise floor."""
     specs = list(sc.adapters)
     if only:
         known = {s.name for s in specs} | {s.display for s in specs} | {"identity"}
@@ -97,6 +140,8 @@ def select_adapters(sc: Scenario, only: list[str] | None, with_identity: bool) -
         specs = [s for s in specs if s.name in only or s.display in only]
     if with_identity and not any(s.name == "identity" for s in specs):
         specs.insert(0, AdapterSpec(name="identity"))
+    if with_identity and sc.trials.aa_identity:
+        specs.append(AdapterSpec(name="identity", label=AA_LABEL))
     return specs
 
 
@@ -149,44 +194,71 @@ def run_suite(
         console.print(m, highlight=False)
 
     started = _now()
+    t0 = time.monotonic()
     run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{sc.name}"
     run_dir = results_root / run_id
     specs = select_adapters(sc, only, with_identity)
     res = build(sc, artifacts=artifacts, log=log)
     log(f"bundle {res.bundle_dir} ({'cache hit' if res.cache_hit else 'built'} in {res.seconds:.1f} s)")
-    ctx = RunContext(sc, target, res.bundle_dir, run_id, log)
+    gc_log, broker_pid = _broker_facts(target)
+    ctx = RunContext(sc, target, res.bundle_dir, run_id, log, gc_log, broker_pid)
     # the measurer runs in this process: keep full garbage collections off the long-lived objects
     # (a full pass over them took ~60 ms; see harness/scoring/service.py)
     gc.collect()
     gc.freeze()
     log(f"warming the broker up: {warm_broker(ctx):.1f} s")
     scenario = scenario_header(ctx, res.bundle_dir)
+    scenario.trials, scenario.confidence = sc.trials.count, sc.trials.confidence
     results = Results(
         run_id=run_id, started_at=started, environment=environment(target, lib_versions()), scenarios=[scenario]
     )
+    contestants = [
+        Contestant(i, spec, AdapterResult(adapter=spec.display, name=spec.name)) for i, spec in enumerate(specs)
+    ]
+    scenario.adapters = [c.result for c in contestants]
+
+    def save() -> None:
+        scenario.noise = scenario.noise_floor()
+        results.finished_at = _now()
+        results.write(run_dir)
+
     with _progress(console) as progress:
-        for i, spec in enumerate(specs):
-            log(f"[bold]{spec.display}[/]")
-            try:
-                scenario.adapters.append(run_adapter(ctx, spec, i, progress))
-            except HarnessError as e:
-                log(f"  {spec.display} failed: {e}")
-                scenario.adapters.append(
-                    AdapterResult(
-                        adapter=spec.display,
-                        name=spec.name,
-                        family=FAMILY.get(spec.name, "other"),
-                        error=str(e),
-                        sustainable=Sustainable(limited_by="error"),
-                    )
-                )
-            results.finished_at = _now()
-            results.write(run_dir)
+        for r, order in enumerate(round_orders(len(contestants), sc.trials.count, sc.trials.order, sc.trials.seed)):
+            scenario.rounds.append([contestants[i].spec.display for i in order])
+            for pos, i in enumerate(order):
+                run_trial(ctx, contestants[i], r, pos, progress)
+                save()
+        _remeasure_inconsistent(ctx, scenario, contestants, progress, save)
     ceiling = scenario.baseline()
-    cap = ceiling.sustainable.rows_per_s if ceiling and ceiling.sustainable else None
-    if cap:
-        for a in scenario.adapters:
-            best = a.sustainable.rows_per_s if a.sustainable else None
-            a.vs_kafka_ceiling = round(best / cap, 4) if best else None
-    results.write(run_dir)
+    for a in scenario.adapters:
+        _finish_adapter(a, ceiling.sustainable_rate if ceiling else None)
+    save()
+    log(f"{len(contestants)} contestants × {sc.trials.count} trials in {(time.monotonic() - t0) / 60:.1f} min")
     return run_dir
+
+
+def _remeasure_inconsistent(
+    ctx: RunContext, scenario: ScenarioResult, field: list[Contestant], progress: Progress, save: Callable[[], None]
+) -> None:
+    """One more trial for each adapter whose figures are inconsistent; the flag stays if they still are."""
+    from harness.reporting.analysis import consistency_problems
+
+    flagged = [c for c in field if not c.result.error and consistency_problems(scenario, c.result)]
+    for c in flagged:
+        why = "; ".join(consistency_problems(scenario, c.result))
+        ctx.log(f"{c.spec.display}: inconsistent figures ({why}); one more trial")
+        run_trial(ctx, c, len(scenario.rounds), 0, progress)
+        save()
+    for c in field:
+        c.result.problems = consistency_problems(scenario, c.result) if not c.result.error else []
+
+
+def _broker_facts(target: KafkaTarget) -> tuple[Path | None, int | None]:
+    """The embedded broker's GC log and pid (for the interference monitor); nothing for an external cluster."""
+    if not target.embedded:
+        return None, None
+    from harness.kafka.broker import Broker
+
+    b = Broker()
+    st = b.running()
+    return b.gc_log, (st.pid if st else None)

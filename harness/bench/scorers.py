@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -56,6 +57,8 @@ class Scorer(Protocol):
 
     def peak_rss_mib(self) -> float: ...
 
+    def pids(self) -> list[int]: ...
+
 
 @dataclass(frozen=True)
 class Topics:
@@ -66,7 +69,9 @@ class Topics:
 
     @classmethod
     def for_adapter(cls, tag: str, index: int, display: str) -> Topics:
-        base = f"h.{tag}.{index}-{display.replace('(', '-').replace(')', '')}"
+        """Topics named after the run's tag and the adapter's label (Kafka allows [A-Za-z0-9._-] only)."""
+        slug = re.sub(r"[^A-Za-z0-9_-]+", "-", display).strip("-")
+        base = f"h.{tag}.{index}-{slug}"
         return cls(f"{base}.in", f"{base}.out", f"{base}.dlq", f"{base}.g")
 
     def data_topics(self) -> list[str]:
@@ -154,6 +159,9 @@ class LoopProcesses:
         if self._secret is not None:
             self._secret.remove()
 
+    def pids(self) -> list[int]:
+        return [c.pid for c in self.children]
+
     def cpu_seconds(self) -> float:
         return sum(cpu_seconds(c.pid) for c in self.children)
 
@@ -166,6 +174,10 @@ class _OneProcess:
 
     def _pid(self) -> int | None:
         raise NotImplementedError
+
+    def pids(self) -> list[int]:
+        pid = self._pid()
+        return [pid] if pid else []
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self._pid())
@@ -270,6 +282,13 @@ class Deployment:
         self.scorer.stop()
         if self.server is not None:
             self.server.stop()
+
+    def pids(self) -> list[int]:
+        """Every process of this deployment (for the interference monitor's accounting)."""
+        out = list(self.scorer.pids())
+        if self.server is not None:
+            out += self.server.pids()
+        return out
 
     def cpu_seconds(self) -> tuple[float, float | None]:
         """(scorer, model server or None) CPU seconds so far."""

@@ -1,11 +1,12 @@
-"""One adapter under test: its topics, its measurer and its deployment, and the three kinds of measurement
-made on them — a load point, the capacity with a backlog, and the sustainable-throughput search.
+"""One trial of one adapter: its topics, measurer, load generator and deployment, and the three kinds of
+measurement made on them — a load point, the capacity with a backlog, and the sustainable-throughput search.
 
     with AdapterSession(ctx, spec, index, progress) as s:
-        s.inprocess(); s.run_point(profile, "load"); s.capacity(...); s.search(points)
+        trial = s.trial(index=0, round=0, position=0, prior_rate=None)
 
-A session owns what `run_point`, `capacity` and `search` share (topics, measurer, deployment, progress),
-so none of them threads it through its arguments.
+A session owns what `run_point`, `capacity` and `search` share (topics, measurer, generator, deployment,
+interference monitor, progress), so none of them threads it through its arguments. Every trial is a fresh
+session: a fresh deployment, fresh topics, nothing carried over but the prior rate the search starts near.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,12 @@ import numpy as np
 from rich.progress import Progress
 
 from adapters.bundle import Bundle
-from harness.bench.loadgen import GeneratorProcess, GeneratorReport, schedule_s
+from harness.bench.interference import InterferenceMonitor, Thresholds
+from harness.bench.loadgen import Generator, GeneratorReport, schedule_s
 from harness.bench.measure import Measurer, PointSpec
 from harness.bench.procs import HARNESS, Child
 from harness.bench.scorers import Deployment, ScorerSetup, Topics, deployment
-from harness.bench.search import RateSearch, SearchPolicy
+from harness.bench.search import RateSearch, SearchPolicy, nice_rate
 from harness.kafka.config import KafkaTarget
 from harness.kafka.topics import delete_topics, ensure_topics
 from harness.reporting.results import (
@@ -38,20 +39,29 @@ from harness.reporting.results import (
     SearchStep,
     SendLag,
     Sustainable,
+    Trial,
     ValidityLimits,
 )
 from harness.scenario import AdapterSpec, LoadProfile, Scenario
 from harness.scoring import wire
 
-START_DELAY_NS = 400_000_000  # the schedule starts this long after the generator is spawned
+START_DELAY_NS = 250_000_000  # a schedule starts this long after it is handed to the generator
 CAPACITY_MAX_RECORDS = 40_000
+WARM_START_FACTOR = 1.25  # later trials bracket from prior / this, by this factor
 
 
 class RunContext:
     """What every adapter of one scenario run shares: the scenario, Kafka, the bundle and its replayed rows."""
 
     def __init__(
-        self, sc: Scenario, target: KafkaTarget, bundle_dir: Path, run_id: str, log: Callable[[str], None]
+        self,
+        sc: Scenario,
+        target: KafkaTarget,
+        bundle_dir: Path,
+        run_id: str,
+        log: Callable[[str], None],
+        broker_gc_log: Path | None = None,
+        broker_pid: int | None = None,
     ) -> None:
         self.sc = sc
         self.target = target
@@ -64,15 +74,8 @@ class RunContext:
         self.log = log
         self.tag = uuid.uuid4().hex[:6]
         self.limits = ValidityLimits.model_validate(sc.validity.model_dump())
-
-
-@dataclass
-class _Counter:
-    n: int = 0
-
-    def next(self) -> int:
-        self.n += 1
-        return self.n - 1
+        self.broker_gc_log = broker_gc_log
+        self.broker_pid = broker_pid
 
 
 def generator_stats(rep: GeneratorReport) -> GeneratorStats:
@@ -97,20 +100,34 @@ class AdapterSession:
             spec, ScorerSetup(ctx.target, ctx.bundle_dir, ctx.bundle, self.topics, sc.encoding, sc.loop)
         )
         self.measurer: Measurer | None = None
-        self._search_steps = _Counter()
+        self.generator: Generator | None = None
+        th = sc.interference
+        self.monitor = InterferenceMonitor(
+            ctx.broker_gc_log, self._pids, Thresholds(th.gc_pause_ms, th.other_cpu_pct, th.steal_pct)
+        )
+        self._names: set[str] = set()
 
     @property
     def family(self) -> str:
         return self.deployment.family
 
+    def _pids(self) -> list[int]:
+        pids = list(self.deployment.pids())
+        if self.generator is not None and self.generator.pid:
+            pids.append(self.generator.pid)
+        if self.ctx.broker_pid:
+            pids.append(self.ctx.broker_pid)
+        return pids
+
     # ---- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> AdapterSession:
-        sc, t = self.ctx.sc, self.topics
+        ctx, sc, t = self.ctx, self.ctx.sc, self.topics
         n = sc.loop.partitions
-        ensure_topics(self.ctx.target, {t.input: n, t.output: n, t.dlq: n})
+        ensure_topics(ctx.target, {t.input: n, t.output: n, t.dlq: n})
         try:
-            self.measurer = Measurer(self.ctx.target, t.output, t.dlq, sc.encoding, self.ctx.p, self.ctx.y)
+            self.measurer = Measurer(ctx.target, t.output, t.dlq, sc.encoding, ctx.p, ctx.y)
             self.measurer.start()
+            self.generator = Generator(ctx.target.client_config(), t.input, ctx.payloads, ctx.limits.max_send_lag_ms)
             self.deployment.start()
         except BaseException:
             self.__exit__()
@@ -119,6 +136,8 @@ class AdapterSession:
 
     def __exit__(self, *exc: object) -> None:
         self.deployment.stop()
+        if self.generator is not None:
+            self.generator.close()
         if self.measurer is not None:
             self.measurer.close()
         delete_topics(self.ctx.target, self.topics.data_topics())
@@ -126,6 +145,27 @@ class AdapterSession:
     def _m(self) -> Measurer:
         assert self.measurer is not None, "use the session as a context manager"
         return self.measurer
+
+    def _g(self) -> Generator:
+        assert self.generator is not None, "use the session as a context manager"
+        return self.generator
+
+    # ---- one trial ---------------------------------------------------------------------------------
+    def trial(self, index: int, round: int, position: int, prior_rate: float | None, expected_rate: float) -> Trial:
+        """The scenario's load points, then (when searching) the capacity and the sustainable rate.
+
+        `prior_rate`: the earlier trials' sustainable rate (the search starts near it); `expected_rate`: what
+        the adapter is expected to do flat out (sizes the capacity backlog to a few seconds)."""
+        sc = self.ctx.sc
+        t = Trial(index=index, round=round, position=position)
+        t.points = [self.run_point(prof, f"{self.index}t{index}p{i}", "load") for i, prof in enumerate(sc.load)]
+        if sc.sustainable.enabled:
+            records = int(min(CAPACITY_MAX_RECORDS, max(2_000, expected_rate * 2.0)))
+            t.capacity = self.capacity(f"{self.index}t{index}c", records)
+            t.sustainable = self.search(t.points, f"{self.index}t{index}s", prior_rate)
+        else:
+            t.sustainable = Sustainable(limited_by="not searched")
+        return t
 
     # ---- the in-process micro-benchmark ------------------------------------------------------------
     def inprocess(self) -> InProcess | None:
@@ -148,39 +188,32 @@ class AdapterSession:
     # ---- one load point ------------------------------------------------------------------------------
     def run_point(self, profile: LoadProfile, prefix: str, kind: str, drain_cap_s: float | None = None) -> Point:
         """Send `profile` open loop, wait for the results, and return the evaluated point."""
-        ctx, m = self.ctx, self._m()
+        ctx, m, gen = self.ctx, self._m(), self._g()
         offsets = schedule_s(profile)
         start_at = time.time_ns() + START_DELAY_NS
         m.add_point(PointSpec(prefix, start_at, profile.warmup_s, profile.duration_s, len(offsets)))
         cpu0, scpu0 = self.deployment.cpu_seconds()
-        gen = GeneratorProcess(
-            ctx.target.client_config(),
-            self.topics.input,
-            ctx.payloads,
-            offsets,
-            prefix,
-            start_at,
-            ctx.limits.max_send_lag_ms,
-        )
-        gen.start()
+        self.monitor.begin()
+        gen.start(offsets, prefix, start_at)
         task = self.progress.add_task(f"{self.spec.display} · {profile.display}", total=len(offsets), p99="-")
-        try:
-            deadline = time.monotonic() + profile.duration_s + 120
-            while gen.proc.is_alive() and time.monotonic() < deadline:
-                self._show(prefix, task)
-                time.sleep(0.25)
-            rep = gen.result(timeout_s=30)
-        finally:
-            gen.kill()
+        deadline = time.monotonic() + profile.duration_s + 120
+        while gen.sending() and time.monotonic() < deadline:
+            self._show(prefix, task)
+            time.sleep(0.1)
+        rep = gen.result(timeout_s=30)
         self._await_results(prefix, rep.sent, drain_cap_s, task)
         self.progress.remove_task(task)
+        window = (start_at + int(profile.warmup_s * 1e9), start_at + int(profile.duration_s * 1e9))
+        interference = self.monitor.end(window)
         cpu1, scpu1 = self.deployment.cpu_seconds()
         rss, srss = self.deployment.peak_rss_mib()
         v = ctx.limits
+        # enough windows for the stability check even on a short search step
+        window_s = min(v.window_s, (profile.duration_s - profile.warmup_s) / v.stable_windows)
         measured = m.summary(
             prefix,
             ctx.sc.validity.accuracy_tolerance,
-            v.window_s,
+            window_s,
             v.stable_windows,
             v.stable_tolerance_pct,
             offered_ns=start_at + (offsets * 1e9).astype(np.int64),
@@ -201,6 +234,7 @@ class AdapterSession:
             warmup_s=profile.warmup_s,
             generator=generator_stats(rep),
             cost=cost,
+            interference=interference,
         )
         point.evaluate(v, ctx.sc.slo.p99_ms)
         if self.family == "baseline" and point.accuracy is not None:
@@ -223,38 +257,30 @@ class AdapterSession:
                 return
             if cap_s is not None and time.monotonic() - start > cap_s:
                 return
-            time.sleep(0.25)
+            time.sleep(0.05)
 
     def _log_point(self, p: Point) -> None:
         lat, c = p.latency_ms, p.counts
+        inter = p.interference
+        disturbed = f"  disturbed: {'; '.join(inter.reasons)}" if inter and inter.disturbed else ""
         self.ctx.log(
-            f"  {self.spec.display:<16} {p.name:<14} offered {p.offered_per_s or 0:>8.0f}/s  "
+            f"  {self.spec.display:<16} {p.name:<16} offered {p.offered_per_s or 0:>8.0f}/s  "
             f"p50 {_ms(lat.p50)} ms  p99 {_ms(lat.p99)} ms  scored {c.scored}/{c.sent} lost {c.lost} "
-            f"dup {c.duplicates} dlq {c.dead_lettered}  {p.verdict}"
+            f"dup {c.duplicates} dlq {c.dead_lettered}  {p.verdict}{disturbed}"
         )
 
     # ---- capacity with a backlog ---------------------------------------------------------------------
-    def capacity(self, inprocess: InProcess | None) -> Capacity:
-        """The loop's throughput with a backlog: N records sent at once, scored as fast as the loop can.
+    def capacity(self, prefix: str, n: int) -> Capacity:
+        """The loop's throughput with a backlog: `n` records sent at once, scored as fast as the loop can.
 
         Not a latency figure (every record waits in the backlog): it is what the loop + adapter can do per
-        second, to hold against the adapter's in-process micro-benchmark at the same batch size.
-        """
-        ctx, m = self.ctx, self._m()
-        inproc = (inprocess.batch_rows_per_s if inprocess else None) or 2000.0
-        n = int(min(CAPACITY_MAX_RECORDS, max(2_000, inproc * 2.0)))
-        prefix = f"{self.index}c"
-        start_at = time.time_ns() + 300_000_000
+        second, to hold against the adapter's in-process micro-benchmark at the same batch size."""
+        ctx, m, gen = self.ctx, self._m(), self._g()
+        start_at = time.time_ns() + START_DELAY_NS
         m.add_point(PointSpec(prefix, start_at, 0.0, 1.0, n))
-        gen = GeneratorProcess(
-            ctx.target.client_config(), self.topics.input, ctx.payloads, np.zeros(n), prefix, start_at, 1e9
-        )
         task = self.progress.add_task(f"{self.spec.display} · capacity ({n:,} at once)", total=n, p99="n/a")
-        gen.start()
-        try:
-            rep = gen.result(timeout_s=180)
-        finally:
-            gen.kill()
+        gen.start(np.zeros(n), prefix, start_at)
+        rep = gen.result(timeout_s=180)
         self._await_results(prefix, rep.sent, 120.0, task)
         self.progress.remove_task(task)
         got, first, last = m.received_span(prefix)
@@ -266,41 +292,44 @@ class AdapterSession:
             generator_per_s=round(rep.achieved_per_s, 1),
             note="records sent all at once; rate = results / (last - first received)",
         )
-        ctx.log(f"  {self.spec.display:<16} capacity       {out.rows_per_s or 0:>10,.0f}/s with a backlog of {n:,}")
+        ctx.log(f"  {self.spec.display:<16} capacity         {out.rows_per_s or 0:>10,.0f}/s with a backlog of {n:,}")
         return out
 
     # ---- the sustainable-throughput search ---------------------------------------------------------
-    def search(self, points: list[Point]) -> Sustainable:
-        """Drive a RateSearch with real steps; each step's point is appended to `points`."""
+    def search(self, points: list[Point], prefix: str, prior_rate: float | None) -> Sustainable:
+        """Drive a RateSearch with real steps; each step's point is appended to `points`.
+
+        The first trial brackets from the scenario's start rate; later trials start just below the earlier
+        trials' answer and bracket by WARM_START_FACTOR (the answer is still measured, not assumed)."""
         ss = self.ctx.sc.sustainable
+        start, factor = ss.start_rate_per_s, ss.factor
+        if ss.warm_start and prior_rate:
+            start, factor = nice_rate(prior_rate / WARM_START_FACTOR), WARM_START_FACTOR
         search = RateSearch(
-            SearchPolicy(start_rate_per_s=ss.start_rate_per_s, factor=ss.factor, max_rate_per_s=ss.max_rate_per_s)
+            SearchPolicy(
+                start_rate_per_s=min(start, ss.max_rate_per_s),
+                factor=factor,
+                max_rate_per_s=ss.max_rate_per_s,
+                precision=ss.precision,
+                max_steps=ss.max_steps,
+            )
         )
         for p in points:  # start below a load point that already broke the SLO or built a backlog
             if p.offered_per_s and p.outcome() in ("slo", "backlog"):
                 search.start_below(p.offered_per_s)
         steps: list[SearchStep] = []
-        names = {p.name for p in points}
+        n = 0
         while (rate := search.next_rate()) is not None:
-            name = f"search-{rate:g}"
-            repeat = 1
-            while name in names:  # a confirmation or a bisection back to a rate: each step is its own point
-                repeat += 1
-                name = f"search-{rate:g} #{repeat}"
-            names.add(name)
-            prof = LoadProfile(
-                name=name,
-                pattern="constant",
-                rate_per_s=rate,
-                duration_s=ss.step_duration_s,
-                warmup_s=ss.warmup_s,
-            )
-            prefix = f"{self.index}s{self._search_steps.next()}"
-            p = self.run_point(prof, prefix, "search", drain_cap_s=ss.step_duration_s)
+            p = self.run_point(self._step_profile(rate), f"{prefix}{n}", "search", drain_cap_s=ss.step_duration_s)
+            n += 1
             outcome = p.outcome()
-            search.record(rate, outcome)
+            disturbed = bool(p.interference and p.interference.disturbed)
+            search.record(rate, outcome, disturbed=disturbed)
             if outcome != "held" and not search.done and search.next_rate() == rate:
-                self.ctx.log(f"  {self.spec.display}: {outcome} at {rate:g}/s; running the step once more to confirm")
+                why = (
+                    "it was disturbed" if search.steps[-1].disturbed and not search.steps[-1].counted else "to confirm"
+                )
+                self.ctx.log(f"  {self.spec.display}: {outcome} at {rate:g}/s; running the step again ({why})")
             points.append(p)
             steps.append(
                 SearchStep(
@@ -308,12 +337,24 @@ class AdapterSession:
                     achieved_per_s=p.achieved_per_s(),
                     p99_ms=p.latency_ms.p99,
                     ok=outcome == "held",
-                    reason=outcome,
+                    reason=outcome if not disturbed or outcome == "held" else f"{outcome} (disturbed)",
                     verdict=p.verdict,
                     point=p.name,
                 )
             )
         return Sustainable(rows_per_s=search.best_rate_per_s, limited_by=search.limited_by, steps=steps)
+
+    def _step_profile(self, rate: float) -> LoadProfile:
+        ss = self.ctx.sc.sustainable
+        name = f"search-{rate:g}"
+        repeat = 1
+        while name in self._names:  # a confirmation or a bisection back to a rate: each step is its own point
+            repeat += 1
+            name = f"search-{rate:g} #{repeat}"
+        self._names.add(name)
+        return LoadProfile(
+            name=name, pattern="constant", rate_per_s=rate, duration_s=ss.step_seconds(rate), warmup_s=ss.warmup_s
+        )
 
 
 def _ms(v: float | None) -> str:

@@ -1,7 +1,10 @@
-"""What a run means: formatting, ranking, the recommendation and its caveats, and the tables.
+"""What a run means: ranking, the recommendation (a winner, or a tied group), its caveats, and the tables.
 
-`analyse(scenario)` ranks the strategies by sustainable throughput under the SLO and writes the one-line
-recommendation; `summary_table(results)` is the compact table the CLI prints at the end of a run.
+`analyse(scenario)` ranks the strategies by their median sustainable throughput under the SLO over the
+trials. One strategy is recommended only when its interval clears the runner-up's (and the gap exceeds
+this run's noise floor, the A/A difference); otherwise the recommendation names the tied group and how to
+choose within it. Strategies whose figures are inconsistent (`consistency_problems`) are never
+recommended. `summary_table(results)` is the compact table the CLI prints at the end of a run.
 """
 
 from __future__ import annotations
@@ -12,7 +15,20 @@ from typing import Any
 from rich.table import Table
 
 from harness.reporting.fmt import DASH, fmt_diff, fmt_mib, fmt_ms, fmt_num, fmt_pct, fmt_rate, fmt_ratio
-from harness.reporting.results import SAME_THROUGHPUT_BAND, AdapterResult, Check, Results, ScenarioResult, parse_results
+from harness.reporting.results import AdapterResult, Check, Results, ScenarioResult, parse_results
+from harness.reporting.stats import Stat, judge, relative_difference
+
+WIDE_INTERVAL_PCT = 15.0  # an interval wider than ± this share of its median gets a caveat explaining it
+
+# how each family runs in production, for choosing within a tied group
+OPERATIONS = {
+    "native": "in the scoring process, the training library's own runtime",
+    "onnx": "in the scoring process (onnxruntime)",
+    "generated-code": "in the scoring process (generated code, no model runtime)",
+    "pmml": "in the scoring process on a JVM (pypmml)",
+    "pfa": "in the scoring process (titus2)",
+    "external-server": "a separate model server to deploy, scale and monitor",
+}
 
 # ---------------------------------------------------------------------------------------------------------
 # Analysis: ranking, recommendation, caveats (pure functions of the results)
@@ -31,8 +47,9 @@ class Ranked:
 class Analysis:
     scenario: ScenarioResult
     ranked: list[Ranked]
-    best: AdapterResult | None
+    best: AdapterResult | None  # the one winner, when its interval clears the runner-up's
     recommendation: str
+    tied: list[AdapterResult] = field(default_factory=list)  # the leading group when it is a tie
     caveats: list[str] = field(default_factory=list)
 
     @property
@@ -40,10 +57,37 @@ class Analysis:
         b = self.scenario.baseline()
         return b.sustainable_rate if b else None
 
+    @property
+    def leaders(self) -> list[AdapterResult]:
+        """The winner, or the tied group."""
+        return [self.best] if self.best is not None else self.tied
+
+
+def consistency_problems(sc: ScenarioResult, a: AdapterResult) -> list[str]:
+    """Figures of `a` that cannot all be true: a sustainable rate above its own flat-out capacity, or above the
+    Kafka-only ceiling by more than this run's noise floor (the intervals apart, too)."""
+    out = []
+    sus, cap = a.sustainable_stat, a.capacity_stat
+    if sus is not None and cap is not None and sus.median > cap.median:
+        out.append(f"sustainable {fmt_rate(sus.median)}/s is above its own flat-out capacity {fmt_rate(cap.median)}/s")
+    base = sc.baseline()
+    if base is not None and base is not a and not a.is_baseline:
+        ceil = base.sustainable_stat
+        if sus is not None and ceil is not None and ceil.median > 0:
+            noise = (sc.noise.sustainable_pct if sc.noise else None) or 0.0
+            above = (sus.median / ceil.median - 1.0) * 100.0
+            if above > noise and judge(ceil, sus, "higher") == "better":
+                out.append(
+                    f"sustainable {fmt_rate(sus.median)}/s is {above:.0f}% above the Kafka-only ceiling "
+                    f"{fmt_rate(ceil.median)}/s (noise floor {noise:.0f}%)"
+                )
+    return out
+
 
 def rank(sc: ScenarioResult) -> list[Ranked]:
-    """Strategies by sustainable throughput under the SLO. Those that met the SLO at no tested rate, or whose
-    predictions fall outside the tolerance, rank after the others; the Kafka-only baseline comes last, unranked."""
+    """Strategies by median sustainable throughput under the SLO. Those that met the SLO at no tested rate,
+    whose predictions fall outside the tolerance, or whose figures are inconsistent rank after the others;
+    the Kafka-only baseline(s) come last, unranked."""
     rows = []
     for a in sc.adapters:
         if a.is_baseline:
@@ -51,10 +95,12 @@ def rank(sc: ScenarioResult) -> list[Ranked]:
         why = []
         if a.error:
             why.append("failed")
-        elif a.sustainable_rate is None:
+        elif not a.sustainable_rate:
             why.append("met the SLO at no tested rate")
         if a.accuracy_failures():
             why.append("accuracy beyond tolerance")
+        if a.problems or consistency_problems(sc, a):
+            why.append("inconsistent figures")
         rows.append(Ranked(a, None, not why, "; ".join(why)))
     rows.sort(key=lambda r: (not r.qualifies, -(r.adapter.sustainable_rate or 0.0), r.adapter.adapter))
     for i, r in enumerate(rows, 1):
@@ -63,18 +109,194 @@ def rank(sc: ScenarioResult) -> list[Ranked]:
     return rows
 
 
-def _caveats(sc: ScenarioResult) -> list[str]:
-    out = []
-    base = sc.baseline()
-    ceiling = base.sustainable_rate if base else None
-    above = [a.adapter for a in sc.adapters if a is not base and ceiling and (a.sustainable_rate or 0) > ceiling]
-    if above:
-        out.append(
-            f"{', '.join(above)} sustained more than the Kafka-only ceiling ({fmt_rate(ceiling)}/s): the ceiling's "
-            "search met a latency spike (on a shared machine, typically a broker GC pause; see "
-            ".harness/broker/gc.log). "
-            "Differences of one search step are within this run's noise"
+def tied_with(sc: ScenarioResult, leader: AdapterResult, other: AdapterResult) -> bool:
+    """True when `other` cannot be told apart from `leader`: their intervals overlap, or their medians differ
+    by no more than this run's noise floor."""
+    a, b = leader.sustainable_stat, other.sustainable_stat
+    if a is None or b is None:
+        return False
+    if judge(b, a, "higher") == "tie":
+        return True
+    noise = sc.noise.sustainable_pct if sc.noise else None
+    return noise is not None and relative_difference(a.median, b.median) * 100.0 <= noise
+
+
+def _interval(st: Stat | None) -> str:
+    """A rate as "median [lo–hi]"; "none" when no tested rate held in any trial."""
+    if st is None or st.hi == 0:
+        return "none"
+    return st.fmt(fmt_rate)
+
+
+def _choose_within(group: list[AdapterResult]) -> str:
+    """How to choose inside a tied group: CPU per event, memory, operations — with the figures."""
+    parts = []
+    cpu = [(a, a.cpu_s_per_1000()) for a in group if a.cpu_s_per_1000() is not None]
+    if cpu:
+        cpu.sort(key=lambda ac: ac[1] or 0.0)
+        parts.append(
+            "CPU per 1,000 events: "
+            + ", ".join(f"{a.adapter} {fmt_num(c)} s" for a, c in cpu)
+            + f" ({cpu[0][0].adapter} least)"
         )
+    mem = [(a, a.peak_rss_mib()) for a in group]
+    mem_known = [(a, c + (s or 0.0)) for a, (c, s) in mem if c is not None]
+    if mem_known:
+        mem_known.sort(key=lambda am: am[1])
+        parts.append("peak memory: " + ", ".join(f"{a.adapter} {fmt_mib(m)} MiB" for a, m in mem_known))
+    ops = sorted({OPERATIONS.get(a.family, a.family) + f" ({a.adapter})" for a in group})
+    parts.append("operations: " + "; ".join(ops))
+    return "; ".join(parts)
+
+
+def analyse(sc: ScenarioResult) -> Analysis:
+    ranked = rank(sc)
+    qualified = [r.adapter for r in ranked if r.qualifies]
+    strategies = [r.adapter for r in ranked if r.rank is not None]
+    slo = f"the {sc.slo_p99_ms:g} ms p99 SLO" if sc.slo_p99_ms is not None else "the SLO"
+    best: AdapterResult | None = None
+    tied: list[AdapterResult] = []
+    if not strategies:
+        text = "No deployment strategy was measured in this scenario."
+    elif not qualified:
+        text = f"No strategy meets {slo} at any tested rate with predictions within tolerance: none to recommend."
+    else:
+        leader = qualified[0]
+        group = [leader] + [o for o in qualified[1:] if tied_with(sc, leader, o)]
+        ceiling = sc.baseline()
+        crate = ceiling.sustainable_rate if ceiling else None
+        of = (
+            f", {leader.sustainable_rate / crate:.0%} of the Kafka-only ceiling"
+            if crate and leader.sustainable_rate
+            else ""
+        )
+        trials = f" over {sc.trials} trials" if sc.trials > 1 else ""
+        if len(group) == 1:
+            best = leader
+            runner = qualified[1] if len(qualified) > 1 else None
+            family = f" ({leader.family})" if leader.family and leader.family != leader.adapter else ""
+            what = "sustainable throughput" if leader.searched else "tested rate"
+            text = (
+                f"Use **{leader.adapter}**{family}: it meets {slo} at the highest {what}{trials}, "
+                f"{_interval(leader.sustainable_stat)} rows/s{of}"
+            )
+            if runner is not None:
+                text += f"; its interval clears the runner-up's, {runner.adapter} {_interval(runner.sustainable_stat)}"
+            text += "."
+        else:
+            tied = group
+            names = ", ".join(f"**{a.adapter}**" for a in group)
+            text = (
+                f"Tied on sustainable throughput under {slo}{trials}: {names} "
+                f"({'; '.join(f'{a.adapter} {_interval(a.sustainable_stat)}' for a in group)} rows/s): their "
+                "intervals overlap or differ by less than this run's noise floor, so this machine cannot rank "
+                f"them. Choose within the group by cost and operations: {_choose_within(group)}."
+            )
+        text += _others_phrase(group, strategies)
+    return Analysis(sc, ranked, best, text, tied, _caveats(sc))
+
+
+def _others_phrase(group: list[AdapterResult], strategies: list[AdapterResult]) -> str:
+    """How the leader compares with the strategies behind it: throughput and CPU per event, as ratios."""
+    lead = group[0]
+    top = lead.sustainable_rate or 0.0
+    phrases: list[str] = []
+    never: list[str] = []
+    failed: list[str] = []
+    for o in strategies:
+        if o in group:
+            continue
+        orate = o.sustainable_rate
+        if not orate:
+            (failed if o.error else never).append(o.adapter)
+            continue
+        phrase = f"{fmt_ratio(top / orate)} the throughput of {o.adapter}"
+        if o.accuracy_failures():
+            phrase += " (whose predictions fall outside tolerance)"
+        elif o.problems:
+            phrase += " (whose figures are inconsistent)"
+        phrases.append(phrase)
+    text = f" {lead.adapter} sustains " + ", ".join(phrases) + "." if phrases else ""
+    if never:
+        text += f" {', '.join(never)} met the SLO at no tested rate."
+    if failed:
+        text += f" {', '.join(failed)} failed to run (see the caveats)."
+    lcpu = lead.cpu_s_per_1000()
+    cpu = [
+        f"{o.adapter} {fmt_ratio(c / lcpu)}" for o in strategies if o is not lead and lcpu and (c := o.cpu_s_per_1000())
+    ]
+    if cpu:
+        text += f" CPU per event relative to {lead.adapter}: " + ", ".join(cpu) + "."
+    return text
+
+
+def _noise_caveats(sc: ScenarioResult) -> list[str]:
+    out = []
+    if sc.noise is not None and sc.noise.sustainable_pct is not None:
+        n = sc.noise
+        cap = f", flat-out capacity {n.capacity_pct:.0f}%" if n.capacity_pct is not None else ""
+        out.append(
+            f"noise floor of this run (A/A: {' vs '.join(n.contestants)}, the same scorer twice): sustainable "
+            f"throughput differs by {n.sustainable_pct:.0f}%{cap}; smaller differences between strategies are noise"
+        )
+    coverages = {st.coverage for a in sc.adapters if (st := a.sustainable_stat) is not None and st.n > 1}
+    if coverages and min(coverages) < 0.95:
+        out.append(
+            f"with {sc.trials} trials an interval is [min–max] of the trials and holds the median with "
+            f"{min(coverages):.0%} confidence; `--trials 6` gives 95%"
+        )
+    return out
+
+
+def _wide_interval_caveat(a: AdapterResult) -> str | None:
+    st = a.sustainable_stat
+    if st is None or st.n < 2 or st.half_width_pct <= WIDE_INTERVAL_PCT:
+        return None
+    disturbed, steps = a.disturbed_steps()
+    why = (
+        f"{disturbed} of {steps} search steps were disturbed (a broker GC pause or another process during the step)"
+        if disturbed
+        else "no step was marked disturbed: the rate sits where this machine's shared cores make the loop's "
+        "headroom vary from trial to trial"
+    )
+    values = ", ".join(fmt_rate(v) for v in st.values)
+    return f"{a.adapter}: sustainable throughput varies ±{st.half_width_pct:.0f}% over the trials ({values}); {why}"
+
+
+def _counts_caveats(a: AdapterResult) -> list[str]:
+    out = []
+    counted = a.counted_points()
+    for p in counted:
+        if p.invalid:
+            failed = [c.name for c in p.checks if not c.passed]
+            why = f" (failed: {', '.join(failed)})" if failed else ""
+            out.append(f"{a.adapter} @ {p.name}: INVALID{why}")
+    out += [f"{a.adapter} @ {msg}" for msg in a.accuracy_failures()]
+    for what, label in (
+        ("lost", "lost"),
+        ("dead_lettered", "dead-lettered"),
+        ("duplicates", "duplicate (at-least-once redelivery)"),
+    ):
+        per_point = [(p.name, getattr(p.counts, what)) for p in counted if getattr(p.counts, what)]
+        if per_point:
+            total = sum(n for _, n in per_point)
+            where = ", ".join(f"{n} @ {name}" for name, n in per_point)
+            out.append(f"{a.adapter}: {total:,} record{'s' if total != 1 else ''} {label} ({where})")
+    reasons: dict[str, int] = {}
+    for p in counted:
+        for reason, n in p.dead_letter_reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + n
+    if reasons:
+        top = sorted(reasons.items(), key=lambda kv: -kv[1])[:3]
+        out.append(f"{a.adapter}: dead-letter reasons: " + "; ".join(f"{r} ({n:,})" for r, n in top))
+    unstable = [p.name for p in counted if p.throughput and p.throughput.stable is False and not p.invalid]
+    if unstable:
+        out.append(f"{a.adapter}: throughput not stable over the windows @ {', '.join(unstable)}")
+    return out
+
+
+def _caveats(sc: ScenarioResult) -> list[str]:
+    out = _noise_caveats(sc)
     for fmt, par in sc.bundle_parity.items():
         if par.passed is False:
             out.append(
@@ -84,99 +306,32 @@ def _caveats(sc: ScenarioResult) -> list[str]:
     for a in _ordered(sc):
         if a.error:
             out.append(f"{a.adapter} failed: {a.error}")
-        counted = a.counted_points()
-        for p in counted:
-            if p.invalid:
-                failed = [c.name for c in p.checks if not c.passed]
-                why = f" (failed: {', '.join(failed)})" if failed else ""
-                out.append(f"{a.adapter} @ {p.name}: INVALID{why}")
-        out += [f"{a.adapter} @ {msg}" for msg in a.accuracy_failures()]
-        for what, label in (
-            ("lost", "lost"),
-            ("dead_lettered", "dead-lettered"),
-            ("duplicates", "duplicate (at-least-once redelivery)"),
-        ):
-            per_point = [(p.name, getattr(p.counts, what)) for p in counted if getattr(p.counts, what)]
-            if per_point:
-                total = sum(n for _, n in per_point)
-                where = ", ".join(f"{n} @ {name}" for name, n in per_point)
-                out.append(f"{a.adapter}: {total:,} record{'s' if total != 1 else ''} {label} ({where})")
-        reasons: dict[str, int] = {}
-        for p in counted:
-            for reason, n in p.dead_letter_reasons.items():
-                reasons[reason] = reasons.get(reason, 0) + n
-        if reasons:
-            top = sorted(reasons.items(), key=lambda kv: -kv[1])[:3]
-            out.append(f"{a.adapter}: dead-letter reasons: " + "; ".join(f"{r} ({n:,})" for r, n in top))
-        unstable = [p.name for p in counted if p.throughput and p.throughput.stable is False and not p.invalid]
-        if unstable:
-            out.append(f"{a.adapter}: throughput not stable over the windows @ {', '.join(unstable)}")
-        lim = a.sustainable.limited_by if a.sustainable else None
-        if a.sustainable_rate is not None and lim in ("load generator", "max rate"):
+        for problem in a.problems or consistency_problems(sc, a):
+            out.append(f"{a.adapter}: inconsistent figures, not recommended: {problem}")
+        wide = _wide_interval_caveat(a)
+        if wide:
+            out.append(wide)
+        out += _counts_caveats(a)
+        lim = a.limited_by
+        if a.sustainable_rate and lim in ("load generator", "max rate"):
             out.append(
                 f"{a.adapter}: the sustainable rate was limited by the {lim}, not the SLO: its ceiling is higher"
             )
+    disturbed = [(a.adapter, *a.disturbed_steps()) for a in sc.adapters]
+    total = sum(d for _, d, _ in disturbed)
+    if total:
+        steps = sum(n for _, _, n in disturbed)
+        out.append(
+            f"{total} of {steps} search steps were disturbed (broker GC pause, CPU steal or another process "
+            "during the step) and run again before they counted: "
+            + ", ".join(f"{name} {d}" for name, d, _ in disturbed if d)
+        )
     if any(not a.searched and not a.error for a in sc.adapters):
         out.append(
             "the sustainable throughput was not searched for every adapter: those rates are the highest fixed "
             "load point that held, a lower bound"
         )
     return out
-
-
-def analyse(sc: ScenarioResult) -> Analysis:
-    ranked = rank(sc)
-    qualified = [r.adapter for r in ranked if r.qualifies]
-    best = qualified[0] if qualified else None
-    slo = f"the {sc.slo_p99_ms:g} ms p99 SLO" if sc.slo_p99_ms is not None else "the SLO"
-    strategies = [r.adapter for r in ranked if r.rank is not None]
-    if not strategies:
-        text = "No deployment strategy was measured in this scenario."
-    elif best is None:
-        text = f"No strategy meets {slo} at any tested rate with predictions within tolerance: none to recommend."
-    else:
-        rate = best.sustainable_rate
-        assert rate is not None
-        base = sc.baseline()
-        ceiling = base.sustainable_rate if base else None
-        of_ceiling = f", {rate / ceiling:.0%} of the Kafka-only ceiling" if ceiling else ""
-        family = f" ({best.family})" if best.family and best.family != best.adapter else ""
-        what = "sustainable throughput" if best.searched else "tested rate"
-        text = (
-            f"Use **{best.adapter}**{family}: it meets {slo} at the highest {what}, "
-            f"{fmt_rate(rate)} rows/s{of_ceiling}."
-        )
-        others = [a for a in strategies if a is not best]
-        phrases: list[str] = []
-        never: list[str] = []
-        failed: list[str] = []
-        for o in others:
-            orate = o.sustainable_rate
-            if orate is None:
-                (failed if o.error else never).append(o.adapter)
-                continue
-            ratio = rate / orate
-            if abs(ratio - 1.0) <= SAME_THROUGHPUT_BAND:
-                phrases.append(f"about the same throughput as {o.adapter}")
-            else:
-                phrases.append(f"{fmt_ratio(ratio)} the throughput of {o.adapter}")
-            if o.accuracy_failures():
-                phrases[-1] += " (whose predictions fall outside tolerance)"
-        if phrases:
-            text += f" {best.adapter} sustains " + ", ".join(phrases) + "."
-        if never:
-            text += f" {', '.join(never)} met the SLO at no tested rate."
-        if failed:
-            text += f" {', '.join(failed)} failed to run (see the caveats)."
-        bcpu = best.cpu_s_per_1000()
-        cpu_phrases = []
-        for o in others:
-            ocpu = o.cpu_s_per_1000()
-            if bcpu and ocpu:
-                cpu_phrases.append(f"{o.adapter} {fmt_ratio(ocpu / bcpu)}")
-        if cpu_phrases:
-            text += f" CPU per event relative to {best.adapter}: " + ", ".join(cpu_phrases) + "."
-    return Analysis(sc, ranked, best, text, _caveats(sc))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -191,6 +346,20 @@ class TableData:
     note: str = ""
 
 
+def _stat_ms(st: Stat | None) -> str:
+    return st.fmt(fmt_ms) if st is not None else DASH
+
+
+def _latency_cell(a: AdapterResult, name: str) -> str:
+    ps = a.point_stat(name)
+    if ps is None or (ps.p50_ms is None and ps.p99_ms is None):
+        return DASH
+    pts = [p for t in a.trials if (p := t.point(name)) is not None]
+    bad = [p for p in pts if p.invalid or not p.held]
+    mark = "" if not bad else " ✗" if len(bad) == len(pts) else f" ✗ {len(bad)}/{len(pts)}"
+    return f"{_stat_ms(ps.p50_ms)} / {_stat_ms(ps.p99_ms)}{mark}"
+
+
 def ranking_table(an: Analysis) -> TableData:
     sc = an.scenario
     names = sc.load_point_names()
@@ -202,52 +371,48 @@ def ranking_table(an: Analysis) -> TableData:
     for r in an.ranked:
         a = r.adapter
         rate = a.sustainable_rate
-        lim = a.limited_by
         row = [
             str(r.rank) if r.rank is not None else "ceiling",
             a.adapter,
             a.family or DASH,
-            fmt_rate(rate) if rate is not None else "none",
-            lim,
+            _interval(a.sustainable_stat),
+            a.limited_by,
             fmt_pct(rate / ceiling) if (rate is not None and ceiling) else DASH,
         ]
-        for n in names:
-            p = a.point(n)
-            if p is None:
-                row.append(DASH)
-                continue
-            mark = " ✗" if p.invalid or not p.held else ""
-            row.append(f"{fmt_ms(p.latency_ms.p50)} / {fmt_ms(p.latency_ms.p99)}{mark}")
+        row += [_latency_cell(a, n) for n in names]
         auc, auc_ref = a.auc()
         row.append("n/a" if a.is_baseline else fmt_diff(a.max_abs_diff()))
         if a.is_baseline or auc is None:
             row.append("n/a" if a.is_baseline else DASH)
         else:
             row.append(f"{auc:.4f}" + (f" / {auc_ref:.4f}" if auc_ref is not None else ""))
-        cp = a.cost_point()
-        cost = cp.cost if cp else None
-        cpu = fmt_num(cost.cpu_s_per_1000) if cost else DASH
-        if cost and cost.server_cpu_s_per_1000 is not None:
-            cpu += f" + {fmt_num(cost.server_cpu_s_per_1000)} server"
-        row.append(cpu)
+        row.append(_cpu_cell(a))
         rss, srv = a.peak_rss_mib()
-        mem = fmt_mib(rss)
-        if srv is not None:
-            mem += f" + {fmt_mib(srv)} server"
-        row.append(mem)
+        row.append(fmt_mib(rss) + (f" + {fmt_mib(srv)} server" if srv is not None else ""))
         verdict = a.verdict()
         if r.why_not and r.rank is not None and not a.error:
             verdict += f"; {r.why_not}"
         row.append(verdict)
         rows.append(row)
+    trials = f"over {sc.trials} trials" if sc.trials > 1 else "in one trial"
     note = (
-        "Ranked by sustainable throughput under the SLO; strategies that met it at no tested rate, or whose "
-        "predictions fall outside the tolerance, rank after the others. ✗ marks a load point that missed the SLO "
-        "or was INVALID. CPU is read at each adapter's highest load point; memory is the peak over the load points "
-        "and the search steps that held. AUC is the adapter's on the events it scored, beside the native "
-        "model's on the same events."
+        f"Figures are medians {trials} with their interval [low–high] (see the caveats for its confidence). "
+        "Ranked by median sustainable throughput under the SLO; strategies that met it at no tested rate, whose "
+        "predictions fall outside the tolerance, or whose figures are inconsistent rank after the others. "
+        "✗ marks a load point that missed the SLO or was INVALID (✗ N/M: in N of M trials). CPU is read at each "
+        "adapter's "
+        "highest load point; memory is the peak over the load points and the search steps that held."
     )
     return TableData(header, rows, note)
+
+
+def _cpu_cell(a: AdapterResult) -> str:
+    st = a.stats.cpu_s_per_1000 if a.stats else None
+    if st is None:
+        return DASH
+    cp = a.cost_point()
+    server = cp.cost.server_cpu_s_per_1000 if cp and cp.cost else None
+    return st.fmt(fmt_num) + (f" (incl. {fmt_num(server)} server)" if server is not None else "")
 
 
 def _ordered(sc: ScenarioResult) -> list[AdapterResult]:
@@ -272,7 +437,7 @@ def framing_table(sc: ScenarioResult) -> TableData:
                 batch,
                 fmt_num(ip.batch1_latency_us) if ip else DASH,
                 fmt_pct(a.loop_vs_inprocess_ratio),
-                fmt_rate(a.capacity.rows_per_s) if a.capacity and a.capacity.rows_per_s else DASH,
+                a.capacity_stat.fmt(fmt_rate) if a.capacity_stat else DASH,
                 fmt_pct(a.capacity_vs_inprocess_ratio),
             ]
         )
@@ -300,15 +465,32 @@ def parity_table(sc: ScenarioResult) -> TableData:
 
 
 def search_table(sc: ScenarioResult) -> TableData:
-    header = ["Adapter", "Offered /s", "Achieved /s", "p99 ms", "OK", "Reason"]
+    header = ["Adapter", "Trial", "Offered /s", "Achieved /s", "p99 ms", "OK", "Reason", "Disturbed"]
     rows = []
     for a in _ordered(sc):
-        for s in a.sustainable.steps if a.sustainable else []:
-            ok = {True: "yes", False: "no", None: DASH}[s.ok]
-            rows.append(
-                [a.adapter, fmt_rate(s.offered_per_s), fmt_rate(s.achieved_per_s), fmt_ms(s.p99_ms), ok, s.reason or ""]
-            )
-    return TableData(header, rows, "The throughput search: each step offered a rate and kept it only if the SLO held.")
+        for t in a.trials:
+            for s in t.sustainable.steps if t.sustainable else []:
+                p = t.point(s.point) if s.point else None
+                inter = p.interference if p else None
+                disturbed = "; ".join(inter.reasons) if inter and inter.disturbed else ""
+                ok = {True: "yes", False: "no", None: DASH}[s.ok]
+                rows.append(
+                    [
+                        a.adapter,
+                        str(t.index + 1),
+                        fmt_rate(s.offered_per_s),
+                        fmt_rate(s.achieved_per_s),
+                        fmt_ms(s.p99_ms),
+                        ok,
+                        s.reason or "",
+                        disturbed,
+                    ]
+                )
+    note = (
+        "The throughput search of every trial: each step offered a rate and kept it only if the SLO held; a failure "
+        "counts once a repeat confirms it, and a disturbed step that failed is run again."
+    )
+    return TableData(header, rows, note)
 
 
 def failed_checks(sc: ScenarioResult) -> list[tuple[str, Check]]:
@@ -329,7 +511,7 @@ def summary_table(results: Results | dict[str, Any]) -> Table:
         ("Scenario", {}),
         ("Adapter", {}),
         ("Family", {}),
-        ("Sustainable rows/s", {"justify": "right"}),
+        ("Sustainable rows/s [interval]", {"justify": "right"}),
         ("p99 ms @ top load", {"justify": "right"}),
         ("max abs diff", {"justify": "right"}),
         ("CPU s/1000", {"justify": "right"}),
@@ -343,21 +525,30 @@ def summary_table(results: Results | dict[str, Any]) -> Table:
             a = r.adapter
             pts = a.load_points()
             top = pts[-1] if pts else None
-            p99 = f"{fmt_ms(top.latency_ms.p99)} @ {top.name}" if top else DASH
+            ps = a.point_stat(top.name) if top else None
+            p99 = f"{_stat_ms(ps.p99_ms if ps else None)} @ {top.name}" if top else DASH
             verdict = a.verdict()
             style = "green" if verdict == "VALID" else "red" if verdict.startswith("INVALID") else "yellow"
-            name = f"[bold]{a.adapter}[/]" if a is an.best else a.adapter
+            name = f"[bold]{a.adapter}[/]" if a in an.leaders else a.adapter
             t.add_row(
                 sc.name,
                 name,
                 a.family or DASH,
-                fmt_rate(a.sustainable_rate) if a.sustainable_rate is not None else "none",
+                _interval(a.sustainable_stat),
                 p99,
                 "n/a" if a.is_baseline else fmt_diff(a.max_abs_diff()),
-                fmt_num(a.cpu_s_per_1000()),
+                _cpu_cell(a),
                 fmt_mib(a.peak_rss_mib()[0]),
                 f"[{style}]{verdict}[/]",
             )
         if an.best is not None:
             t.add_row(sc.name, f"→ use {an.best.adapter}", "", "", "", "", "", "", "", style="dim")
+        elif an.tied:
+            t.add_row(
+                sc.name, "→ tied: " + ", ".join(a.adapter for a in an.tied), "", "", "", "", "", "", "", style="dim"
+            )
+        if sc.noise and sc.noise.sustainable_pct is not None:
+            t.add_row(
+                sc.name, f"noise floor (A/A) {sc.noise.sustainable_pct:.0f}%", "", "", "", "", "", "", "", style="dim"
+            )
     return t

@@ -25,8 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from harness.errors import first_validation_error
 from harness.reporting.errors import ResultsError
 from harness.reporting.fmt import DASH, fmt_diff
+from harness.reporting.stats import DEFAULT_CONFIDENCE, Stat, relative_difference, stat
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 OLDEST_SCHEMA_READ = 1
 RESULTS_FILE = "results.json"
 CHART_PREFIX = "report-"
@@ -166,6 +167,18 @@ class ValidityLimits(Model):
     min_measured_events: int = 200
 
 
+class Interference(Model):
+    """What else happened on the machine while a point was measured (its measured window)."""
+
+    gc_pause_max_ms: float = 0.0  # the longest broker GC pause that overlapped the window
+    gc_pause_total_ms: float = 0.0
+    steal_pct: float | None = None  # CPU stolen by the hypervisor, % of the machine's CPU time
+    other_cpu_pct: float | None = None  # CPU used by processes outside the run, % of one core
+    load_average: float | None = None
+    disturbed: bool = False
+    reasons: list[str] = Field(default_factory=list)
+
+
 class Point(Measurement):
     """One load point or search step: the offered load, the measurement, the cost, the checks and verdict."""
 
@@ -178,6 +191,7 @@ class Point(Measurement):
     generator: GeneratorStats | None = None
     cost: Cost | None = None
     slo_p99_ms: float | None = None
+    interference: Interference | None = None
     checks: list[Check] = Field(default_factory=list)
     verdict: str | None = None
 
@@ -219,7 +233,7 @@ class Point(Measurement):
         return Check(
             name=THROUGHPUT_STABLE,
             passed=bool(t.stable),
-            detail=f"last {n} windows of {v.window_s:g} s scored {t.windows_per_s[-n:]}/s against "
+            detail=f"last {n} windows of {t.window_s:g} s scored {t.windows_per_s[-n:]}/s against "
             f"{t.offered_windows_per_s[-n:]}/s offered "
             f"(tolerance {v.stable_tolerance_pct:g}% in sum, {2 * v.stable_tolerance_pct:g}% per window)",
             recommendation="lengthen duration_s; a backlog that grows means the rate is above capacity",
@@ -313,22 +327,16 @@ class Capacity(Model):
     note: str | None = None
 
 
-class AdapterResult(Model):
-    adapter: str
-    name: str | None = None
-    family: str = ""
+class Trial(Model):
+    """One independent measurement of one adapter: a fresh deployment, the load points, capacity, search."""
+
+    index: int = 0
+    round: int = 0  # the round of the run (every adapter once per round, in a rotated order)
+    position: int = 0  # this adapter's place in its round
     error: str | None = None
-    inprocess: InProcess | None = None
     capacity: Capacity | None = None
     sustainable: Sustainable | None = None
-    loop_vs_inprocess_ratio: float | None = None
-    capacity_vs_inprocess_ratio: float | None = None
-    vs_kafka_ceiling: float | None = None
     points: list[Point] = Field(default_factory=list)
-
-    @property
-    def is_baseline(self) -> bool:
-        return self.family == BASELINE_FAMILY or "identity" in (self.name, self.adapter)
 
     @property
     def searched(self) -> bool:
@@ -338,27 +346,19 @@ class AdapterResult(Model):
     @property
     def sustainable_rate(self) -> float | None:
         """The highest rate held under the SLO: the search's answer, or without a search the highest load point
-        that held (a lower bound)."""
+        that held (a lower bound). 0 when a search found no rate that held."""
         if self.error:
             return None
         s = self.sustainable
         if self.searched:
             assert s is not None
-            ok = s.rows_per_s is not None and s.rows_per_s > 0 and s.limited_by not in ("invalid", "error")
-            return s.rows_per_s if ok else None
+            if s.limited_by in ("invalid", "error"):
+                return None
+            return s.rows_per_s if s.rows_per_s else 0.0
         if s is not None and s.rows_per_s:
             return s.rows_per_s
         held = [p.offered_per_s for p in self.points if p.kind == "load" and p.offered_per_s and p.held]
         return max(held) if held else None
-
-    @property
-    def limited_by(self) -> str:
-        if self.error:
-            return "error"
-        if not self.searched:
-            return "not searched: highest load point held" if self.sustainable_rate else NOT_SEARCHED
-        assert self.sustainable is not None
-        return self.sustainable.limited_by or DASH
 
     def counted_points(self) -> list[Point]:
         """The points whose figures stand: every load point, and the search steps that held. The step past the
@@ -387,6 +387,153 @@ class AdapterResult(Model):
 
     def point(self, name: str) -> Point | None:
         return next((p for p in self.points if p.name == name), None)
+
+    def cost_point(self) -> Point | None:
+        """CPU and memory are read at the highest load point that has them (the most representative)."""
+        pts = [p for p in self.load_points() if p.cost is not None and p.cost.cpu_s_per_1000 is not None]
+        return pts[-1] if pts else None
+
+    def cpu_s_per_1000(self) -> float | None:
+        p = self.cost_point()
+        return p.cost.total_cpu_s_per_1000() if p is not None and p.cost is not None else None
+
+
+class PointStats(Model):
+    p50_ms: Stat | None = None
+    p99_ms: Stat | None = None
+
+
+class AdapterStats(Model):
+    """Every ranking figure of an adapter over its trials: median, interval, spread."""
+
+    trials: int = 0
+    sustainable_rows_per_s: Stat | None = None
+    capacity_rows_per_s: Stat | None = None
+    cpu_s_per_1000: Stat | None = None
+    load_points: dict[str, PointStats] = Field(default_factory=dict)
+
+
+class AdapterResult(Model):
+    adapter: str
+    name: str | None = None
+    family: str = ""
+    error: str | None = None
+    inprocess: InProcess | None = None
+    trials: list[Trial] = Field(default_factory=list)
+    stats: AdapterStats | None = None
+    problems: list[str] = Field(default_factory=list)  # inconsistent figures: never recommended on
+    loop_vs_inprocess_ratio: float | None = None
+    capacity_vs_inprocess_ratio: float | None = None
+    vs_kafka_ceiling: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_trial_before_schema_3(cls, data: Any) -> Any:
+        """Schemas 1 and 2 held one measurement per adapter (capacity, sustainable, points): one trial."""
+        if isinstance(data, dict) and "trials" not in data and any(k in data for k in ("points", "sustainable")):
+            data = dict(data)
+            data["trials"] = [{k: data.pop(k) for k in ("capacity", "sustainable", "points") if k in data}]
+        return data
+
+    @model_validator(mode="after")
+    def _stats(self) -> AdapterResult:
+        if self.stats is None and self.trials:
+            self.stats = self.compute_stats()
+        return self
+
+    def compute_stats(self, confidence: float = DEFAULT_CONFIDENCE) -> AdapterStats:
+        ok = [t for t in self.trials if not t.error]
+        names: list[str] = []
+        for t in ok:
+            names += [p.name for p in t.points if p.kind == "load" and p.name not in names]
+        loads = {}
+        for name in names:
+            pts = [pt for t in ok if (pt := t.point(name)) is not None]
+            loads[name] = PointStats(
+                p50_ms=stat([pt.latency_ms.p50 for pt in pts], confidence),
+                p99_ms=stat([pt.latency_ms.p99 for pt in pts], confidence),
+            )
+        return AdapterStats(
+            trials=len(ok),
+            sustainable_rows_per_s=stat([t.sustainable_rate for t in ok], confidence),
+            capacity_rows_per_s=stat([t.capacity.rows_per_s if t.capacity else None for t in ok], confidence),
+            cpu_s_per_1000=stat([t.cpu_s_per_1000() for t in ok], confidence),
+            load_points=loads,
+        )
+
+    # ---- the representative trial (charts, step tables) ------------------------------------------------
+    @property
+    def rep(self) -> Trial:
+        """The trial whose sustainable rate is the median one (the first trial when none has a rate)."""
+        ok = [t for t in self.trials if not t.error] or self.trials
+        if not ok:
+            return Trial()
+        rated = [t for t in ok if t.sustainable_rate is not None]
+        if not rated:
+            return ok[0]
+        med = self.sustainable_rate
+        return min(rated, key=lambda t: (abs((t.sustainable_rate or 0.0) - (med or 0.0)), t.index))
+
+    @property
+    def points(self) -> list[Point]:
+        return self.rep.points
+
+    @property
+    def sustainable(self) -> Sustainable | None:
+        return self.rep.sustainable
+
+    @property
+    def capacity(self) -> Capacity | None:
+        return self.rep.capacity
+
+    def point(self, name: str) -> Point | None:
+        return self.rep.point(name)
+
+    def load_points(self) -> list[Point]:
+        return self.rep.load_points()
+
+    def cost_point(self) -> Point | None:
+        return self.rep.cost_point()
+
+    # ---- figures over every trial ----------------------------------------------------------------------
+    @property
+    def is_baseline(self) -> bool:
+        return self.family == BASELINE_FAMILY or "identity" in (self.name, self.adapter)
+
+    @property
+    def searched(self) -> bool:
+        return any(t.searched for t in self.trials)
+
+    @property
+    def sustainable_stat(self) -> Stat | None:
+        return None if self.error or self.stats is None else self.stats.sustainable_rows_per_s
+
+    @property
+    def sustainable_rate(self) -> float | None:
+        """The median over the trials of the highest rate held under the SLO (None: nothing measured; 0: no
+        tested rate held)."""
+        st = self.sustainable_stat
+        return st.median if st is not None else None
+
+    @property
+    def capacity_stat(self) -> Stat | None:
+        return self.stats.capacity_rows_per_s if self.stats else None
+
+    def point_stat(self, name: str) -> PointStats | None:
+        return self.stats.load_points.get(name) if self.stats else None
+
+    @property
+    def limited_by(self) -> str:
+        if self.error:
+            return "error"
+        if not self.searched:
+            return "not searched: highest load point held" if self.sustainable_rate else NOT_SEARCHED
+        reasons = [t.sustainable.limited_by for t in self.trials if t.searched and t.sustainable]
+        named = [r for r in reasons if r]
+        return max(set(named), key=named.count) if named else DASH
+
+    def counted_points(self) -> list[Point]:
+        return [p for t in self.trials for p in t.counted_points()]
 
     def _accuracy_points(self) -> list[tuple[Point, Accuracy]]:
         if self.is_baseline:  # the identity adapter scores nothing: accuracy does not apply
@@ -419,21 +566,21 @@ class AdapterResult(Model):
                 out.append(f"{p.name}: {share} beyond the tolerance{tol}{diff}")
         return out
 
-    def cost_point(self) -> Point | None:
-        """CPU and memory are read at the highest load point that has them (the most representative)."""
-        pts = [p for p in self.load_points() if p.cost is not None and p.cost.cpu_s_per_1000 is not None]
-        return pts[-1] if pts else None
-
     def cpu_s_per_1000(self) -> float | None:
-        """CPU seconds per 1000 events at the cost point, scorer plus model server when there is one."""
-        p = self.cost_point()
-        return p.cost.total_cpu_s_per_1000() if p is not None and p.cost is not None else None
+        """CPU seconds per 1000 events at the cost point (median over trials), scorer plus model server."""
+        st = self.stats.cpu_s_per_1000 if self.stats else None
+        return st.median if st else None
 
     def peak_rss_mib(self) -> tuple[float | None, float | None]:
         costs = [p.cost for p in self.counted_points() if p.cost is not None]
         client = [c.peak_rss_mib for c in costs if c.peak_rss_mib is not None]
         server = [c.server_peak_rss_mib for c in costs if c.server_peak_rss_mib is not None]
         return (max(client) if client else None), (max(server) if server else None)
+
+    def disturbed_steps(self) -> tuple[int, int]:
+        """(search steps marked disturbed, search steps) over every trial."""
+        steps = [p for t in self.trials for p in t.points if p.kind == "search"]
+        return sum(1 for p in steps if p.interference and p.interference.disturbed), len(steps)
 
     def verdict(self) -> str:
         if self.error:
@@ -467,6 +614,20 @@ class LoopConfig(Model):
     processes: int | None = None
 
 
+class NoiseFloor(Model):
+    """The difference between two identical contestants (the identity scorer twice, an A/A pair) in this run:
+    differences between strategies smaller than this are this machine's noise, not the strategies'."""
+
+    contestants: list[str] = Field(default_factory=list)
+    sustainable_pct: float | None = None  # |A - B| / mean(A, B) of the median sustainable rates, in percent
+    capacity_pct: float | None = None
+    p99_pct: dict[str, float] = Field(default_factory=dict)  # per load point
+
+    def worst_pct(self) -> float | None:
+        vals = [v for v in (self.sustainable_pct, self.capacity_pct) if v is not None]
+        return max(vals) if vals else None
+
+
 class ScenarioResult(Model):
     name: str
     description: str = ""
@@ -478,19 +639,54 @@ class ScenarioResult(Model):
     loop: LoopConfig | None = None
     validity: dict[str, Any] = Field(default_factory=dict)
     bundle_parity: dict[str, BundleParity] = Field(default_factory=dict)
+    trials: int = 1
+    confidence: float = DEFAULT_CONFIDENCE
+    rounds: list[list[str]] = Field(default_factory=list)  # the adapters in the order each round ran them
+    noise: NoiseFloor | None = None
     adapters: list[AdapterResult] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _points_know_their_slo(self) -> ScenarioResult:
-        """Schema 1 kept the SLO on the scenario only: each point is held to it."""
+        """Schemas 1 and 2 kept the SLO on the scenario only: each point is held to it (and the figures that
+        depend on it are computed again)."""
         for a in self.adapters:
-            for p in a.points:
-                if p.slo_p99_ms is None:
-                    p.slo_p99_ms = self.slo_p99_ms
+            missing = [p for t in a.trials for p in t.points if p.slo_p99_ms is None]
+            for p in missing:
+                p.slo_p99_ms = self.slo_p99_ms
+            if missing:
+                a.stats = a.compute_stats(self.confidence)
+        if self.noise is None:
+            self.noise = self.noise_floor()
         return self
+
+    def baselines(self) -> list[AdapterResult]:
+        return [a for a in self.adapters if a.is_baseline and not a.error]
 
     def baseline(self) -> AdapterResult | None:
         return next((a for a in self.adapters if a.is_baseline), None)
+
+    def noise_floor(self) -> NoiseFloor | None:
+        """From the first two baseline contestants (the A/A pair), when the run had both."""
+        pair = self.baselines()[:2]
+        if len(pair) < 2:
+            return None
+        a, b = pair
+
+        def diff(x: Stat | None, y: Stat | None) -> float | None:
+            return round(relative_difference(x.median, y.median) * 100, 1) if x and y else None
+
+        p99 = {}
+        for name in self.load_point_names():
+            pa, pb = a.point_stat(name), b.point_stat(name)
+            d = diff(pa.p99_ms if pa else None, pb.p99_ms if pb else None)
+            if d is not None:
+                p99[name] = d
+        return NoiseFloor(
+            contestants=[a.adapter, b.adapter],
+            sustainable_pct=diff(a.sustainable_stat, b.sustainable_stat),
+            capacity_pct=diff(a.capacity_stat, b.capacity_stat),
+            p99_pct=p99,
+        )
 
     def adapter(self, name: str) -> AdapterResult | None:
         return next((a for a in self.adapters if a.adapter == name), None)
@@ -499,8 +695,9 @@ class ScenarioResult(Model):
         """Every load point name any adapter ran, lowest offered rate first."""
         seen: dict[str, float] = {}
         for a in self.adapters:
-            for p in a.load_points():
-                seen.setdefault(p.name, p.offered_per_s if p.offered_per_s is not None else math.inf)
+            for t in a.trials:
+                for p in t.load_points():
+                    seen.setdefault(p.name, p.offered_per_s if p.offered_per_s is not None else math.inf)
         return sorted(seen, key=lambda n: (seen[n], n))
 
 
