@@ -1,19 +1,24 @@
 """Compare runs side by side and flag regressions, so CI can gate on a benchmark.
 
 `compare([RUN_A, RUN_B, ...], threshold_pct)` lines up every scenario/adapter present in the first run with the
-same scenario/adapter in each later run and computes RUN_X / RUN_A for: sustainable throughput, p50 and p99 at
-each load point the runs share, CPU per 1000 events and peak RSS (at the highest shared load point), accuracy,
-lost records and the VALID/INVALID verdict. A change counts as a regression when it goes the wrong way by more
-than the threshold (throughput down; latency, CPU, memory up), when accuracy gets worse (predictions cross the
-tolerance, or AUC drops by more than `AUC_DROP`), when records start getting lost, or when a point that was
-VALID turns INVALID. `main_compare` prints the table and returns 0 (no regression) or 1 (regression).
+same scenario/adapter in each later run and computes RUN_X / RUN_A for: sustainable throughput, flat-out
+capacity, p50 and p99 at each load point the runs share, CPU per 1000 events (at the highest load point), peak
+RSS, accuracy, lost records and the VALID/INVALID verdict.
+
+The figures measured in repeated trials (throughput, capacity, latency, CPU) are judged with the same
+statistics as the report: a change is a regression only when the two runs' intervals are apart and the gap
+between them exceeds the threshold (harness/reporting/stats.py `judge`); medians that moved beyond the
+threshold while the intervals overlap are "within noise". Runs of one trial have intervals of one point, so
+for them this is the plain ratio test. Accuracy gets worse when predictions cross the tolerance or AUC drops
+by more than `AUC_DROP`; records lost, or a point that was VALID turning INVALID, are regressions too.
+`main_compare` prints the table and returns 0 (no regression) or 1 (regression).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.table import Table
@@ -21,6 +26,7 @@ from rich.table import Table
 from harness.reporting.errors import ResultsError
 from harness.reporting.fmt import DASH, fmt_diff, fmt_mib, fmt_ms, fmt_num, fmt_rate
 from harness.reporting.results import AdapterResult, Point, Results, load_results
+from harness.reporting.stats import Stat, judge
 
 AUC_DROP = 0.005  # an AUC lower by more than this (absolute) is an accuracy regression
 
@@ -39,6 +45,8 @@ class MetricRow:
     ratios: list[float | None]  # per later run: value / base (None when not computable)
     regressed: list[bool]  # per later run
     why: list[str]  # per later run, "" when not regressed
+    intervals: list[Stat | None] = field(default_factory=list)  # per run, for figures from repeated trials
+    within_noise: list[bool] = field(default_factory=list)  # per later run: moved, but the intervals overlap
 
     @property
     def any_regressed(self) -> bool:
@@ -115,35 +123,45 @@ def _point_verdict(p: Point | None) -> str | None:
     return p.verdict.upper()
 
 
-def _adapter_rows(scenario: str, runs: list[AdapterResult | None], t: float) -> list[MetricRow]:
+def _judge_stat(better: Better, a: Stat | None, b: Stat | None, t: float) -> tuple[str, bool]:
+    """(why `b` is a regression against `a` or "", whether it moved beyond the threshold within the noise)."""
+    if a is None or b is None:
+        if better == "higher" and a is not None and a.median > 0 and b is None:
+            return f"{fmt_rate(a.median)} → none", False
+        return "", False
+    if a.median == 0:
+        return "", False
+    r = b.median / a.median
+    moved = r < 1 - t if better == "higher" else r > 1 + t
+    if judge(a, b, "higher" if better == "higher" else "lower", t) == "worse":
+        return (f"{r:.2f}x (down {1 - r:.0%})" if better == "higher" else f"{r:.2f}x (up {r - 1:.0%})"), False
+    return "", moved
+
+
+def _adapter_specs(runs: list[AdapterResult | None]) -> list[tuple[str, Better, list[Any], float | None]]:
+    """(metric, which way is better, per-run values — Stats for figures from trials — and a tolerance)."""
     base = runs[0]
     assert base is not None
-    present = [a for a in runs if a is not None]
-    specs: list[tuple[str, Better, list[float | str | None], float | None]] = []
+    specs: list[tuple[str, Better, list[Any], float | None]] = []
 
-    def add(metric: str, better: Better, values: list[float | str | None], tol: float | None = None) -> None:
+    def add(metric: str, better: Better, values: list[Any], tol: float | None = None) -> None:
         specs.append((metric, better, values, tol))
 
-    add("sustainable rows/s", "higher", [a.sustainable_rate if a else None for a in runs])
-    shared = [p.name for p in base.load_points() if all(a is None or a.point(p.name) for a in runs)]
+    add("sustainable rows/s", "higher", [a.sustainable_stat if a else None for a in runs])
+    if any(a and a.capacity_stat for a in runs):
+        add("capacity rows/s", "higher", [a.capacity_stat if a else None for a in runs])
+    shared = [p.name for p in base.load_points() if all(a is None or a.point_stat(p.name) for a in runs)]
     for name in shared:
-        pts = [a.point(name) if a else None for a in runs]
-        add(f"p50 ms @ {name}", "lower", [p.latency_ms.p50 if p else None for p in pts])
-        add(f"p99 ms @ {name}", "lower", [p.latency_ms.p99 if p else None for p in pts])
-    top = _top_common_point(present)
-    if top is not None:
-        costs = [(a.point(top) if a else None) for a in runs]
-        add(f"CPU s/1000 @ {top}", "lower", [p.cost.cpu_s_per_1000 if p and p.cost else None for p in costs])
-        if any(p and p.cost and p.cost.server_cpu_s_per_1000 is not None for p in costs):
-            add(
-                f"server CPU s/1000 @ {top}",
-                "lower",
-                [p.cost.server_cpu_s_per_1000 if p and p.cost else None for p in costs],
-            )
+        pts = [a.point_stat(name) if a else None for a in runs]
+        add(f"p50 ms @ {name}", "lower", [p.p50_ms if p else None for p in pts])
+        add(f"p99 ms @ {name}", "lower", [p.p99_ms if p else None for p in pts])
+    cost = base.cost_point()
+    if cost is not None:
+        add(f"CPU s/1000 @ {cost.name}", "lower", [a.stats.cpu_s_per_1000 if a and a.stats else None for a in runs])
     add("peak RSS MiB", "lower", [a.peak_rss_mib()[0] if a else None for a in runs])
     if any(a and a.peak_rss_mib()[1] is not None for a in runs):
         add("server peak RSS MiB", "lower", [a.peak_rss_mib()[1] if a else None for a in runs])
-    tols = [p.accuracy.tolerance for p in base.points if p.accuracy and p.accuracy.tolerance is not None]
+    tols = [p.accuracy.tolerance for p in base.counted_points() if p.accuracy and p.accuracy.tolerance is not None]
     if any(a and a.max_abs_diff() is not None for a in runs):
         add("max abs diff", "accuracy", [a.max_abs_diff() if a else None for a in runs], min(tols) if tols else None)
     if any(a and a.auc()[0] is not None for a in runs):
@@ -155,15 +173,31 @@ def _adapter_rows(scenario: str, runs: list[AdapterResult | None], t: float) -> 
     )
     for name in shared:
         add(f"verdict @ {name}", "verdict", [_point_verdict(a.point(name)) if a else None for a in runs])
+    return specs
 
+
+def _adapter_rows(scenario: str, runs: list[AdapterResult | None], t: float) -> list[MetricRow]:
+    base = runs[0]
+    assert base is not None
     rows = []
-    for metric, better, values, tol in specs:
-        if better == "accuracy" and metric == "max abs diff" and tol is None:
-            better_eff: Better = "lower"  # no tolerance known: judge by ratio like any cost
-        else:
-            better_eff = better
+    for metric, better, values, tol in _adapter_specs(runs):
         if all(v is None for v in values):
             continue
+        stats = [v for v in values if isinstance(v, Stat)]
+        if stats:
+            medians: list[float | str | None] = [v.median if isinstance(v, Stat) else None for v in values]
+            judged = [
+                _judge_stat(better, values[0], v, t) if runs[i + 1] is not None else ("", False)
+                for i, v in enumerate(values[1:])
+            ]
+            why = [w for w, _ in judged]
+            ratios = [_ratio(medians[0], m) for m in medians[1:]]
+            row = MetricRow(scenario, base.adapter, metric, better, medians, ratios, [bool(w) for w in why], why)
+            row.intervals = list(values)
+            row.within_noise = [n and not w for w, n in judged]
+            rows.append(row)
+            continue
+        better_eff: Better = "lower" if better == "accuracy" and metric == "max abs diff" and tol is None else better
         later = values[1:]
         why = [_judge(better_eff, values[0], v, t, tol) if runs[i + 1] is not None else "" for i, v in enumerate(later)]
         ratios = [_ratio(values[0], v) if better in ("higher", "lower", "accuracy") else None for v in later]
@@ -252,16 +286,24 @@ def compare_table(res: CompareResult) -> Table:
         t.add_column(f"{x} / A", justify="right")
     t.add_column("Flag")
     for r in res.rows:
-        cells = [r.scenario, r.adapter, r.metric, _fmt(r.metric, r.values[0])]
-        for i, v in enumerate(r.values[1:]):
+        cells = [r.scenario, r.adapter, r.metric, _cell(r, 0)]
+        for i in range(len(r.values) - 1):
             ratio = r.ratios[i]
             text = DASH if ratio is None else f"{ratio:.2f}x"
             if r.regressed[i]:
                 text = f"[bold red]{text}[/]"
-            cells += [_fmt(r.metric, v), text]
-        cells.append("[bold red]REGRESSION[/]" if r.any_regressed else "")
+            cells += [_cell(r, i + 1), text]
+        flag = "[bold red]REGRESSION[/]" if r.any_regressed else "within noise" if any(r.within_noise) else ""
+        cells.append(flag)
         t.add_row(*cells)
     return t
+
+
+def _cell(r: MetricRow, i: int) -> str:
+    st = r.intervals[i] if i < len(r.intervals) else None
+    if isinstance(st, Stat) and st.n > 1:
+        return st.fmt(lambda v: _fmt(r.metric, v))
+    return _fmt(r.metric, r.values[i])
 
 
 def main_compare(runs: list[Path], threshold_pct: float, console: Console | None = None) -> int:
@@ -277,5 +319,7 @@ def main_compare(runs: list[Path], threshold_pct: float, console: Console | None
         for line in regs:
             con.print(f"  {line}", highlight=False, soft_wrap=True)
         return 1
-    con.print(f"[green]no regression beyond {threshold_pct:g} %[/]", highlight=False)
+    noise = sum(sum(r.within_noise) for r in res.rows)
+    extra = f" ({noise} change(s) beyond {threshold_pct:g} % within noise: the intervals overlap)" if noise else ""
+    con.print(f"[green]no regression beyond {threshold_pct:g} %[/]{extra}", highlight=False)
     return 0

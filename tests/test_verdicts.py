@@ -1,0 +1,247 @@
+"""Trustworthy verdicts without a broker: intervals over trials, ties, the noise floor, consistency checks and
+`harness compare` judging with the same statistics. Fixtures are hand-built trials (not measurements)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from harness.reporting.analysis import analyse, consistency_problems
+from harness.reporting.compare import compare, main_compare
+from harness.reporting.results import load_results, parse_results
+from harness.reporting.stats import judge, median_interval, stat
+from tests.conftest import ROOT
+from tests.test_report import _point, _search, make_results, write_run
+
+# ---- statistics -------------------------------------------------------------------------------------------
+
+
+def test_three_trials_give_min_max_at_75_percent() -> None:
+    lo, hi, coverage = median_interval([30_000, 26_000, 33_000])
+    assert (lo, hi) == (26_000, 33_000) and coverage == pytest.approx(0.75)
+
+
+def test_interval_narrows_and_reaches_95_percent_with_more_trials() -> None:
+    xs = list(range(1, 11))  # 10 trials
+    lo, hi, coverage = median_interval(xs, 0.95)
+    assert (lo, hi) == (2, 9) and coverage == pytest.approx(1 - 2 * (1 + 10) / 1024)
+    lo6, hi6, cov6 = median_interval([5, 1, 4, 2, 6, 3], 0.95)
+    assert (lo6, hi6) == (1, 6) and cov6 >= 0.95
+
+
+def test_stat_ignores_missing_values_and_reports_spread() -> None:
+    st = stat([100.0, None, float("nan"), 120.0, 110.0])
+    assert st is not None and st.n == 3 and st.median == 110.0 and (st.min, st.max) == (100.0, 120.0)
+    assert st.half_width_pct == pytest.approx(10 / 110 * 100)
+    assert stat([None, float("nan")]) is None
+
+
+def test_judge_calls_overlap_a_tie_and_needs_the_gap_beyond_the_threshold() -> None:
+    a = stat([100.0, 105.0, 110.0])
+    b = stat([104.0, 112.0, 120.0])
+    c = stat([120.0, 125.0, 130.0])
+    assert a and b and c
+    assert judge(a, b, "higher") == "tie"  # overlapping intervals
+    assert judge(a, c, "higher") == "better" and judge(c, a, "higher") == "worse"
+    assert judge(a, c, "higher", threshold=0.2) == "tie"  # apart by 10/105: below a 20 % threshold
+    assert judge(a, c, "lower") == "worse"  # latency up is worse
+
+
+# ---- fixtures: several trials per adapter ---------------------------------------------------------------
+
+
+def _trial(index: int, held_up_to: float, p99_floor: float, cpu: float, capacity: float) -> dict[str, Any]:
+    search = _search(held_up_to, p99_floor, 45.0, cpu=cpu, rss=200.0)
+    return {
+        "index": index,
+        "round": index,
+        "capacity": {"rows_per_s": capacity, "records": 40_000},
+        "sustainable": search["sustainable"],
+        "points": [_point("steady-200", 200.0, 2.0 + index * 0.1, 6.0 + index, cpu=cpu), *search["points"]],
+    }
+
+
+def _adapter(name: str, family: str, rates: list[float], cpu: float = 0.4, capacity: float = 60_000) -> dict:
+    return {
+        "adapter": name,
+        "name": name.split(" ")[0],
+        "family": family,
+        "trials": [_trial(i, r, 5.0, cpu, capacity) for i, r in enumerate(rates)],
+    }
+
+
+def _results(adapters: list[dict[str, Any]], run_id: str = "run-a") -> dict[str, Any]:
+    data = make_results(run_id)
+    data["schema"] = 3
+    sc = data["scenarios"][0]
+    sc["trials"] = 3
+    sc["adapters"] = adapters
+    return data
+
+
+def _identity_pair(a: list[float], b: list[float]) -> list[dict[str, Any]]:
+    pair = [_adapter("identity", "baseline", a, cpu=0.3), _adapter("identity (A/A)", "baseline", b, cpu=0.3)]
+    for ad in pair:
+        for t in ad["trials"]:
+            for p in t["points"]:
+                p["accuracy"]["note"] = "identity returns 0.5 for every row: accuracy does not apply"
+    return pair
+
+
+# ---- ranking: a winner only when its interval clears the runner-up's ---------------------------------------
+
+
+def test_a_winner_clears_the_runner_up() -> None:
+    data = _results(
+        [
+            _adapter("native", "native", [9000, 9500, 10000]),
+            _adapter("pmml", "pmml", [3000, 3200, 3400], cpu=1.2),
+            *_identity_pair([12000, 12500, 13000], [12000, 12400, 12800]),
+        ]
+    )
+    an = analyse(parse_results(data).scenarios[0])
+    assert an.best is not None and an.best.adapter == "native" and an.tied == []
+    assert (
+        "Use **native**" in an.recommendation
+        and "clears the runner-up's, pmml 3,200 [3,000–3,400]" in an.recommendation
+    )
+    assert "9,500 [9,000–10,000] rows/s" in an.recommendation
+
+
+def test_overlapping_intervals_are_a_tie_with_how_to_choose() -> None:
+    data = _results(
+        [
+            _adapter("native", "native", [9000, 9600, 10200], cpu=0.40),
+            _adapter("codegen-c", "generated-code", [8800, 9400, 10000], cpu=0.30),
+            _adapter("pmml", "pmml", [3000, 3200, 3400], cpu=1.2),
+            *_identity_pair([12000, 12500, 13000], [12000, 12400, 12800]),
+        ]
+    )
+    an = analyse(parse_results(data).scenarios[0])
+    assert an.best is None and [a.adapter for a in an.tied] == ["native", "codegen-c"]
+    rec = an.recommendation
+    assert rec.startswith("Tied on sustainable throughput") and "**native**, **codegen-c**" in rec
+    assert "CPU per 1,000 events: codegen-c 0.3 s, native 0.4 s (codegen-c least)" in rec
+    assert "operations:" in rec and "pmml" in rec  # the one behind is still compared
+
+
+def test_apart_but_within_the_noise_floor_is_a_tie() -> None:
+    """Intervals apart by a little, but the A/A pair of identical scorers differed by more than that."""
+    data = _results(
+        [
+            _adapter("native", "native", [10_000, 10_100, 10_200]),
+            _adapter("onnx", "onnx", [9_500, 9_600, 9_700]),
+            *_identity_pair([12_000, 12_500, 13_000], [10_800, 11_000, 11_200]),
+        ]
+    )
+    sc = parse_results(data).scenarios[0]
+    assert sc.noise is not None and sc.noise.sustainable_pct == pytest.approx(12.8, abs=0.1)
+    an = analyse(sc)
+    assert an.best is None and {a.adapter for a in an.tied} == {"native", "onnx"}
+    assert any("noise floor of this run (A/A: identity vs identity (A/A)" in c for c in an.caveats)
+
+
+def test_single_trial_coverage_and_wide_intervals_are_explained() -> None:
+    data = _results(
+        [
+            _adapter("native", "native", [6000, 9000, 12000]),  # ±33 %
+            *_identity_pair([12000, 12500, 13000], [12000, 12400, 12800]),
+        ]
+    )
+    an = analyse(parse_results(data).scenarios[0])
+    text = "\n".join(an.caveats)
+    assert "native: sustainable throughput varies ±33% over the trials (6,000, 9,000, 12,000)" in text
+    assert "holds the median with 75% confidence; `--trials 6` gives 95%" in text
+
+
+# ---- consistency: never recommended on -------------------------------------------------------------------
+
+
+def test_sustainable_above_its_own_capacity_is_inconsistent() -> None:
+    data = _results(
+        [
+            _adapter("kstreams-mojo-batch", "generated-code", [9000, 9500, 9800], capacity=5000),
+            _adapter("native", "native", [6000, 6200, 6400]),
+            *_identity_pair([12000, 12500, 13000], [12000, 12400, 12800]),
+        ]
+    )
+    sc = parse_results(data).scenarios[0]
+    ks = sc.adapter("kstreams-mojo-batch")
+    assert ks is not None
+    problems = consistency_problems(sc, ks)
+    assert problems and "above its own flat-out capacity 5,000/s" in problems[0]
+    an = analyse(sc)
+    assert an.best is not None and an.best.adapter == "native"  # the faster but inconsistent one is not
+    assert any("kstreams-mojo-batch: inconsistent figures, not recommended" in c for c in an.caveats)
+
+
+def test_above_the_kafka_ceiling_beyond_the_noise_is_inconsistent() -> None:
+    data = _results(
+        [
+            _adapter("native", "native", [20000, 21000, 22000]),
+            *_identity_pair([12000, 12500, 13000], [12000, 12400, 12800]),
+        ]
+    )
+    sc = parse_results(data).scenarios[0]
+    native = sc.adapter("native")
+    assert native is not None
+    assert any("above the Kafka-only ceiling" in p for p in consistency_problems(sc, native))
+    assert "none to recommend" in analyse(sc).recommendation
+
+
+# ---- compare: a regression only when the intervals separate beyond the threshold ---------------------------
+
+
+def _capture() -> Console:
+    return Console(record=True, width=240, color_system=None)
+
+
+def test_compare_of_noisy_identical_runs_reports_no_regression(tmp_path: Path) -> None:
+    a = _results([_adapter("native", "native", [9000, 10000, 11000]), *_identity_pair([12000] * 3, [12100] * 3)])
+    b = _results(
+        [_adapter("native", "native", [7600, 9200, 10400]), *_identity_pair([11000] * 3, [11200] * 3)], "run-b"
+    )  # the median is down 8 %, then 16 % in c: the intervals still overlap
+    c = copy.deepcopy(b)
+    c["run_id"] = "run-c"
+    c["scenarios"][0]["adapters"][0] = _adapter("native", "native", [7600, 8400, 9100])
+    res = compare([write_run(tmp_path, a), write_run(tmp_path, b), write_run(tmp_path, c)], threshold_pct=10)
+    assert not res.regressed
+    row = next(r for r in res.rows if r.adapter == "native" and r.metric == "sustainable rows/s")
+    assert row.values == [10000, 9200, 8400] and row.within_noise == [False, True]
+    con = _capture()
+    assert main_compare([tmp_path / "run-a", tmp_path / "run-c"], 10, console=con) == 0
+    out = con.export_text()
+    assert "within noise" in out and "8,400 [7,600–9,100]" in out
+
+
+def test_compare_flags_intervals_apart_beyond_the_threshold(tmp_path: Path) -> None:
+    a = _results([_adapter("native", "native", [9000, 10000, 11000]), *_identity_pair([12000] * 3, [12100] * 3)])
+    b = _results([_adapter("native", "native", [6000, 6500, 7000]), *_identity_pair([12000] * 3, [12100] * 3)], "run-b")
+    res = compare([write_run(tmp_path, a), write_run(tmp_path, b)], threshold_pct=10)
+    flagged = {r.metric: r.why[0] for r in res.rows if r.adapter == "native" and r.any_regressed}
+    assert "sustainable rows/s" in flagged and "down 35%" in flagged["sustainable rows/s"]
+
+
+def test_compare_within_the_gap_but_under_the_threshold_is_no_regression(tmp_path: Path) -> None:
+    a = _results([_adapter("native", "native", [10000, 10100, 10200]), *_identity_pair([12000] * 3, [12100] * 3)])
+    b = _results(
+        [_adapter("native", "native", [9400, 9500, 9600]), *_identity_pair([12000] * 3, [12100] * 3)], "run-b"
+    )  # apart, but the gap (9600 -> 10000) is 4 %: below a 10 % threshold
+    res = compare([write_run(tmp_path, a), write_run(tmp_path, b)], threshold_pct=10)
+    assert not res.regressed
+
+
+# ---- older schemas are still read ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("example", ["example-fraud", "example-maintenance"])
+def test_kept_example_runs_are_still_read(example: str) -> None:
+    res = load_results(ROOT / "results" / example)
+    sc = res.scenarios[0]
+    assert sc.adapters and all(a.trials for a in sc.adapters if not a.error)
+    an = analyse(sc)
+    assert an.recommendation
