@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha256sum | cut -c1-12)
 
-.PHONY: demo test bench setup chromium lock
+.PHONY: demo test bench setup chromium lock repeatability
 
 setup: $(STAMP)
 
@@ -50,3 +50,9 @@ lock: $(STAMP)
 	  echo "# dependencies; results.json records the versions a run measured with."; \
 	  $(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header --no-annotate; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
+
+# three `make demo` runs one after another, then whether they agree (per adapter spread, recommendation)
+repeatability: $(STAMP)
+	@runs=""; for i in 1 2 3; do \
+	  d=$$($(BIN)/harness run scenarios/fraud.yaml | tail -1) || exit 1; runs="$$runs $$d"; done; \
+	  $(BIN)/harness repeatability $$runs

@@ -267,6 +267,18 @@ def compare_cmd(
     raise typer.Exit(main_compare(runs, threshold_pct, console=console))
 
 
+@app.command("repeatability")
+def repeatability_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="Runs of the same scenario, e.g. three `make demo` runs.")],
+    tolerance_pct: Annotated[float, typer.Option(help="Largest spread (±%) of a median across the runs.")] = 15.0,
+) -> None:
+    """Do identical runs agree? Per adapter, the spread of the headline figures across runs, and whether the
+    recommendations agree; exit 1 when they do not."""
+    from harness.reporting.repeatability import repeatability
+
+    raise typer.Exit(repeatability(runs, tolerance_pct, console=console))
+
+
 @app.command("ping")
 def ping(bootstrap: BootstrapOpt = None, client_config: ClientConfigOpt = None) -> None:
     """Check that Kafka answers (the embedded broker is started when no --bootstrap is given)."""

@@ -245,3 +245,30 @@ def test_kept_example_runs_are_still_read(example: str) -> None:
     assert sc.adapters and all(a.trials for a in sc.adapters if not a.error)
     an = analyse(sc)
     assert an.recommendation
+
+
+# ---- repeatability: do identical runs agree? -------------------------------------------------------------
+
+
+def test_repeatability_agrees_and_then_catches_a_flip(tmp_path: Path) -> None:
+    from harness.reporting.repeatability import repeatability
+
+    def run(run_id: str, native: list[float], pmml: list[float]) -> Path:
+        adapters = [
+            _adapter("native", "native", native),
+            _adapter("pmml", "pmml", pmml, cpu=1.2),
+            *_identity_pair([12000] * 3, [12100] * 3),
+        ]
+        return write_run(tmp_path, _results(adapters, run_id))
+
+    a = run("r1", [9000, 9500, 10000], [3000, 3200, 3400])
+    b = run("r2", [9200, 9900, 10100], [3100, 3300, 3500])
+    c = run("r3", [8800, 9300, 9800], [2900, 3100, 3300])
+    con = _capture()
+    assert repeatability([a, b, c], 15.0, console=con) == 0
+    out = con.export_text()
+    assert "recommendations agree" in out and "run 2 (r2): winner native" in out
+    flipped = run("r4", [3000, 3200, 3400], [9000, 9500, 10000])
+    con = _capture()
+    assert repeatability([a, b, flipped], 15.0, console=con) == 1
+    assert "recommendations disagree" in con.export_text()

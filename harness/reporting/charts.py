@@ -239,31 +239,50 @@ def chart_sustainable(an: Analysis, colors: dict[str, str]) -> Chart | None:
     if not strategies:
         return None
     fig, ax = _new_figure(height=max(2.6, 0.55 * len(strategies) + 1.6))
-    labels = [a.adapter for a in strategies][::-1]
-    values = [a.sustainable_rate or 0.0 for a in strategies][::-1]
-    bars = ax.barh(labels, values, color=[colors[a] for a in labels])
+    shown = strategies[::-1]
+    labels = [a.adapter for a in shown]
+    values = [a.sustainable_rate or 0.0 for a in shown]
+    stats = [a.sustainable_stat for a in shown]
+    lo = [max(0.0, v - st.lo) if st else 0.0 for v, st in zip(values, stats, strict=True)]
+    hi = [max(0.0, st.hi - v) if st else 0.0 for v, st in zip(values, stats, strict=True)]
+    bars = ax.barh(labels, values, color=[colors[a] for a in labels], xerr=[lo, hi], capsize=4, ecolor="#333")
     ceiling = an.ceiling
-    top = max([*values, ceiling or 0.0]) or 1.0
-    for bar, a in zip(bars, strategies[::-1], strict=True):
+    top = max([*(st.hi for st in stats if st), *values, ceiling or 0.0]) or 1.0
+    for bar, a, st in zip(bars, shown, stats, strict=True):
         rate = a.sustainable_rate
-        text = "none met the SLO" if rate is None else fmt_rate(rate)
-        if rate is not None and ceiling:
+        text = "none met the SLO" if not rate else fmt_rate(rate)
+        if st is not None and st.n > 1 and rate:
+            text += f" [{fmt_rate(st.lo)}–{fmt_rate(st.hi)}]"
+        if rate and ceiling:
             text += f" ({rate / ceiling:.0%} of ceiling)"
-        ax.text(bar.get_width() + top * 0.01, bar.get_y() + bar.get_height() / 2, text, va="center", fontsize=8)
+        right = max(bar.get_width(), st.hi if st else 0.0)
+        ax.text(right + top * 0.01, bar.get_y() + bar.get_height() / 2, text, va="center", fontsize=8)
+    handles: list[Any] = []
+    names: list[str] = []
     if ceiling:
-        line = ax.axvline(ceiling, color=_BASELINE_COLOR, linestyle="--", linewidth=1.5)
-        label = f"Kafka-only ceiling (identity): {fmt_rate(ceiling)}/s"
-        ax.legend(handles=[line], labels=[label], fontsize=8, loc="lower right")
-    ax.set_xlim(0, top * 1.35)
+        handles.append(ax.axvline(ceiling, color=_BASELINE_COLOR, linestyle="--", linewidth=1.5))
+        names.append(f"Kafka-only ceiling (identity): {fmt_rate(ceiling)}/s")
+        noise = sc.noise.sustainable_pct if sc.noise else None
+        if noise:
+            band = ax.axvspan(
+                ceiling * (1 - noise / 100), ceiling * (1 + noise / 100), color=_BASELINE_COLOR, alpha=0.12
+            )
+            handles.append(band)
+            names.append(f"noise floor (A/A): ±{noise:.0f}%")
+    if handles:
+        ax.legend(handles=handles, labels=names, fontsize=8, loc="lower right")
+    ax.set_xlim(0, top * 1.45)
     ax.grid(True, axis="x", alpha=0.3)
     ax.grid(False, axis="y")
     ax.set_xlabel("sustainable throughput under the SLO (events/s)")
-    ax.set_title(f"{sc.name}: sustainable throughput per strategy")
+    trials = f", median of {sc.trials} trials with its interval" if sc.trials > 1 else ""
+    ax.set_title(f"{sc.name}: sustainable throughput per strategy{trials}")
     return Chart(
         "sustainable-throughput",
         "Sustainable throughput",
-        "The highest offered rate each strategy sustained with p99 under the SLO, against the Kafka-only ceiling "
-        "(the identity adapter: the loop with no model).",
+        "The highest offered rate each strategy sustained with p99 under the SLO (median over the trials; the "
+        "whiskers are its interval), against the Kafka-only ceiling (the identity adapter: the loop with no "
+        "model) and this run's noise floor.",
         fig,
     )
 

@@ -91,6 +91,16 @@ def _scenario_facts(sc: ScenarioResult) -> list[tuple[str, str]]:
             if v is not None
         ]
         facts.append(("Loop", ", ".join(parts)))
+    if sc.rounds:
+        order = "; ".join(f"round {i + 1}: {', '.join(r)}" for i, r in enumerate(sc.rounds[:3]))
+        more = "; …" if len(sc.rounds) > 3 else ""
+        facts.append(("Trials", f"{sc.trials} per adapter, interleaved ({order}{more})"))
+    elif sc.trials > 1:
+        facts.append(("Trials", f"{sc.trials} per adapter"))
+    if sc.noise is not None and sc.noise.sustainable_pct is not None:
+        n = sc.noise
+        cap = f", capacity {n.capacity_pct:.0f}%" if n.capacity_pct is not None else ""
+        facts.append(("Noise floor", f"A/A difference {n.sustainable_pct:.0f}% on sustainable throughput{cap}"))
     return facts
 
 
