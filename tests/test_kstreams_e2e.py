@@ -20,6 +20,7 @@ def test_kstreams_mojo_scores_every_record_once_with_the_mojo_reference(
                       "options": {"mode": "batch", "batch_size": 32, "batch_max_wait_ms": 5}}]  # fmt: skip
     sc["load"] = [{"name": "steady-300", "pattern": "constant", "rate_per_s": 300, "duration_s": 4, "warmup_s": 1}]
     sc["sustainable"] = {"enabled": False}
+    sc["trials"] = {"count": 1, "aa_identity": False}
     f = tmp_path / "maintenance.yaml"
     f.write_text(yaml.safe_dump(sc))
     results = tmp_path / "results"
@@ -35,7 +36,8 @@ def test_kstreams_mojo_scores_every_record_once_with_the_mojo_reference(
     for a in adapters:
         assert a.get("error") is None, a.get("error")
         assert a["family"] == "generated-code"
-        (p,) = a["points"]
+        ((trial,),) = (a["trials"],)
+        (p,) = trial["points"]
         c = p["counts"]
         assert c["sent"] == 1200 and c["scored"] == 1200 and c["duplicates"] == 0 and c["lost"] == 0, c
         assert c["dead_lettered"] == 0
