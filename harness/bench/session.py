@@ -47,7 +47,9 @@ from harness.scoring import wire
 
 START_DELAY_NS = 250_000_000  # a schedule starts this long after it is handed to the generator
 CAPACITY_MAX_RECORDS = 40_000
-WARM_START_FACTOR = 1.25  # later trials bracket from prior / this, by this factor
+WARM_START_FACTOR = 1.1  # later trials bracket from the earlier trials' answer / this, by this factor
+CAPACITY_START_SHARE = 0.5  # the first trial starts its search at this share of the capacity just measured
+CAPACITY_FACTOR = 1.25  # ... and brackets by this factor
 
 
 class RunContext:
@@ -162,7 +164,7 @@ class AdapterSession:
         if sc.sustainable.enabled:
             records = int(min(CAPACITY_MAX_RECORDS, max(2_000, expected_rate * 2.0)))
             t.capacity = self.capacity(f"{self.index}t{index}c", records)
-            t.sustainable = self.search(t.points, f"{self.index}t{index}s", prior_rate)
+            t.sustainable = self.search(t.points, f"{self.index}t{index}s", prior_rate, t.capacity.rows_per_s)
         else:
             t.sustainable = Sustainable(limited_by="not searched")
         return t
@@ -296,15 +298,21 @@ class AdapterSession:
         return out
 
     # ---- the sustainable-throughput search ---------------------------------------------------------
-    def search(self, points: list[Point], prefix: str, prior_rate: float | None) -> Sustainable:
+    def search(
+        self, points: list[Point], prefix: str, prior_rate: float | None, capacity: float | None = None
+    ) -> Sustainable:
         """Drive a RateSearch with real steps; each step's point is appended to `points`.
 
-        The first trial brackets from the scenario's start rate; later trials start just below the earlier
-        trials' answer and bracket by WARM_START_FACTOR (the answer is still measured, not assumed)."""
+        Where to start (`warm_start`, the default): a later trial just below the earlier trials' answer,
+        bracketing by WARM_START_FACTOR; the first trial at half the flat-out capacity just measured (a
+        sustainable rate is below it), bracketing by CAPACITY_FACTOR. Without either, from the scenario's start
+        rate by its factor. Every answer is still measured step by step, never assumed."""
         ss = self.ctx.sc.sustainable
         start, factor = ss.start_rate_per_s, ss.factor
         if ss.warm_start and prior_rate:
             start, factor = nice_rate(prior_rate / WARM_START_FACTOR), WARM_START_FACTOR
+        elif ss.warm_start and capacity:
+            start, factor = nice_rate(max(capacity * CAPACITY_START_SHARE, 1.0)), CAPACITY_FACTOR
         search = RateSearch(
             SearchPolicy(
                 start_rate_per_s=min(start, ss.max_rate_per_s),
