@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha256sum | cut -c1-12)
 
-.PHONY: demo test bench setup chromium lock repeatability
+.PHONY: demo test bench setup chromium promtool lock repeatability
 
 setup: $(STAMP)
 
@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(BIN)/harness run scenarios/fraud.yaml
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium promtool
 	$(BIN)/ruff check harness adapters jvm tests
 	$(BIN)/ruff format --check harness adapters jvm tests
 	$(BIN)/mypy harness adapters jvm
@@ -38,6 +38,12 @@ chromium:
 	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 	  echo "warning: could not install chromium (apt-get install chromium); the browser test will fail"; }
+
+# the alerting rules are checked with Prometheus's own promtool (Debian's prometheus package)
+promtool:
+	@command -v promtool >/dev/null || { command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) || \
+	  echo "warning: could not install promtool (apt-get install prometheus); the rules test will fail"; }
 
 bench: $(STAMP)
 	$(BIN)/pytest tests/bench -q --benchmark-only --benchmark-json=results/bench.json -p no:randomly

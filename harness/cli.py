@@ -162,6 +162,70 @@ def serve_cmd(
     main_serve(bundle, adapter, host, port, option or [], max_body_bytes, model_name=model_name)
 
 
+def _env(name: str) -> str:
+    return f"HARNESS_{name.upper()}"
+
+
+@app.command("monitor")
+def monitor_cmd(
+    bundle: Annotated[
+        Path, typer.Option(help="The bundle whose reference predictions the scores are held to.", envvar=_env("bundle"))
+    ],
+    results_topic: Annotated[str, typer.Option(help="Topic of results.", envvar=_env("results_topic"))],
+    dlq_topic: Annotated[
+        str | None, typer.Option(help="Dead-letter topic (for the dead-letter rate).", envvar=_env("dlq_topic"))
+    ] = None,
+    feedback_topic: Annotated[
+        str | None, typer.Option(help="Topic of labels, by rid or src (live AUC).", envvar=_env("feedback_topic"))
+    ] = None,
+    alerts_topic: Annotated[
+        str | None, typer.Option(help="Where alert events (JSON) are written.", envvar=_env("alerts_topic"))
+    ] = None,
+    encoding: Annotated[str, typer.Option(help="json or f64le.", envvar=_env("encoding"))] = "json",
+    window_s: Annotated[float, typer.Option(min=0.1, help="Window length.", envvar=_env("window_s"))] = 10.0,
+    join_window_s: Annotated[
+        float, typer.Option(min=0, help="How long a label waits for its result.", envvar=_env("join_window_s"))
+    ] = 300.0,
+    rules: Annotated[
+        Path | None, typer.Option(help="Rules YAML; default: drift, latency, dead letters, AUC.", envvar=_env("rules"))
+    ] = None,
+    slo_p99_ms: Annotated[float, typer.Option(help="For the default latency rule.", envvar=_env("slo_p99_ms"))] = 50.0,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus /metrics on this port.", envvar=_env("metrics_port"))
+    ] = None,
+    max_windows: Annotated[int | None, typer.Option(help="Exit after this many windows (tests).")] = None,
+    group: Annotated[
+        str | None, typer.Option(help="Consumer group; default monitor-RESULTS.", envvar=_env("group"))
+    ] = None,
+    bootstrap: Annotated[str | None, typer.Option("--bootstrap", envvar=_env("bootstrap"), help="HOST:PORT.")] = None,
+    client_config: Annotated[Path | None, typer.Option(envvar=_env("client_config"), help="librdkafka file.")] = None,
+) -> None:
+    """Monitor a model over Kafka: drift (PSI, KS), latency, dead letters and live AUC per window; alert events
+    to a topic; Prometheus metrics."""
+    from harness.monitoring.service import MonitorSettings, run_monitor
+
+    run_monitor(
+        MonitorSettings(
+            bundle=bundle,
+            results_topic=results_topic,
+            dlq_topic=dlq_topic,
+            feedback_topic=feedback_topic,
+            alerts_topic=alerts_topic,
+            encoding=encoding,
+            window_s=window_s,
+            join_window_s=join_window_s,
+            rules=rules,
+            slo_p99_ms=slo_p99_ms,
+            metrics_port=metrics_port,
+            max_windows=max_windows,
+            group=group,
+            bootstrap=bootstrap,
+            client_config=client_config,
+        ),
+        log=lambda m: err_console.print(m, highlight=False),
+    )
+
+
 @app.command("microbench")
 def microbench_cmd(
     bundle: Annotated[Path, typer.Option(help="Model bundle folder.")],

@@ -36,7 +36,16 @@ true value): ``distance_from_home_km`` 5% (no geolocation), ``customer_avg_amoun
 available). Rates are multiplied by ``missing_scale`` (0 disables missing values). No other column is
 ever missing.
 
-Parameters: ``positive_rate`` (default 0.01, in (0, 0.5]), ``missing_scale`` (default 1.0, >= 0).
+Parameters: ``positive_rate`` (default 0.01, in (0, 0.5]), ``missing_scale`` (default 1.0, >= 0),
+``drift`` (default 0.0, in [0, 1]).
+
+Drift (``drift`` = d > 0; the drifting-stream scenario, scenarios/drift.yaml): the population and the fraud
+pattern both move. Covariate shift: the category shares move by d toward online_retail and digital_goods,
+amounts are scaled by (1 + d). Concept shift: the fraudsters' new pattern is daytime, card-present digital
+goods at new merchants — the night, card-not-present, foreign and young-account terms are scaled by
+(1 - d), the amount-ratio and velocity terms by (1 - 0.7·d); daytime (9-17 h) adds 1.5·d, card present
+2.0·d, new_merchant weighs 1.0 + 2.5·d and digital_goods risk 1.3 + 3.0·d. A model trained at d = 0 sees
+its score distribution shift and its AUC fall; a model that learns on the drifted stream recovers.
 """
 
 from __future__ import annotations
@@ -110,16 +119,27 @@ FEATURES: tuple[str, ...] = (
 )
 
 
-def generate(n_rows: int, seed: int, *, positive_rate: float = 0.01, missing_scale: float = 1.0) -> pd.DataFrame:
+def _drifted_shares(d: float) -> np.ndarray:
+    target = np.array([0.15, 0.06, 0.09, 0.35, 0.05, 0.06, 0.03, 0.21])  # online_retail, digital_goods up
+    shares = (1.0 - d) * _CATEGORY_SHARE + d * target
+    return np.asarray(shares / shares.sum())
+
+
+def generate(
+    n_rows: int, seed: int, *, positive_rate: float = 0.01, missing_scale: float = 1.0, drift: float = 0.0
+) -> pd.DataFrame:
     """`n_rows` transactions (columns FEATURES + "label"), deterministic for `seed`."""
     check_common(n_rows, seed, missing_scale, positive_rate)
+    if not 0.0 <= drift <= 1.0:
+        raise ValueError(f"drift must be in [0, 1], got {drift!r}")
     rng = np.random.default_rng(seed)
     n = n_rows
+    d = float(drift)
 
-    category = rng.choice(len(MERCHANT_CATEGORIES), size=n, p=_CATEGORY_SHARE)
+    category = rng.choice(len(MERCHANT_CATEGORIES), size=n, p=_drifted_shares(d) if d else _CATEGORY_SHARE)
     hour = rng.choice(24, size=n, p=_HOUR_WEIGHT / _HOUR_WEIGHT.sum())
     customer_avg = np.round(np.exp(rng.normal(np.log(35.0), 0.7, n)), 2)
-    raw_amount = customer_avg * _CATEGORY_AMOUNT_FACTOR[category] * np.exp(rng.normal(0.0, 0.7, n))
+    raw_amount = (1.0 + d) * customer_avg * _CATEGORY_AMOUNT_FACTOR[category] * np.exp(rng.normal(0.0, 0.7, n))
     amount = np.round(np.clip(raw_amount, 0.5, 20_000.0), 2)
     card_present = (rng.random(n) < _CATEGORY_P_PRESENT[category]).astype(np.int64)
 
@@ -136,17 +156,20 @@ def generate(n_rows: int, seed: int, *, positive_rate: float = 0.01, missing_sca
     new_merchant = (rng.random(n) < 0.15).astype(np.int64)
     account_age = np.floor(rng.gamma(1.5, 700.0, n)).astype(np.int64)
 
+    risk = _CATEGORY_RISK[category] + (3.0 * d) * (category == MERCHANT_CATEGORIES.index("digital_goods"))
     score = (
-        2.0 * (hour <= 5)
-        + 1.8 * np.maximum(np.log(amount / customer_avg), 0.0)
-        + 1.6 * (card_present == 0)
-        + 0.7 * np.minimum(txn_1h, 6)
+        2.0 * (1.0 - d) * (hour <= 5)
+        + 1.5 * d * ((hour >= 9) & (hour <= 17))
+        + 1.8 * (1.0 - 0.7 * d) * np.maximum(np.log(amount / customer_avg), 0.0)
+        + 1.6 * (1.0 - d) * (card_present == 0)
+        + 2.0 * d * card_present
+        + 0.7 * (1.0 - 0.7 * d) * np.minimum(txn_1h, 6)
         + 0.9 * np.log1p(distance / 50.0)
-        + 1.5 * foreign
-        + 1.0 * new_merchant
-        + 1.2 * (account_age < 90)
+        + 1.5 * (1.0 - d) * foreign
+        + (1.0 + 2.5 * d) * new_merchant
+        + 1.2 * (1.0 - d) * (account_age < 90)
         + 0.9 * (minutes_since_last < 5.0)
-        + _CATEGORY_RISK[category]
+        + risk
     )
     intercept = solve_intercept(score, positive_rate)
     label = (rng.random(n) < 1.0 / (1.0 + np.exp(-(score + intercept)))).astype(np.int64)
