@@ -226,6 +226,26 @@ def monitor_cmd(
     )
 
 
+@app.command("publish")
+def publish_cmd(
+    bundle: Annotated[Path, typer.Option(help="The bundle to publish (a folder every scorer can read).")],
+    model_topic: Annotated[str, typer.Option(help="The compacted model topic.", envvar=_env("model_topic"))],
+    name: Annotated[str, typer.Option(help="The model's name (the record key scorers follow).")],
+    shadow: Annotated[bool, typer.Option("--shadow", help="Score beside the live model, to a shadow topic.")] = False,
+    bootstrap: BootstrapOpt = None,
+    client_config: ClientConfigOpt = None,
+) -> None:
+    """Publish a model version on the model topic: scorers following it verify and swap without stopping."""
+    from adapters.bundle import Bundle
+    from harness.kafka.config import resolve_kafka
+    from harness.scoring.models import publish, version_of
+
+    Bundle.open(bundle)  # one clear error when it is not a bundle
+    version = version_of(bundle, name, mode="shadow" if shadow else "live")
+    publish(resolve_kafka(bootstrap, client_config), model_topic, version)
+    print(f"published {version.model_id} as {name} ({version.mode}) on {model_topic}")
+
+
 @app.command("microbench")
 def microbench_cmd(
     bundle: Annotated[Path, typer.Option(help="Model bundle folder.")],

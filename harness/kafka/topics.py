@@ -25,12 +25,21 @@ def partitions_of(target: KafkaTarget, topic: str, timeout_s: float = 10.0) -> i
     return len(t.partitions)
 
 
-def ensure_topics(target: KafkaTarget, topics: dict[str, int], replication: int = 1, timeout_s: float = 30.0) -> None:
-    """Create each missing topic with the given partition count; existing topics are left as they are."""
+def ensure_topics(
+    target: KafkaTarget,
+    topics: dict[str, int],
+    replication: int = 1,
+    timeout_s: float = 30.0,
+    config: dict[str, str] | None = None,
+) -> None:
+    """Create each missing topic with the given partition count (and topic `config`, e.g. compaction);
+    existing topics are left as they are."""
     a = admin(target)
     existing = set(a.list_topics(timeout=timeout_s).topics)
     new = [
-        NewTopic(t, num_partitions=p, replication_factor=replication) for t, p in topics.items() if t not in existing
+        NewTopic(t, num_partitions=p, replication_factor=replication, config=dict(config or {}))
+        for t, p in topics.items()
+        if t not in existing
     ]
     if not new:
         return
