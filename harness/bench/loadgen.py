@@ -92,8 +92,13 @@ def send(
     max_send_lag_ms: float,
     n_keys: int = 1024,
     producer: Any = None,
+    key_is_rid: bool = False,
+    extra_headers: tuple[tuple[str, bytes], ...] = (),
 ) -> GeneratorReport:
-    """Send one record per offset at start_at_ns + offset (wall clock), open loop (on `producer`, or a new one)."""
+    """Send one record per offset at start_at_ns + offset (wall clock), open loop (on `producer`, or a new one).
+
+    Keys cycle over `n_keys` entities unless `key_is_rid` (a peer that takes the key as the request id);
+    `extra_headers` go on every record (e.g. the model-name header a peer routes by)."""
     producer = producer or make_producer(conf)
     errors = [0]
 
@@ -114,16 +119,17 @@ def send(
         if wait > 50_000:
             time.sleep(wait / 1e9)
         t_sent = now()
+        rid = wire.record_id(prefix, seq).encode()
         headers: list[Any] = [
-            (wire.H_RID, wire.record_id(prefix, seq).encode()),
+            (wire.H_RID, rid),
             (wire.H_INTENDED, str(t_int).encode()),
             (wire.H_SENT, str(t_sent).encode()),
+            *extra_headers,
         ]
+        key = rid if key_is_rid else keys[seq % n_keys]
         while True:
             try:
-                producer.produce(
-                    topic, value=payloads[seq % n_rows], key=keys[seq % n_keys], headers=headers, on_delivery=delivered
-                )
+                producer.produce(topic, value=payloads[seq % n_rows], key=key, headers=headers, on_delivery=delivered)
                 break
             except BufferError:
                 producer.poll(0.01)
@@ -148,7 +154,9 @@ def send(
     )
 
 
-def _serve(conn: Any, conf: dict[str, Any], topic: str, payloads: list[bytes], max_send_lag_ms: float) -> None:
+def _serve(
+    conn: Any, conf: dict[str, Any], topic: str, payloads: list[bytes], max_send_lag_ms: float, options: dict[str, Any]
+) -> None:
     """The generator process: one producer for its life, one schedule per command, a report per schedule."""
     import gc
 
@@ -164,9 +172,10 @@ def _serve(conn: Any, conf: dict[str, Any], topic: str, payloads: list[bytes], m
             return
         offsets, prefix, start_at_ns = cmd
         try:
-            conn.send(
-                ("ok", send(conf, topic, payloads, offsets, prefix, start_at_ns, max_send_lag_ms, producer=producer))
+            rep = send(
+                conf, topic, payloads, offsets, prefix, start_at_ns, max_send_lag_ms, producer=producer, **options
             )
+            conn.send(("ok", rep))
         except Exception as e:  # reported to the parent, which raises it as one line
             conn.send(("error", f"{type(e).__name__}: {e}"))
 
@@ -175,11 +184,20 @@ class Generator:
     """An open-loop load generator in its own process (spawned: no inherited librdkafka threads, no shared
     GIL), kept for a whole session so that a load point costs no process start and no new connection."""
 
-    def __init__(self, conf: dict[str, Any], topic: str, payloads: list[bytes], max_send_lag_ms: float) -> None:
+    def __init__(
+        self,
+        conf: dict[str, Any],
+        topic: str,
+        payloads: list[bytes],
+        max_send_lag_ms: float,
+        key_is_rid: bool = False,
+        extra_headers: tuple[tuple[str, bytes], ...] = (),
+    ) -> None:
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
+        options = {"key_is_rid": key_is_rid, "extra_headers": extra_headers}
         self.proc = ctx.Process(
-            target=_serve, args=(child, conf, topic, payloads, max_send_lag_ms), daemon=True, name="loadgen"
+            target=_serve, args=(child, conf, topic, payloads, max_send_lag_ms, options), daemon=True, name="loadgen"
         )
         self.proc.start()
         child.close()

@@ -12,8 +12,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
+import orjson
 from hdrh.histogram import HdrHistogram
 
 from harness.kafka.config import KafkaTarget
@@ -31,6 +33,12 @@ class PointSpec:
     warmup_s: float
     duration_s: float
     n_sent: int = 0
+    offsets_s: np.ndarray | None = None  # the schedule: intended = t0 + offset[seq] when a result lacks the header
+
+    def intended_ns(self, seq: int) -> int | None:
+        if self.offsets_s is None or not 0 <= seq < len(self.offsets_s):
+            return None
+        return self.t0_ns + int(self.offsets_s[seq] * 1e9)
 
 
 @dataclass
@@ -58,10 +66,12 @@ class Measurer:
         encoding: wire.Encoding,
         reference: np.ndarray,
         labels: np.ndarray,
+        result_format: Literal["wire", "v2"] = "wire",
     ) -> None:
         from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
         self.encoding = encoding
+        self.result_format = result_format
         self.reference = reference
         self.labels = labels
         self.n_rows = len(reference)
@@ -109,7 +119,7 @@ class Measurer:
                     if m.error() is not None:
                         continue
                     h = wire.headers_dict(m.headers())
-                    rid = h.get(wire.H_RID, b"").decode("utf-8", "replace")
+                    rid = (h.get(wire.H_RID) or m.key() or b"").decode("utf-8", "replace")
                     parsed = wire.parse_record_id(rid)
                     acc = self._points.get(parsed[0]) if parsed else None
                     if acc is None or parsed is None:
@@ -126,16 +136,24 @@ class Measurer:
                         continue
                     acc.seen.add(seq)
                     try:
-                        score = wire.decode_score(m.value() or b"", self.encoding)
-                        acc.intended.append(int(h[wire.H_INTENDED]))
-                        acc.consumed.append(int(h[wire.H_CONSUMED]))
-                        acc.scored.append(int(h[wire.H_SCORED]))
-                    except (KeyError, ValueError) as e:
+                        score = self._score(m.value() or b"")
+                        intended = int(h[wire.H_INTENDED]) if wire.H_INTENDED in h else acc.spec.intended_ns(seq)
+                        if intended is None:
+                            raise KeyError(wire.H_INTENDED)
+                        acc.intended.append(intended)
+                        acc.consumed.append(int(h.get(wire.H_CONSUMED, b"-1")))
+                        acc.scored.append(int(h.get(wire.H_SCORED, b"-1")))
+                    except (KeyError, ValueError, TypeError, IndexError) as e:
                         self.errors.append(f"result {rid} is malformed: {e}")
                         continue
                     acc.seq.append(seq)
                     acc.received.append(t_recv)
                     acc.score.append(score)
+
+    def _score(self, value: bytes) -> float:
+        if self.result_format == "v2":  # an Open Inference Protocol response: the first output's first value
+            return float(orjson.loads(value)["outputs"][0]["data"][0])
+        return wire.decode_score(value, self.encoding)
 
     # ---- waiting ---------------------------------------------------------------------------------
     def progress(self, prefix: str) -> tuple[int, int, float | None]:
@@ -212,9 +230,9 @@ class Measurer:
                 measured=int(measured.sum()),
             ),
             latency_ms=latency,
-            queueing_ms=_pct_ms((consumed - intended)[measured]),
-            scoring_ms=_pct_ms((scored - consumed)[measured]),
-            delivery_ms=_pct_ms((received - scored)[measured]),
+            queueing_ms=_pct_ms((consumed - intended)[measured & (consumed > 0)]),
+            scoring_ms=_pct_ms((scored - consumed)[measured & (consumed > 0) & (scored > 0)]),
+            delivery_ms=_pct_ms((received - scored)[measured & (scored > 0)]),
             hdr_percentiles=hdr,
             throughput=throughput_windows(
                 received,

@@ -4,6 +4,7 @@
       LoopProcesses   N `harness score` processes in one consumer group (the Python scoring loop)
       KStreamsScorer  the Kafka Streams + MOJO application (adapters/kstreams_mojo)
       ModelServer     `harness serve`: the V2 model server behind the `rest` adapter
+      MlserverKafka   a peer: MLServer in its Kafka mode (harness/bench/peers.py)
     Deployment    the scorer, optionally the model server it calls, and what the in-process
                   micro-benchmark measures for it
 
@@ -20,7 +21,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from adapters.bundle import Bundle
 from harness.bench.procs import HARNESS, Child, cpu_seconds, peak_rss_mib, wait_http_ok
@@ -41,6 +42,7 @@ FAMILY = {
     "pmml": "pmml",
     "pfa": "pfa",
     "rest": "external-server",
+    "mlserver-kafka": "peer",
 }
 
 
@@ -268,6 +270,7 @@ class Deployment:
     server: ModelServer | None = None
     microbench_adapter: str | None = None
     microbench_options: dict[str, Any] = field(default_factory=dict)
+    protocol: Literal["wire", "v2"] = "wire"  # "v2": the scorer reads V2 requests and writes V2 responses
 
     def start(self) -> None:
         try:
@@ -326,9 +329,32 @@ def _kstreams(spec: AdapterSpec, setup: ScorerSetup) -> Deployment:
     return Deployment(FAMILY["kstreams-mojo"], KStreamsScorer(setup, spec.options), microbench_adapter="h2o-mojo")
 
 
+def _mlserver(spec: AdapterSpec, setup: ScorerSetup) -> Deployment:
+    from harness.bench.errors import RunError
+    from harness.bench.peers import MODEL_NAME, MlserverKafka
+
+    trainer = setup.bundle.manifest.get("trainer", {}).get("name")
+    if trainer != "lightgbm":
+        raise RunError(
+            f"mlserver-kafka serves LightGBM bundles (with MLServer's LightGBM runtime); this one is {trainer}"
+        )
+    if setup.target.properties:
+        raise RunError("mlserver-kafka takes a plaintext bootstrap only (MLServer's Kafka settings have no SASL/SSL)")
+    scorer = MlserverKafka(
+        setup.bundle_dir,
+        setup.bundle.format_info("native")["file"],
+        setup.target.bootstrap,
+        setup.topics.input,
+        setup.topics.output,
+    )
+    options = {"url": scorer.url, "model_name": MODEL_NAME}
+    return Deployment(FAMILY["mlserver-kafka"], scorer, None, "rest", options, protocol="v2")
+
+
 DEPLOYMENTS: dict[str, Callable[[AdapterSpec, ScorerSetup], Deployment]] = {
     "rest": _served,
     "kstreams-mojo": _kstreams,
+    "mlserver-kafka": _mlserver,
 }
 
 

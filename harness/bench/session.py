@@ -25,6 +25,7 @@ from adapters.bundle import Bundle
 from harness.bench.interference import InterferenceMonitor, Thresholds
 from harness.bench.loadgen import Generator, GeneratorReport, schedule_s
 from harness.bench.measure import Measurer, PointSpec
+from harness.bench.peers import MODEL_HEADER
 from harness.bench.procs import HARNESS, Child
 from harness.bench.scorers import Deployment, ScorerSetup, Topics, deployment
 from harness.bench.search import RateSearch, SearchPolicy, nice_rate
@@ -78,6 +79,22 @@ class RunContext:
         self.limits = ValidityLimits.model_validate(sc.validity.model_dump())
         self.broker_gc_log = broker_gc_log
         self.broker_pid = broker_pid
+        self._v2: list[bytes] | None = None
+
+    def v2_payloads(self) -> list[bytes]:
+        """The same rows as Open Inference Protocol (V2) requests, one row each (for peers that speak V2)."""
+        if self._v2 is None:
+            import orjson
+
+            n = self.X.shape[1]
+            self._v2 = [
+                orjson.dumps(
+                    {"inputs": [{"name": "input-0", "shape": [1, n], "datatype": "FP64", "data": row}]},
+                    option=orjson.OPT_SERIALIZE_NUMPY,
+                )
+                for row in self.X
+            ]
+        return self._v2
 
 
 def generator_stats(rep: GeneratorReport) -> GeneratorStats:
@@ -127,9 +144,19 @@ class AdapterSession:
         n = sc.loop.partitions
         ensure_topics(ctx.target, {t.input: n, t.output: n, t.dlq: n})
         try:
-            self.measurer = Measurer(ctx.target, t.output, t.dlq, sc.encoding, ctx.p, ctx.y)
+            v2 = self.deployment.protocol == "v2"
+            self.measurer = Measurer(
+                ctx.target, t.output, t.dlq, sc.encoding, ctx.p, ctx.y, result_format="v2" if v2 else "wire"
+            )
             self.measurer.start()
-            self.generator = Generator(ctx.target.client_config(), t.input, ctx.payloads, ctx.limits.max_send_lag_ms)
+            self.generator = Generator(
+                ctx.target.client_config(),
+                t.input,
+                ctx.v2_payloads() if v2 else ctx.payloads,
+                ctx.limits.max_send_lag_ms,
+                key_is_rid=v2,
+                extra_headers=(MODEL_HEADER,) if v2 else (),
+            )
             self.deployment.start()
         except BaseException:
             self.__exit__()
@@ -193,7 +220,7 @@ class AdapterSession:
         ctx, m, gen = self.ctx, self._m(), self._g()
         offsets = schedule_s(profile)
         start_at = time.time_ns() + START_DELAY_NS
-        m.add_point(PointSpec(prefix, start_at, profile.warmup_s, profile.duration_s, len(offsets)))
+        m.add_point(PointSpec(prefix, start_at, profile.warmup_s, profile.duration_s, len(offsets), offsets))
         cpu0, scpu0 = self.deployment.cpu_seconds()
         self.monitor.begin()
         gen.start(offsets, prefix, start_at)
@@ -279,7 +306,7 @@ class AdapterSession:
         second, to hold against the adapter's in-process micro-benchmark at the same batch size."""
         ctx, m, gen = self.ctx, self._m(), self._g()
         start_at = time.time_ns() + START_DELAY_NS
-        m.add_point(PointSpec(prefix, start_at, 0.0, 1.0, n))
+        m.add_point(PointSpec(prefix, start_at, 0.0, 1.0, n, np.zeros(n)))
         task = self.progress.add_task(f"{self.spec.display} · capacity ({n:,} at once)", total=n, p99="n/a")
         gen.start(np.zeros(n), prefix, start_at)
         rep = gen.result(timeout_s=180)
