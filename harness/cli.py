@@ -310,6 +310,54 @@ def run_cmd(
         _finish_run(run_dir, report)
 
 
+@app.command("experiment")
+def experiment_cmd(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML (its model and loop settings).")],
+    kind: Annotated[str, typer.Argument(help="scale-out or rebalance.")],
+    adapter: Annotated[str, typer.Option(help="The strategy to scale (default: the Kafka-only ceiling).")] = "identity",
+    trials: Annotated[int, typer.Option(min=1, help="Rounds over the scale-out grid.")] = 2,
+    partitions: Annotated[str, typer.Option(help="Scale-out: partition counts; rebalance: the first.")] = "1,2,4",
+    processes: Annotated[str, typer.Option(help="Scale-out: scorer process counts.")] = "1,2,3",
+    rate_per_s: Annotated[float, typer.Option(min=1, help="Rebalance: the constant offered rate.")] = 4000.0,
+    duration_s: Annotated[float, typer.Option(min=3, help="Rebalance: how long the load lasts.")] = 30.0,
+    artifacts: Annotated[Path, typer.Option(help="Where bundles are built.")] = Path("artifacts"),
+    results: Annotated[Path, typer.Option(help="Where run folders are written.")] = Path("results"),
+    bootstrap: BootstrapOpt = None,
+    client_config: ClientConfigOpt = None,
+) -> None:
+    """Scale-out (capacity over partitions × scorer processes) or rebalance (a scorer joins and leaves under
+    load: p99 around it, every record accounted for)."""
+    from harness.bench.experiments import RebalancePlan, ScaleOutPlan
+    from harness.bench.run import run_experiment
+    from harness.kafka.config import resolve_kafka
+    from harness.scenario import load_scenario
+
+    if kind not in ("scale-out", "rebalance"):
+        raise HarnessError(f"unknown experiment {kind!r}; valid: scale-out, rebalance")
+    try:
+        parts = tuple(int(x) for x in partitions.split(","))
+        procs = tuple(int(x) for x in processes.split(","))
+    except ValueError:
+        raise HarnessError("--partitions and --processes take comma-separated whole numbers, e.g. 1,2,4") from None
+    if min(parts + procs) < 1:
+        raise HarnessError("--partitions and --processes must be at least 1")
+    plan: ScaleOutPlan | RebalancePlan = (
+        ScaleOutPlan(partitions=parts, processes=procs, trials=trials)
+        if kind == "scale-out"
+        else RebalancePlan(
+            partitions=max(2, parts[0]),
+            rate_per_s=rate_per_s,
+            duration_s=duration_s,
+            join_at_s=duration_s / 3,
+            leave_at_s=2 * duration_s / 3,
+        )
+    )
+    sc = load_scenario(scenario)
+    target = resolve_kafka(bootstrap, client_config)
+    run_dir = run_experiment(sc, target, artifacts, results, plan, adapter, err_console)
+    _finish_run(run_dir, True)
+
+
 def _finish_run(run_dir: Path, report: bool) -> None:
     from harness.reporting.results import load_results
 
@@ -319,8 +367,9 @@ def _finish_run(run_dir: Path, report: bool) -> None:
     except ImportError:  # the report extra (matplotlib) is not installed: results.json is still there
         summary_table = None  # type: ignore[assignment]
         write_report = None  # type: ignore[assignment]
-    if summary_table is not None:
-        console.print(summary_table(load_results(run_dir)))
+    res = load_results(run_dir)
+    if summary_table is not None and any(sc.adapters for sc in res.scenarios):
+        console.print(summary_table(res))
     if report and write_report is not None:
         md, html = write_report(run_dir)
         err_console.print(f"report: {md} and {html}")

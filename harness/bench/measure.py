@@ -168,6 +168,26 @@ class Measurer:
             it = np.asarray(acc.intended[-tail:], dtype=np.int64)
         return n, d, float(np.percentile((rec - it) / 1e6, 99))
 
+    def timeline(self, prefix: str, window_s: float) -> list[tuple[float, int, float | None, float | None]]:
+        """Per window of intended send time since the point's start: (start s, results, p50 ms, p99 ms)."""
+        with self._lock:
+            acc = self._points[prefix]
+            t0 = acc.spec.t0_ns
+            it = np.asarray(acc.intended, dtype=np.int64)
+            rec = np.asarray(acc.received, dtype=np.int64)
+        out: list[tuple[float, int, float | None, float | None]] = []
+        if len(it) == 0:
+            return out
+        idx = ((it - t0) / 1e9 // window_s).astype(np.int64)
+        lat = (rec - it) / 1e6
+        for w in range(int(idx.max()) + 1):
+            sel = lat[idx == w]
+            if len(sel):
+                out.append((w * window_s, len(sel), float(np.percentile(sel, 50)), float(np.percentile(sel, 99))))
+            else:
+                out.append((w * window_s, 0, None, None))
+        return out
+
     def received_span(self, prefix: str) -> tuple[int, int, int]:
         """(results, first received ns, last received ns) of a point."""
         with self._lock:

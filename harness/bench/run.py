@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.bench.environment import environment
+from harness.bench.experiments import RebalancePlan, ScaleOutPlan
 from harness.bench.session import AdapterSession, RunContext
 from harness.build.pipeline import build, lib_versions
 from harness.errors import HarnessError
@@ -262,3 +263,50 @@ def _broker_facts(target: KafkaTarget) -> tuple[Path | None, int | None]:
     b = Broker()
     st = b.running()
     return b.gc_log, (st.pid if st else None)
+
+
+def run_experiment(
+    sc: Scenario,
+    target: KafkaTarget,
+    artifacts: Path,
+    results_root: Path,
+    plan: ScaleOutPlan | RebalancePlan,
+    adapter: str,
+    console: Console | None = None,
+) -> Path:
+    """`harness experiment`: scale-out (capacity over partitions × processes) or rebalance (a scorer joins
+    and leaves under load), written as results.json with the scenario header and `experiments`."""
+    from harness.bench.experiments import rebalance, scale_out
+    from harness.reporting.results import Experiments
+
+    console = console or Console(stderr=True)
+
+    def log(m: str) -> None:
+        console.print(m, highlight=False)
+
+    kind = "scale-out" if isinstance(plan, ScaleOutPlan) else "rebalance"
+    started = _now()
+    run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{sc.name}-{kind}"
+    res = build(sc, artifacts=artifacts, log=log)
+    gc_log, broker_pid = _broker_facts(target)
+    ctx = RunContext(sc, target, res.bundle_dir, run_id, log, gc_log, broker_pid)
+    log(f"warming the broker up: {warm_broker(ctx):.1f} s")
+    scenario = scenario_header(ctx, res.bundle_dir)
+    spec = next((s for s in sc.adapters if adapter in (s.name, s.display)), AdapterSpec(name=adapter))
+    exp = scenario.experiments = Experiments()
+    with _progress(console) as progress:
+        if isinstance(plan, ScaleOutPlan):
+            exp.scale_out_adapter = spec.display
+            exp.scale_out = scale_out(ctx, spec, plan, progress)
+        else:
+            exp.rebalance = rebalance(ctx, spec, plan, progress)
+    results = Results(
+        run_id=run_id,
+        started_at=started,
+        finished_at=_now(),
+        environment=environment(target, lib_versions()),
+        scenarios=[scenario],
+    )
+    run_dir = results_root / run_id
+    results.write(run_dir)
+    return run_dir

@@ -128,6 +128,7 @@ class LoopProcesses:
         self.display = display
         self.children: list[Child] = []
         self._secret: SecretFile | None = None
+        self._gone_cpu = 0.0  # CPU of loops removed mid-run
 
     def argv(self, client_config: Path | None) -> list[str]:
         s, t = self.setup, self.setup.topics
@@ -150,7 +151,9 @@ class LoopProcesses:
                 self.children.append(Child(f"{self.name} #{i}", argv))
             for c in self.children:
                 c.wait_for_line(protocol.READY, 120)
-            wait_group_stable(self.setup.target, self.setup.topics.group, len(self.children), 60)
+            # a process beyond the partition count joins the group but holds no partition
+            holding = min(len(self.children), self.setup.loop.partitions)
+            wait_group_stable(self.setup.target, self.setup.topics.group, holding, 60)
         except BaseException:
             self.stop()
             raise
@@ -161,11 +164,25 @@ class LoopProcesses:
         if self._secret is not None:
             self._secret.remove()
 
+    def add_process(self) -> Child:
+        """One more loop in the group, under load (a rebalance): returns when it printed READY."""
+        assert self._secret is not None, "start() first"
+        c = Child(f"{self.name} #{len(self.children)}", self.argv(self._secret.path))
+        self.children.append(c)
+        c.wait_for_line(protocol.READY, 120)
+        return c
+
+    def remove_process(self) -> None:
+        """Stop the newest loop the way an operator would (SIGTERM: it finishes, commits and leaves)."""
+        c = self.children.pop()
+        self._gone_cpu += cpu_seconds(c.pid)
+        c.stop()
+
     def pids(self) -> list[int]:
         return [c.pid for c in self.children]
 
     def cpu_seconds(self) -> float:
-        return sum(cpu_seconds(c.pid) for c in self.children)
+        return self._gone_cpu + sum(cpu_seconds(c.pid) for c in self.children)
 
     def peak_rss_mib(self) -> float:
         return max((peak_rss_mib(c.pid) for c in self.children), default=float("nan"))

@@ -493,6 +493,45 @@ def search_table(sc: ScenarioResult) -> TableData:
     return TableData(header, rows, note)
 
 
+def scale_out_table(sc: ScenarioResult) -> TableData:
+    exp = sc.experiments
+    cells = exp.scale_out if exp else []
+    base = next((c for c in cells if c.partitions == 1 and c.processes == 1 and c.capacity_rows_per_s), None)
+    header = ["Partitions", "Processes", "Capacity rows/s", "vs 1 × 1", "CPU s / 1000 ev"]
+    rows = []
+    for c in cells:
+        cap = c.capacity_rows_per_s
+        ratio = cap.median / base.capacity_rows_per_s.median if cap and base and base.capacity_rows_per_s else None
+        rows.append(
+            [
+                str(c.partitions),
+                str(c.processes),
+                cap.fmt(fmt_rate) if cap else DASH,
+                f"{ratio:.2f}x" if ratio else DASH,
+                c.cpu_s_per_1000.fmt(fmt_num) if c.cpu_s_per_1000 else DASH,
+            ]
+        )
+    note = "Flat-out capacity with a backlog (median [interval] over the trials) for each cell of the grid."
+    return TableData(header, rows, note)
+
+
+def rebalance_table(sc: ScenarioResult) -> TableData:
+    rb = sc.experiments.rebalance if sc.experiments else None
+    if rb is None:
+        return TableData([], [])
+    c = rb.counts
+    rows = [["steady (before the first event)", fmt_ms(rb.p99_ms_steady)]]
+    rows += [[f"around: {what}", fmt_ms(v)] for what, v in rb.p99_ms_around.items()]
+    rows.append(
+        ["records sent / scored / lost / duplicates", f"{c.sent:,} / {c.scored:,} / {c.lost:,} / {c.duplicates:,}"]
+    )
+    note = (
+        f"{rb.adapter} on {rb.partitions} partitions at {rb.rate_per_s:,.0f} records/s; worst 1 s window p99 within "
+        "two windows of each event. Duplicates are at-least-once redelivery after a partition moved."
+    )
+    return TableData(["", "p99 ms"], rows, note)
+
+
 def failed_checks(sc: ScenarioResult) -> list[tuple[str, Check]]:
     return [
         (f"{a.adapter} @ {p.name}", c)

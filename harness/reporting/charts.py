@@ -287,9 +287,83 @@ def chart_sustainable(an: Analysis, colors: dict[str, str]) -> Chart | None:
     )
 
 
+def chart_scale_out(an: Analysis, colors: dict[str, str]) -> Chart | None:
+    exp = an.scenario.experiments
+    if exp is None or not exp.scale_out:
+        return None
+    fig, ax = _new_figure()
+    for i, parts in enumerate(sorted({c.partitions for c in exp.scale_out})):
+        cells = sorted(
+            (c for c in exp.scale_out if c.partitions == parts and c.capacity_rows_per_s), key=lambda c: c.processes
+        )
+        if not cells:
+            continue
+        xs = [c.processes for c in cells]
+        ys = [c.capacity_rows_per_s.median for c in cells if c.capacity_rows_per_s]
+        lo = [y - c.capacity_rows_per_s.lo for y, c in zip(ys, cells, strict=True) if c.capacity_rows_per_s]
+        hi = [c.capacity_rows_per_s.hi - y for y, c in zip(ys, cells, strict=True) if c.capacity_rows_per_s]
+        color = _PALETTE[i % len(_PALETTE)]
+        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=4, color=color, label=f"{parts} partition(s)")
+    ax.set_xlabel("scorer processes in the consumer group")
+    ax.set_ylabel("flat-out capacity (events/s)")
+    ax.set_ylim(bottom=0)
+    ax.set_xticks(sorted({c.processes for c in exp.scale_out}))
+    _plain_ticks(ax.yaxis)
+    ax.legend(fontsize=8)
+    ax.set_title(f"{an.scenario.name}: scale-out of {exp.scale_out_adapter} (median and interval over trials)")
+    return Chart(
+        "scale-out",
+        "Scale-out",
+        "Flat-out capacity of the scoring loop by the number of scorer processes in one consumer group, one line "
+        "per partition count. A process beyond the partition count idles; processes beyond the machine's cores "
+        "share them with the broker and the load generator.",
+        fig,
+    )
+
+
+def chart_rebalance(an: Analysis, colors: dict[str, str]) -> Chart | None:
+    exp = an.scenario.experiments
+    rb = exp.rebalance if exp else None
+    if rb is None or not rb.windows:
+        return None
+    fig, ax = _new_figure()
+    shown = [w for w in rb.windows if w.p99_ms is not None and w.p50_ms is not None]
+    xs = [w.t_s for w in shown]
+    ax.plot(xs, [w.p99_ms or 0.0 for w in shown], marker=".", color="#1f77b4", label="p99")
+    ax.plot(xs, [w.p50_ms or 0.0 for w in shown], color="#aec7e8", label="p50")
+    for at, what in rb.events:
+        ax.axvline(at, color="#d62728", linestyle=":", linewidth=1.2)
+        ax.text(at, ax.get_ylim()[1] * 0.95, f" {what}", rotation=90, va="top", fontsize=7, color="#d62728")
+    _slo_line(ax, an.scenario)
+    ax.set_yscale("log")
+    _plain_ticks(ax.yaxis)
+    ax.set_xlabel("seconds since the load started (by intended send time)")
+    ax.set_ylabel("latency (ms)")
+    ax.legend(fontsize=8, loc="upper left")
+    c = rb.counts
+    ax.set_title(
+        f"{an.scenario.name}: a scorer joins and leaves at {rb.rate_per_s:,.0f}/s "
+        f"({c.sent:,} sent, {c.lost} lost, {c.duplicates} duplicates)"
+    )
+    return Chart(
+        "rebalance",
+        "Rebalance under load",
+        "Latency per window while a second scorer joins the consumer group and later leaves it (SIGTERM); the "
+        "dotted lines mark when each began and ended.",
+        fig,
+    )
+
+
 def build_charts(an: Analysis) -> list[Chart]:
     colors = _colors(an)
-    makers = (chart_latency_vs_load, chart_hdr, chart_throughput_windows, chart_sustainable)
+    makers = (
+        chart_latency_vs_load,
+        chart_hdr,
+        chart_throughput_windows,
+        chart_sustainable,
+        chart_scale_out,
+        chart_rebalance,
+    )
     return [c for c in (m(an, colors) for m in makers) if c is not None]
 
 

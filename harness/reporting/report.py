@@ -25,10 +25,12 @@ from harness.reporting.analysis import (
     framing_table,
     parity_table,
     ranking_table,
+    rebalance_table,
+    scale_out_table,
     search_table,
 )
 from harness.reporting.charts import Chart, build_charts, figure_svg
-from harness.reporting.results import CHART_PREFIX, AdapterResult, Results, ScenarioResult, load_results
+from harness.reporting.results import CHART_PREFIX, Results, ScenarioResult, load_results
 
 # ---------------------------------------------------------------------------------------------------------
 # Writers
@@ -114,13 +116,17 @@ def _render_markdown(res: Results, analyses: list[Analysis], charts: dict[str, l
         if sc.description:
             lines += [sc.description, ""]
         lines += [f"- **{k}:** {v}" for k, v in _scenario_facts(sc)]
-        lines += ["", f"**Recommendation:** {an.recommendation}", ""]
-        if an.caveats:
-            lines += ["**Caveats:**", ""] + [f"- {c}" for c in an.caveats] + [""]
-        lines += ["### Ranking", ""] + _md_table(ranking_table(an))
+        lines.append("")
+        if sc.adapters:
+            lines += [f"**Recommendation:** {an.recommendation}", ""]
+            if an.caveats:
+                lines += ["**Caveats:**", ""] + [f"- {c}" for c in an.caveats] + [""]
+            lines += ["### Ranking", ""] + _md_table(ranking_table(an))
         for fname, ch in charts[sc.name]:
             lines += [f"### {ch.title}", "", f"![{ch.title}]({fname})", "", f"_{ch.caption}_", ""]
         for title, t in (
+            ("Scale-out", scale_out_table(sc)),
+            ("Rebalance under load", rebalance_table(sc)),
             ("In process and in the loop", framing_table(sc)),
             ("Throughput search", search_table(sc)),
             ("Bundle parity", parity_table(sc)),
@@ -191,6 +197,23 @@ def _facts_html(facts: Iterable[tuple[str, str]]) -> str:
     return f'<dl class="facts">{items}</dl>'
 
 
+def _html_ranking(an: Analysis) -> str:
+    """The recommendation, its caveats and the ranking table (the winner or tied group highlighted)."""
+    out = [f'<p class="recommendation"><strong>Recommendation:</strong> {_md_inline(an.recommendation)}</p>']
+    if an.caveats:
+        items = "".join(f"<li>{html.escape(c)}</li>" for c in an.caveats)
+        out.append(f'<div class="caveats"><strong>Caveats</strong><ul>{items}</ul></div>')
+    out.append("<h3>Ranking</h3>")
+    leaders = an.leaders
+
+    def row_class(i: int, _row: list[str]) -> str:
+        a = an.ranked[i].adapter
+        return "best" if a in leaders else "baseline" if a.is_baseline else ""
+
+    out.append(_html_table(ranking_table(an), row_class))
+    return "\n".join(out)
+
+
 def _render_html(res: Results, analyses: list[Analysis], charts: dict[str, list[tuple[str, Chart]]]) -> str:
     title = f"Benchmark report: {res.run_id}"
     body = [f"<h1>{html.escape(title)}</h1>", _facts_html(_header_facts(res))]
@@ -202,18 +225,8 @@ def _render_html(res: Results, analyses: list[Analysis], charts: dict[str, list[
         if sc.description:
             body.append(f"<p>{html.escape(sc.description)}</p>")
         body.append(_facts_html(_scenario_facts(sc)))
-        body.append(f'<p class="recommendation"><strong>Recommendation:</strong> {_md_inline(an.recommendation)}</p>')
-        if an.caveats:
-            items = "".join(f"<li>{html.escape(c)}</li>" for c in an.caveats)
-            body.append(f'<div class="caveats"><strong>Caveats</strong><ul>{items}</ul></div>')
-        body.append("<h3>Ranking</h3>")
-        best = an.best
-
-        def row_class(i: int, _row: list[str], an: Analysis = an, best: AdapterResult | None = best) -> str:
-            a = an.ranked[i].adapter
-            return "best" if a is best else "baseline" if a.is_baseline else ""
-
-        body.append(_html_table(ranking_table(an), row_class))
+        if sc.adapters:
+            body.append(_html_ranking(an))
         body.append('<div class="charts"><h3>Charts</h3>')
         for _fname, ch in charts[sc.name]:
             n += 1
@@ -224,6 +237,8 @@ def _render_html(res: Results, analyses: list[Analysis], charts: dict[str, list[
             )
         body.append("</div>")
         for heading, t in (
+            ("Scale-out", scale_out_table(sc)),
+            ("Rebalance under load", rebalance_table(sc)),
             ("In process and in the loop", framing_table(sc)),
             ("Throughput search", search_table(sc)),
             ("Bundle parity", parity_table(sc)),

@@ -628,6 +628,41 @@ class NoiseFloor(Model):
         return max(vals) if vals else None
 
 
+class ScaleOutCell(Model):
+    """One (partitions, scorer processes) cell of a scale-out experiment: flat-out capacity over trials."""
+
+    partitions: int
+    processes: int
+    capacity_rows_per_s: Stat | None = None
+    cpu_s_per_1000: Stat | None = None
+
+
+class TimelineWindow(Model):
+    t_s: float
+    results: int = 0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+
+
+class Rebalance(Model):
+    """A scorer joins and later leaves the group under a constant load: latency around each rebalance."""
+
+    adapter: str = ""
+    partitions: int = 0
+    rate_per_s: float = 0.0
+    events: list[tuple[float, str]] = Field(default_factory=list)  # (seconds since the start, what happened)
+    windows: list[TimelineWindow] = Field(default_factory=list)
+    counts: Counts = Field(default_factory=Counts)
+    p99_ms_steady: float | None = None  # before the first event
+    p99_ms_around: dict[str, float] = Field(default_factory=dict)  # event -> worst window p99 within ±2 windows
+
+
+class Experiments(Model):
+    scale_out_adapter: str | None = None
+    scale_out: list[ScaleOutCell] = Field(default_factory=list)
+    rebalance: Rebalance | None = None
+
+
 class ScenarioResult(Model):
     name: str
     description: str = ""
@@ -643,6 +678,7 @@ class ScenarioResult(Model):
     confidence: float = DEFAULT_CONFIDENCE
     rounds: list[list[str]] = Field(default_factory=list)  # the adapters in the order each round ran them
     noise: NoiseFloor | None = None
+    experiments: Experiments | None = None
     adapters: list[AdapterResult] = Field(default_factory=list)
 
     @model_validator(mode="after")
