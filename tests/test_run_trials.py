@@ -51,6 +51,9 @@ def test_run_interleaves_trials_and_measures_the_noise_floor(broker: str, small_
             assert all(p["counts"]["lost"] == 0 or p["kind"] == "search" for p in t["points"])
             assert all(p["interference"] is not None for p in t["points"])  # every point says what else ran
             assert all(s["point"] for s in t["sustainable"]["steps"])  # each step names its point
+    ceilings = sc_out["ceilings"]  # the harness's own limits, beside the loop's cost per record
+    assert ceilings["generator_per_s"] > 0 and ceilings["measurer_per_s"] > 0
+    assert ceilings["loop_cpu_us_per_record"] > 0 and ceilings["loop_capacity_per_s"] > 0
     assert sc_out["noise"]["contestants"] == ["identity", "identity (A/A)"]
     assert sc_out["noise"]["sustainable_pct"] is not None
     # the report reads the same classes back
@@ -58,4 +61,5 @@ def test_run_interleaves_trials_and_measures_the_noise_floor(broker: str, small_
     assert res.scenarios[0].adapter("onnx") is not None
     md = (run_dir / "report.md").read_text()
     assert "**Noise floor:**" in md and "**Trials:** 2 per adapter, interleaved" in md
+    assert "**Harness ceilings:**" in md
     assert ROOT.is_dir()

@@ -33,7 +33,15 @@ from harness.build.pipeline import build, lib_versions
 from harness.errors import HarnessError
 from harness.kafka.config import KafkaTarget
 from harness.kafka.topics import delete_topics, ensure_topics
-from harness.reporting.results import AdapterResult, BundleParity, LoopConfig, Results, ScenarioResult, Trial
+from harness.reporting.results import (
+    AdapterResult,
+    BundleParity,
+    Ceilings,
+    LoopConfig,
+    Results,
+    ScenarioResult,
+    Trial,
+)
 from harness.scenario import AdapterSpec, Scenario
 
 AA_LABEL = "identity (A/A)"
@@ -210,6 +218,7 @@ def run_suite(
     log(f"warming the broker up: {warm_broker(ctx):.1f} s")
     scenario = scenario_header(ctx, res.bundle_dir)
     scenario.trials, scenario.confidence = sc.trials.count, sc.trials.confidence
+    scenario.ceilings = _ceilings(ctx)
     results = Results(
         run_id=run_id, started_at=started, environment=environment(target, lib_versions()), scenarios=[scenario]
     )
@@ -233,6 +242,11 @@ def run_suite(
     ceiling = scenario.baseline()
     for a in scenario.adapters:
         _finish_adapter(a, ceiling.sustainable_rate if ceiling else None)
+    if ceiling is not None and scenario.ceilings is not None:
+        scenario.ceilings.loop_capacity_per_s = ceiling.capacity_stat.median if ceiling.capacity_stat else None
+        costs = [t.capacity.cpu_us_per_record for b in scenario.baselines() for t in b.trials if t.capacity]
+        known = sorted(c for c in costs if c)
+        scenario.ceilings.loop_cpu_us_per_record = known[len(known) // 2] if known else None
     save()
     log(f"{len(contestants)} contestants × {sc.trials.count} trials in {(time.monotonic() - t0) / 60:.1f} min")
     return run_dir
@@ -252,6 +266,15 @@ def _remeasure_inconsistent(
         save()
     for c in field:
         c.result.problems = consistency_problems(scenario, c.result) if not c.result.error else []
+
+
+def _ceilings(ctx: RunContext) -> Ceilings:
+    """The load generator's and the measurer's own flat-out rates on this machine and broker."""
+    from harness.bench.ceilings import generator_ceiling, measurer_ceiling
+
+    c = Ceilings(generator_per_s=round(generator_ceiling(ctx), 1), measurer_per_s=round(measurer_ceiling(ctx), 1))
+    ctx.log(f"harness ceilings: load generator {c.generator_per_s:,.0f}/s, measurer {c.measurer_per_s:,.0f}/s")
+    return c
 
 
 def _broker_facts(target: KafkaTarget) -> tuple[Path | None, int | None]:

@@ -308,10 +308,12 @@ class AdapterSession:
         start_at = time.time_ns() + START_DELAY_NS
         m.add_point(PointSpec(prefix, start_at, 0.0, 1.0, n, np.zeros(n)))
         task = self.progress.add_task(f"{self.spec.display} · capacity ({n:,} at once)", total=n, p99="n/a")
+        cpu0, _ = self.deployment.cpu_seconds()
         gen.start(np.zeros(n), prefix, start_at)
         rep = gen.result(timeout_s=180)
         self._await_results(prefix, rep.sent, 120.0, task)
         self.progress.remove_task(task)
+        cpu1, _ = self.deployment.cpu_seconds()
         got, first, last = m.received_span(prefix)
         rate = (got - 1) / ((last - first) / 1e9) if got > 1 and last > first else None
         out = Capacity(
@@ -319,6 +321,7 @@ class AdapterSession:
             scored=got,
             rows_per_s=round(rate, 1) if rate else None,
             generator_per_s=round(rep.achieved_per_s, 1),
+            cpu_us_per_record=round((cpu1 - cpu0) / got * 1e6, 2) if got else None,
             note="records sent all at once; rate = results / (last - first received)",
         )
         ctx.log(f"  {self.spec.display:<16} capacity         {out.rows_per_s or 0:>10,.0f}/s with a backlog of {n:,}")

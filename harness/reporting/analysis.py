@@ -297,6 +297,8 @@ def _counts_caveats(a: AdapterResult) -> list[str]:
 
 def _caveats(sc: ScenarioResult) -> list[str]:
     out = _noise_caveats(sc)
+    if sc.ceilings is not None:
+        out += sc.ceilings.problems()
     for fmt, par in sc.bundle_parity.items():
         if par.passed is False:
             out.append(

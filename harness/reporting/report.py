@@ -99,6 +99,16 @@ def _scenario_facts(sc: ScenarioResult) -> list[tuple[str, str]]:
         facts.append(("Trials", f"{sc.trials} per adapter, interleaved ({order}{more})"))
     elif sc.trials > 1:
         facts.append(("Trials", f"{sc.trials} per adapter"))
+    c = sc.ceilings
+    if c is not None and (c.generator_per_s or c.loop_cpu_us_per_record):
+        parts = []
+        if c.loop_cpu_us_per_record:
+            parts.append(f"the loop's own CPU {c.loop_cpu_us_per_record:.1f} µs per record (identity, flat out)")
+        if c.generator_per_s:
+            parts.append(f"load generator {c.generator_per_s:,.0f}/s")
+        if c.measurer_per_s:
+            parts.append(f"measurer {c.measurer_per_s:,.0f}/s flat out")
+        facts.append(("Harness ceilings", "; ".join(parts)))
     if sc.noise is not None and sc.noise.sustainable_pct is not None:
         n = sc.noise
         cap = f", capacity {n.capacity_pct:.0f}%" if n.capacity_pct is not None else ""

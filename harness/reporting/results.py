@@ -324,6 +324,7 @@ class Capacity(Model):
     scored: int | None = None
     rows_per_s: float | None = None
     generator_per_s: float | None = None
+    cpu_us_per_record: float | None = None  # the scorer's CPU (µs) per record while it worked off the backlog
     note: str | None = None
 
 
@@ -614,6 +615,28 @@ class LoopConfig(Model):
     processes: int | None = None
 
 
+class Ceilings(Model):
+    """What frames every loop figure: the load generator's and the measurer's own flat-out rates (each must
+    be well above the loop's, or they are what is measured) and the loop's own CPU cost per record (the
+    identity scorer: decode, produce, commit, no model)."""
+
+    generator_per_s: float | None = None
+    measurer_per_s: float | None = None
+    loop_cpu_us_per_record: float | None = None
+    loop_capacity_per_s: float | None = None
+
+    def problems(self) -> list[str]:
+        out = []
+        cap = self.loop_capacity_per_s
+        for what, rate in (("load generator", self.generator_per_s), ("measurer", self.measurer_per_s)):
+            if cap and rate and rate < 2 * cap:
+                out.append(
+                    f"the {what} reached {rate:,.0f}/s, less than twice the loop's {cap:,.0f}/s: near the top, it may "
+                    "be what is measured"
+                )
+        return out
+
+
 class NoiseFloor(Model):
     """The difference between two identical contestants (the identity scorer twice, an A/A pair) in this run:
     differences between strategies smaller than this are this machine's noise, not the strategies'."""
@@ -678,6 +701,7 @@ class ScenarioResult(Model):
     confidence: float = DEFAULT_CONFIDENCE
     rounds: list[list[str]] = Field(default_factory=list)  # the adapters in the order each round ran them
     noise: NoiseFloor | None = None
+    ceilings: Ceilings | None = None
     experiments: Experiments | None = None
     adapters: list[AdapterResult] = Field(default_factory=list)
 
