@@ -16,6 +16,7 @@ ADAPTERS: dict[str, str] = {
     "pfa": "adapters.pfa:PfaAdapter",
     "rest": "adapters.rest:RestAdapter",
     "identity": "adapters.identity:IdentityAdapter",
+    "online": "adapters.online:OnlineAdapter",
 }
 
 
