@@ -313,7 +313,7 @@ def run_cmd(
 @app.command("experiment")
 def experiment_cmd(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML (its model and loop settings).")],
-    kind: Annotated[str, typer.Argument(help="scale-out or rebalance.")],
+    kind: Annotated[str, typer.Argument(help="scale-out, rebalance or lifecycle.")],
     adapter: Annotated[str, typer.Option(help="The strategy to scale (default: the Kafka-only ceiling).")] = "identity",
     trials: Annotated[int, typer.Option(min=1, help="Rounds over the scale-out grid.")] = 2,
     partitions: Annotated[str, typer.Option(help="Scale-out: partition counts; rebalance: the first.")] = "1,2,4",
@@ -325,15 +325,17 @@ def experiment_cmd(
     bootstrap: BootstrapOpt = None,
     client_config: ClientConfigOpt = None,
 ) -> None:
-    """Scale-out (capacity over partitions × scorer processes) or rebalance (a scorer joins and leaves under
-    load: p99 around it, every record accounted for)."""
+    """Scale-out (capacity over partitions × scorer processes), rebalance (a scorer joins and leaves under
+    load: p99 around it, every record accounted for) or lifecycle (drift, alert, retrained model published on
+    the model topic, hot swap)."""
     from harness.bench.experiments import RebalancePlan, ScaleOutPlan
+    from harness.bench.lifecycle import LifecyclePlan
     from harness.bench.run import run_experiment
     from harness.kafka.config import resolve_kafka
     from harness.scenario import load_scenario
 
-    if kind not in ("scale-out", "rebalance"):
-        raise HarnessError(f"unknown experiment {kind!r}; valid: scale-out, rebalance")
+    if kind not in ("scale-out", "rebalance", "lifecycle"):
+        raise HarnessError(f"unknown experiment {kind!r}; valid: scale-out, rebalance, lifecycle")
     try:
         parts = tuple(int(x) for x in partitions.split(","))
         procs = tuple(int(x) for x in processes.split(","))
@@ -341,17 +343,14 @@ def experiment_cmd(
         raise HarnessError("--partitions and --processes take comma-separated whole numbers, e.g. 1,2,4") from None
     if min(parts + procs) < 1:
         raise HarnessError("--partitions and --processes must be at least 1")
-    plan: ScaleOutPlan | RebalancePlan = (
-        ScaleOutPlan(partitions=parts, processes=procs, trials=trials)
-        if kind == "scale-out"
-        else RebalancePlan(
-            partitions=max(2, parts[0]),
-            rate_per_s=rate_per_s,
-            duration_s=duration_s,
-            join_at_s=duration_s / 3,
-            leave_at_s=2 * duration_s / 3,
-        )
-    )
+    plan: ScaleOutPlan | RebalancePlan | LifecyclePlan
+    if kind == "scale-out":
+        plan = ScaleOutPlan(partitions=parts, processes=procs, trials=trials)
+    elif kind == "rebalance":
+        third = duration_s / 3
+        plan = RebalancePlan(max(2, parts[0]), rate_per_s, duration_s, join_at_s=third, leave_at_s=2 * third)
+    else:
+        plan = LifecyclePlan(rate_per_s=rate_per_s, duration_s=duration_s, drift_at_s=duration_s / 4)
     sc = load_scenario(scenario)
     target = resolve_kafka(bootstrap, client_config)
     run_dir = run_experiment(sc, target, artifacts, results, plan, adapter, err_console)

@@ -54,6 +54,8 @@ class _Acc:
     scored: list[int] = field(default_factory=list)
     received: list[int] = field(default_factory=list)
     score: list[float] = field(default_factory=list)
+    model: list[str] = field(default_factory=list)  # the `model` header of each result ("" without one)
+    where: list[tuple[int, int]] = field(default_factory=list)  # (partition, offset) of each result
     last_progress: float = field(default_factory=time.monotonic)
 
 
@@ -108,6 +110,7 @@ class Measurer:
     # ---- consuming -------------------------------------------------------------------------------
     def _run(self) -> None:
         dlq = self.dlq_topic
+        models: dict[bytes, str] = {}  # one str per model id (interned)
         while not self._stop.is_set():
             first = self.consumer.poll(0.1)  # returns at the first record (consume(n) would wait for n)
             if first is None:
@@ -149,6 +152,8 @@ class Measurer:
                     acc.seq.append(seq)
                     acc.received.append(t_recv)
                     acc.score.append(score)
+                    acc.model.append(models.setdefault(h.get("model", b""), h.get("model", b"").decode()))
+                    acc.where.append((int(m.partition() or 0), int(m.offset() or 0)))
 
     def _score(self, value: bytes) -> float:
         if self.result_format == "v2":  # an Open Inference Protocol response: the first output's first value
@@ -187,6 +192,39 @@ class Measurer:
             else:
                 out.append((w * window_s, 0, None, None))
         return out
+
+    def model_timeline(self, prefix: str, window_s: float) -> list[tuple[float, dict[str, int], float | None]]:
+        """Per window of intended send time: (start s, results per model id, mean score)."""
+        with self._lock:
+            acc = self._points[prefix]
+            t0 = acc.spec.t0_ns
+            it = np.asarray(acc.intended, dtype=np.int64)
+            models = list(acc.model)
+            scores = np.asarray(acc.score, dtype=np.float64)
+        out: list[tuple[float, dict[str, int], float | None]] = []
+        if len(it) == 0:
+            return out
+        idx = ((it - t0) / 1e9 // window_s).astype(np.int64)
+        for w in range(int(idx.max()) + 1):
+            sel = np.nonzero(idx == w)[0]
+            counts: dict[str, int] = {}
+            for i in sel:
+                counts[models[i]] = counts.get(models[i], 0) + 1
+            out.append((w * window_s, counts, float(scores[sel].mean()) if len(sel) else None))
+        return out
+
+    def model_order_breaks(self, prefix: str, old: str, new: str) -> int:
+        """Results of `old` that follow one of `new` in the same output partition (a swap must be clean)."""
+        with self._lock:
+            acc = self._points[prefix]
+            rows = sorted(zip(acc.where, acc.model, strict=True))
+        breaks, seen_new = 0, set()
+        for (partition, _), model in rows:
+            if model == new:
+                seen_new.add(partition)
+            elif model == old and partition in seen_new:
+                breaks += 1
+        return breaks
 
     def received_span(self, prefix: str) -> tuple[int, int, int]:
         """(results, first received ns, last received ns) of a point."""

@@ -28,6 +28,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.bench.environment import environment
 from harness.bench.experiments import RebalancePlan, ScaleOutPlan
+from harness.bench.lifecycle import LifecyclePlan, lifecycle
 from harness.bench.session import AdapterSession, RunContext
 from harness.build.pipeline import build, lib_versions
 from harness.errors import HarnessError
@@ -268,6 +269,12 @@ def _remeasure_inconsistent(
         c.result.problems = consistency_problems(scenario, c.result) if not c.result.error else []
 
 
+def retrained_scenario(sc: Scenario, drift: float) -> Scenario:
+    """The scenario's model trained again on data from its drifted generator (the 'retrained' version)."""
+    ds = sc.dataset.model_copy(update={"params": {**sc.dataset.params, "drift": drift}, "seed": sc.dataset.seed + 1})
+    return sc.model_copy(update={"dataset": ds})
+
+
 def _ceilings(ctx: RunContext) -> Ceilings:
     """The load generator's and the measurer's own flat-out rates on this machine and broker."""
     from harness.bench.ceilings import generator_ceiling, measurer_ceiling
@@ -293,7 +300,7 @@ def run_experiment(
     target: KafkaTarget,
     artifacts: Path,
     results_root: Path,
-    plan: ScaleOutPlan | RebalancePlan,
+    plan: ScaleOutPlan | RebalancePlan | LifecyclePlan,
     adapter: str,
     console: Console | None = None,
 ) -> Path:
@@ -307,7 +314,7 @@ def run_experiment(
     def log(m: str) -> None:
         console.print(m, highlight=False)
 
-    kind = "scale-out" if isinstance(plan, ScaleOutPlan) else "rebalance"
+    kind = {ScaleOutPlan: "scale-out", RebalancePlan: "rebalance", LifecyclePlan: "lifecycle"}[type(plan)]
     started = _now()
     run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{sc.name}-{kind}"
     res = build(sc, artifacts=artifacts, log=log)
@@ -321,8 +328,12 @@ def run_experiment(
         if isinstance(plan, ScaleOutPlan):
             exp.scale_out_adapter = spec.display
             exp.scale_out = scale_out(ctx, spec, plan, progress)
-        else:
+        elif isinstance(plan, RebalancePlan):
             exp.rebalance = rebalance(ctx, spec, plan, progress)
+        else:
+            retrained = build(retrained_scenario(sc, plan.drift), artifacts=artifacts, log=log).bundle_dir
+            log(f"retrained on drifted data: {retrained}")
+            exp.lifecycle = lifecycle(ctx, spec, plan, retrained, progress)
     results = Results(
         run_id=run_id,
         started_at=started,

@@ -90,6 +90,7 @@ class ScorerSetup:
     topics: Topics
     encoding: str
     loop: LoopSpec
+    extra_args: tuple[str, ...] = ()  # more `harness score` options (e.g. the model topic to follow)
 
 
 class SecretFile:
@@ -141,7 +142,7 @@ class LoopProcesses:
         ]  # fmt: skip
         if client_config is not None:
             argv += ["--client-config", str(client_config)]
-        return argv + _option_args(self.options)
+        return argv + list(s.extra_args) + _option_args(self.options)
 
     def start(self) -> None:
         self._secret = SecretFile(self.setup.target.properties)

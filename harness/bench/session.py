@@ -108,16 +108,28 @@ def generator_stats(rep: GeneratorReport) -> GeneratorStats:
 
 
 class AdapterSession:
-    def __init__(self, ctx: RunContext, spec: AdapterSpec, index: int, progress: Progress) -> None:
+    def __init__(
+        self,
+        ctx: RunContext,
+        spec: AdapterSpec,
+        index: int,
+        progress: Progress,
+        payloads: list[bytes] | None = None,
+        loop_args: list[str] | None = None,
+    ) -> None:
+        """`payloads`: what the generator replays (default: the bundle's reference rows); `loop_args`: more
+        `harness score` options for the scoring loops."""
         self.ctx = ctx
         self.spec = spec
         self.index = index
         self.progress = progress
+        self.payloads = payloads
         self.topics = Topics.for_adapter(ctx.tag, index, spec.display)
         sc = ctx.sc
-        self.deployment: Deployment = deployment(
-            spec, ScorerSetup(ctx.target, ctx.bundle_dir, ctx.bundle, self.topics, sc.encoding, sc.loop)
+        setup = ScorerSetup(
+            ctx.target, ctx.bundle_dir, ctx.bundle, self.topics, sc.encoding, sc.loop, tuple(loop_args or ())
         )
+        self.deployment: Deployment = deployment(spec, setup)
         self.measurer: Measurer | None = None
         self.generator: Generator | None = None
         th = sc.interference
@@ -152,7 +164,7 @@ class AdapterSession:
             self.generator = Generator(
                 ctx.target.client_config(),
                 t.input,
-                ctx.v2_payloads() if v2 else ctx.payloads,
+                ctx.v2_payloads() if v2 else (self.payloads or ctx.payloads),
                 ctx.limits.max_send_lag_ms,
                 key_is_rid=v2,
                 extra_headers=(MODEL_HEADER,) if v2 else (),

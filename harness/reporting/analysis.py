@@ -534,6 +534,26 @@ def rebalance_table(sc: ScenarioResult) -> TableData:
     return TableData(["", "p99 ms"], rows, note)
 
 
+def lifecycle_table(sc: ScenarioResult) -> TableData:
+    lc = sc.experiments.lifecycle if sc.experiments else None
+    if lc is None:
+        return TableData([], [])
+    c = lc.counts
+    rows = [[f"{t:.2f} s", what] for t, what in lc.events]
+    rows += [
+        ["time to alert", f"{lc.time_to_alert_s} s" if lc.time_to_alert_s is not None else "no alert"],
+        [
+            "time to swap (publish → first new result)",
+            f"{lc.time_to_swap_s} s" if lc.time_to_swap_s is not None else "no swap",
+        ],
+        ["p99 before the drift / around the swap", f"{fmt_ms(lc.p99_ms_before)} / {fmt_ms(lc.p99_ms_around_swap)} ms"],
+        ["records sent / scored / lost / duplicates", f"{c.sent:,} / {c.scored:,} / {c.lost:,} / {c.duplicates:,}"],
+        ["old-model results after a new one, same partition", str(lc.out_of_order)],
+    ]
+    note = f"{lc.adapter} at {lc.rate_per_s:,.0f} records/s; {lc.old_model} → {lc.new_model}."
+    return TableData(["", ""], rows, note)
+
+
 def failed_checks(sc: ScenarioResult) -> list[tuple[str, Check]]:
     return [
         (f"{a.adapter} @ {p.name}", c)

@@ -354,6 +354,56 @@ def chart_rebalance(an: Analysis, colors: dict[str, str]) -> Chart | None:
     )
 
 
+def chart_lifecycle(an: Analysis, colors: dict[str, str]) -> Chart | None:
+    exp = an.scenario.experiments
+    lc = exp.lifecycle if exp else None
+    if lc is None or not lc.windows:
+        return None
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8.0, 6.2), layout="constrained")
+    top, mid, low = fig.subplots(3, 1, sharex=True)
+    ts = [w.t_s for w in lc.windows]
+    share = [(w.models.get(lc.new_model, 0) / w.results) if w.results else 0.0 for w in lc.windows]
+    top.plot(ts, [w.mean_score if w.mean_score is not None else float("nan") for w in lc.windows], color="#1f77b4")
+    top.set_ylabel("mean score")
+    ax2 = top.twinx()
+    ax2.fill_between(ts, share, step="post", color="#2ca02c", alpha=0.2)
+    ax2.set_ylim(0, 1.05)
+    ax2.set_ylabel("share scored by the\nretrained model", fontsize=8)
+    mts = [m["t_end_s"] for m in lc.monitor]
+    mid.step(mts, [m.get("psi") if m.get("psi") is not None else float("nan") for m in lc.monitor], where="post",
+             color="#ff7f0e", label="PSI (monitor window)")  # fmt: skip
+    mid.axhline(0.2, color="#ff7f0e", linestyle=":", linewidth=1, label="alert threshold")
+    mid.set_ylabel("score PSI")
+    mid.legend(fontsize=7, loc="upper left")
+    low.plot(ts, [w.p99_ms if w.p99_ms is not None else float("nan") for w in lc.windows], color="#d62728", label="p99")
+    _slo_line(low, an.scenario)
+    low.set_yscale("log")
+    _plain_ticks(low.yaxis)
+    low.set_ylabel("latency (ms)")
+    low.set_xlabel("seconds since the load started")
+    for ax in (top, mid, low):
+        for at, _what in lc.events:
+            ax.axvline(at, color="#555", linestyle=":", linewidth=1)
+    for at, what in lc.events:
+        top.text(at, 1.0, f" {what}", transform=top.get_xaxis_transform(), rotation=90, va="top", fontsize=6)
+    c = lc.counts
+    fig.suptitle(
+        f"{an.scenario.name}: drift → alert ({lc.time_to_alert_s} s) → publish → swap ({lc.time_to_swap_s} s); "
+        f"{c.sent:,} sent, {c.lost} lost",
+        fontsize=10,
+    )
+    return Chart(
+        "lifecycle",
+        "Model lifecycle over Kafka",
+        "The stream drifts; the monitor's PSI crosses its threshold and it alerts; a retrained model is published on "
+        "the model topic; the scorer verifies it and swaps between two batches (green: the share of results scored "
+        "by the retrained model).",
+        fig,
+    )
+
+
 def build_charts(an: Analysis) -> list[Chart]:
     colors = _colors(an)
     makers = (
@@ -363,6 +413,7 @@ def build_charts(an: Analysis) -> list[Chart]:
         chart_sustainable,
         chart_scale_out,
         chart_rebalance,
+        chart_lifecycle,
     )
     return [c for c in (m(an, colors) for m in makers) if c is not None]
 

@@ -23,6 +23,7 @@ from harness.reporting.analysis import (
     analyse,
     failed_checks,
     framing_table,
+    lifecycle_table,
     parity_table,
     ranking_table,
     rebalance_table,
@@ -137,6 +138,7 @@ def _render_markdown(res: Results, analyses: list[Analysis], charts: dict[str, l
         for title, t in (
             ("Scale-out", scale_out_table(sc)),
             ("Rebalance under load", rebalance_table(sc)),
+            ("Model lifecycle", lifecycle_table(sc)),
             ("In process and in the loop", framing_table(sc)),
             ("Throughput search", search_table(sc)),
             ("Bundle parity", parity_table(sc)),
@@ -249,6 +251,7 @@ def _render_html(res: Results, analyses: list[Analysis], charts: dict[str, list[
         for heading, t in (
             ("Scale-out", scale_out_table(sc)),
             ("Rebalance under load", rebalance_table(sc)),
+            ("Model lifecycle", lifecycle_table(sc)),
             ("In process and in the loop", framing_table(sc)),
             ("Throughput search", search_table(sc)),
             ("Bundle parity", parity_table(sc)),

@@ -680,10 +680,39 @@ class Rebalance(Model):
     p99_ms_around: dict[str, float] = Field(default_factory=dict)  # event -> worst window p99 within ±2 windows
 
 
+class LifecycleWindow(Model):
+    t_s: float
+    results: int = 0
+    p99_ms: float | None = None
+    mean_score: float | None = None
+    models: dict[str, int] = Field(default_factory=dict)  # results per model id in the window
+
+
+class Lifecycle(Model):
+    """Drift starts, the monitor alerts, a retrained model is published on the model topic, the scorer swaps
+    between two batches: when each happened, the latency around the swap, every record accounted for."""
+
+    adapter: str = ""
+    rate_per_s: float = 0.0
+    drift_at_s: float = 0.0
+    old_model: str = ""
+    new_model: str = ""
+    events: list[tuple[float, str]] = Field(default_factory=list)
+    time_to_alert_s: float | None = None  # drift start -> the first drift alert on the alerts topic
+    time_to_swap_s: float | None = None  # publish -> the first result from the new model
+    monitor: list[dict[str, Any]] = Field(default_factory=list)  # the monitor's windows (t_s, psi, ks, auc, ...)
+    windows: list[LifecycleWindow] = Field(default_factory=list)
+    counts: Counts = Field(default_factory=Counts)
+    p99_ms_before: float | None = None
+    p99_ms_around_swap: float | None = None
+    out_of_order: int = 0  # results of the old model after one of the new, per partition (must be 0)
+
+
 class Experiments(Model):
     scale_out_adapter: str | None = None
     scale_out: list[ScaleOutCell] = Field(default_factory=list)
     rebalance: Rebalance | None = None
+    lifecycle: Lifecycle | None = None
 
 
 class ScenarioResult(Model):
