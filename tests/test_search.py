@@ -146,3 +146,21 @@ def test_bad_policies_are_refused() -> None:
         SearchPolicy(start_rate_per_s=100, factor=1.0)
     with pytest.raises(ValueError, match="start rate"):
         SearchPolicy(start_rate_per_s=0)
+
+
+def test_a_rate_takes_at_most_three_steps_however_busy_the_machine() -> None:
+    """Two failures confirm a rate when one was undisturbed; three when all were (busy throughout)."""
+    s = RateSearch(SearchPolicy(start_rate_per_s=1000, factor=2, max_rate_per_s=64000))
+    offered = drive(s, lambda rate, i: ("held", False) if rate <= 1500 else ("slo", True))
+    assert offered.count(2000) == 3 and s.failed_rate_per_s is not None
+    s2 = RateSearch(SearchPolicy(start_rate_per_s=1000, factor=2, max_rate_per_s=64000))
+    calls: list[float] = []
+
+    def mixed(rate: float, i: int) -> tuple[Outcome, bool]:
+        calls.append(rate)
+        if rate <= 1500:
+            return "held", False
+        return "slo", calls.count(rate) == 1  # the first failure at a rate disturbed, the second not
+
+    drive(s2, mixed)
+    assert calls.count(2000) == 2

@@ -13,7 +13,9 @@
 3. Bisect: between the highest rate that held and the lowest confirmed failure, offer the geometric mean,
    until the two are within `precision` of each other.
 4. Disturbed steps (the orchestrator saw interference: CPU steal, another process, a broker GC pause) that
-   failed are run again without counting, at most `max_disturbed_repeats` times per rate.
+   failed do not confirm a failure on their own: a rate fails when two of its steps failed and at least one
+   of them was undisturbed, or when three did (a machine busy throughout). So a rate takes at most three
+   steps, two when nothing disturbs it.
 
 `max_steps` bounds the whole search. Like OpenMessaging Benchmark's RateController, the decision is a small
 object with no I/O, so tests drive it with scripted outcomes.
@@ -35,7 +37,6 @@ class SearchPolicy:
     min_rate_per_s: float = 25.0
     precision: float = 0.05  # stop bisecting when failed / held <= 1 + precision
     confirm_failures: bool = True
-    max_disturbed_repeats: int = 1
     max_steps: int = 20
 
     def __post_init__(self) -> None:
@@ -53,7 +54,7 @@ class Step:
     outcome: Outcome
     role: str  # "bracket", "confirm", "step down", "bisect", "repeat (disturbed)"
     disturbed: bool = False
-    counted: bool = True  # False for a disturbed failure that was run again
+    counted: bool = True  # False for a disturbed failure (it does not confirm a failure on its own)
 
 
 def nice_rate(r: float, digits: int = 3) -> float:
@@ -72,8 +73,8 @@ class RateSearch:
     limited_by: str = "max rate"
     _next: float | None = None
     _role: str = "bracket"
-    _pending_confirm: Outcome | None = None  # the first failure at _next, awaiting its repeat
-    _disturbed_repeats: int = 0
+    _fails: int = 0  # failed steps at the rate on offer
+    _clean_fails: int = 0  # of which undisturbed
     _done: bool = False
 
     def __post_init__(self) -> None:
@@ -104,22 +105,24 @@ class RateSearch:
         if rate_per_s != self._next:
             raise ValueError(f"recorded {rate_per_s:g}/s but the search asked for {self._next:g}/s")
         held = outcome == HELD
-        if not held and disturbed and self._disturbed_repeats < self.policy.max_disturbed_repeats:
-            self._disturbed_repeats += 1
-            self.steps.append(Step(rate_per_s, outcome, self._role, disturbed=True, counted=False))
-            self._role = "repeat (disturbed)"
-            return  # the same rate again
-        self.steps.append(Step(rate_per_s, outcome, self._role, disturbed=disturbed))
-        self._disturbed_repeats = 0
+        failed_disturbed = not held and disturbed
+        self.steps.append(Step(rate_per_s, outcome, self._role, disturbed=disturbed, counted=not failed_disturbed))
         if held:
-            self._pending_confirm = None
+            self._reset_rate()
             self._held(rate_per_s)
-        elif self.policy.confirm_failures and self._pending_confirm is None:
-            self._pending_confirm = outcome
-            self._role = "confirm"
-        else:
-            self._pending_confirm = None
-            self._failed(rate_per_s, outcome)
+            return
+        self._fails += 1
+        self._clean_fails += 0 if disturbed else 1
+        needed = 2 if self.policy.confirm_failures else 1
+        confirmed = (self._clean_fails >= 1 and self._fails >= needed) or self._fails >= needed + 1
+        if not confirmed:
+            self._role = "repeat (disturbed)" if disturbed else "confirm"
+            return  # the same rate again
+        self._reset_rate()
+        self._failed(rate_per_s, outcome)
+
+    def _reset_rate(self) -> None:
+        self._fails = self._clean_fails = 0
 
     # ---- transitions -----------------------------------------------------------------------------
     def _held(self, rate: float) -> None:
