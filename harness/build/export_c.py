@@ -37,7 +37,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.build.ir import LEAF, Glm, ModelIR, TreeEnsemble
+from harness.build.ir import LEAF, Glm, Mlp, ModelIR, TreeEnsemble
 
 LIB_NAME = "model.so"
 PARALLEL_MIN_ROWS = 256
@@ -53,6 +53,8 @@ class CompileError(RuntimeError):
 
 def compile_c(ir: ModelIR, out_dir: Path) -> str:
     """Build the shared library for `ir` in `out_dir`; return its file name."""
+    if isinstance(ir, Mlp):
+        raise NotImplementedError("the C generator compiles tree ensembles (treelite) and GLMs, not MLPs")
     out_dir.mkdir(parents=True, exist_ok=True)
     if shutil.which("gcc") is None:
         raise CompileError("gcc is not on PATH: install a C compiler (e.g. apt-get install gcc) to build codegen-c")

@@ -43,7 +43,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from harness.build.ir import LEAF, Glm, ModelIR, TreeEnsemble
+from harness.build.ir import LEAF, Glm, Mlp, ModelIR, TreeEnsemble
 from harness.build.trained import TrainedModel
 
 INPUT_NAME = "input"
@@ -109,6 +109,8 @@ def write_onnx(trained: TrainedModel, path: Path, *, via: str = "converter") -> 
 
 def write_onnx_from_ir(ir: ModelIR, path: Path) -> dict[str, Any]:
     """Generate a float64 ONNX graph from the IR (exact to ~1e-15)."""
+    if isinstance(ir, Mlp):
+        raise NotImplementedError("an MLP's ONNX graph comes from skl2onnx (write_onnx), not from the IR")
     model = _tree_graph(ir) if isinstance(ir, TreeEnsemble) else _glm_graph(ir)
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())

@@ -24,6 +24,12 @@ GLM: RegressionModel (classification + logit, or regression); missing_replacemen
 MiningField's missingValueReplacement. Every coefficient is written, zeros included: a missing value
 with no replacement makes the prediction missing (NaN), as in the IR.
 
+MLP: NeuralNetwork (functionName regression, its predicted value = P(class 1)): missing_replacement becomes the
+MiningField's missingValueReplacement, each NeuralInput a DerivedField (x - shift) / scale, each IR layer a
+NeuralLayer of Neurons (bias, one Con per input, in order) with the layer's activationFunction (relu ->
+rectifier); the IR's logistic link is folded into the last layer (its activation is identity in the IR, so the
+last NeuralLayer is "logistic"). One NeuralOutput maps the output neuron to the target.
+
 Numbers are written with `repr(float)`, the shortest text that parses back to the same float64.
 """
 
@@ -34,7 +40,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.build.ir import LEAF, Glm, ModelIR, Tree, TreeEnsemble
+from harness.build.ir import LEAF, Glm, Mlp, ModelIR, Tree, TreeEnsemble
 
 PMML_NS = "http://www.dmg.org/PMML-4_4"
 OUTPUT_FIELD = "probability_1"
@@ -49,7 +55,7 @@ def write_pmml(ir: ModelIR, path: Path) -> None:
     taken = set(ir.feature_names) | {OUTPUT_FIELD}
     target = _fresh("label", taken)
     taken.add(target)
-    classification = ir.link == "logistic"
+    classification = ir.link == "logistic" and not isinstance(ir, Mlp)  # an MLP's output is a regression value
 
     root = ET.Element("PMML", {"xmlns": PMML_NS, "version": "4.4"})
     header = ET.SubElement(root, "Header", {"description": f"{ir.kind} exported from the model IR"})
@@ -58,6 +64,8 @@ def write_pmml(ir: ModelIR, path: Path) -> None:
 
     if isinstance(ir, TreeEnsemble):
         _tree_ensemble(root, ir, target, _fresh("margin", taken))
+    elif isinstance(ir, Mlp):
+        _mlp(root, ir, target)
     else:
         _glm(root, ir, target)
 
@@ -235,3 +243,57 @@ def _glm(root: ET.Element, ir: Glm, target: str) -> None:
         ET.SubElement(table, "NumericPredictor", {"name": name, "coefficient": _num(coef)})
     if classification:
         ET.SubElement(reg, "RegressionTable", {"targetCategory": "0", "intercept": "0.0"})
+
+
+# ---- MLP ---------------------------------------------------------------------------------------------------
+
+_PMML_ACTIVATION = {"relu": "rectifier", "logistic": "logistic", "tanh": "tanh", "identity": "identity"}
+
+
+def _constant(parent: ET.Element, x: float) -> None:
+    ET.SubElement(parent, "Constant", {"dataType": "double"}).text = _num(x)
+
+
+def _mlp(root: ET.Element, ir: Mlp, target: str) -> None:
+    last = ir.layers[-1].activation
+    if ir.link == "logistic" and last != "identity":
+        raise ValueError("an MLP with a logistic link needs an identity last layer (the link becomes its activation)")
+    nn = ET.SubElement(
+        root, "NeuralNetwork", {"functionName": "regression", "activationFunction": "identity", "modelName": "mlp"}
+    )
+    ms = ET.SubElement(nn, "MiningSchema")
+    ET.SubElement(ms, "MiningField", {"name": target, "usageType": "target"})
+    for name, rep in zip(ir.feature_names, ir.missing_replacement, strict=True):
+        attrs = {"name": name} | ({} if rep is None else {"missingValueReplacement": _num(rep)})
+        ET.SubElement(ms, "MiningField", attrs)
+    _final_output(nn, classification=False)
+
+    inputs = ET.SubElement(nn, "NeuralInputs", {"numberOfInputs": str(ir.n_features)})
+    for j, name in enumerate(ir.feature_names):
+        ni = ET.SubElement(inputs, "NeuralInput", {"id": f"i{j}"})
+        df = ET.SubElement(ni, "DerivedField", {"optype": "continuous", "dataType": "double"})
+        div = ET.SubElement(df, "Apply", {"function": "/"})
+        sub = ET.SubElement(div, "Apply", {"function": "-"})
+        ET.SubElement(sub, "FieldRef", {"field": name})
+        _constant(sub, ir.shift[j])
+        _constant(div, ir.scale[j])
+
+    previous = [f"i{j}" for j in range(ir.n_features)]
+    for li, layer in enumerate(ir.layers):
+        act = layer.activation
+        if li == len(ir.layers) - 1 and ir.link == "logistic":
+            act = "logistic"
+        nl = ET.SubElement(
+            nn, "NeuralLayer", {"numberOfNeurons": str(layer.n_out), "activationFunction": _PMML_ACTIVATION[act]}
+        )
+        ids = [f"l{li}n{k}" for k in range(layer.n_out)]
+        for k, nid in enumerate(ids):
+            neuron = ET.SubElement(nl, "Neuron", {"id": nid, "bias": _num(layer.bias[k])})
+            for src, row in zip(previous, layer.weights, strict=True):
+                ET.SubElement(neuron, "Con", {"from": src, "weight": _num(row[k])})
+        previous = ids
+
+    outputs = ET.SubElement(nn, "NeuralOutputs", {"numberOfOutputs": "1"})
+    no = ET.SubElement(outputs, "NeuralOutput", {"outputNeuron": previous[0]})
+    df = ET.SubElement(no, "DerivedField", {"optype": "continuous", "dataType": "double"})
+    ET.SubElement(df, "FieldRef", {"field": target})

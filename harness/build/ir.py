@@ -1,6 +1,6 @@
 """The model IR: the one place where trainers meet exporters.
 
-Every trainer converts its model into one of two shapes, and every exporter (PMML, PFA, compiled C)
+Every trainer converts its model into one of three shapes, and every exporter (PMML, PFA, compiled C)
 reads only these shapes. N trainers + M formats, not N x M converters.
 
 Semantics (what every exporter must reproduce exactly, in float64):
@@ -17,6 +17,13 @@ Glm
     x'[f] = missing_replacement[f] if x[f] is NaN (and a replacement exists) else x[f]
     margin(x) = intercept + sum(coefficients[f] * x'[f])
     probability = link(margin)
+
+Mlp (a feed-forward neural network, one output)
+    x'[f] = missing_replacement[f] if x[f] is NaN (and a replacement exists) else x[f]
+    h = (x' - shift) / scale                    (element-wise; the standardization, shift 0 / scale 1 when none)
+    for each layer: h = activation(h @ weights + bias)     weights is (inputs, outputs)
+    margin = h[0] (the last layer has one output), probability = link(margin)
+    activations: "relu" max(0, v), "logistic" 1 / (1 + exp(-v)), "tanh", "identity"
 
 A node is a leaf when feature[node] == -1; its value is value[node]. Inner nodes' value is ignored.
 """
@@ -136,7 +143,62 @@ class Glm:
         return len(self.feature_names)
 
 
-ModelIR = TreeEnsemble | Glm
+Activation = Literal["relu", "logistic", "tanh", "identity"]
+ACTIVATIONS: tuple[str, ...] = ("relu", "logistic", "tanh", "identity")
+
+
+@dataclass
+class Layer:
+    """One dense layer: outputs = activation(inputs @ weights + bias); weights[i][j] from input i to output j."""
+
+    weights: list[list[float]]
+    bias: list[float]
+    activation: Activation = "relu"
+
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
+        if any(len(row) != len(self.bias) for row in self.weights):
+            raise ValueError("every row of a layer's weights needs one entry per output (len(bias))")
+
+    @property
+    def n_in(self) -> int:
+        return len(self.weights)
+
+    @property
+    def n_out(self) -> int:
+        return len(self.bias)
+
+
+@dataclass
+class Mlp:
+    feature_names: list[str]
+    layers: list[Layer]
+    missing_replacement: list[float | None] = field(default_factory=list)
+    shift: list[float] = field(default_factory=list)
+    scale: list[float] = field(default_factory=list)
+    link: Link = "logistic"
+    kind: Literal["mlp"] = "mlp"
+
+    def __post_init__(self) -> None:
+        n = len(self.feature_names)
+        self.missing_replacement = self.missing_replacement or [None] * n
+        self.shift = self.shift or [0.0] * n
+        self.scale = self.scale or [1.0] * n
+        if not self.layers or self.layers[0].n_in != n or self.layers[-1].n_out != 1:
+            raise ValueError(f"an MLP needs layers from {n} inputs to 1 output")
+        for a, b in zip(self.layers, self.layers[1:], strict=False):
+            if a.n_out != b.n_in:
+                raise ValueError(f"layer of {a.n_out} outputs feeds a layer of {b.n_in} inputs")
+        if not (len(self.missing_replacement) == len(self.shift) == len(self.scale) == n):
+            raise ValueError("missing_replacement, shift and scale need one entry per feature")
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+
+ModelIR = TreeEnsemble | Glm | Mlp
 
 
 def apply_link(margin: np.ndarray, link: Link) -> np.ndarray:
@@ -172,6 +234,25 @@ def _tree_leaf_values(tree: Tree, X: np.ndarray, split_op: SplitOp) -> np.ndarra
     return out
 
 
+def _impute(X: np.ndarray, replacement: list[float | None]) -> np.ndarray:
+    Xf = X.copy()
+    for j, rep in enumerate(replacement):
+        if rep is not None:
+            col = Xf[:, j]
+            col[np.isnan(col)] = rep
+    return Xf
+
+
+def _activate(h: np.ndarray, activation: str) -> np.ndarray:
+    if activation == "relu":
+        return np.maximum(h, 0.0)
+    if activation == "logistic":
+        return np.asarray(1.0 / (1.0 + np.exp(-h)))
+    if activation == "tanh":
+        return np.tanh(h)
+    return h
+
+
 def margin(model: ModelIR, X: np.ndarray) -> np.ndarray:
     """Reference evaluator of the IR (slow, plain Python; used in tests and the parity gate)."""
     X = np.asarray(X, dtype=np.float64)
@@ -180,12 +261,14 @@ def margin(model: ModelIR, X: np.ndarray) -> np.ndarray:
         for tree in model.trees:
             total += _tree_leaf_values(tree, X, model.split_op)
         return total
-    Xf = X.copy()
-    for j, rep in enumerate(model.missing_replacement):
-        if rep is not None:
-            col = Xf[:, j]
-            col[np.isnan(col)] = rep
-    return np.asarray(model.intercept + Xf @ np.asarray(model.coefficients, dtype=np.float64))
+    Xf = _impute(X, model.missing_replacement)
+    if isinstance(model, Glm):
+        return np.asarray(model.intercept + Xf @ np.asarray(model.coefficients, dtype=np.float64))
+    h = (Xf - np.asarray(model.shift)) / np.asarray(model.scale)
+    with np.errstate(over="ignore"):
+        for layer in model.layers:
+            h = _activate(h @ np.asarray(layer.weights, dtype=np.float64) + np.asarray(layer.bias), layer.activation)
+    return np.asarray(h[:, 0], dtype=np.float64)
 
 
 def predict(model: ModelIR, X: np.ndarray) -> np.ndarray:
@@ -199,6 +282,9 @@ def to_dict(model: ModelIR) -> dict[str, Any]:
 def from_dict(d: dict[str, Any]) -> ModelIR:
     if d.get("kind") == "glm":
         return Glm(**d)
+    if d.get("kind") == "mlp":
+        layers = [Layer(**layer) for layer in d["layers"]]
+        return Mlp(layers=layers, **{k: v for k, v in d.items() if k != "layers"})
     trees = [Tree(**t) for t in d["trees"]]
     rest = {k: v for k, v in d.items() if k != "trees"}
     return TreeEnsemble(trees=trees, **rest)
