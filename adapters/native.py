@@ -93,8 +93,8 @@ class NativeAdapter(Adapter):
         if info.get("serialization") == "skops":
             import skops.io as sio
 
-            # the types were checked when the model was imported; the bytes are the ones the sha256 matched
-            model = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+            # the types `harness import` accepted (scikit-learn's own); the bytes are the ones the sha256 matched
+            model = sio.loads(data, trusted=list(info.get("trusted_types", [])))
         else:
             import joblib
 

@@ -319,16 +319,19 @@ def read_skops(path: Path, data: bytes) -> Artifact:
         untrusted = sio.get_untrusted_types(data=data)
     except Exception as e:  # skops raises zip and schema errors
         raise ImportInputError(f"{path} is not a skops file: {str(e).splitlines()[0]}") from None
-    if untrusted:
+    # scikit-learn's own classes (e.g. HistGradientBoosting's TreePredictor) are trusted; anything else is not
+    foreign = [t for t in untrusted if not t.startswith("sklearn.")]
+    if foreign:
         raise ImportInputError(
-            f"{path} holds types skops does not trust by default: {', '.join(untrusted[:5])}; "
-            "save the model without them, or as joblib and pass --trust-pickle if you trust it"
+            f"{path} holds types that are not scikit-learn's: {', '.join(foreign[:5])}; save the model without "
+            "them, or as joblib and pass --trust-pickle if you trust the file"
         )
     try:
-        model = sio.loads(data)
+        model = sio.loads(data, trusted=untrusted)
     except Exception as e:
         raise ImportInputError(f"{path}: skops cannot load the model: {str(e).splitlines()[0]}") from None
-    return _sklearn_artifact(path, model, "model.skops", data, {"serialization": "skops"})
+    extras = {"serialization": "skops", "trusted_types": untrusted}
+    return _sklearn_artifact(path, model, "model.skops", data, extras)
 
 
 def read_pickle(path: Path, data: bytes) -> Artifact:

@@ -37,7 +37,7 @@ from adapters.bundle import Bundle, sha256_file
 from adapters.errors import AdapterError
 from adapters.schema import Feature, FeatureSchema
 from harness.build import ir as ir_mod
-from harness.build.errors import ImportInputError
+from harness.build.errors import BuildError, ImportInputError
 from harness.build.import_readers import Artifact, read_artifact
 from harness.build.parity import EVALUATOR, expected_parity, parity_gate, verify_bundle
 from harness.build.pipeline import BuildResult, _code_hash, _file_entry, _write_manifest, lib_versions
@@ -192,7 +192,10 @@ def _import_into(
     if req.expected is not None:  # on every row the producer scored, before rows without a score are left out
         expected = table.numbers(req.expected)[enc.kept]
         evaluator = EVALUATOR[art.primary]
-        parity = expected_parity(p_primary, expected, art.expected_tolerance, art.expected_why, evaluator)
+        try:
+            parity = expected_parity(p_primary, expected, art.expected_tolerance, art.expected_why, evaluator)
+        except BuildError as e:  # the artifact does not reproduce its producer: bad input, not our exporters' fault
+            raise ImportInputError(str(e)) from None
         manifest["expected"] = {"column": req.expected, **parity}
         log(f"  expected   max |diff| {parity['max_abs_diff']:.3g} (tolerance {art.expected_tolerance:g})")
     scored = ~np.isnan(p_primary)

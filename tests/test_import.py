@@ -1,0 +1,273 @@
+"""`harness import`: a model somebody else trained becomes a bundle. A PMML file written by another tool (nyoka, from
+a scikit-learn pipeline with a OneHotEncoder on string columns) with string categorical inputs and missing values
+passes the parity gate against its producer's own scores; other kinds (skops, joblib behind --trust-pickle,
+LightGBM text, ONNX, PFA, an H2O MOJO) are served by their own evaluators and, where they convert into the IR, get
+every other format; bad input is one `error:` line, exit 2, and nothing left in artifacts/."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from adapters.bundle import Bundle
+from adapters.registry import adapter_class
+from adapters.schema import UNSEEN_CODE
+from harness.build.importer import ImportRequest, import_model
+from harness.datagen import generate
+from tests.conftest import ROOT, run_cli
+
+PRODUCER = ROOT / "scenarios" / "byom" / "make_nyoka_pmml.py"
+
+
+def producer() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("make_nyoka_pmml", PRODUCER)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def nyoka(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Any]:
+    """nyoka's PMML of a scikit-learn pipeline (strings one-hot encoded, missing numbers imputed), its reference
+    table with the pipeline's own scores, and the pipeline."""
+    return producer().make(tmp_path_factory.mktemp("nyoka"), rows=3000, reference_rows=400)  # type: ignore[no-any-return]
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+def test_a_nyoka_pmml_with_strings_and_missing_values_passes_against_its_producer(
+    nyoka: tuple[Path, Path, Any], tmp_path: Path
+) -> None:
+    pmml, csv, _ = nyoka
+    r = run_cli("import", str(pmml), "--reference", str(csv), "--label", "label", "--expected", "expected",
+                "--name", "nyoka", "--artifacts", str(tmp_path))  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    root = Path(last_line(r.stdout))
+    assert root.parent == tmp_path / "nyoka" and not list(tmp_path.glob("*/*.partial"))
+    b = Bundle.open(root)
+    m = b.manifest
+    types = {f["name"]: f for f in m["features"]}
+    assert (
+        types["merchant_category"]["type"] == "categorical" and "gambling" in types["merchant_category"]["categories"]
+    )
+    assert types["channel"]["categories"] == ["online", "terminal"] and types["channel"]["unseen"] == "invalid"
+    assert types["amount_eur"]["type"] == "number"
+    assert m["ignored_columns"] == ["transaction_id"]
+    # the PMML only knows the strings ("gambling" in NormDiscrete): its scores equal the pipeline's only because
+    # the adapter hands pmml4s the strings, on rows with missing values too
+    assert m["expected"]["passed"] and m["expected"]["rows"] == 400 and m["expected"]["max_abs_diff"] <= 1e-9
+    assert m["data"]["holdout_rows_with_nan"] > 0
+    assert set(m["formats"]) == {"pmml"} and m["formats"]["pmml"]["parity"]["passed"]
+    assert {"native", "onnx", "codegen-c", "pfa", "h2o-mojo"} <= set(m["absent"])
+    assert "not convert a PMML document" in m["absent"]["onnx"]
+    X, y, p = b.reference()
+    assert set(np.unique(y).tolist()) == {0, 1}
+    with adapter_class("pmml").load(b) as a:
+        X1 = X[:2].copy()
+        j = b.feature_names.index("merchant_category")
+        X1[0, j] = types["merchant_category"]["categories"].index("gambling")
+        X1[1, j] = UNSEEN_CODE  # a string the model does not list: PMML's returnInvalid gives no score
+        got = a.predict(X1)
+    assert got[0] != p[0] and np.isnan(got[1])
+    # imported again: a cache hit
+    again = run_cli("import", str(pmml), "--reference", str(csv), "--label", "label", "--expected", "expected",
+                    "--name", "nyoka", "--artifacts", str(tmp_path))  # fmt: skip
+    assert again.returncode == 0 and last_line(again.stdout) == str(root) and "cache hit" in again.stderr
+
+
+def test_a_missing_category_the_pmml_cannot_score_fails_the_gate(nyoka: tuple[Path, Path, Any], tmp_path: Path) -> None:
+    pmml, csv, pipe = nyoka
+    ref = pd.read_csv(csv)
+    ref.loc[3, "merchant_category"] = np.nan  # the pipeline's encoder gives zeros; nyoka's PMML gives no score
+    ref["expected"] = pipe.predict_proba(ref.drop(columns=["transaction_id", "label", "expected"]))[:, 1]
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    arts = tmp_path / "artifacts"
+    r = run_cli("import", str(pmml), "--reference", str(tmp_path / "ref.csv"), "--expected", "expected",
+                "--artifacts", str(arts))  # fmt: skip
+    assert r.returncode == 2
+    assert r.stderr.count("error:") == 1
+    assert "differs from the expected scores at reference row 3: nan vs expected" in r.stderr.replace("\n", " ")
+    assert not arts.exists() or not any(arts.iterdir())
+
+
+def _bad(tmp_path: Path, *args: str) -> str:
+    arts = tmp_path / "arts"
+    r = run_cli("import", *args, "--artifacts", str(arts))
+    assert r.returncode == 2, (r.returncode, r.stderr[-1500:])
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert lines[0].startswith("error:") and "Traceback" not in r.stderr, r.stderr
+    assert not arts.exists() or not any(arts.iterdir()), list(arts.rglob("*"))
+    return " ".join(r.stderr.split())
+
+
+def test_bad_input_is_one_error_line_and_exit_2(nyoka: tuple[Path, Path, Any], tmp_path: Path) -> None:
+    pmml, csv, pipe = nyoka
+    garbage = tmp_path / "garbage.pmml"
+    garbage.write_text("this is not XML")
+    assert "is not a PMML document: XML does not parse" in _bad(tmp_path, str(garbage), "--reference", str(csv))
+
+    series = tmp_path / "series.pmml"
+    series.write_text('<PMML xmlns="http://www.dmg.org/PMML-4_4" version="4.4"><DataDictionary/>'
+                      '<TimeSeriesModel functionName="timeSeries"/></PMML>')  # fmt: skip
+    msg = _bad(tmp_path, str(series), "--reference", str(csv))
+    assert "PMML model type TimeSeriesModel is not supported by the PMML evaluator" in msg
+
+    ref = pd.read_csv(csv)
+    ref.drop(columns=["channel"]).to_csv(tmp_path / "no_channel.csv", index=False)
+    msg = _bad(tmp_path, str(pmml), "--reference", str(tmp_path / "no_channel.csv"))
+    assert "lacks feature 'channel' the model needs" in msg
+
+    wrong = ref.astype({"amount_eur": object})
+    wrong.loc[2, "amount_eur"] = "12,50 EUR"
+    wrong.to_csv(tmp_path / "wrong.csv", index=False)
+    msg = _bad(tmp_path, str(pmml), "--reference", str(tmp_path / "wrong.csv"))
+    assert "column 'amount_eur' must be numeric, row 3 has '12,50 EUR'" in msg
+
+    assert "--label 'fraud' is not a column" in _bad(tmp_path, str(pmml), "--reference", str(csv), "--label", "fraud")
+
+    from sklearn.linear_model import LogisticRegression
+
+    pickled = tmp_path / "model.joblib"
+    joblib.dump(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), pickled)
+    msg = _bad(tmp_path, str(pickled), "--reference", str(csv))
+    assert "runs code when loaded" in msg and "--trust-pickle" in msg
+
+
+# ---- other kinds -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def numeric() -> tuple[pd.DataFrame, np.ndarray]:
+    X, y, names = generate("fraud", 2500, 9, positive_rate=0.05)
+    return pd.DataFrame(X, columns=names), y
+
+
+def _reference(tmp_path: Path, frame: pd.DataFrame, y: np.ndarray, expected: np.ndarray) -> Path:
+    ref = frame.copy()
+    ref["label"] = y
+    ref["expected"] = expected
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    return tmp_path / "ref.csv"
+
+
+def _formats_within(root: Path, tol: float = 1e-9) -> dict[str, Any]:
+    m = Bundle.open(root).manifest
+    for fmt, info in m["formats"].items():
+        par = info["parity"]
+        assert par["passed"], (fmt, par)
+        if fmt != "onnx" or info.get("input_dtype") == "float64":
+            assert par["max_abs_diff"] <= tol, (fmt, par)
+    return m
+
+
+def test_a_pickled_pipeline_imports_with_trust_pickle_and_gets_every_format(
+    numeric: tuple[pd.DataFrame, np.ndarray], tmp_path: Path
+) -> None:
+    from harness.build.train_sklearn import train
+
+    frame, y = numeric
+    model = train("logistic_regression", {}, frame.to_numpy()[:2000], y[:2000], list(frame.columns), 1).model
+    joblib.dump(model, tmp_path / "lr.joblib")
+    ref = _reference(tmp_path, frame.iloc[2000:], y[2000:], model.predict_proba(frame.to_numpy()[2000:])[:, 1])
+    r = run_cli("import", str(tmp_path / "lr.joblib"), "--reference", str(ref), "--label", "label",
+                "--expected", "expected", "--trust-pickle", "--artifacts", str(tmp_path / "a"))  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = _formats_within(Path(last_line(r.stdout)))
+    assert set(m["formats"]) == {"native", "ir", "onnx", "codegen-c", "pmml", "pfa"}
+    assert m["formats"]["native"]["serialization"] == "joblib" and m["expected"]["max_abs_diff"] <= 1e-12
+
+
+def test_a_skops_pipeline_with_string_columns_is_served_natively(tmp_path: Path) -> None:
+    import skops.io as sio
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame, y = producer().fraud_frame(2500, 4)
+    frame.loc[::17, "merchant_category"] = np.nan  # the encoder has its own rule for a missing category
+    enc = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), ["merchant_category", "channel"])],
+                            remainder="passthrough")  # fmt: skip
+    pipe = Pipeline([("enc", enc), ("gbm", HistGradientBoostingClassifier(max_iter=20, random_state=0))])
+    pipe.fit(frame.iloc[:2000], y[:2000])
+    sio.dump(pipe, tmp_path / "pipe.skops")
+    ref = _reference(tmp_path, frame.iloc[2000:], y[2000:], pipe.predict_proba(frame.iloc[2000:])[:, 1])
+    res = import_model(ImportRequest(tmp_path / "pipe.skops", ref, "label", "expected"), tmp_path / "a", log=print)
+    m = res.manifest
+    assert set(m["formats"]) == {"native"} and m["formats"]["native"]["input"] == "dataframe"
+    assert m["expected"]["max_abs_diff"] <= 1e-12 and m["data"]["holdout_rows_with_nan"] > 0
+    assert [f["name"] for f in m["features"] if f["type"] == "categorical"] == ["merchant_category", "channel"]
+    assert "no IR converter" in m["absent"]["onnx"]
+    with adapter_class("native").load(res.bundle_dir) as a:  # an unseen string: the encoder's rule (ignore)
+        X, _, p = Bundle.open(res.bundle_dir).reference()
+        X1 = X[:1].copy()
+        X1[0, m["feature_names"].index("merchant_category")] = UNSEEN_CODE
+        row = frame.iloc[2000:2001].copy()
+        row["merchant_category"] = "space_travel"
+        assert a.predict(X1)[0] == pytest.approx(pipe.predict_proba(row)[0, 1], abs=1e-12)
+
+
+def test_lightgbm_onnx_and_pfa_files_import(numeric: tuple[pd.DataFrame, np.ndarray], tmp_path: Path) -> None:
+    import lightgbm as lgb
+    import skl2onnx
+    from skl2onnx.common.data_types import FloatTensorType
+
+    from harness.build import ir as ir_mod
+    from harness.build.export_pfa import write_pfa
+    from harness.build.train_lightgbm import train
+
+    frame, y = numeric
+    Xtr, Xref = frame.to_numpy()[:2000], frame.to_numpy()[2000:]
+    trained = train("gbm", {"n_estimators": 15, "num_leaves": 7}, Xtr, y[:2000], list(frame.columns), 1)
+    trained.model.save_model(str(tmp_path / "model.txt"))
+    ref = _reference(tmp_path, frame.iloc[2000:], y[2000:], trained.predict(Xref))
+    res = import_model(ImportRequest(tmp_path / "model.txt", ref, "label", "expected"), tmp_path / "a", log=print)
+    m = _formats_within(res.bundle_dir)
+    assert set(m["formats"]) == {"native", "ir", "onnx", "codegen-c", "pmml", "pfa"} and m["expected"]["passed"]
+    assert isinstance(lgb.Booster(model_file=str(tmp_path / "model.txt")), lgb.Booster)
+
+    # ONNX (skl2onnx, float32) of a scikit-learn model: served by onnxruntime, names from the table
+    from harness.build.train_sklearn import train as train_sk
+
+    sk = train_sk("logistic_regression", {}, Xtr, y[:2000], list(frame.columns), 1).model
+    onx = skl2onnx.convert_sklearn(sk, initial_types=[("x", FloatTensorType([None, Xtr.shape[1]]))],
+                                   options={id(sk.steps[-1][1]): {"zipmap": False}})  # fmt: skip
+    (tmp_path / "lr.onnx").write_bytes(onx.SerializeToString())
+    ref = _reference(tmp_path, frame.iloc[2000:], y[2000:], sk.predict_proba(Xref)[:, 1])
+    res = import_model(ImportRequest(tmp_path / "lr.onnx", ref, "label", "expected"), tmp_path / "a", log=print)
+    m = res.manifest
+    assert set(m["formats"]) == {"onnx"} and m["feature_names"] == list(frame.columns)
+    assert m["expected"]["tolerance"] == 1e-5 and m["expected"]["max_abs_diff"] < 1e-5
+
+    # PFA: the document names its features in its metadata
+    write_pfa(trained.ir, tmp_path / "model.pfa")
+    ref = _reference(tmp_path, frame.iloc[2000:], y[2000:], ir_mod.predict(trained.ir, Xref))
+    res = import_model(ImportRequest(tmp_path / "model.pfa", ref, None, "expected"), tmp_path / "a", log=print)
+    assert set(res.manifest["formats"]) == {"pfa"} and res.manifest["expected"]["max_abs_diff"] <= 1e-12
+
+
+def test_an_h2o_mojo_imports_with_its_own_feature_names(tmp_path: Path) -> None:
+    mojo = ROOT / "adapters" / "kstreams_mojo" / "src" / "test" / "resources" / "tiny_gbm.zip"
+    rng = np.random.default_rng(7)
+    rows = np.vstack([[[0.5, -1.0, 2.0], [1.0, 1.0, -1.0], [np.nan, 0.3, 0.1]], rng.normal(size=(60, 3))])
+    frame = pd.DataFrame({"f3": rows[:, 2], "f1": rows[:, 0], "f2": rows[:, 1], "extra": 1.0})  # other order
+    frame.to_csv(tmp_path / "ref.csv", index=False)
+    res = import_model(ImportRequest(mojo, tmp_path / "ref.csv"), tmp_path / "a", log=print)
+    m = _formats_within(res.bundle_dir)
+    assert m["feature_names"] == ["f1", "f2", "f3"] and m["ignored_columns"] == ["extra"]
+    assert {"native", "h2o-mojo", "ir", "onnx", "codegen-c", "pmml", "pfa"} == set(m["formats"])
+    _, _, p = Bundle.open(res.bundle_dir).reference()
+    # H2O's own predict() on these three rows (adapters/kstreams_mojo/src/test/resources/README.md)
+    assert np.allclose(p[:3], [0.331913, 0.664910, 0.397656], atol=1e-6)
+    assert json.loads((res.bundle_dir / "model.ir.json").read_text())["kind"] == "tree_ensemble"
