@@ -271,3 +271,62 @@ def test_an_h2o_mojo_imports_with_its_own_feature_names(tmp_path: Path) -> None:
     # H2O's own predict() on these three rows (adapters/kstreams_mojo/src/test/resources/README.md)
     assert np.allclose(p[:3], [0.331913, 0.664910, 0.397656], atol=1e-6)
     assert json.loads((res.bundle_dir / "model.ir.json").read_text())["kind"] == "tree_ensemble"
+
+
+def test_a_lightgbm_model_with_pandas_categories_takes_strings(tmp_path: Path) -> None:
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(0)
+    cats = ["DE", "FR", "GB", "US"]
+    train = pd.DataFrame({"amount": rng.gamma(2, 50, 1500), "country": pd.Categorical(rng.choice(cats, 1500))})
+    y = ((train["amount"] > 100) ^ (train["country"] == "US")).astype(int)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 7, "min_data_per_group": 5},
+                        lgb.Dataset(train, y), 10)  # fmt: skip
+    booster.save_model(str(tmp_path / "model.txt"))
+    ref = pd.DataFrame({"amount": rng.gamma(2, 50, 300), "country": rng.choice([*cats, "XX"], 300)})
+    ref.loc[::9, "amount"] = np.nan
+    # LightGBM's own pandas path: an unseen category ("XX") becomes missing
+    as_pandas = ref.assign(country=pd.Categorical(ref["country"].where(ref["country"] != "XX"), categories=cats))
+    ref["expected"] = booster.predict(as_pandas)
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    res = import_model(ImportRequest(tmp_path / "model.txt", tmp_path / "ref.csv", None, "expected"), tmp_path / "a")
+    m = res.manifest
+    assert m["features"][1] == {"name": "country", "type": "categorical", "categories": cats, "unseen": "missing"}
+    assert m["expected"]["rows"] == 300 and m["expected"]["max_abs_diff"] <= 1e-12
+    assert "categorical splits are not supported" in m["absent"]["pmml"] and set(m["formats"]) == {"native"}
+
+
+def test_a_pfa_document_with_a_record_of_named_fields_takes_strings(tmp_path: Path) -> None:
+    from adapters.titus_compat import pfa_engine_class
+
+    doc = {  # as PFA producers write them: a record input, a string field, an enum field, nullable numbers
+        "name": "fraud_record_lr",
+        "input": {"type": "record", "name": "Txn", "fields": [
+            {"name": "amount", "type": ["null", "double"]},
+            {"name": "channel", "type": ["null", "string"]},
+            {"name": "tier", "type": {"type": "enum", "name": "Tier", "symbols": ["basic", "gold"]}}]},
+        "output": "double",
+        "cells": {"coef": {"type": {"type": "map", "values": "double"}, "init": {"online": 1.2, "terminal": -0.4}}},
+        "action": [
+            {"let": {"a": {"ifnotnull": {"x": "input.amount"}, "then": "x", "else": 50.0}}},
+            {"let": {"c": {"ifnotnull": {"ch": "input.channel"}, "else": 0.0, "then": {
+                "if": {"map.containsKey": [{"cell": "coef"}, "ch"]}, "then": {"cell": "coef", "path": ["ch"]},
+                "else": 0.0}}}},
+            {"let": {"t": {"if": {"==": [{"enum.toString": ["input.tier"]}, {"string": "gold"}]},
+                           "then": 0.7, "else": 0.0}}},
+            {"m.link.logit": [{"+": [{"+": [{"*": [0.01, "a"]}, "c"]}, {"-": ["t", 2.0]}]}]},
+        ],
+    }  # fmt: skip
+    (tmp_path / "model.pfa").write_text(json.dumps(doc))
+    engine = pfa_engine_class().fromJson(json.dumps(doc))[0]
+    rng = np.random.default_rng(1)
+    rows = [{"amount": None if i % 7 == 0 else float(rng.gamma(2, 50)),
+             "channel": None if i % 11 == 0 else str(rng.choice(["online", "terminal", "phone"])),
+             "tier": str(rng.choice(["basic", "gold"]))} for i in range(60)]  # fmt: skip
+    ref = pd.DataFrame(rows).assign(expected=[engine.action(r) for r in rows])
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    res = import_model(ImportRequest(tmp_path / "model.pfa", tmp_path / "ref.csv", None, "expected"), tmp_path / "a")
+    m = res.manifest
+    assert [f["type"] for f in m["features"]] == ["number", "categorical", "categorical"]
+    assert m["features"][2]["categories"] == ["basic", "gold"] and m["features"][2]["unseen"] == "invalid"
+    assert m["expected"]["rows"] == 60 and m["expected"]["max_abs_diff"] == 0.0

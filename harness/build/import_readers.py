@@ -51,7 +51,7 @@ class Artifact:
     algorithm: str = ""
     info: dict[str, Any] = field(default_factory=dict)
     sklearn_model: Any = None  # a scikit-learn estimator, for skl2onnx
-    pmml_inputs: Any = None
+    undeclared_categories: list[str] = field(default_factory=list)  # string inputs whose categories the table gives
 
 
 def detect_kind(path: Path, data: bytes) -> str:
@@ -129,7 +129,7 @@ def read_pmml(path: Path, data: bytes) -> Artifact:
         expected_why="pmml4s evaluates in float64 the numbers as the producer wrote them",
         algorithm=inputs.model_type,
         info={"producer": inputs.application, "pmml_version": inputs.version},
-        pmml_inputs=inputs,
+        undeclared_categories=inputs.undeclared_categories,
     )
 
 
@@ -186,6 +186,7 @@ def _onnx_output(model: Any, path: Path) -> tuple[str, int]:
 
 
 def read_pfa(path: Path, data: bytes) -> Artifact:
+    from adapters.pfa import record_field_kind
     from adapters.titus_compat import pfa_engine_class
 
     try:
@@ -194,13 +195,25 @@ def read_pfa(path: Path, data: bytes) -> Artifact:
     except Exception as e:  # json and titus raise many kinds
         raise ImportInputError(f"{path} is not a PFA document titus can load: {str(e).splitlines()[0]}") from None
     itype = json.loads(str(engine.config.input))
-    if itype != {"type": "array", "items": "double"} or json.loads(str(engine.config.output)) != "double":
+    if json.loads(str(engine.config.output)) != "double":
+        raise ImportInputError(f"{path}: the document returns {str(engine.config.output)[:60]}, not one double")
+    undeclared: list[str] = []
+    if itype == {"type": "array", "items": "double"}:
+        names = json.loads(doc.get("metadata", {}).get("feature_names", "null") or "null")
+        declared = [Feature(str(n)) for n in names] if isinstance(names, list) else None
+    elif isinstance(itype, dict) and itype.get("type") == "record":
+        declared = []
+        for f in itype["fields"]:
+            kind, _ = record_field_kind(f["type"])
+            if kind is None:
+                raise ImportInputError(f"{path}: input field {f['name']!r} has a type the pfa adapter does not feed")
+            declared.append(_pfa_feature(str(f["name"]), f["type"], kind))
+            if kind == "string" and not declared[-1].categories:
+                undeclared.append(declared[-1].name)
+    else:
         raise ImportInputError(
-            f"{path}: the pfa adapter feeds an array of doubles and reads one double (P(class 1)); this document "
-            f"takes {json.dumps(itype)[:80]} and returns {str(engine.config.output)[:40]}"
+            f"{path}: the pfa adapter feeds an array of doubles or a record, not {json.dumps(itype)[:60]}"
         )
-    names = json.loads(doc.get("metadata", {}).get("feature_names", "null") or "null")
-    declared = [Feature(str(n)) for n in names] if isinstance(names, list) else None
     return Artifact(
         kind="pfa",
         flavor="pfa",
@@ -210,7 +223,19 @@ def read_pfa(path: Path, data: bytes) -> Artifact:
         no_ir_reason=NO_IR.format(kind="PFA", what="PFA program"),
         expected_why="titus evaluates in float64",
         algorithm="pfa-document",
+        undeclared_categories=undeclared,
     )
+
+
+def _pfa_feature(name: str, avro: Any, kind: str) -> Feature:
+    """A record field as a feature: numbers, enums (their symbols, anything else invalid), strings (categories from
+    the reference table; unseen strings reach the document as they are)."""
+    if kind != "string":
+        return Feature(name)
+    rest = [t for t in avro if t != "null"][0] if isinstance(avro, list) else avro
+    if isinstance(rest, dict) and rest.get("type") == "enum":
+        return Feature(name, "categorical", categories=[str(x) for x in rest["symbols"]], unseen="invalid")
+    return Feature(name, "categorical", categories=[], unseen="as_is")
 
 
 # ---- training frameworks: served natively, converted into the IR where they can be ------------------------
@@ -259,6 +284,8 @@ def read_lightgbm(path: Path, data: bytes) -> Artifact:
         raise ImportInputError(f"{path} is not a LightGBM model: {str(e).splitlines()[0]}") from None
     names = [str(n) for n in booster.feature_name()]
     declared = None if all(n.startswith("Column_") for n in names) else [Feature(n) for n in names]
+    if declared is not None:
+        declared = _lightgbm_categories(data.decode("utf-8"), declared)
     return Artifact(
         kind="lightgbm",
         flavor="lightgbm",
@@ -270,6 +297,25 @@ def read_lightgbm(path: Path, data: bytes) -> Artifact:
         algorithm="gbm",
         info={"lightgbm": lgb.__version__},
     )
+
+
+def _lightgbm_categories(text: str, features: list[Feature]) -> list[Feature]:
+    """Features trained as pandas categoricals: LightGBM stores their indices (`[categorical_feature: 1,2]`) and
+    the category lists (`pandas_categorical:`), and takes the category's index; an unseen category is missing
+    (LightGBM's pandas path turns it into NaN). Integer-coded categoricals without a list stay numbers."""
+    indices: list[int] = []
+    lists: Any = None
+    for line in text.splitlines():
+        if line.startswith("[categorical_feature: ") and line.endswith("]"):
+            indices = [int(i) for i in line[len("[categorical_feature: ") : -1].split(",") if i.strip()]
+        elif line.startswith("pandas_categorical:"):
+            lists = json.loads(line.split(":", 1)[1])
+    if not indices or not isinstance(lists, list) or len(lists) != len(indices):
+        return features
+    out = list(features)
+    for i, cats in zip(indices, lists, strict=True):
+        out[i] = Feature(features[i].name, "categorical", categories=[str(c) for c in cats], unseen="missing")
+    return out
 
 
 def read_mojo(path: Path, data: bytes) -> Artifact:

@@ -143,9 +143,9 @@ def resolve_schema(art: Artifact, table: Table, reserved: set[str]) -> FeatureSc
 
 
 def _with_table_categories(f: Feature, table: Table, art: Artifact) -> Feature:
-    """A PMML categorical field that lists no values: its categories are the document's and the table's strings."""
-    inputs = art.pmml_inputs
-    if inputs is None or f.name not in inputs.undeclared_categories or f.name not in table.columns:
+    """A string input whose categories the artifact does not list (a PMML field without Values, a PFA string field):
+    its categories are those the document compares it with and the table's strings."""
+    if f.name not in art.undeclared_categories or f.name not in table.columns:
         return f
     seen = {v for v in table.columns[f.name] if v not in CSV_MISSING}
     cats = sorted(set(f.categories) | seen)
