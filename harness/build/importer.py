@@ -41,7 +41,7 @@ from harness.build.errors import BuildError, ImportInputError
 from harness.build.import_readers import Artifact, read_artifact
 from harness.build.parity import EVALUATOR, expected_parity, parity_gate, verify_bundle
 from harness.build.pipeline import BuildResult, _code_hash, _file_entry, _write_manifest, lib_versions
-from harness.build.reference_table import CSV_MISSING, Table, encode, inferred_feature, read_table
+from harness.build.reference_table import CSV_MISSING, Encoded, Table, encode, inferred_feature, read_table
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -188,25 +188,7 @@ def _import_into(
     _write_manifest(root, manifest)
     log(f"{name}: {art.kind} ({art.algorithm}), {len(schema.features)} features, {enc.X.shape[0]} reference rows")
 
-    p_primary = _score(root, art.primary, enc.X)
-    if req.expected is not None:  # on every row the producer scored, before rows without a score are left out
-        expected = table.numbers(req.expected)[enc.kept]
-        evaluator = EVALUATOR[art.primary]
-        try:
-            parity = expected_parity(p_primary, expected, art.expected_tolerance, art.expected_why, evaluator)
-        except BuildError as e:  # the artifact does not reproduce its producer: bad input, not our exporters' fault
-            raise ImportInputError(str(e)) from None
-        manifest["expected"] = {"column": req.expected, **parity}
-        log(f"  expected   max |diff| {parity['max_abs_diff']:.3g} (tolerance {art.expected_tolerance:g})")
-    scored = ~np.isnan(p_primary)
-    kept = enc.kept.copy()
-    kept[np.flatnonzero(enc.kept)[~scored]] = False
-    X, p_primary = enc.X[scored], p_primary[scored]
-    if X.shape[0] == 0:
-        raise ImportInputError(f"the {art.primary} evaluator gives no score for any row of {req.reference}")
-    if (~scored).any():
-        log(f"  {int((~scored).sum())} rows left out: the {art.primary} evaluator gives them no score")
-    y = _labels(table, req.label, kept)
+    X, y, p_primary = _reference_rows(req, art, table, enc, root, manifest, log)
 
     ir = _convert(art, schema, manifest, log)
     if ir is not None:
@@ -216,13 +198,46 @@ def _import_into(
     p_ref = ir_mod.predict(ir, X) if (art.native_tolerance is not None and ir is not None) else p_primary
     np.savez(root / "reference.npz", X=X, y=y, p=p_ref)
     manifest["reference"] = _file_entry(root, "reference.npz", rows=int(X.shape[0]))
-    manifest["data"] = _data_facts(table, X, y, enc.dropped_reasons, int((~scored).sum()))
+    manifest["data"] = _data_facts(table, X, y, enc.dropped_reasons, manifest["data"]["rows_left_out_unscored"])
     _write_manifest(root, manifest)
 
     subject = _Subject(ir=ir, flavor=art.flavor, native_tolerance=art.native_tolerance)
     parity_gate(root, manifest, subject, X, p_ref, log)
     _write_manifest(root, manifest)
     return manifest
+
+
+def _reference_rows(
+    req: ImportRequest,
+    art: Artifact,
+    table: Table,
+    enc: Encoded,
+    root: Path,
+    manifest: dict[str, Any],
+    log: Callable[[str], None],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(X, y, p): the rows the artifact's own evaluator scores, their labels and its scores. With --expected, its
+    scores are held to the producer's first, on every row the producer scored (a row the evaluator leaves without
+    a score fails the check); without, rows without a score are left out and counted."""
+    p = _score(root, art.primary, enc.X)
+    if req.expected is not None:
+        expected = table.numbers(req.expected)[enc.kept]
+        evaluator = EVALUATOR[art.primary]
+        try:
+            parity = expected_parity(p, expected, art.expected_tolerance, art.expected_why, evaluator)
+        except BuildError as e:  # the artifact does not reproduce its producer: bad input, not our exporters' fault
+            raise ImportInputError(str(e)) from None
+        manifest["expected"] = {"column": req.expected, **parity}
+        log(f"  expected   max |diff| {parity['max_abs_diff']:.3g} (tolerance {art.expected_tolerance:g})")
+    scored = ~np.isnan(p)
+    if not scored.any():
+        raise ImportInputError(f"the {art.primary} evaluator gives no score for any row of {req.reference}")
+    if not scored.all():
+        log(f"  {int((~scored).sum())} rows left out: the {art.primary} evaluator gives them no score")
+    kept = enc.kept.copy()
+    kept[np.flatnonzero(enc.kept)[~scored]] = False
+    manifest["data"] = {"rows_left_out_unscored": int((~scored).sum())}
+    return enc.X[scored], _labels(table, req.label, kept), p[scored]
 
 
 def _score(root: Path, fmt: str, X: np.ndarray) -> np.ndarray:

@@ -82,18 +82,7 @@ def read_pmml_inputs(data: bytes, source: str) -> PmmlInputs:
     mining = [m for s in _children(model, "MiningSchema") for m in _children(s, "MiningField")]
     if not mining:
         raise ImportInputError(f"{source}: the {mtype} has no MiningSchema")
-    last: dict[str, ET.Element] = {}
-    order: list[str] = []
-    target: str | None = None
-    for mf in mining:
-        name = mf.get("name", "")
-        usage = mf.get("usageType", "active")
-        if usage in ("target", "predicted"):
-            target = target or name
-        elif usage == "active":
-            if name not in last:
-                order.append(name)
-            last[name] = mf  # a field listed twice (nyoka does): the evaluator keeps the last one
+    order, last, target = _mining_fields(mining)
     features, undeclared = [], []
     for name in order:
         df = dd.get(name)
@@ -122,6 +111,23 @@ def read_pmml_inputs(data: bytes, source: str) -> PmmlInputs:
         version=root.get("version", ""),
         application=" ".join(x for x in (app.get("name", ""), app.get("version", "")) if x) if app is not None else "",
     )
+
+
+def _mining_fields(mining: list[ET.Element]) -> tuple[list[str], dict[str, ET.Element], str | None]:
+    """The active fields in order, each one's MiningField, and the target."""
+    last: dict[str, ET.Element] = {}
+    order: list[str] = []
+    target: str | None = None
+    for mf in mining:
+        name = mf.get("name", "")
+        usage = mf.get("usageType", "active")
+        if usage in ("target", "predicted"):
+            target = target or name
+        elif usage == "active":
+            if name not in last:
+                order.append(name)
+            last[name] = mf  # a field listed twice (nyoka does): the evaluator keeps the last one
+    return order, last, target
 
 
 def _feature(name: str, df: ET.Element, mf: ET.Element, root: ET.Element) -> tuple[Feature, bool]:
