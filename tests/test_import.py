@@ -330,3 +330,30 @@ def test_a_pfa_document_with_a_record_of_named_fields_takes_strings(tmp_path: Pa
     assert [f["type"] for f in m["features"]] == ["number", "categorical", "categorical"]
     assert m["features"][2]["categories"] == ["basic", "gold"] and m["features"][2]["unseen"] == "invalid"
     assert m["expected"]["rows"] == 60 and m["expected"]["max_abs_diff"] == 0.0
+
+
+def test_an_onnx_graph_with_one_input_per_column_takes_strings(tmp_path: Path) -> None:
+    import skl2onnx
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame, y = producer().fraud_frame(2000, 6)
+    frame = frame[["amount_eur", "hour_of_day", "merchant_category", "channel"]].copy()
+    frame.loc[::13, "merchant_category"] = np.nan  # a category of its own: "nan" in skl2onnx's graph
+    enc = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), ["merchant_category", "channel"])],
+                            remainder="passthrough")  # fmt: skip
+    pipe = Pipeline([("enc", enc), ("lr", LogisticRegression(max_iter=500))]).fit(frame.iloc[:1500], y[:1500])
+    types = [(c, StringTensorType([None, 1]) if c in ("merchant_category", "channel") else FloatTensorType([None, 1]))
+             for c in frame.columns]  # fmt: skip
+    onx = skl2onnx.convert_sklearn(pipe, initial_types=types, options={id(pipe.steps[-1][1]): {"zipmap": False}})
+    (tmp_path / "pipe.onnx").write_bytes(onx.SerializeToString())
+    ref = _reference(tmp_path, frame.iloc[1500:], y[1500:], pipe.predict_proba(frame.iloc[1500:])[:, 1])
+    res = import_model(ImportRequest(tmp_path / "pipe.onnx", ref, "label", "expected"), tmp_path / "a", log=print)
+    m = res.manifest
+    assert m["feature_names"] == list(frame.columns) and m["formats"]["onnx"]["inputs"] == list(frame.columns)
+    assert m["features"][2]["type"] == "categorical" and "gambling" in m["features"][2]["categories"]
+    assert m["expected"]["rows"] == 500 and m["expected"]["max_abs_diff"] <= 1e-5  # a float32 graph
+    assert m["data"]["holdout_rows_with_nan"] > 0

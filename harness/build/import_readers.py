@@ -143,18 +143,21 @@ def read_onnx(path: Path, data: bytes) -> Artifact:
         raise ImportInputError(f"{path} is not a valid ONNX model: {str(e).splitlines()[0]}") from None
     inits = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in inits]
-    if len(inputs) != 1:
-        raise ImportInputError(
-            f"{path}: the ONNX graph has {len(inputs)} inputs; the onnx adapter feeds one (rows x features) tensor"
-        )
-    tt = inputs[0].type.tensor_type
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
-    if tt.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE) or len(dims) != 2:
-        raise ImportInputError(f"{path}: the ONNX input must be a 2-D float or double tensor (rows x features)")
     output, column = _onnx_output(model, path)
-    f32 = tt.elem_type == onnx.TensorProto.FLOAT
+    if len(inputs) > 1:
+        declared, undeclared, f32 = _onnx_named_inputs(inputs, path)
+        n_features = None
+        where: dict[str, Any] = {"inputs": [i.name for i in inputs]}
+    else:
+        tt = inputs[0].type.tensor_type if inputs else None
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim] if tt else []
+        if tt is None or tt.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE) or len(dims) != 2:
+            raise ImportInputError(f"{path}: the ONNX input must be a 2-D float or double tensor (rows x features), "
+                                   "or one input per feature")  # fmt: skip
+        declared, undeclared, f32, n_features = None, [], tt.elem_type == onnx.TensorProto.FLOAT, dims[1]
+        where = {"input_name": inputs[0].name}
     extras = {
-        "input_name": inputs[0].name,
+        **where,
         "input_dtype": "float32" if f32 else "float64",
         "output_name": output,
         "output_column": column,
@@ -166,13 +169,35 @@ def read_onnx(path: Path, data: bytes) -> Artifact:
         flavor="onnx",
         primary="onnx",
         files={"onnx": ("model.onnx", data, extras)},
-        n_features=dims[1],
+        declared=declared,
+        n_features=n_features,
         no_ir_reason=NO_IR.format(kind="ONNX", what="graph"),
         expected_tolerance=1e-5 if f32 else 1e-9,
         expected_why="a float32 graph: float32 inputs and arithmetic" if f32 else "a float64 graph",
         algorithm="onnx-graph",
         info={"producer": extras["producer"]},
+        undeclared_categories=undeclared,
     )
+
+
+def _onnx_named_inputs(inputs: list[Any], path: Path) -> tuple[list[Feature], list[str], bool]:
+    """One input per feature (skl2onnx's ColumnTransformer graphs): numbers, and strings whose categories the
+    reference table gives (the graph's own encoder decides what an unseen string means)."""
+    import onnx
+
+    numeric = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.INT64)
+    declared, undeclared, f32 = [], [], False
+    for i in inputs:
+        elem = i.type.tensor_type.elem_type
+        if elem == onnx.TensorProto.STRING:
+            declared.append(Feature(i.name, "categorical", categories=[], unseen="as_is", missing_values=[""]))
+            undeclared.append(i.name)
+        elif elem in numeric:
+            declared.append(Feature(i.name))
+            f32 = f32 or elem == onnx.TensorProto.FLOAT
+        else:
+            raise ImportInputError(f"{path}: ONNX input {i.name!r} is neither a number nor a string tensor")
+    return declared, undeclared, f32
 
 
 def _onnx_output(model: Any, path: Path) -> tuple[str, int]:
