@@ -357,3 +357,109 @@ def test_an_onnx_graph_with_one_input_per_column_takes_strings(tmp_path: Path) -
     assert m["features"][2]["type"] == "categorical" and "gambling" in m["features"][2]["categories"]
     assert m["expected"]["rows"] == 500 and m["expected"]["max_abs_diff"] <= 1e-5  # a float32 graph
     assert m["data"]["holdout_rows_with_nan"] > 0
+
+
+# A GLM in the exact style R's `pmml` package writes for glm(family = binomial) with factors (GeneralRegressionModel,
+# treatment contrasts in a PPMatrix, invalidValueTreatment on every MiningField), with the missingValueReplacement
+# attributes its addMSAttributes() adds. R is not on this machine: the expected scores are R's formula for
+# predict(type = "response") with these coefficients, plogis(b0 + b1 amount + b_channel + b_mcc), computed in numpy.
+R_GLM_PMML = """<?xml version="1.0"?>
+<PMML version="4.4.1" xmlns="http://www.dmg.org/PMML-4_4" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+ <Header copyright="Copyright (c) 2026 analyst" description="Generalized Linear Regression Model">
+  <Extension name="user" value="analyst" extender="SoftwareAG PMML Generator"/>
+  <Application name="SoftwareAG PMML Generator" version="2.5.2"/>
+  <Timestamp>2026-11-30 17:02:11.214</Timestamp>
+ </Header>
+ <DataDictionary numberOfFields="4">
+  <DataField name="fraud" optype="categorical" dataType="string">
+   <Value value="0"/>
+   <Value value="1"/>
+  </DataField>
+  <DataField name="amount" optype="continuous" dataType="double"/>
+  <DataField name="channel" optype="categorical" dataType="string">
+   <Value value="online"/>
+   <Value value="terminal"/>
+  </DataField>
+  <DataField name="mcc" optype="categorical" dataType="string">
+   <Value value="gambling"/>
+   <Value value="grocery"/>
+   <Value value="travel"/>
+  </DataField>
+ </DataDictionary>
+ <GeneralRegressionModel modelName="General_Regression_Model" modelType="generalizedLinear"
+   functionName="classification" algorithmName="glm" distribution="binomial" linkFunction="logit"
+   targetReferenceCategory="0">
+  <MiningSchema>
+   <MiningField name="fraud" usageType="predicted" invalidValueTreatment="returnInvalid"/>
+   <MiningField name="amount" usageType="active" invalidValueTreatment="returnInvalid" missingValueReplacement="64.25"/>
+   <MiningField name="channel" usageType="active" invalidValueTreatment="returnInvalid"
+    missingValueReplacement="terminal"/>
+   <MiningField name="mcc" usageType="active" invalidValueTreatment="asMissing" missingValueReplacement="grocery"/>
+  </MiningSchema>
+  <Output>
+   <OutputField name="Predicted_fraud" optype="categorical" dataType="string" feature="predictedValue"/>
+   <OutputField name="Probability_1" optype="continuous" dataType="double" feature="probability" value="1"/>
+   <OutputField name="Probability_0" optype="continuous" dataType="double" feature="probability" value="0"/>
+  </Output>
+  <ParameterList>
+   <Parameter name="p0" label="(Intercept)"/>
+   <Parameter name="p1" label="amount"/>
+   <Parameter name="p2" label="channelterminal"/>
+   <Parameter name="p3" label="mccgrocery"/>
+   <Parameter name="p4" label="mcctravel"/>
+  </ParameterList>
+  <FactorList>
+   <Predictor name="channel"/>
+   <Predictor name="mcc"/>
+  </FactorList>
+  <CovariateList>
+   <Predictor name="amount"/>
+  </CovariateList>
+  <PPMatrix>
+   <PPCell value="1" predictorName="amount" parameterName="p1"/>
+   <PPCell value="terminal" predictorName="channel" parameterName="p2"/>
+   <PPCell value="grocery" predictorName="mcc" parameterName="p3"/>
+   <PPCell value="travel" predictorName="mcc" parameterName="p4"/>
+  </PPMatrix>
+  <ParamMatrix>
+   <PCell targetCategory="1" parameterName="p0" df="1" beta="-3.10458213"/>
+   <PCell targetCategory="1" parameterName="p1" df="1" beta="0.0123847"/>
+   <PCell targetCategory="1" parameterName="p2" df="1" beta="-1.40127655"/>
+   <PCell targetCategory="1" parameterName="p3" df="1" beta="-2.2089301"/>
+   <PCell targetCategory="1" parameterName="p4" df="1" beta="0.35520981"/>
+  </ParamMatrix>
+ </GeneralRegressionModel>
+</PMML>
+"""
+
+
+def test_a_glm_in_the_style_of_rs_pmml_package_follows_its_missing_and_invalid_rules(tmp_path: Path) -> None:
+    (tmp_path / "glm.pmml").write_text(R_GLM_PMML)
+    rng = np.random.default_rng(3)
+    n = 200
+    ref = pd.DataFrame({
+        "amount": np.round(rng.gamma(2, 40, n), 2),
+        "channel": rng.choice(["online", "terminal"], n).astype(object),
+        "mcc": rng.choice(["gambling", "grocery", "travel"], n).astype(object),
+    })  # fmt: skip
+    ref.loc[::10, "amount"] = np.nan  # -> 64.25
+    ref.loc[5::15, "channel"] = np.nan  # -> "terminal"
+    ref.loc[7::20, "mcc"] = "casino"  # not a level: asMissing, then the replacement "grocery"
+    ref.loc[199, "channel"] = "phone"  # not a level: returnInvalid, the row cannot be scored
+    amount = ref["amount"].fillna(64.25)
+    channel = ref["channel"].fillna("terminal")
+    mcc = ref["mcc"].where(ref["mcc"].isin(["gambling", "grocery", "travel"]), "grocery")
+    eta = (-3.10458213 + 0.0123847 * amount - 1.40127655 * (channel == "terminal")
+           - 2.2089301 * (mcc == "grocery") + 0.35520981 * (mcc == "travel"))  # fmt: skip
+    ref["expected"] = 1.0 / (1.0 + np.exp(-eta))
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    res = import_model(ImportRequest(tmp_path / "glm.pmml", tmp_path / "ref.csv", None, "expected"), tmp_path / "a")
+    m = res.manifest
+    assert m["formats"]["pmml"]["output_field"] == "Probability_1"
+    rules = {f["name"]: f.get("unseen") for f in m["features"]}
+    assert rules == {"amount": None, "channel": "invalid", "mcc": "missing"}
+    assert (
+        m["data"]["rows_left_out_invalid"] == 1
+        and "unseen category 'phone'" in m["data"]["rows_left_out_invalid_examples"][0]
+    )
+    assert m["expected"]["rows"] == 199 and m["expected"]["max_abs_diff"] <= 1e-12
