@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +68,10 @@ class Bundle:
     def n_features(self) -> int:
         return len(self.manifest["feature_names"])
 
-    @property
+    @cached_property
     def schema(self) -> FeatureSchema:
-        """Each feature's type and categories (manifest "features"; all numbers when the manifest has none)."""
+        """Each feature's type and categories (manifest "features"; all numbers when the manifest has none); read
+        once per Bundle (the adapters ask for it on every batch)."""
         try:
             return FeatureSchema.from_manifest(self.manifest)
         except (TypeError, ValueError) as e:
