@@ -273,27 +273,36 @@ def test_an_h2o_mojo_imports_with_its_own_feature_names(tmp_path: Path) -> None:
     assert json.loads((res.bundle_dir / "model.ir.json").read_text())["kind"] == "tree_ensemble"
 
 
-def test_a_lightgbm_model_with_pandas_categories_takes_strings(tmp_path: Path) -> None:
+def test_a_lightgbm_model_with_pandas_categories_gets_every_format_on_the_codes(tmp_path: Path) -> None:
+    """LightGBM's categorical splits convert into the IR: ONNX (BRANCH_MEMBER) and C take the category codes, PMML
+    (SimpleSetPredicate) the strings, PFA the codes (a.contains); an unseen category is missing, as in LightGBM."""
     import lightgbm as lgb
 
     rng = np.random.default_rng(0)
-    cats = ["DE", "FR", "GB", "US"]
-    train = pd.DataFrame({"amount": rng.gamma(2, 50, 1500), "country": pd.Categorical(rng.choice(cats, 1500))})
-    y = ((train["amount"] > 100) ^ (train["country"] == "US")).astype(int)
-    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 7, "min_data_per_group": 5},
-                        lgb.Dataset(train, y), 10)  # fmt: skip
+    cats = ["AT", "BE", "CH", "DE", "ES", "FR", "GB", "IT", "NL", "US"]
+    n = 4000
+    train = pd.DataFrame({"amount": rng.gamma(2, 50, n), "country": pd.Categorical(rng.choice(cats, n))})
+    risky = train["country"].isin(["US", "GB", "ES"])
+    y = (rng.random(n) < 1 / (1 + np.exp(-(0.02 * (train["amount"] - 100) + 1.5 * risky)))).astype(int)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 15, "min_data_per_group": 5,
+                         "cat_smooth": 1, "max_cat_to_onehot": 2}, lgb.Dataset(train, y), 40)  # fmt: skip
     booster.save_model(str(tmp_path / "model.txt"))
-    ref = pd.DataFrame({"amount": rng.gamma(2, 50, 300), "country": rng.choice([*cats, "XX"], 300)})
+    ref = pd.DataFrame({"amount": rng.gamma(2, 50, 400), "country": rng.choice([*cats, "XX"], 400).astype(object)})
     ref.loc[::9, "amount"] = np.nan
+    ref.loc[4::11, "country"] = np.nan
     # LightGBM's own pandas path: an unseen category ("XX") becomes missing
     as_pandas = ref.assign(country=pd.Categorical(ref["country"].where(ref["country"] != "XX"), categories=cats))
     ref["expected"] = booster.predict(as_pandas)
     ref.to_csv(tmp_path / "ref.csv", index=False)
     res = import_model(ImportRequest(tmp_path / "model.txt", tmp_path / "ref.csv", None, "expected"), tmp_path / "a")
-    m = res.manifest
+    m = _formats_within(res.bundle_dir)
     assert m["features"][1] == {"name": "country", "type": "categorical", "categories": cats, "unseen": "missing"}
-    assert m["expected"]["rows"] == 300 and m["expected"]["max_abs_diff"] <= 1e-12
-    assert "categorical splits are not supported" in m["absent"]["pmml"] and set(m["formats"]) == {"native"}
+    assert m["expected"]["rows"] == 400 and m["expected"]["max_abs_diff"] <= 1e-12
+    assert set(m["formats"]) == {"native", "ir", "onnx", "codegen-c", "pmml", "pfa"}
+    ir = json.loads((res.bundle_dir / "model.ir.json").read_text())
+    assert ir["feature_categories"] == {"country": cats}
+    assert sum(any(t["cat_left"]) for t in ir["trees"]) >= 10  # the model does split on the categories
+    assert 'SimpleSetPredicate field="country"' in (res.bundle_dir / "model.pmml").read_text()
 
 
 def test_a_pfa_document_with_a_record_of_named_fields_takes_strings(tmp_path: Path) -> None:

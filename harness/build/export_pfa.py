@@ -23,6 +23,9 @@ absolute): `inner` (false for a leaf), `feature`, `threshold`, `children`, `miss
     children[node] = [left, left, right] for split_op "<=", [left, right, right] for "<" (below, on, above);
     missing[node] = left if default_left else right.
 
+A categorical node (the IR's cat_left) goes left when its code is in the node's set: cells `isCat` and `catSets`
+(the codes as doubles, `a.contains`), written only for models that have such nodes.
+
 A data-driven walk (rather than one nested `if` per node) keeps the document small and its size linear in
 the number of nodes, and avoids deep nesting in the Python titus generates.
 
@@ -138,6 +141,17 @@ def _tree_ensemble(ir: TreeEnsemble) -> tuple[dict[str, Any], list[Any]]:
         "baseScore": _cell("double", float(ir.base_score)),
     }
     side = {"+": [{"m.signum": [{"-": ["x", _at("threshold", "node")]}]}, 1]}
+    branch: Any = {"cell": "children", "path": ["node", side]}
+    catsets = [
+        [float(c) for c in t.cat_left[n]] if t.is_categorical(n) else [] for t in ir.trees for n in range(t.n_nodes)
+    ]
+    if any(catsets):  # categorical nodes: left when the code is one of the node's set (a.contains), else right
+        cells["isCat"] = _cell(_ARRAY_BOOL, [bool(c) for c in catsets])
+        cells["catSets"] = _cell({"type": "array", "items": _ARRAY_DOUBLE}, catsets)
+        member = {"a.contains": [_at("catSets", "node"), "x"]}
+        by_set = {"if": member, "then": {"cell": "children", "path": ["node", 0]},
+                  "else": {"cell": "children", "path": ["node", 2]}}  # fmt: skip
+        branch = {"if": _at("isCat", "node"), "then": by_set, "else": branch}
     walk = {
         "while": _at("inner", "node"),
         "do": [
@@ -147,7 +161,7 @@ def _tree_ensemble(ir: TreeEnsemble) -> tuple[dict[str, Any], list[Any]]:
                     "node": {
                         "if": {"impute.isnan": ["x"]},
                         "then": _at("missing", "node"),
-                        "else": {"cell": "children", "path": ["node", side]},
+                        "else": branch,
                     }
                 }
             },

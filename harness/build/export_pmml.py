@@ -15,6 +15,10 @@ Tree ensemble, logistic link (the layout JPMML writes for XGBoost, readable by a
 
 Identity link: the sum MiningModel alone, regression, its predicted value is the output.
 
+Categorical features (the IR's feature_categories): a DataField of dataType string listing the categories in
+code order, invalidValueTreatment asMissing; a categorical node's left predicate is a SimpleSetPredicate isIn over
+the strings of its codes (a missing value makes it unknown, so it goes right unless default_left).
+
 Trees: missingValueStrategy="none" (a comparison with a missing value is FALSE) and every inner node has
 exactly two children in order: the left child's predicate is `x <= t` (or `x < t`), wrapped as
 `isMissing(x) OR x <= t` when default_left; the right child's predicate is True. So a missing value goes
@@ -37,7 +41,7 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from harness.build.ir import LEAF, Glm, Mlp, ModelIR, Tree, TreeEnsemble
@@ -60,7 +64,8 @@ def write_pmml(ir: ModelIR, path: Path) -> None:
     root = ET.Element("PMML", {"xmlns": PMML_NS, "version": "4.4"})
     header = ET.SubElement(root, "Header", {"description": f"{ir.kind} exported from the model IR"})
     ET.SubElement(header, "Application", {"name": "kafka-model-harness"})
-    _data_dictionary(root, ir.feature_names, target, classification)
+    cats = ir.feature_categories if isinstance(ir, TreeEnsemble) else {}
+    _data_dictionary(root, ir.feature_names, target, classification, cats)
 
     if isinstance(ir, TreeEnsemble):
         _tree_ensemble(root, ir, target, _fresh("margin", taken))
@@ -87,10 +92,17 @@ def _fresh(base: str, taken: set[str]) -> str:
     return name
 
 
-def _data_dictionary(root: ET.Element, features: list[str], target: str, classification: bool) -> None:
+def _data_dictionary(
+    root: ET.Element, features: list[str], target: str, classification: bool, cats: dict[str, list[str]]
+) -> None:
     dd = ET.SubElement(root, "DataDictionary", {"numberOfFields": str(len(features) + 1)})
     for name in features:
-        ET.SubElement(dd, "DataField", {"name": name, "optype": "continuous", "dataType": "double"})
+        if name in cats:  # a categorical feature: its strings, in code order
+            df = ET.SubElement(dd, "DataField", {"name": name, "optype": "categorical", "dataType": "string"})
+            for value in cats[name]:
+                ET.SubElement(df, "Value", {"value": value})
+        else:
+            ET.SubElement(dd, "DataField", {"name": name, "optype": "continuous", "dataType": "double"})
     if classification:
         tf = ET.SubElement(dd, "DataField", {"name": target, "optype": "categorical", "dataType": "integer"})
         ET.SubElement(tf, "Value", {"value": "0"})
@@ -99,12 +111,16 @@ def _data_dictionary(root: ET.Element, features: list[str], target: str, classif
         ET.SubElement(dd, "DataField", {"name": target, "optype": "continuous", "dataType": "double"})
 
 
-def _mining_schema(parent: ET.Element, fields: list[str], target: str | None) -> ET.Element:
+def _mining_schema(
+    parent: ET.Element, fields: list[str], target: str | None, categorical: Collection[str] = ()
+) -> ET.Element:
     ms = ET.SubElement(parent, "MiningSchema")
     if target is not None:
         ET.SubElement(ms, "MiningField", {"name": target, "usageType": "target"})
     for name in fields:
-        ET.SubElement(ms, "MiningField", {"name": name})
+        # a string that is not a category is missing, as the IR treats a code outside the categories
+        extra = {"invalidValueTreatment": "asMissing"} if name in categorical else {}
+        ET.SubElement(ms, "MiningField", {"name": name, **extra})
     return ms
 
 
@@ -128,7 +144,7 @@ def _tree_ensemble(root: ET.Element, ir: TreeEnsemble, target: str, margin_field
         return
 
     top = ET.SubElement(root, "MiningModel", {"functionName": "classification", "modelName": "tree_ensemble"})
-    _mining_schema(top, features, target)
+    _mining_schema(top, features, target, ir.feature_categories)
     _final_output(top, classification=True)
     chain = ET.SubElement(top, "Segmentation", {"multipleModelMethod": "modelChain"})
 
@@ -160,7 +176,7 @@ def _sum_model(
 ) -> None:
     """MiningModel regression = base_score + sum of the trees (segment order = the IR's order)."""
     mm = ET.SubElement(parent, "MiningModel", {"functionName": "regression", "modelName": "margin"})
-    _mining_schema(mm, ir.feature_names, target)
+    _mining_schema(mm, ir.feature_names, target, ir.feature_categories)
     add_output(mm)  # PMML order: MiningSchema, Output, Segmentation
     seg_root = ET.SubElement(mm, "Segmentation", {"multipleModelMethod": "sum"})
 
@@ -174,10 +190,12 @@ def _sum_model(
     for i, tree in enumerate(ir.trees):
         seg = ET.SubElement(seg_root, "Segment", {"id": f"tree_{i}"})
         ET.SubElement(seg, "True")
-        _tree_model(seg, tree, ir.feature_names, ir.split_op, f"tree_{i}")
+        _tree_model(seg, tree, ir.feature_names, ir.split_op, f"tree_{i}", ir.feature_categories)
 
 
-def _tree_model(parent: ET.Element, tree: Tree, features: list[str], split_op: str, name: str) -> None:
+def _tree_model(
+    parent: ET.Element, tree: Tree, features: list[str], split_op: str, name: str, cats: dict[str, list[str]]
+) -> None:
     tm = ET.SubElement(
         parent,
         "TreeModel",
@@ -190,7 +208,7 @@ def _tree_model(parent: ET.Element, tree: Tree, features: list[str], split_op: s
         },
     )
     used = sorted({f for f in tree.feature if f != LEAF})
-    _mining_schema(tm, [features[f] for f in used], None)
+    _mining_schema(tm, [features[f] for f in used], None, cats)
     op = "lessOrEqual" if split_op == "<=" else "lessThan"
 
     root = ET.SubElement(tm, "Node")
@@ -204,17 +222,28 @@ def _tree_model(parent: ET.Element, tree: Tree, features: list[str], split_op: s
             continue
         field = features[tree.feature[n]]
         left = ET.SubElement(elem, "Node")
-        cmp_attrs = {"field": field, "operator": op, "value": _num(tree.threshold[n])}
+        where = left
         if tree.default_left[n]:
-            comp = ET.SubElement(left, "CompoundPredicate", {"booleanOperator": "or"})
-            ET.SubElement(comp, "SimplePredicate", {"field": field, "operator": "isMissing"})
-            ET.SubElement(comp, "SimplePredicate", cmp_attrs)
+            where = ET.SubElement(left, "CompoundPredicate", {"booleanOperator": "or"})
+            ET.SubElement(where, "SimplePredicate", {"field": field, "operator": "isMissing"})
+        if tree.is_categorical(n):
+            _set_predicate(where, field, tree.cat_left[n], cats)
         else:
-            ET.SubElement(left, "SimplePredicate", cmp_attrs)
+            ET.SubElement(where, "SimplePredicate", {"field": field, "operator": op, "value": _num(tree.threshold[n])})
         right = ET.SubElement(elem, "Node")
         ET.SubElement(right, "True")
         stack.append((left, tree.left[n]))
         stack.append((right, tree.right[n]))
+
+
+def _set_predicate(parent: ET.Element, field: str, codes: list[int], cats: dict[str, list[str]]) -> None:
+    """SimpleSetPredicate isIn: the category strings of the codes that go left."""
+    if field not in cats:
+        raise ValueError(f"a categorical split on {field!r}, whose category names the IR does not hold")
+    names = [cats[field][c] for c in codes if 0 <= c < len(cats[field])]
+    sp = ET.SubElement(parent, "SimpleSetPredicate", {"field": field, "booleanOperator": "isIn"})
+    quoted = " ".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in names)
+    ET.SubElement(sp, "Array", {"n": str(len(names)), "type": "string"}).text = quoted
 
 
 # ---- GLM ---------------------------------------------------------------------------------------------------

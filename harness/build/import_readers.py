@@ -318,10 +318,14 @@ def read_lightgbm(path: Path, data: bytes) -> Artifact:
         files={"native": (NATIVE_FILE, data, {"flavor": "lightgbm", "algorithm": "gbm"})},
         declared=declared,
         n_features=booster.num_feature(),
-        to_ir=lambda feats: booster_to_ir(booster, feats),
+        to_ir=lambda feats: booster_to_ir(booster, feats, _category_names(declared)),
         algorithm="gbm",
         info={"lightgbm": lgb.__version__},
     )
+
+
+def _category_names(features: list[Feature] | None) -> dict[str, list[str]]:
+    return {f.name: list(f.categories) for f in features or [] if f.categorical}
 
 
 def _lightgbm_categories(text: str, features: list[Feature]) -> list[Feature]:

@@ -11,7 +11,13 @@ TreeEnsemble
         if x[f] is NaN:      go left when default_left[node] else right
         elif split_op "<=":  go left when x[f] <= t else right
         elif split_op "<":   go left when x[f] <  t else right
+      a categorical node (cat_left[node] not empty; x[f] is a category code, adapters/schema.py):
+        if x[f] is NaN:      go left when default_left[node] else right
+        else:                go left when x[f] equals one of cat_left[node] (codes), else right (an unseen or
+                             negative code goes right)
     probability = link(margin); link "logistic" is 1 / (1 + exp(-margin)), "identity" is margin.
+    feature_categories names the categories of categorical features (code i = the i-th name), for the formats
+    that take strings (PMML).
 
 Glm
     x'[f] = missing_replacement[f] if x[f] is NaN (and a replacement exists) else x[f]
@@ -53,12 +59,15 @@ class Tree:
     right: list[int]
     default_left: list[bool]
     value: list[float]
+    cat_left: list[list[int]] = field(default_factory=list)  # empty: no categorical node; else one list per node
 
     def __post_init__(self) -> None:
         n = len(self.feature)
         for name in ("threshold", "left", "right", "default_left", "value"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"tree array {name!r} has {len(getattr(self, name))} entries, expected {n}")
+        if self.cat_left and len(self.cat_left) != n:
+            raise ValueError(f"tree array 'cat_left' has {len(self.cat_left)} entries, expected {n}")
 
     @property
     def n_nodes(self) -> int:
@@ -67,9 +76,13 @@ class Tree:
     def is_leaf(self, node: int) -> bool:
         return self.feature[node] == LEAF
 
+    def is_categorical(self, node: int) -> bool:
+        return bool(self.cat_left) and bool(self.cat_left[node])
 
-# A split as a converter reads it: (feature, threshold, default_left, left child, right child).
-Split = tuple[int, float, bool, Any, Any]
+
+# A split as a converter reads it: (feature, threshold, default_left, left child, right child), and for a
+# categorical split the codes that go left as a sixth element.
+Split = tuple[int, float, bool, Any, Any] | tuple[int, float, bool, Any, Any, list[int]]
 
 
 def tree_from_nodes(root: Any, read: Callable[[Any], float | Split]) -> Tree:
@@ -84,6 +97,7 @@ def tree_from_nodes(root: Any, read: Callable[[Any], float | Split]) -> Tree:
     right: list[int] = []
     default_left: list[bool] = []
     value: list[float] = []
+    cat_left: list[list[int]] = []
     stack: list[tuple[Any, int, bool]] = [(root, -1, False)]
     while stack:
         node, parent, is_left = stack.pop()
@@ -94,7 +108,8 @@ def tree_from_nodes(root: Any, read: Callable[[Any], float | Split]) -> Tree:
         left.append(-1)
         right.append(-1)
         if isinstance(got, tuple):
-            f, t, dl, left_child, right_child = got
+            f, t, dl, left_child, right_child = got[:5]
+            cat_left.append(list(got[5]) if len(got) == 6 else [])  # type: ignore[misc]
             feature.append(f)
             threshold.append(t)
             default_left.append(dl)
@@ -106,7 +121,16 @@ def tree_from_nodes(root: Any, read: Callable[[Any], float | Split]) -> Tree:
             threshold.append(0.0)
             default_left.append(False)
             value.append(got)
-    return Tree(feature=feature, threshold=threshold, left=left, right=right, default_left=default_left, value=value)
+            cat_left.append([])
+    return Tree(
+        feature=feature,
+        threshold=threshold,
+        left=left,
+        right=right,
+        default_left=default_left,
+        value=value,
+        cat_left=cat_left if any(cat_left) else [],
+    )
 
 
 @dataclass
@@ -116,6 +140,7 @@ class TreeEnsemble:
     base_score: float = 0.0
     link: Link = "logistic"
     split_op: SplitOp = "<="
+    feature_categories: dict[str, list[str]] = field(default_factory=dict)
     kind: Literal["tree_ensemble"] = "tree_ensemble"
 
     @property
@@ -218,6 +243,7 @@ def _tree_leaf_values(tree: Tree, X: np.ndarray, split_op: SplitOp) -> np.ndarra
         tree.value,
     )
     le = split_op == "<="
+    cats = [set(c) for c in tree.cat_left] if tree.cat_left else [set()] * len(feat)
     for i in range(X.shape[0]):
         row = X[i]
         node = 0
@@ -225,6 +251,8 @@ def _tree_leaf_values(tree: Tree, X: np.ndarray, split_op: SplitOp) -> np.ndarra
             x = row[feat[node]]
             if math.isnan(x):
                 go_left = dl[node]
+            elif cats[node]:
+                go_left = x in cats[node]
             elif le:
                 go_left = x <= thr[node]
             else:
