@@ -18,8 +18,8 @@ from harness.build.export_onnx import _leaves
 from harness.build.importer import ImportRequest, import_model
 from harness.build.pipeline import build
 from harness.datagen import generate
-from harness.scenario import Scenario
-from tests.conftest import run_cli
+from harness.scenario import Scenario, load_scenario
+from tests.conftest import ROOT, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +116,8 @@ def test_an_xgboost_json_import_gets_every_format_within_1e9(
 
 
 def test_xgboost_is_a_scenario_trainer(tmp_path: Path) -> None:
+    shipped = load_scenario(ROOT / "scenarios" / "fraud_xgboost.yaml")
+    assert shipped.model.trainer == "xgboost" and "codegen-c" in shipped.formats
     sc = Scenario.model_validate(
         {
             "name": "xgb",
