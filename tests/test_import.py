@@ -472,3 +472,20 @@ def test_a_glm_in_the_style_of_rs_pmml_package_follows_its_missing_and_invalid_r
         and "unseen category 'phone'" in m["data"]["rows_left_out_invalid_examples"][0]
     )
     assert m["expected"]["rows"] == 199 and m["expected"]["max_abs_diff"] <= 1e-12
+
+
+def test_a_scenario_names_either_a_bundle_or_data_to_train_on(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from harness.build.errors import BuildError
+    from harness.build.pipeline import build
+    from harness.scenario import Scenario
+
+    with pytest.raises(ValidationError, match="exactly one of 'dataset'"):
+        Scenario.model_validate({"name": "x"})
+    with pytest.raises(ValidationError, match="exactly one of 'dataset'"):
+        Scenario.model_validate({"name": "x", "bundle": "b", "dataset": {"generator": "fraud"}})
+    with pytest.raises(ValidationError, match="'model' does not go with 'bundle'"):
+        Scenario.model_validate({"name": "x", "bundle": "b", "model": {"trainer": "xgboost"}})
+    with pytest.raises(BuildError, match="is not a bundle folder nor a folder of bundles"):
+        build(Scenario.model_validate({"name": "x", "bundle": str(tmp_path)}), log=lambda m: None)
