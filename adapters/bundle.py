@@ -3,8 +3,10 @@
 Layout written by `harness build` (see harness/build/pipeline.py):
 
     artifacts/<scenario>/<model-id>/
-        manifest.json        what is here, the feature order, parity figures, versions
-        reference.npz        X (held-out rows, float64, NaN = missing), y (labels), p (native predictions)
+        manifest.json        what is here, the feature order and types ("features", adapters/schema.py), parity
+                             figures, versions; "absent": why a format is not in the bundle
+        reference.npz        X (held-out or reference rows, float64 in the schema's encoding: categorical values
+                             as category codes; NaN = missing), y (labels), p (the reference predictions)
         model.ir.json        the model IR (harness/build/ir.py)
         <one file per format: native, onnx, codegen-c, pmml, pfa, h2o-mojo>
 
@@ -16,12 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from adapters.errors import BundleError, FormatMissing
+from adapters.schema import FeatureSchema
 
 
 def sha256_file(path: Path) -> str:
@@ -63,6 +67,15 @@ class Bundle:
     @property
     def n_features(self) -> int:
         return len(self.manifest["feature_names"])
+
+    @cached_property
+    def schema(self) -> FeatureSchema:
+        """Each feature's type and categories (manifest "features"; all numbers when the manifest has none); read
+        once per Bundle (the adapters ask for it on every batch)."""
+        try:
+            return FeatureSchema.from_manifest(self.manifest)
+        except (TypeError, ValueError) as e:
+            raise BundleError(f"bundle {self.root}: manifest 'features' is not valid: {e}") from None
 
     @property
     def model_id(self) -> str:

@@ -1,6 +1,10 @@
-"""The training framework's own runtime, in process: LightGBM's Booster, scikit-learn's estimator
-(from joblib), or H2O (delegated to adapters.h2o_mojo.H2ONativeMojoAdapter: H2O's own scorer,
-h2o-genmodel, on the MOJO that is the native file of an "h2o" bundle).
+"""The training framework's own runtime, in process: LightGBM's Booster, XGBoost's Booster (JSON model),
+scikit-learn's estimator (from skops, or joblib), or H2O (delegated to adapters.h2o_mojo.H2ONativeMojoAdapter:
+H2O's own scorer, h2o-genmodel, on the MOJO that is the native file of an "h2o" bundle).
+
+A scikit-learn model fitted on a DataFrame (manifest `input: dataframe`, e.g. a pipeline with a OneHotEncoder on
+string columns) gets a DataFrame with the bundle's column names: numbers as float64, categorical features as
+their strings (NaN when missing, as pandas reads a CSV), so its own encoder sees what it was fitted on.
 
     adapter = NativeAdapter.load("artifacts/fraud/<model-id>", threads=1)
 
@@ -18,9 +22,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.base import Adapter
-from adapters.errors import BundleError
+from adapters.errors import BadInput, BundleError
 
-FLAVORS = ("lightgbm", "sklearn", "h2o")
+FLAVORS = ("lightgbm", "sklearn", "h2o", "xgboost")
 
 
 class NativeOptions(BaseModel):
@@ -47,6 +51,8 @@ class NativeAdapter(Adapter):
             self._open_sklearn()
         elif self.flavor == "h2o":
             self._open_h2o()
+        elif self.flavor == "xgboost":
+            self._open_xgboost()
         else:
             raise BundleError(f"native format has flavor {self.flavor!r}; this adapter reads {', '.join(FLAVORS)}")
 
@@ -64,12 +70,36 @@ class NativeAdapter(Adapter):
             )
         self._model = booster
 
+    def _open_xgboost(self) -> None:
+        import xgboost as xgb
+
+        booster = xgb.Booster()
+        try:
+            booster.load_model(bytearray(self.bundle.verified_bytes("native")))
+        except xgb.core.XGBoostError as e:
+            raise BundleError(f"native XGBoost model in {self.bundle.root} cannot be read: {e}") from None
+        if booster.num_features() != self.n_features:
+            raise BundleError(
+                f"XGBoost model takes {booster.num_features()} features, manifest lists {self.n_features}"
+            )
+        booster.set_param({"nthread": self.threads})
+        self._model = booster
+
     def _open_sklearn(self) -> None:
-        import joblib
         from threadpoolctl import ThreadpoolController
 
+        info = self.bundle.format_info("native")
         data = self.bundle.verified_bytes("native")
-        model = joblib.load(io.BytesIO(data))
+        if info.get("serialization") == "skops":
+            import skops.io as sio
+
+            # the types `harness import` accepted (scikit-learn's own); the bytes are the ones the sha256 matched
+            model = sio.loads(data, trusted=list(info.get("trusted_types", [])))
+        else:
+            import joblib
+
+            model = joblib.load(io.BytesIO(data))
+        self._frame = info.get("input") == "dataframe"
         if not hasattr(model, "predict_proba"):
             raise BundleError(f"native scikit-learn object {type(model).__name__} has no predict_proba")
         n_in = getattr(model, "n_features_in_", self.n_features)
@@ -93,10 +123,30 @@ class NativeAdapter(Adapter):
         if self.flavor == "lightgbm":
             return np.asarray(self._model.predict(X, num_threads=self.threads), dtype=np.float64)
         if self.flavor == "sklearn":
+            rows = self._dataframe(X) if self._frame else X
             with self._limits.limit(limits=self.threads):
-                return np.asarray(self._model.predict_proba(X)[:, 1], dtype=np.float64)
+                try:
+                    return np.asarray(self._model.predict_proba(rows)[:, 1], dtype=np.float64)
+                except ValueError as e:  # e.g. an encoder with handle_unknown="error" meeting an unseen category
+                    raise BadInput(f"scikit-learn refused the batch: {str(e).splitlines()[0]}") from None
+        if self.flavor == "xgboost":
+            out = self._model.inplace_predict(X, missing=np.nan)
+            return np.asarray(out, dtype=np.float64).reshape(-1)
         assert self._delegate is not None
         return self._delegate.predict(X)
+
+    def _dataframe(self, X: np.ndarray) -> Any:
+        import pandas as pd
+
+        schema = self.bundle.schema
+        cols: dict[str, Any] = {}
+        for j, f in enumerate(schema.features):
+            if f.categorical:
+                values = [f.string(v) for v in X[:, j].tolist()]
+                cols[f.name] = np.array([np.nan if v is None else v for v in values], dtype=object)
+            else:
+                cols[f.name] = X[:, j]
+        return pd.DataFrame(cols)
 
     def _close(self) -> None:
         if self._delegate is not None:

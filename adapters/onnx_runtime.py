@@ -5,6 +5,11 @@
 The input dtype is whatever the graph declares (float32 for the official converters' tree
 ensembles, float64 for graphs generated from the IR); the batch is cast to it. The output is the
 manifest's `output_name` (default "probabilities"), column `output_column` (default 1) = P(class 1).
+
+A graph with one input per feature (what skl2onnx writes for a pipeline with a ColumnTransformer, e.g. a
+OneHotEncoder on string columns) is fed by name: each input gets its bundle column, numbers cast to the input's
+type, categorical features as their strings (the bundle schema). A missing value is the string "nan": that is how
+skl2onnx writes scikit-learn's NaN category (a category when the encoder saw NaN in training, else unknown to it).
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.base import Adapter
-from adapters.errors import BundleError, ScoringFailed
+from adapters.errors import BadInput, BundleError, ScoringFailed
 
 _DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
+_NAMED_DTYPES: dict[str, Any] = {**_DTYPES, "tensor(int64)": np.int64, "tensor(string)": object}
+MISSING_STRING = "nan"  # a missing categorical value in a string input: str(numpy.nan), as skl2onnx encodes it
 
 
 class OnnxOptions(BaseModel):
@@ -55,6 +62,18 @@ class OnnxAdapter(Adapter):
         except Exception as e:  # onnxruntime raises its own exception types
             raise BundleError(f"onnxruntime cannot load the ONNX model in {self.bundle.root}: {e}") from None
         inputs = self._session.get_inputs()
+        self._named: list[tuple[str, int, Any, bool]] | None = None
+        if len(inputs) > 1:
+            self._named = [self._named_input(i) for i in inputs]
+        else:
+            self._open_matrix(inputs)
+        names = [o.name for o in self._session.get_outputs()]
+        self._output_name = str(info.get("output_name", "probabilities"))
+        if self._output_name not in names:
+            raise BundleError(f"ONNX model has no output {self._output_name!r} (outputs: {', '.join(names)})")
+        self._column = int(info.get("output_column", 1))
+
+    def _open_matrix(self, inputs: list[Any]) -> None:
         if len(inputs) != 1:
             raise BundleError(f"ONNX model has {len(inputs)} inputs, expected 1 (n, {self.n_features}) tensor")
         inp = inputs[0]
@@ -66,16 +85,39 @@ class OnnxAdapter(Adapter):
         width = inp.shape[-1] if inp.shape else None
         if isinstance(width, int) and width != self.n_features:
             raise BundleError(f"ONNX input takes {width} features, manifest lists {self.n_features}")
-        names = [o.name for o in self._session.get_outputs()]
-        self._output_name = str(info.get("output_name", "probabilities"))
-        if self._output_name not in names:
-            raise BundleError(f"ONNX model has no output {self._output_name!r} (outputs: {', '.join(names)})")
-        self._column = int(info.get("output_column", 1))
+
+    def _named_input(self, inp: Any) -> tuple[str, int, Any, bool]:
+        """(name, bundle column, numpy dtype, 2-D) of one per-feature input."""
+        if inp.name not in self.bundle.feature_names:
+            raise BundleError(f"ONNX input {inp.name!r} is not one of the bundle's features")
+        dtype = _NAMED_DTYPES.get(inp.type)
+        if dtype is None:
+            raise BundleError(f"ONNX input {inp.name!r} has type {inp.type}; expected float, double, int64 or string")
+        return inp.name, self.bundle.feature_names.index(inp.name), dtype, len(inp.shape or []) == 2
+
+    def _named_feed(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        assert self._named is not None
+        features = self.bundle.schema.features
+        feed: dict[str, np.ndarray] = {}
+        for name, j, dtype, two_d in self._named:
+            col = X[:, j]
+            if dtype is object:
+                strings = (features[j].string(v) if features[j].categorical else repr(v) for v in col.tolist())
+                values = np.array([MISSING_STRING if v is None else v for v in strings], dtype=object)
+            elif dtype is np.int64 and np.isnan(col).any():
+                raise BadInput(f"ONNX input {name!r} is an int64 tensor: a value cannot be missing")
+            else:
+                values = col.astype(dtype)
+            feed[name] = values.reshape(-1, 1) if two_d else values
+        return feed
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        feed = X if self._dtype is np.float64 else X.astype(self._dtype)
+        if self._named is not None:
+            feed = self._named_feed(X)
+        else:
+            feed = {self._input_name: X if self._dtype is np.float64 else X.astype(self._dtype)}
         try:
-            (out,) = self._session.run([self._output_name], {self._input_name: feed})
+            (out,) = self._session.run([self._output_name], feed)
         except Exception as e:
             raise ScoringFailed(f"onnxruntime failed: {e}") from None
         return _column(out, self._column)

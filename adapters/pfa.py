@@ -1,7 +1,10 @@
 """PFA through titus2 (pure Python), one `engine.action` per row.
 
-The document is the one harness.build.export_pfa writes: input an array of doubles in the bundle's
-feature order (NaN = missing), output one double, P(class 1). titus2 is imported through
+Input: an array of doubles in the bundle's feature order (NaN = missing), what harness.build.export_pfa
+writes; or a record of named fields (what most PFA producers write), each fed from the bundle feature of the
+same name: double/float/int/long fields get numbers, string and enum fields get the category's string (the
+bundle schema turns the batch's category codes back into strings), a missing value is null where the field's
+type is a union with "null". Output: one double, P(class 1). titus2 is imported through
 adapters.titus_compat (it predates Python 3.11 and NumPy 2).
 
 An engine is not thread-safe (it keeps per-action state), so predict holds the adapter's lock.
@@ -15,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from adapters.base import Adapter
-from adapters.errors import BundleError, ScoringFailed
+from adapters.errors import BadInput, BundleError, ScoringFailed
 from adapters.titus_compat import pfa_engine_class
 
 
@@ -38,17 +41,52 @@ class PfaAdapter(Adapter):
         except Exception as e:  # titus raises many kinds (syntax, semantics, Avro schema) when it reads a document
             raise BundleError(f"titus cannot load {path}: {_one_line(e)}") from None
         self._engine: Any = engines[0]
-        itype = str(self._engine.config.input)  # the Avro schema as JSON text
-        if json.loads(itype) != {"type": "array", "items": "double"}:
-            raise BundleError(f"{path} takes input {itype}; the pfa adapter feeds an array of doubles")
+        itype = json.loads(str(self._engine.config.input))  # the Avro schema as JSON text
+        self._fields: list[tuple[str, int, str, bool]] | None = None
+        if itype == {"type": "array", "items": "double"}:
+            return
+        if not (isinstance(itype, dict) and itype.get("type") == "record"):
+            what = json.dumps(itype)[:80]
+            raise BundleError(f"{path} takes input {what}; the pfa adapter feeds an array of doubles or a record")
+        self._fields = [self._field(f, path) for f in itype["fields"]]
+
+    def _field(self, field: dict[str, Any], path: Any) -> tuple[str, int, str, bool]:
+        """(name, bundle column, kind "number" | "int" | "string", nullable) of one record field."""
+        name = str(field["name"])
+        if name not in self.bundle.feature_names:
+            raise BundleError(f"{path} needs input field {name!r}, which the bundle's features do not have")
+        kind, nullable = record_field_kind(field["type"])
+        if kind is None:
+            what = json.dumps(field["type"])[:60]
+            raise BundleError(
+                f"{path}: input field {name!r} has type {what}; this adapter feeds double, float, int, long, string, "
+                "enum, or a union of one of them with null"
+            )
+        return name, self.bundle.feature_names.index(name), kind, nullable
+
+    def _records(self, X: np.ndarray) -> list[dict[str, Any]]:
+        assert self._fields is not None
+        features = self.bundle.schema.features
+        out = []
+        for row in X.tolist():
+            rec: dict[str, Any] = {}
+            for name, j, kind, nullable in self._fields:
+                v = row[j]
+                value = features[j].string(v) if features[j].categorical else (None if v != v else v)
+                if value is None and not nullable:
+                    raise BadInput(f"PFA input field {name!r} cannot be missing (its type has no null)")
+                rec[name] = int(value) if kind == "int" and value is not None else value
+            out.append(rec)
+        return out
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         action = self._engine.action
         out = np.empty(X.shape[0], dtype=np.float64)
         i = 0
+        rows = X.tolist() if self._fields is None else self._records(X)
         with self._lock:
             try:
-                for i, row in enumerate(X.tolist()):
+                for i, row in enumerate(rows):
                     # check=False: check_batch already made every row n_features floats (NaN allowed).
                     out[i] = action(row, check=False)
             except Exception as e:  # PFARuntimeException, PFAUserException, or a Python error inside titus
@@ -57,3 +95,21 @@ class PfaAdapter(Adapter):
 
     def _close(self) -> None:
         self._engine = None
+
+
+def record_field_kind(avro: Any) -> tuple[str | None, bool]:
+    """("number" | "int" | "string" | None, nullable) of a record field's Avro type."""
+    nullable = False
+    if isinstance(avro, list):
+        rest = [t for t in avro if t != "null"]
+        nullable = len(rest) < len(avro)
+        if len(rest) != 1:
+            return None, nullable
+        avro = rest[0]
+    if avro in ("double", "float"):
+        return "number", nullable
+    if avro in ("int", "long"):
+        return "int", nullable
+    if avro == "string" or (isinstance(avro, dict) and avro.get("type") == "enum"):
+        return "string", nullable
+    return None, nullable

@@ -8,8 +8,14 @@ Scoring goes around pypmml's Python `predict` (which builds a pandas frame and J
 becomes one Java `double[][]` and each row goes to pmml4s's `Model.predict(Object)`, which reads a row in
 the order of the model's used schema and returns the output fields in order.
 
-Output: the field `probability_1` (what harness.build.export_pmml writes) or else `probability(1)`; a file
-with neither is refused at load. A missing prediction (null) becomes NaN.
+Categorical features (the bundle schema, adapters/schema.py): the batch holds category codes; when a field the
+model uses is categorical, each row goes to pmml4s as an `Object[]` of Doubles and the category Strings (null
+for missing, UNSEEN_TOKEN for an unseen category under the "as_is" rule), so the model sees the strings its
+DataDictionary declares and applies its own rules to them.
+
+Output: the manifest's `output_field` (an imported PMML: its probability of the positive class), else the field
+`probability_1` (what harness.build.export_pmml writes) or `probability(1)`; a file without it is refused at load.
+A missing prediction (null) becomes NaN.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pypmml.jvm import JPypeGateway
 
 from adapters.base import Adapter
 from adapters.errors import AdapterError, BundleError, ScoringFailed
+from adapters.schema import FeatureSchema
 from jvm.errors import JvmError
 from jvm.inprocess import ensure_jvm
 
@@ -96,17 +103,26 @@ class PmmlAdapter(Adapter):
             raise BundleError(f"{path} needs input field(s) {unknown} the bundle's feature names do not have")
         cols = np.array([features.index(n) for n in used], dtype=np.intp)
         columns = None if np.array_equal(cols, np.arange(len(features))) else cols
+        schema = self.bundle.schema
+        used_schema = FeatureSchema([schema.features[int(c)] for c in cols])
+        self._strings: FeatureSchema | None = None if used_schema.all_numeric else used_schema
         outputs = [str(n) for n in jm.outputNames()]
-        for name in OUTPUT_FIELDS:
+        chosen = self.bundle.format_info("pmml").get("output_field")  # an imported PMML names its own
+        for name in (chosen,) if chosen else OUTPUT_FIELDS:
             if name in outputs:
                 return columns, outputs.index(name)
-        raise BundleError(f"{path} has no output field {' or '.join(OUTPUT_FIELDS)} (it has: {', '.join(outputs)})")
+        wanted = chosen or " or ".join(OUTPUT_FIELDS)
+        raise BundleError(f"{path} has no output field {wanted} (it has: {', '.join(outputs)})")
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         if self._columns is not None:
             X = np.ascontiguousarray(X[:, self._columns])
-        # JArray.of crashes the JVM on an (n, 0) array: a model with no inputs takes empty rows
-        rows = jpype.JArray.of(X) if X.shape[1] else [jpype.JArray(jpype.JDouble)(0)] * X.shape[0]
+        if self._strings is not None:  # Object[] rows: Doubles, category Strings, nulls
+            rows = jpype.JArray(jpype.JObject, 2)(self._strings.strings(X))
+        elif X.shape[1]:
+            rows = jpype.JArray.of(X)
+        else:  # JArray.of crashes the JVM on an (n, 0) array: a model with no inputs takes empty rows
+            rows = [jpype.JArray(jpype.JDouble)(0)] * X.shape[0]
         predict = self._java_model.predict
         k = self._out_index
         out = np.empty(X.shape[0], dtype=np.float64)

@@ -3,7 +3,8 @@
 titus2 1.2 calls `inspect.getargspec` (removed in Python 3.11) and reads `numpy.float_` (removed in
 NumPy 2.0). `pfa_engine_class()` restores both names, only when missing, then imports titus. It also
 silences the DeprecationWarning avro 1.10 raises each time titus calls `avro.schema.Parse` (once per type
-it reads, thousands per document). Nothing else in the project imports titus directly.
+it reads, thousands per document), and numpy's PendingDeprecationWarning for the numpy.matrix titus's `la.*`
+functions build on every call. Nothing else in the project imports titus directly.
 
     PFAEngine = pfa_engine_class()
     engine, = PFAEngine.fromJson(pfa_text)
@@ -27,6 +28,8 @@ def apply_shims() -> None:
     import numpy
 
     warnings.filterwarnings("ignore", message="`Parse` is deprecated", category=DeprecationWarning)
+    # titus's la.* functions (matrix algebra, the MLP's PFA) build numpy.matrix objects on every call
+    warnings.filterwarnings("ignore", message="the matrix subclass", category=PendingDeprecationWarning)
 
     if not hasattr(inspect, "getargspec"):
         inspect.getargspec = _getargspec  # type: ignore[attr-defined]

@@ -100,6 +100,42 @@ def build_cmd(
         print(res.bundle_dir)
 
 
+@app.command("import")
+def import_cmd(
+    artifact: Annotated[
+        Path,
+        typer.Argument(help="The model file: PMML, ONNX, PFA, H2O MOJO zip, XGBoost JSON/UBJ, LightGBM text, skops."),
+    ],
+    reference: Annotated[
+        Path, typer.Option(help="CSV of feature rows (header row) the bundle is checked and replayed on.")
+    ],
+    label: Annotated[str | None, typer.Option(help="Column of 0/1 labels (for AUC in runs).")] = None,
+    expected: Annotated[
+        str | None, typer.Option(help="Column of the producer's own scores (checked by the gate).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Bundle name (artifacts/NAME/...); default: the file's name.")
+    ] = None,
+    trust_pickle: Annotated[
+        bool, typer.Option("--trust-pickle", help="Load a joblib/pickle file (it runs code when loaded).")
+    ] = False,
+    artifacts: Annotated[Path, typer.Option(help="Where bundles are written.")] = Path("artifacts"),
+    force: Annotated[bool, typer.Option("--force", help="Import again even when the cache has the bundle.")] = False,
+) -> None:
+    """Bring your own model: a bundle from an existing artifact and a reference table; every format the model
+    converts to is derived and held to it by the parity gate. Prints the bundle folder."""
+    from harness.build.importer import ImportRequest, import_model
+
+    req = ImportRequest(artifact, reference, label, expected, name, trust_pickle)
+    res = import_model(req, artifacts=artifacts, force=force, log=lambda m: err_console.print(m, highlight=False))
+    formats = ", ".join(k for k in res.manifest["formats"] if k != "ir")
+    what = "cache hit" if res.cache_hit else "imported"
+    err_console.print(f"{res.manifest['scenario']}: {what} in {res.seconds:.1f} s: {formats}", highlight=False)
+    for fmt, why in res.manifest.get("absent", {}).items():
+        err_console.print(f"  no {fmt}: {why}", highlight=False)
+    print(res.bundle_dir)
+
+
 @app.command("score")
 def score_cmd(
     bundle: Annotated[Path, typer.Option(help="Model bundle folder (from `harness build`).")],

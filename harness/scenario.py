@@ -44,14 +44,19 @@ class Dataset(Strict):
 
 
 class ModelSpec(Strict):
-    trainer: Literal["lightgbm", "sklearn", "h2o"] = "lightgbm"
-    algorithm: Literal["gbm", "logistic_regression", "glm"] = "gbm"
+    trainer: Literal["lightgbm", "sklearn", "h2o", "xgboost"] = "lightgbm"
+    algorithm: Literal["gbm", "logistic_regression", "glm", "mlp"] = "gbm"
     params: dict[str, Any] = Field(default_factory=dict)
     seed: int = 1
 
     @model_validator(mode="after")
     def _valid_pair(self) -> ModelSpec:
-        valid = {"lightgbm": {"gbm"}, "sklearn": {"gbm", "logistic_regression"}, "h2o": {"gbm", "glm"}}
+        valid = {
+            "lightgbm": {"gbm"},
+            "sklearn": {"gbm", "logistic_regression", "mlp"},
+            "h2o": {"gbm", "glm"},
+            "xgboost": {"gbm"},
+        }
         if self.algorithm not in valid[self.trainer]:
             raise ValueError(
                 f"trainer {self.trainer!r} has no algorithm {self.algorithm!r}; valid: {sorted(valid[self.trainer])}"
@@ -158,7 +163,10 @@ class Validity(Strict):
 class Scenario(Strict):
     name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9_-]*$")
     description: str = ""
-    dataset: Dataset
+    dataset: Dataset | None = None
+    bundle: Path | None = Field(
+        None, description="an imported bundle (`harness import`) to run instead of training from `dataset`"
+    )
     features: list[str] | None = None
     label: str = "label"
     model: ModelSpec = Field(default_factory=lambda: ModelSpec())
@@ -175,11 +183,22 @@ class Scenario(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Scenario:
+        if (self.dataset is None) == (self.bundle is None):
+            raise ValueError("give exactly one of 'dataset' (train a model) or 'bundle' (an imported bundle)")
+        if self.bundle is not None:
+            given = sorted(self.model_fields_set & {"model", "formats", "features", "label"})
+            if given:
+                raise ValueError(f"'{given[0]}' does not go with 'bundle': an imported bundle brings its own model")
+            return self
         bad = [f for f in self.formats if f not in FORMATS]
         if bad:
             raise ValueError(f"unknown format {bad[0]!r}; valid: {', '.join(FORMATS)}")
         if "h2o-mojo" in self.formats and self.model.trainer != "h2o":
             raise ValueError("format 'h2o-mojo' needs model.trainer 'h2o'")
+        if "codegen-c" in self.formats and self.model.algorithm == "mlp":
+            raise ValueError(
+                "format 'codegen-c' cannot hold an MLP: the C generator compiles tree ensembles (treelite) and GLMs"
+            )
         return self
 
     def content_hash(self) -> str:
@@ -209,6 +228,8 @@ def load_scenario(path: str | Path) -> Scenario:
         sc = Scenario.model_validate(raw)
     except ValidationError as e:
         raise ScenarioError(_format_error(path, e)) from None
-    if sc.dataset.csv is not None and not sc.dataset.csv.is_absolute():
+    if sc.dataset is not None and sc.dataset.csv is not None and not sc.dataset.csv.is_absolute():
         sc.dataset.csv = (path.parent / sc.dataset.csv).resolve()
+    if sc.bundle is not None and not sc.bundle.is_absolute():
+        sc.bundle = (path.parent / sc.bundle).resolve()
     return sc

@@ -187,7 +187,7 @@ def test_unknown_param_is_a_value_error_listing_the_valid_ones() -> None:
 
 
 def test_params_of_lists_the_keyword_params_and_defaults() -> None:
-    assert datagen.params_of("fraud") == {"positive_rate": 0.01, "missing_scale": 1.0}
+    assert datagen.params_of("fraud") == {"positive_rate": 0.01, "missing_scale": 1.0, "drift": 0.0}
     assert datagen.params_of("maintenance") == {"noise": 1.0, "missing_scale": 1.0}
     assert datagen.params_of("cross_sell") == {"positive_rate": 0.12, "missing_scale": 1.0}
 

@@ -164,7 +164,9 @@ def test_lightgbm_refuses_what_the_ir_cannot_hold(data) -> None:
         train_lightgbm.train("rf", {}, X, y, NAMES, seed=1)
 
 
-def test_lightgbm_refuses_categorical_splits_in_a_booster(data) -> None:
+def test_lightgbm_categorical_splits_convert_exactly(data) -> None:
+    """Integer-coded categorical splits: the IR takes the same branch as LightGBM for known codes, unseen and
+    negative codes and NaN (all of which go right)."""
     import lightgbm as lgb
 
     X, y, _ = data
@@ -172,8 +174,14 @@ def test_lightgbm_refuses_categorical_splits_in_a_booster(data) -> None:
     ds = lgb.Dataset(Xc, label=y, categorical_feature=[5], params={"verbose": -1, "min_data_per_group": 5})
     booster = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1, "cat_smooth": 1}, ds, 5)
     assert any(t["num_cat"] > 0 for t in booster.dump_model()["tree_info"])
-    with pytest.raises(train_lightgbm.ConversionError, match="categorical"):
-        train_lightgbm.booster_to_ir(booster, NAMES)
+    ir = train_lightgbm.booster_to_ir(booster, NAMES)
+    assert any(t.is_categorical(n) for t in ir.trees for n in range(t.n_nodes))
+    rows = np.repeat(Xc[:40], 4, axis=0)
+    rows[1::4, 5] = np.nan
+    rows[2::4, 5] = -1.0
+    rows[3::4, 5] = 1000.0
+    margin = booster.predict(rows, raw_score=True)
+    assert np.abs(irmod.margin(ir, rows) - margin).max() <= 1e-12
 
 
 # ---------------------------------------------------------------- scikit-learn

@@ -11,8 +11,9 @@ adapters/codegen_c.py:
 Tree ensembles: a treelite model is built from the IR with `treelite.model_builder` (float64
 thresholds and leaf outputs, so the generated code compares and sums in double, like the IR);
 `tl2cgen.generate_c_code` writes the C; we compile it with gcc (-O3, no fast-math) together with a
-small row loop (`kmh_predict`). Any trainer's trees work (LightGBM, scikit-learn, H2O); both split ops
-and default_left carry over.
+small row loop (`kmh_predict`). Any trainer's trees work (LightGBM, scikit-learn, H2O, XGBoost); both split
+ops and default_left carry over, and categorical nodes become treelite categorical tests on the category codes
+(tl2cgen's generated test: a non-negative integer code in the node's list goes left).
 
 Why not tl2cgen.Predictor: tl2cgen 1.0 passes each feature as `union Entry {int missing; double
 fvalue;}` and marks a missing value by writing -1 into the 4-byte `missing` only, so any double whose
@@ -37,7 +38,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.build.ir import LEAF, Glm, ModelIR, TreeEnsemble
+from harness.build.ir import LEAF, Glm, Mlp, ModelIR, TreeEnsemble
 
 LIB_NAME = "model.so"
 PARALLEL_MIN_ROWS = 256
@@ -53,6 +54,8 @@ class CompileError(RuntimeError):
 
 def compile_c(ir: ModelIR, out_dir: Path) -> str:
     """Build the shared library for `ir` in `out_dir`; return its file name."""
+    if isinstance(ir, Mlp):
+        raise NotImplementedError("the C generator compiles tree ensembles (treelite) and GLMs, not MLPs")
     out_dir.mkdir(parents=True, exist_ok=True)
     if shutil.which("gcc") is None:
         raise CompileError("gcc is not on PATH: install a C compiler (e.g. apt-get install gcc) to build codegen-c")
@@ -101,6 +104,15 @@ def treelite_model(ir: TreeEnsemble) -> Any:
             builder.start_node(node)
             if tree.feature[node] == LEAF:
                 builder.leaf(float(tree.value[node]))
+            elif tree.is_categorical(node):
+                builder.categorical_test(
+                    feature_id=int(tree.feature[node]),
+                    default_left=bool(tree.default_left[node]),
+                    category_list=[int(c) for c in tree.cat_left[node]],
+                    category_list_right_child=False,
+                    left_child_key=int(tree.left[node]),
+                    right_child_key=int(tree.right[node]),
+                )
             else:
                 builder.numerical_test(
                     feature_id=int(tree.feature[node]),

@@ -23,7 +23,8 @@ Precision (measured, see tests/test_train_export.py):
   false and threshold >= 0, where LightGBM (NaN -> 0.0) goes left; LightGBM always writes
   default_left true at None splits (0 of ~3,000 splits measured), so this did not occur.
 - From the IR (`write_onnx_from_ir`): ai.onnx.ml opset 5 TreeEnsemble with float64 thresholds and leaf
-  weights on float64 input, then Sigmoid in float64; for a GLM, Where/IsNaN + MatMul + Sigmoid in
+  weights on float64 input (categorical nodes as BRANCH_MEMBER nodes over the category codes), then Sigmoid in
+  float64; for a GLM, Where/IsNaN + MatMul + Sigmoid in
   float64. Parity with the native model is ~1e-15 (measured max 4.4e-16; atol 1e-12), no flips. It
   needs an onnxruntime that implements ai.onnx.ml opset 5 TreeEnsemble (1.32 here).
 
@@ -35,6 +36,7 @@ missing flag is a Python bool among numpy ints); we coerce that flag to int duri
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from harness.build.ir import LEAF, Glm, ModelIR, TreeEnsemble
+from harness.build.ir import LEAF, Glm, Mlp, ModelIR, TreeEnsemble
 from harness.build.trained import TrainedModel
 
 INPUT_NAME = "input"
@@ -51,6 +53,7 @@ OUTPUT_NAME = "probabilities"
 CONVERTER_ATOL = 1e-5
 IR_ATOL = 1e-12
 _ML_OPSET_IR = 5
+_BRANCH_MEMBER = 6  # ai.onnx.ml TreeEnsemble (opset 5) node mode: set membership
 _ONNX_OPSET_IR = 21
 
 
@@ -109,6 +112,8 @@ def write_onnx(trained: TrainedModel, path: Path, *, via: str = "converter") -> 
 
 def write_onnx_from_ir(ir: ModelIR, path: Path) -> dict[str, Any]:
     """Generate a float64 ONNX graph from the IR (exact to ~1e-15)."""
+    if isinstance(ir, Mlp):
+        raise NotImplementedError("an MLP's ONNX graph comes from skl2onnx (write_onnx), not from the IR")
     model = _tree_graph(ir) if isinstance(ir, TreeEnsemble) else _glm_graph(ir)
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
@@ -147,6 +152,7 @@ def _leaves(tree: Any, X: np.ndarray, thr: np.ndarray, split_op: str) -> np.ndar
     left = np.asarray(tree.left, dtype=np.int64)
     right = np.asarray(tree.right, dtype=np.int64)
     default_left = np.asarray(tree.default_left, dtype=bool)
+    cat_nodes = [n for n in range(len(feat)) if tree.is_categorical(n)]
     node = np.zeros(X.shape[0], dtype=np.int64)
     active = np.nonzero(feat[node] != LEAF)[0]
     while active.size:
@@ -154,6 +160,11 @@ def _leaves(tree: Any, X: np.ndarray, thr: np.ndarray, split_op: str) -> np.ndar
         x = X[active, feat[nd]]
         t = thr[nd]
         go_left = np.where(np.isnan(x), default_left[nd], x <= t if split_op == "<=" else x < t)
+        for n in cat_nodes:  # categorical nodes: left when the code is in the node's set
+            at = nd == n
+            if at.any():
+                xs = x[at]
+                go_left[at] = np.where(np.isnan(xs), default_left[n], np.isin(xs, tree.cat_left[n]))
         node[active] = np.where(go_left, left[nd], right[nd])
         active = active[feat[node[active]] != LEAF]
     return node
@@ -199,6 +210,7 @@ def _tree_graph(ir: TreeEnsemble) -> onnx.ModelProto:
     false_leafs: list[int] = []
     missing_true: list[int] = []
     leaf_weights: list[float] = []
+    membership: list[float] = []  # BRANCH_MEMBER nodes' codes, in node order, each set closed by a NaN
     mode = 0 if ir.split_op == "<=" else 1  # BRANCH_LEQ / BRANCH_LT
     for tree in ir.trees:
         # Inner nodes and leaves get their own dense numbering in the graph's nodes_* / leaf_* arrays.
@@ -225,7 +237,11 @@ def _tree_graph(ir: TreeEnsemble) -> onnx.ModelProto:
         for node in sorted(inner, key=inner.__getitem__):
             featureids.append(tree.feature[node])
             splits.append(tree.threshold[node])
-            modes.append(mode)
+            if tree.is_categorical(node):  # BRANCH_MEMBER: true when the code is one of the node's set
+                modes.append(_BRANCH_MEMBER)
+                membership.extend([*map(float, tree.cat_left[node]), math.nan])
+            else:
+                modes.append(mode)
             missing_true.append(int(tree.default_left[node]))
             for child, ids, flags in (
                 (tree.left[node], true_ids, true_leafs),
@@ -240,6 +256,7 @@ def _tree_graph(ir: TreeEnsemble) -> onnx.ModelProto:
         for node in sorted(leaves, key=leaves.__getitem__):
             leaf_weights.append(tree.value[node])
 
+    member = {"membership_values": numpy_helper.from_array(np.asarray(membership), "membership")} if membership else {}
     ensemble = helper.make_node(
         "TreeEnsemble",
         [INPUT_NAME],
@@ -248,6 +265,7 @@ def _tree_graph(ir: TreeEnsemble) -> onnx.ModelProto:
         aggregate_function=1,
         post_transform=0,
         n_targets=1,
+        **member,
         tree_roots=roots,
         nodes_featureids=featureids,
         nodes_splits=numpy_helper.from_array(np.asarray(splits, dtype=np.float64), "nodes_splits"),

@@ -23,12 +23,26 @@ absolute): `inner` (false for a leaf), `feature`, `threshold`, `children`, `miss
     children[node] = [left, left, right] for split_op "<=", [left, right, right] for "<" (below, on, above);
     missing[node] = left if default_left else right.
 
+A categorical node (the IR's cat_left) goes left when its code is in the node's set: cells `isCat` and `catSets`
+(the codes as doubles, `a.contains`), written only for models that have such nodes.
+
 A data-driven walk (rather than one nested `if` per node) keeps the document small and its size linear in
 the number of nodes, and avoids deep nesting in the Python titus generates.
 
 GLM: cells `features` (0..n-1), `coefficients`, `replacement`, `hasReplacement`, `intercept`; for each
 feature (foreach, no comparison) a NaN with a replacement is replaced, then margin += coefficient * x
 (a NaN without replacement makes the margin NaN, as in the IR).
+
+MLP: cells `replacement`/`hasReplacement`, `shift`, `scale`, and per layer `w<i>` (the weights transposed: one
+row per output, as `la.dot(matrix, vector)` takes them) and `b<i>`. The action is matrix algebra:
+
+    x = a.zipmap(input, replacement, hasReplacement, NaN with a replacement -> the replacement)
+    h = a.zipmap(x, shift, scale, (x - shift) / scale)
+    for each layer: h = activation(la.add(la.dot(w<i>, h), b<i>))   (m.link.relu / m.link.logit / m.link.tanh)
+    margin = h[0]
+
+titus computes `la.dot` with numpy (float64), so the sums match the IR to ~1e-16; `la.dot` refuses a NaN, so a
+missing value without a replacement is a scoring error (the IR gives NaN).
 
 Numbers are written by `json.dumps`, i.e. `repr(float)`, which parses back to the same float64.
 """
@@ -39,7 +53,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.build.ir import LEAF, Glm, ModelIR, TreeEnsemble
+from harness.build.ir import LEAF, Glm, Mlp, ModelIR, TreeEnsemble
 
 _ARRAY_DOUBLE = {"type": "array", "items": "double"}
 _ARRAY_INT = {"type": "array", "items": "int"}
@@ -59,6 +73,8 @@ def write_pfa(ir: ModelIR, path: Path) -> None:
 def pfa_document(ir: ModelIR) -> dict[str, Any]:
     if isinstance(ir, TreeEnsemble):
         cells, action = _tree_ensemble(ir)
+    elif isinstance(ir, Mlp):
+        cells, action = _mlp(ir)
     else:
         cells, action = _glm(ir)
     if ir.link == "logistic":
@@ -125,6 +141,17 @@ def _tree_ensemble(ir: TreeEnsemble) -> tuple[dict[str, Any], list[Any]]:
         "baseScore": _cell("double", float(ir.base_score)),
     }
     side = {"+": [{"m.signum": [{"-": ["x", _at("threshold", "node")]}]}, 1]}
+    branch: Any = {"cell": "children", "path": ["node", side]}
+    catsets = [
+        [float(c) for c in t.cat_left[n]] if t.is_categorical(n) else [] for t in ir.trees for n in range(t.n_nodes)
+    ]
+    if any(catsets):  # categorical nodes: left when the code is one of the node's set (a.contains), else right
+        cells["isCat"] = _cell(_ARRAY_BOOL, [bool(c) for c in catsets])
+        cells["catSets"] = _cell({"type": "array", "items": _ARRAY_DOUBLE}, catsets)
+        member = {"a.contains": [_at("catSets", "node"), "x"]}
+        by_set = {"if": member, "then": {"cell": "children", "path": ["node", 0]},
+                  "else": {"cell": "children", "path": ["node", 2]}}  # fmt: skip
+        branch = {"if": _at("isCat", "node"), "then": by_set, "else": branch}
     walk = {
         "while": _at("inner", "node"),
         "do": [
@@ -134,7 +161,7 @@ def _tree_ensemble(ir: TreeEnsemble) -> tuple[dict[str, Any], list[Any]]:
                     "node": {
                         "if": {"impute.isnan": ["x"]},
                         "then": _at("missing", "node"),
-                        "else": {"cell": "children", "path": ["node", side]},
+                        "else": branch,
                     }
                 }
             },
@@ -180,4 +207,40 @@ def _glm(ir: Glm) -> tuple[dict[str, Any], list[Any]]:
             "do": [{"set": {"margin": {"+": ["margin", {"*": [_at("coefficients", "i"), imputed]}]}}}],
         },
     ]
+    return cells, action
+
+
+_PFA_ACTIVATION = {"relu": "m.link.relu", "logistic": "m.link.logit", "tanh": "m.link.tanh"}
+
+
+def _fcn(params: list[tuple[str, str]], body: Any) -> dict[str, Any]:
+    return {"params": [{name: t} for name, t in params], "ret": "double", "do": body}
+
+
+def _mlp(ir: Mlp) -> tuple[dict[str, Any], list[Any]]:
+    reps = ir.missing_replacement
+    cells: dict[str, Any] = {
+        "replacement": _cell(_ARRAY_DOUBLE, [0.0 if r is None else float(r) for r in reps]),
+        "hasReplacement": _cell(_ARRAY_BOOL, [r is not None for r in reps]),
+        "shift": _cell(_ARRAY_DOUBLE, [float(v) for v in ir.shift]),
+        "scale": _cell(_ARRAY_DOUBLE, [float(v) for v in ir.scale]),
+    }
+    impute = _fcn(
+        [("x", "double"), ("r", "double"), ("has", "boolean")],
+        {"if": {"&&": [{"impute.isnan": ["x"]}, "has"]}, "then": "r", "else": "x"},
+    )
+    standardize = _fcn([("x", "double"), ("s", "double"), ("c", "double")], {"/": [{"-": ["x", "s"]}, "c"]})
+    action: list[Any] = [
+        {"let": {"x": {"a.zipmap": ["input", {"cell": "replacement"}, {"cell": "hasReplacement"}, impute]}}},
+        {"let": {"h0": {"a.zipmap": ["x", {"cell": "shift"}, {"cell": "scale"}, standardize]}}},
+    ]
+    for i, layer in enumerate(ir.layers):
+        transposed = [[float(layer.weights[k][j]) for k in range(layer.n_in)] for j in range(layer.n_out)]
+        cells[f"w{i}"] = _cell({"type": "array", "items": _ARRAY_DOUBLE}, transposed)
+        cells[f"b{i}"] = _cell(_ARRAY_DOUBLE, [float(b) for b in layer.bias])
+        value: Any = {"la.add": [{"la.dot": [{"cell": f"w{i}"}, f"h{i}"]}, {"cell": f"b{i}"}]}
+        if layer.activation != "identity":
+            value = {_PFA_ACTIVATION[layer.activation]: [value]}
+        action.append({"let": {f"h{i + 1}": value}})
+    action.append({"let": {"margin": {"attr": f"h{len(ir.layers)}", "path": [0]}}})
     return cells, action

@@ -15,6 +15,10 @@ Tree ensemble, logistic link (the layout JPMML writes for XGBoost, readable by a
 
 Identity link: the sum MiningModel alone, regression, its predicted value is the output.
 
+Categorical features (the IR's feature_categories): a DataField of dataType string listing the categories in
+code order, invalidValueTreatment asMissing; a categorical node's left predicate is a SimpleSetPredicate isIn over
+the strings of its codes (a missing value makes it unknown, so it goes right unless default_left).
+
 Trees: missingValueStrategy="none" (a comparison with a missing value is FALSE) and every inner node has
 exactly two children in order: the left child's predicate is `x <= t` (or `x < t`), wrapped as
 `isMissing(x) OR x <= t` when default_left; the right child's predicate is True. So a missing value goes
@@ -24,6 +28,12 @@ GLM: RegressionModel (classification + logit, or regression); missing_replacemen
 MiningField's missingValueReplacement. Every coefficient is written, zeros included: a missing value
 with no replacement makes the prediction missing (NaN), as in the IR.
 
+MLP: NeuralNetwork (functionName regression, its predicted value = P(class 1)): missing_replacement becomes the
+MiningField's missingValueReplacement, each NeuralInput a DerivedField (x - shift) / scale, each IR layer a
+NeuralLayer of Neurons (bias, one Con per input, in order) with the layer's activationFunction (relu ->
+rectifier); the IR's logistic link is folded into the last layer (its activation is identity in the IR, so the
+last NeuralLayer is "logistic"). One NeuralOutput maps the output neuron to the target.
+
 Numbers are written with `repr(float)`, the shortest text that parses back to the same float64.
 """
 
@@ -31,10 +41,10 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
-from harness.build.ir import LEAF, Glm, ModelIR, Tree, TreeEnsemble
+from harness.build.ir import LEAF, Glm, Mlp, ModelIR, Tree, TreeEnsemble
 
 PMML_NS = "http://www.dmg.org/PMML-4_4"
 OUTPUT_FIELD = "probability_1"
@@ -49,15 +59,18 @@ def write_pmml(ir: ModelIR, path: Path) -> None:
     taken = set(ir.feature_names) | {OUTPUT_FIELD}
     target = _fresh("label", taken)
     taken.add(target)
-    classification = ir.link == "logistic"
+    classification = ir.link == "logistic" and not isinstance(ir, Mlp)  # an MLP's output is a regression value
 
     root = ET.Element("PMML", {"xmlns": PMML_NS, "version": "4.4"})
     header = ET.SubElement(root, "Header", {"description": f"{ir.kind} exported from the model IR"})
     ET.SubElement(header, "Application", {"name": "kafka-model-harness"})
-    _data_dictionary(root, ir.feature_names, target, classification)
+    cats = ir.feature_categories if isinstance(ir, TreeEnsemble) else {}
+    _data_dictionary(root, ir.feature_names, target, classification, cats)
 
     if isinstance(ir, TreeEnsemble):
         _tree_ensemble(root, ir, target, _fresh("margin", taken))
+    elif isinstance(ir, Mlp):
+        _mlp(root, ir, target)
     else:
         _glm(root, ir, target)
 
@@ -79,10 +92,17 @@ def _fresh(base: str, taken: set[str]) -> str:
     return name
 
 
-def _data_dictionary(root: ET.Element, features: list[str], target: str, classification: bool) -> None:
+def _data_dictionary(
+    root: ET.Element, features: list[str], target: str, classification: bool, cats: dict[str, list[str]]
+) -> None:
     dd = ET.SubElement(root, "DataDictionary", {"numberOfFields": str(len(features) + 1)})
     for name in features:
-        ET.SubElement(dd, "DataField", {"name": name, "optype": "continuous", "dataType": "double"})
+        if name in cats:  # a categorical feature: its strings, in code order
+            df = ET.SubElement(dd, "DataField", {"name": name, "optype": "categorical", "dataType": "string"})
+            for value in cats[name]:
+                ET.SubElement(df, "Value", {"value": value})
+        else:
+            ET.SubElement(dd, "DataField", {"name": name, "optype": "continuous", "dataType": "double"})
     if classification:
         tf = ET.SubElement(dd, "DataField", {"name": target, "optype": "categorical", "dataType": "integer"})
         ET.SubElement(tf, "Value", {"value": "0"})
@@ -91,12 +111,16 @@ def _data_dictionary(root: ET.Element, features: list[str], target: str, classif
         ET.SubElement(dd, "DataField", {"name": target, "optype": "continuous", "dataType": "double"})
 
 
-def _mining_schema(parent: ET.Element, fields: list[str], target: str | None) -> ET.Element:
+def _mining_schema(
+    parent: ET.Element, fields: list[str], target: str | None, categorical: Collection[str] = ()
+) -> ET.Element:
     ms = ET.SubElement(parent, "MiningSchema")
     if target is not None:
         ET.SubElement(ms, "MiningField", {"name": target, "usageType": "target"})
     for name in fields:
-        ET.SubElement(ms, "MiningField", {"name": name})
+        # a string that is not a category is missing, as the IR treats a code outside the categories
+        extra = {"invalidValueTreatment": "asMissing"} if name in categorical else {}
+        ET.SubElement(ms, "MiningField", {"name": name, **extra})
     return ms
 
 
@@ -120,7 +144,7 @@ def _tree_ensemble(root: ET.Element, ir: TreeEnsemble, target: str, margin_field
         return
 
     top = ET.SubElement(root, "MiningModel", {"functionName": "classification", "modelName": "tree_ensemble"})
-    _mining_schema(top, features, target)
+    _mining_schema(top, features, target, ir.feature_categories)
     _final_output(top, classification=True)
     chain = ET.SubElement(top, "Segmentation", {"multipleModelMethod": "modelChain"})
 
@@ -152,7 +176,7 @@ def _sum_model(
 ) -> None:
     """MiningModel regression = base_score + sum of the trees (segment order = the IR's order)."""
     mm = ET.SubElement(parent, "MiningModel", {"functionName": "regression", "modelName": "margin"})
-    _mining_schema(mm, ir.feature_names, target)
+    _mining_schema(mm, ir.feature_names, target, ir.feature_categories)
     add_output(mm)  # PMML order: MiningSchema, Output, Segmentation
     seg_root = ET.SubElement(mm, "Segmentation", {"multipleModelMethod": "sum"})
 
@@ -166,10 +190,12 @@ def _sum_model(
     for i, tree in enumerate(ir.trees):
         seg = ET.SubElement(seg_root, "Segment", {"id": f"tree_{i}"})
         ET.SubElement(seg, "True")
-        _tree_model(seg, tree, ir.feature_names, ir.split_op, f"tree_{i}")
+        _tree_model(seg, tree, ir.feature_names, ir.split_op, f"tree_{i}", ir.feature_categories)
 
 
-def _tree_model(parent: ET.Element, tree: Tree, features: list[str], split_op: str, name: str) -> None:
+def _tree_model(
+    parent: ET.Element, tree: Tree, features: list[str], split_op: str, name: str, cats: dict[str, list[str]]
+) -> None:
     tm = ET.SubElement(
         parent,
         "TreeModel",
@@ -182,7 +208,7 @@ def _tree_model(parent: ET.Element, tree: Tree, features: list[str], split_op: s
         },
     )
     used = sorted({f for f in tree.feature if f != LEAF})
-    _mining_schema(tm, [features[f] for f in used], None)
+    _mining_schema(tm, [features[f] for f in used], None, cats)
     op = "lessOrEqual" if split_op == "<=" else "lessThan"
 
     root = ET.SubElement(tm, "Node")
@@ -196,17 +222,28 @@ def _tree_model(parent: ET.Element, tree: Tree, features: list[str], split_op: s
             continue
         field = features[tree.feature[n]]
         left = ET.SubElement(elem, "Node")
-        cmp_attrs = {"field": field, "operator": op, "value": _num(tree.threshold[n])}
+        where = left
         if tree.default_left[n]:
-            comp = ET.SubElement(left, "CompoundPredicate", {"booleanOperator": "or"})
-            ET.SubElement(comp, "SimplePredicate", {"field": field, "operator": "isMissing"})
-            ET.SubElement(comp, "SimplePredicate", cmp_attrs)
+            where = ET.SubElement(left, "CompoundPredicate", {"booleanOperator": "or"})
+            ET.SubElement(where, "SimplePredicate", {"field": field, "operator": "isMissing"})
+        if tree.is_categorical(n):
+            _set_predicate(where, field, tree.cat_left[n], cats)
         else:
-            ET.SubElement(left, "SimplePredicate", cmp_attrs)
+            ET.SubElement(where, "SimplePredicate", {"field": field, "operator": op, "value": _num(tree.threshold[n])})
         right = ET.SubElement(elem, "Node")
         ET.SubElement(right, "True")
         stack.append((left, tree.left[n]))
         stack.append((right, tree.right[n]))
+
+
+def _set_predicate(parent: ET.Element, field: str, codes: list[int], cats: dict[str, list[str]]) -> None:
+    """SimpleSetPredicate isIn: the category strings of the codes that go left."""
+    if field not in cats:
+        raise ValueError(f"a categorical split on {field!r}, whose category names the IR does not hold")
+    names = [cats[field][c] for c in codes if 0 <= c < len(cats[field])]
+    sp = ET.SubElement(parent, "SimpleSetPredicate", {"field": field, "booleanOperator": "isIn"})
+    quoted = " ".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in names)
+    ET.SubElement(sp, "Array", {"n": str(len(names)), "type": "string"}).text = quoted
 
 
 # ---- GLM ---------------------------------------------------------------------------------------------------
@@ -235,3 +272,57 @@ def _glm(root: ET.Element, ir: Glm, target: str) -> None:
         ET.SubElement(table, "NumericPredictor", {"name": name, "coefficient": _num(coef)})
     if classification:
         ET.SubElement(reg, "RegressionTable", {"targetCategory": "0", "intercept": "0.0"})
+
+
+# ---- MLP ---------------------------------------------------------------------------------------------------
+
+_PMML_ACTIVATION = {"relu": "rectifier", "logistic": "logistic", "tanh": "tanh", "identity": "identity"}
+
+
+def _constant(parent: ET.Element, x: float) -> None:
+    ET.SubElement(parent, "Constant", {"dataType": "double"}).text = _num(x)
+
+
+def _mlp(root: ET.Element, ir: Mlp, target: str) -> None:
+    last = ir.layers[-1].activation
+    if ir.link == "logistic" and last != "identity":
+        raise ValueError("an MLP with a logistic link needs an identity last layer (the link becomes its activation)")
+    nn = ET.SubElement(
+        root, "NeuralNetwork", {"functionName": "regression", "activationFunction": "identity", "modelName": "mlp"}
+    )
+    ms = ET.SubElement(nn, "MiningSchema")
+    ET.SubElement(ms, "MiningField", {"name": target, "usageType": "target"})
+    for name, rep in zip(ir.feature_names, ir.missing_replacement, strict=True):
+        attrs = {"name": name} | ({} if rep is None else {"missingValueReplacement": _num(rep)})
+        ET.SubElement(ms, "MiningField", attrs)
+    _final_output(nn, classification=False)
+
+    inputs = ET.SubElement(nn, "NeuralInputs", {"numberOfInputs": str(ir.n_features)})
+    for j, name in enumerate(ir.feature_names):
+        ni = ET.SubElement(inputs, "NeuralInput", {"id": f"i{j}"})
+        df = ET.SubElement(ni, "DerivedField", {"optype": "continuous", "dataType": "double"})
+        div = ET.SubElement(df, "Apply", {"function": "/"})
+        sub = ET.SubElement(div, "Apply", {"function": "-"})
+        ET.SubElement(sub, "FieldRef", {"field": name})
+        _constant(sub, ir.shift[j])
+        _constant(div, ir.scale[j])
+
+    previous = [f"i{j}" for j in range(ir.n_features)]
+    for li, layer in enumerate(ir.layers):
+        act = layer.activation
+        if li == len(ir.layers) - 1 and ir.link == "logistic":
+            act = "logistic"
+        nl = ET.SubElement(
+            nn, "NeuralLayer", {"numberOfNeurons": str(layer.n_out), "activationFunction": _PMML_ACTIVATION[act]}
+        )
+        ids = [f"l{li}n{k}" for k in range(layer.n_out)]
+        for k, nid in enumerate(ids):
+            neuron = ET.SubElement(nl, "Neuron", {"id": nid, "bias": _num(layer.bias[k])})
+            for src, row in zip(previous, layer.weights, strict=True):
+                ET.SubElement(neuron, "Con", {"from": src, "weight": _num(row[k])})
+        previous = ids
+
+    outputs = ET.SubElement(nn, "NeuralOutputs", {"numberOfOutputs": "1"})
+    no = ET.SubElement(outputs, "NeuralOutput", {"outputNeuron": previous[0]})
+    df = ET.SubElement(no, "DerivedField", {"optype": "continuous", "dataType": "double"})
+    ET.SubElement(df, "FieldRef", {"field": target})

@@ -1,6 +1,6 @@
 """The model IR: the one place where trainers meet exporters.
 
-Every trainer converts its model into one of two shapes, and every exporter (PMML, PFA, compiled C)
+Every trainer converts its model into one of three shapes, and every exporter (PMML, PFA, compiled C)
 reads only these shapes. N trainers + M formats, not N x M converters.
 
 Semantics (what every exporter must reproduce exactly, in float64):
@@ -11,12 +11,25 @@ TreeEnsemble
         if x[f] is NaN:      go left when default_left[node] else right
         elif split_op "<=":  go left when x[f] <= t else right
         elif split_op "<":   go left when x[f] <  t else right
+      a categorical node (cat_left[node] not empty; x[f] is a category code, adapters/schema.py):
+        if x[f] is NaN:      go left when default_left[node] else right
+        else:                go left when x[f] equals one of cat_left[node] (codes), else right (an unseen or
+                             negative code goes right)
     probability = link(margin); link "logistic" is 1 / (1 + exp(-margin)), "identity" is margin.
+    feature_categories names the categories of categorical features (code i = the i-th name), for the formats
+    that take strings (PMML).
 
 Glm
     x'[f] = missing_replacement[f] if x[f] is NaN (and a replacement exists) else x[f]
     margin(x) = intercept + sum(coefficients[f] * x'[f])
     probability = link(margin)
+
+Mlp (a feed-forward neural network, one output)
+    x'[f] = missing_replacement[f] if x[f] is NaN (and a replacement exists) else x[f]
+    h = (x' - shift) / scale                    (element-wise; the standardization, shift 0 / scale 1 when none)
+    for each layer: h = activation(h @ weights + bias)     weights is (inputs, outputs)
+    margin = h[0] (the last layer has one output), probability = link(margin)
+    activations: "relu" max(0, v), "logistic" 1 / (1 + exp(-v)), "tanh", "identity"
 
 A node is a leaf when feature[node] == -1; its value is value[node]. Inner nodes' value is ignored.
 """
@@ -46,12 +59,15 @@ class Tree:
     right: list[int]
     default_left: list[bool]
     value: list[float]
+    cat_left: list[list[int]] = field(default_factory=list)  # empty: no categorical node; else one list per node
 
     def __post_init__(self) -> None:
         n = len(self.feature)
         for name in ("threshold", "left", "right", "default_left", "value"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"tree array {name!r} has {len(getattr(self, name))} entries, expected {n}")
+        if self.cat_left and len(self.cat_left) != n:
+            raise ValueError(f"tree array 'cat_left' has {len(self.cat_left)} entries, expected {n}")
 
     @property
     def n_nodes(self) -> int:
@@ -60,9 +76,13 @@ class Tree:
     def is_leaf(self, node: int) -> bool:
         return self.feature[node] == LEAF
 
+    def is_categorical(self, node: int) -> bool:
+        return bool(self.cat_left) and bool(self.cat_left[node])
 
-# A split as a converter reads it: (feature, threshold, default_left, left child, right child).
-Split = tuple[int, float, bool, Any, Any]
+
+# A split as a converter reads it: (feature, threshold, default_left, left child, right child), and for a
+# categorical split the codes that go left as a sixth element.
+Split = tuple[int, float, bool, Any, Any] | tuple[int, float, bool, Any, Any, list[int]]
 
 
 def tree_from_nodes(root: Any, read: Callable[[Any], float | Split]) -> Tree:
@@ -77,6 +97,7 @@ def tree_from_nodes(root: Any, read: Callable[[Any], float | Split]) -> Tree:
     right: list[int] = []
     default_left: list[bool] = []
     value: list[float] = []
+    cat_left: list[list[int]] = []
     stack: list[tuple[Any, int, bool]] = [(root, -1, False)]
     while stack:
         node, parent, is_left = stack.pop()
@@ -87,7 +108,8 @@ def tree_from_nodes(root: Any, read: Callable[[Any], float | Split]) -> Tree:
         left.append(-1)
         right.append(-1)
         if isinstance(got, tuple):
-            f, t, dl, left_child, right_child = got
+            f, t, dl, left_child, right_child = got[:5]
+            cat_left.append(list(got[5]) if len(got) == 6 else [])  # type: ignore[misc]
             feature.append(f)
             threshold.append(t)
             default_left.append(dl)
@@ -99,7 +121,16 @@ def tree_from_nodes(root: Any, read: Callable[[Any], float | Split]) -> Tree:
             threshold.append(0.0)
             default_left.append(False)
             value.append(got)
-    return Tree(feature=feature, threshold=threshold, left=left, right=right, default_left=default_left, value=value)
+            cat_left.append([])
+    return Tree(
+        feature=feature,
+        threshold=threshold,
+        left=left,
+        right=right,
+        default_left=default_left,
+        value=value,
+        cat_left=cat_left if any(cat_left) else [],
+    )
 
 
 @dataclass
@@ -109,6 +140,7 @@ class TreeEnsemble:
     base_score: float = 0.0
     link: Link = "logistic"
     split_op: SplitOp = "<="
+    feature_categories: dict[str, list[str]] = field(default_factory=dict)
     kind: Literal["tree_ensemble"] = "tree_ensemble"
 
     @property
@@ -136,7 +168,62 @@ class Glm:
         return len(self.feature_names)
 
 
-ModelIR = TreeEnsemble | Glm
+Activation = Literal["relu", "logistic", "tanh", "identity"]
+ACTIVATIONS: tuple[str, ...] = ("relu", "logistic", "tanh", "identity")
+
+
+@dataclass
+class Layer:
+    """One dense layer: outputs = activation(inputs @ weights + bias); weights[i][j] from input i to output j."""
+
+    weights: list[list[float]]
+    bias: list[float]
+    activation: Activation = "relu"
+
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
+        if any(len(row) != len(self.bias) for row in self.weights):
+            raise ValueError("every row of a layer's weights needs one entry per output (len(bias))")
+
+    @property
+    def n_in(self) -> int:
+        return len(self.weights)
+
+    @property
+    def n_out(self) -> int:
+        return len(self.bias)
+
+
+@dataclass
+class Mlp:
+    feature_names: list[str]
+    layers: list[Layer]
+    missing_replacement: list[float | None] = field(default_factory=list)
+    shift: list[float] = field(default_factory=list)
+    scale: list[float] = field(default_factory=list)
+    link: Link = "logistic"
+    kind: Literal["mlp"] = "mlp"
+
+    def __post_init__(self) -> None:
+        n = len(self.feature_names)
+        self.missing_replacement = self.missing_replacement or [None] * n
+        self.shift = self.shift or [0.0] * n
+        self.scale = self.scale or [1.0] * n
+        if not self.layers or self.layers[0].n_in != n or self.layers[-1].n_out != 1:
+            raise ValueError(f"an MLP needs layers from {n} inputs to 1 output")
+        for a, b in zip(self.layers, self.layers[1:], strict=False):
+            if a.n_out != b.n_in:
+                raise ValueError(f"layer of {a.n_out} outputs feeds a layer of {b.n_in} inputs")
+        if not (len(self.missing_replacement) == len(self.shift) == len(self.scale) == n):
+            raise ValueError("missing_replacement, shift and scale need one entry per feature")
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+
+ModelIR = TreeEnsemble | Glm | Mlp
 
 
 def apply_link(margin: np.ndarray, link: Link) -> np.ndarray:
@@ -156,6 +243,7 @@ def _tree_leaf_values(tree: Tree, X: np.ndarray, split_op: SplitOp) -> np.ndarra
         tree.value,
     )
     le = split_op == "<="
+    cats = [set(c) for c in tree.cat_left] if tree.cat_left else [set()] * len(feat)
     for i in range(X.shape[0]):
         row = X[i]
         node = 0
@@ -163,6 +251,8 @@ def _tree_leaf_values(tree: Tree, X: np.ndarray, split_op: SplitOp) -> np.ndarra
             x = row[feat[node]]
             if math.isnan(x):
                 go_left = dl[node]
+            elif cats[node]:
+                go_left = x in cats[node]
             elif le:
                 go_left = x <= thr[node]
             else:
@@ -170,6 +260,25 @@ def _tree_leaf_values(tree: Tree, X: np.ndarray, split_op: SplitOp) -> np.ndarra
             node = left[node] if go_left else right[node]
         out[i] = val[node]
     return out
+
+
+def _impute(X: np.ndarray, replacement: list[float | None]) -> np.ndarray:
+    Xf = X.copy()
+    for j, rep in enumerate(replacement):
+        if rep is not None:
+            col = Xf[:, j]
+            col[np.isnan(col)] = rep
+    return Xf
+
+
+def _activate(h: np.ndarray, activation: str) -> np.ndarray:
+    if activation == "relu":
+        return np.maximum(h, 0.0)
+    if activation == "logistic":
+        return np.asarray(1.0 / (1.0 + np.exp(-h)))
+    if activation == "tanh":
+        return np.tanh(h)
+    return h
 
 
 def margin(model: ModelIR, X: np.ndarray) -> np.ndarray:
@@ -180,12 +289,14 @@ def margin(model: ModelIR, X: np.ndarray) -> np.ndarray:
         for tree in model.trees:
             total += _tree_leaf_values(tree, X, model.split_op)
         return total
-    Xf = X.copy()
-    for j, rep in enumerate(model.missing_replacement):
-        if rep is not None:
-            col = Xf[:, j]
-            col[np.isnan(col)] = rep
-    return np.asarray(model.intercept + Xf @ np.asarray(model.coefficients, dtype=np.float64))
+    Xf = _impute(X, model.missing_replacement)
+    if isinstance(model, Glm):
+        return np.asarray(model.intercept + Xf @ np.asarray(model.coefficients, dtype=np.float64))
+    h = (Xf - np.asarray(model.shift)) / np.asarray(model.scale)
+    with np.errstate(over="ignore"):
+        for layer in model.layers:
+            h = _activate(h @ np.asarray(layer.weights, dtype=np.float64) + np.asarray(layer.bias), layer.activation)
+    return np.asarray(h[:, 0], dtype=np.float64)
 
 
 def predict(model: ModelIR, X: np.ndarray) -> np.ndarray:
@@ -199,6 +310,9 @@ def to_dict(model: ModelIR) -> dict[str, Any]:
 def from_dict(d: dict[str, Any]) -> ModelIR:
     if d.get("kind") == "glm":
         return Glm(**d)
+    if d.get("kind") == "mlp":
+        layers = [Layer(**layer) for layer in d["layers"]]
+        return Mlp(layers=layers, **{k: v for k, v in d.items() if k != "layers"})
     trees = [Tree(**t) for t in d["trees"]]
     rest = {k: v for k, v in d.items() if k != "trees"}
     return TreeEnsemble(trees=trees, **rest)

@@ -69,7 +69,7 @@ def cache_key(sc: Scenario) -> str:
     h.update(sc.content_hash().encode())
     h.update(_code_hash().encode())
     h.update(json.dumps(lib_versions(), sort_keys=True).encode())
-    if sc.dataset.csv is not None:
+    if sc.dataset is not None and sc.dataset.csv is not None:
         h.update(sha256_file(sc.dataset.csv).encode())
     return h.hexdigest()
 
@@ -81,6 +81,7 @@ def cache_key(sc: Scenario) -> str:
 
 def load_data(sc: Scenario) -> tuple[np.ndarray, np.ndarray, list[str]]:
     ds = sc.dataset
+    assert ds is not None, "a scenario with a bundle has no data to load"
     if ds.generator is not None:
         from harness.datagen import generate
 
@@ -118,9 +119,11 @@ def load_data(sc: Scenario) -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 
 def split(sc: Scenario, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(sc.dataset.seed + 1)
+    ds = sc.dataset
+    assert ds is not None
+    rng = np.random.default_rng(ds.seed + 1)
     order = rng.permutation(X.shape[0])
-    n_hold = min(int(round(X.shape[0] * sc.dataset.holdout_fraction)), sc.dataset.holdout_max_rows)
+    n_hold = min(int(round(X.shape[0] * ds.holdout_fraction)), ds.holdout_max_rows)
     hold, train = order[:n_hold], order[n_hold:]
     return X[train], y[train], X[hold], y[hold]
 
@@ -131,6 +134,8 @@ def train_model(sc: Scenario, X: np.ndarray, y: np.ndarray, names: list[str]) ->
         from harness.build import train_lightgbm as trainer
     elif m.trainer == "sklearn":
         from harness.build import train_sklearn as trainer  # type: ignore[no-redef]
+    elif m.trainer == "xgboost":
+        from harness.build import train_xgboost as trainer  # type: ignore[no-redef]
     else:
         from harness.build import train_h2o as trainer  # type: ignore[no-redef]
     try:
@@ -148,6 +153,8 @@ def build(
     sc: Scenario, artifacts: Path = Path("artifacts"), force: bool = False, log: Callable[[str], None] = print
 ) -> BuildResult:
     t0 = time.perf_counter()
+    if sc.bundle is not None:
+        return named_bundle(sc, log)
     key = cache_key(sc)
     model_id = f"{sc.model.trainer}-{sc.model.algorithm}-{key[:12]}"
     final = artifacts / sc.name / model_id
@@ -171,6 +178,25 @@ def build(
     return BuildResult(final, False, time.perf_counter() - t0, manifest)
 
 
+def named_bundle(sc: Scenario, log: Callable[[str], None] = print) -> BuildResult:
+    """A scenario's `bundle:` (from `harness import`): that bundle folder, or the newest bundle in a folder of
+    bundles; verified (every sha256), never rebuilt."""
+    t0 = time.perf_counter()
+    assert sc.bundle is not None
+    root = sc.bundle
+    if not (root / "manifest.json").is_file():
+        found = sorted(root.glob("*/manifest.json"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+        if not found:
+            raise BuildError(f"scenario {sc.name!r}: bundle {root} is not a bundle folder nor a folder of bundles")
+        root = found[-1].parent
+        log(f"{sc.name}: using the newest bundle in {sc.bundle}: {root.name}")
+    try:
+        verify_bundle(root)
+    except AdapterError as e:
+        raise BuildError(f"scenario {sc.name!r}: bundle {root} is not usable: {e}") from None
+    return BuildResult(root, True, time.perf_counter() - t0, Bundle.open(root).manifest)
+
+
 def _file_entry(root: Path, name: str, **extra: Any) -> dict[str, Any]:
     return {"file": name, "sha256": sha256_file(root / name), "bytes": (root / name).stat().st_size, **extra}
 
@@ -192,7 +218,7 @@ def _build_into(sc: Scenario, root: Path, model_id: str, key: str, log: Callable
         if cluster is not None:
             cluster.__exit__(None, None, None)
     train_s = time.perf_counter() - t
-    p_native = np.asarray(trained.predict(Xho), dtype=np.float64)
+    p_native = np.asarray(trained.reference_predict(Xho), dtype=np.float64)
     native_file = trained.save_native(root)
     ir_file = "model.ir.json"
     (root / ir_file).write_text(json.dumps(ir_mod.to_dict(trained.ir)))
@@ -256,8 +282,9 @@ def _export_onnx(trained: TrainedModel, root: Path) -> dict[str, Any]:
         from harness.build.train_h2o import NATIVE_FILE, write_onnx_h2o
 
         info = write_onnx_h2o(root / NATIVE_FILE, root / name)
-    elif trained.flavor == "h2o":
-        # onnxmltools converts only H2O GBMs: an H2O GLM's ONNX is generated from the IR (float64)
+    elif trained.flavor in ("h2o", "xgboost"):
+        # onnxmltools converts only H2O GBMs: an H2O GLM's ONNX is generated from the IR (float64); so is
+        # XGBoost's, which then matches the IR's float64 reference (onnxmltools' converter is float32)
         from harness.build.export_onnx import write_onnx_from_ir
 
         info = write_onnx_from_ir(trained.ir, root / name)

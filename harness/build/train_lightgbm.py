@@ -8,7 +8,12 @@ digits, so they round-trip to the same float64). LightGBM's numerical decision, 
     missing_type "None": NaN is replaced by 0.0 first, so NaN goes left iff 0.0 <= threshold.
     missing_type "Zero": zero (and NaN) go the default way: not representable in the IR, refused.
 
-Categorical splits, linear trees, multiclass and averaged (random forest) outputs are refused.
+Categorical splits (decision_type "==", a model trained on pandas categoricals or with categorical_feature): the
+threshold lists the category codes that go left ("0||2||5"); LightGBM 4 (tree.h, CategoricalDecision) sends NaN
+and negative codes right, so the IR node has cat_left = those codes and default_left false (measured on 4.7: a NaN
+category scores as an unseen one). The category names (the model file's pandas_categorical) go into the IR's
+feature_categories when the caller gives them. Linear trees, multiclass and averaged (random forest) outputs are
+refused.
 The init score (boost_from_average) is folded into the first tree's leaves by LightGBM, so the IR's
 base_score is 0.
 
@@ -100,7 +105,9 @@ def train(
     return LightGBMModel(algorithm, booster, list(feature_names))
 
 
-def booster_to_ir(booster: lgb.Booster, feature_names: list[str]) -> TreeEnsemble:
+def booster_to_ir(
+    booster: lgb.Booster, feature_names: list[str], categories: dict[str, list[str]] | None = None
+) -> TreeEnsemble:
     dump = booster.dump_model()
     objective = str(dump.get("objective", ""))
     if not objective.startswith("binary"):
@@ -123,6 +130,7 @@ def booster_to_ir(booster: lgb.Booster, feature_names: list[str]) -> TreeEnsembl
         base_score=0.0,
         link="logistic",
         split_op="<=",
+        feature_categories=dict(categories or {}),
     )
 
 
@@ -143,8 +151,6 @@ def _sigmoid_of(objective: str) -> float:
 
 
 def _convert_tree(info: dict[str, Any]) -> Tree:
-    if info.get("num_cat", 0):
-        raise ConversionError(f"tree {info.get('tree_index')}: categorical splits are not supported")
     return tree_from_nodes(info["tree_structure"], _read_node)
 
 
@@ -154,8 +160,11 @@ def _read_node(node: dict[str, Any]) -> float | Split:
             raise ConversionError("LightGBM linear trees are not supported")
         return float(node["leaf_value"])
     decision = node["decision_type"]
+    if decision == "==":  # categorical: the codes that go left; NaN and other codes go right
+        codes = sorted(int(c) for c in str(node["threshold"]).split("||"))
+        return int(node["split_feature"]), 0.0, False, node["left_child"], node["right_child"], codes
     if decision != "<=":
-        raise ConversionError(f"split with decision_type {decision!r} is not supported (categorical?)")
+        raise ConversionError(f"split with decision_type {decision!r} is not supported")
     thr = float(node["threshold"])
     missing = node.get("missing_type", "None")
     if missing == "NaN":

@@ -1,5 +1,6 @@
-"""scikit-learn trainer: HistGradientBoostingClassifier ("gbm") or an imputer + scaler + logistic
-regression pipeline ("logistic_regression"), saved with joblib, converted exactly to the IR.
+"""scikit-learn trainer: HistGradientBoostingClassifier ("gbm"), an imputer + scaler + logistic
+regression pipeline ("logistic_regression") or an imputer + scaler + MLPClassifier pipeline ("mlp", a
+neural network), saved with joblib, converted exactly to the IR.
 
 gbm: every TreePredictor in `_predictors` is a flat node array; sklearn's `_predict_from_raw_data`
 goes left when x is NaN and missing_go_to_left, else when x <= num_threshold (raw float64 thresholds,
@@ -12,6 +13,12 @@ logistic_regression: Pipeline(SimpleImputer(mean), StandardScaler (optional), Lo
 The scaler is folded into the coefficients: w' = w / scale, b' = b - sum(w * mean / scale);
 missing_replacement = the imputer's means. Params go to LogisticRegression, except `standardize`
 (bool, default true) which chooses whether the scaler is in the pipeline.
+
+mlp: Pipeline(SimpleImputer(mean), StandardScaler, MLPClassifier). The IR's Mlp keeps the imputer's means
+(missing_replacement) and the scaler (shift = mean, scale) as they are, and one Layer per `coefs_[i]` /
+`intercepts_[i]` with the hidden activation (relu, logistic, tanh, identity); the last layer is identity and
+the link logistic (MLPClassifier's out_activation_ for two classes). Params go to MLPClassifier; defaults
+here: hidden_layer_sizes (16, 8), max_iter 300, early_stopping true.
 """
 
 from __future__ import annotations
@@ -25,14 +32,16 @@ import sklearn
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from harness.build.ir import LEAF, Glm, ModelIR, Tree, TreeEnsemble
+from harness.build.ir import LEAF, Glm, Layer, Mlp, ModelIR, Tree, TreeEnsemble
 from harness.build.trained import TrainedModel
 
 NATIVE_FILE = "model.joblib"
-ALGORITHMS = ("gbm", "logistic_regression")
+ALGORITHMS = ("gbm", "logistic_regression", "mlp")
+_MLP_DEFAULTS: dict[str, Any] = {"hidden_layer_sizes": (16, 8), "max_iter": 300, "early_stopping": True}
 _FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
@@ -90,6 +99,12 @@ def train(
         pipe = Pipeline(steps)
         pipe.fit(X, y)
         return SklearnModel(algorithm, pipe, pipeline_to_ir(pipe, feature_names))
+    if algorithm == "mlp":
+        mlp = MLPClassifier(**{**_MLP_DEFAULTS, **params, "random_state": seed})
+        imputer = SimpleImputer(strategy="mean", keep_empty_features=True)
+        pipe = Pipeline([("impute", imputer), ("scale", StandardScaler()), ("mlp", mlp)])
+        pipe.fit(X, y)
+        return SklearnModel(algorithm, pipe, mlp_pipeline_to_ir(pipe, feature_names))
     raise ValueError(f"sklearn trainer: unknown algorithm {algorithm!r} (valid: {', '.join(ALGORITHMS)})")
 
 
@@ -158,3 +173,33 @@ def pipeline_to_ir(pipe: Pipeline, feature_names: list[str]) -> Glm:
         link="logistic",
         missing_replacement=[float(m) for m in means],
     )
+
+
+def mlp_pipeline_to_ir(pipe: Pipeline, feature_names: list[str]) -> Mlp:
+    """Pipeline(impute, scale (optional), mlp) -> the IR's Mlp, every number as scikit-learn holds it."""
+    n = len(feature_names)
+    mlp = pipe.steps[-1][1]
+    if not isinstance(mlp, MLPClassifier) or len(mlp.classes_) != 2 or mlp.out_activation_ != "logistic":
+        raise ConversionError("expected a binary MLPClassifier as the last step")
+    imputer = pipe.named_steps.get("impute")
+    scaler = pipe.named_steps.get("scale")
+    if len(pipe.steps) != 1 + (imputer is not None) + (scaler is not None):
+        raise ConversionError("an MLP pipeline may hold only 'impute' (SimpleImputer) and 'scale' (StandardScaler)")
+    means: list[float | None] = [None] * n
+    if imputer is not None:
+        stats = np.asarray(imputer.statistics_, dtype=np.float64)
+        if imputer.strategy not in ("mean", "median", "constant") or stats.shape != (n,):
+            raise ConversionError("the imputer must keep every feature (keep_empty_features=True)")
+        means = [float(m) for m in stats]
+    shift, scale = [0.0] * n, [1.0] * n
+    if scaler is not None:
+        if scaler.with_mean:
+            shift = [float(v) for v in scaler.mean_]
+        if scaler.with_std:
+            scale = [float(v) for v in scaler.scale_]
+    acts = [mlp.activation] * (len(mlp.coefs_) - 1) + ["identity"]
+    layers = [
+        Layer(weights=np.asarray(w, dtype=np.float64).tolist(), bias=[float(b) for b in bias], activation=a)
+        for w, bias, a in zip(mlp.coefs_, mlp.intercepts_, acts, strict=True)
+    ]
+    return Mlp(feature_names=list(feature_names), layers=layers, missing_replacement=means, shift=shift, scale=scale)

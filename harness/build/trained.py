@@ -22,10 +22,14 @@ from harness.build.ir import ModelIR
 
 
 class TrainedModel(ABC):
-    flavor: str  # "lightgbm" | "sklearn" | "h2o"
-    algorithm: str  # e.g. "gbm", "logistic_regression", "glm"
+    flavor: str  # "lightgbm" | "sklearn" | "h2o" | "xgboost"
+    algorithm: str  # e.g. "gbm", "logistic_regression", "glm", "mlp"
     model: Any  # the trainer's own object
     ir: ModelIR
+    # None: the native runtime computes in float64 and its predictions are the parity reference. A number: the
+    # native runtime computes in lower precision (XGBoost: float32), so the IR's float64 prediction of the stored
+    # model is the reference and the native format is held to this tolerance.
+    native_tolerance: float | None = None
 
     @abstractmethod
     def save_native(self, directory: Path) -> str:
@@ -37,3 +41,12 @@ class TrainedModel(ABC):
 
     def library_versions(self) -> dict[str, str]:
         return {}
+
+    def reference_predict(self, X: np.ndarray) -> np.ndarray:
+        """The predictions every format is held to: the native ones, or the IR's when the native runtime computes
+        in lower precision (see native_tolerance)."""
+        if self.native_tolerance is None:
+            return self.predict(X)
+        from harness.build.ir import predict
+
+        return predict(self.ir, X)

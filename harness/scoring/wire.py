@@ -7,7 +7,9 @@ Input record (input topic)
                             point and the reference row (seq % rows) from it
              t_intended_ns  intended send time, ns since the Unix epoch, ASCII decimal
              t_sent_ns      actual send time, same unit
-    value    encoding "json":  a JSON object {feature name: number or null}; a missing name or null is NaN
+    value    encoding "json":  a JSON object {feature name: number or null}; a missing name or null is NaN.
+                               With a bundle schema (adapters/schema.py) a categorical feature is a string (or
+                               null), decoded to its category code; a value of the wrong type is a DecodeError
              encoding "f64le": n_features IEEE-754 float64, little-endian, in the bundle's feature order; NaN = missing
 
 Result record (output topic)
@@ -32,10 +34,15 @@ import math
 import struct
 import time
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import orjson
+
+from adapters.schema import FeatureSchema, SchemaError
+
+if TYPE_CHECKING:
+    from adapters.bundle import Bundle
 
 Encoding = Literal["json", "f64le"]
 ENCODINGS: tuple[str, ...] = ("json", "f64le")
@@ -101,14 +108,31 @@ def headers_dict(headers: Any) -> dict[str, bytes]:
 
 
 class FeatureCodec:
-    """Encodes and decodes feature rows for one model's feature order."""
+    """Encodes and decodes feature rows for one model's feature order.
 
-    def __init__(self, feature_names: Sequence[str], encoding: Encoding) -> None:
+    With a `schema` that has categorical features (or missing-value markers), the JSON encoding carries
+    categorical values as strings: `decode_into` turns them into category codes (adapters/schema.py) and refuses
+    a value of the wrong type with a DecodeError naming the feature; `encode` writes the strings back. An
+    all-numeric schema (or none) keeps the numeric path as it is. f64le always carries the codes.
+    """
+
+    def __init__(self, feature_names: Sequence[str], encoding: Encoding, schema: FeatureSchema | None = None) -> None:
         self.feature_names = list(feature_names)
         self.index = {n: i for i, n in enumerate(self.feature_names)}
         self.encoding = check_encoding(encoding)
         self.n = len(self.feature_names)
         self._struct = struct.Struct(f"<{self.n}d")
+        self.schema = schema
+        if schema is not None and schema.names != self.feature_names:
+            raise ValueError("the schema's feature names differ from the codec's feature names")
+        if schema is not None and not schema.all_numeric and self.encoding == "json":
+            self.decode_into = self._decode_json_schema_into  # type: ignore[method-assign]
+            self.encode = self._encode_json_schema  # type: ignore[method-assign]
+
+    @classmethod
+    def for_bundle(cls, bundle: Bundle, encoding: Encoding) -> FeatureCodec:
+        """The codec for a bundle's features and their types (what the loop and the load generator should use)."""
+        return cls(bundle.feature_names, encoding, schema=bundle.schema)
 
     def encode(self, row: np.ndarray) -> bytes:
         if self.encoding == "f64le":
@@ -143,6 +167,35 @@ class FeatureCodec:
             elif v is not None:
                 raise DecodeError(f"feature {k!r} is not a number: {v!r}")
         out[:] = row
+
+    def _decode_json_schema_into(self, value: bytes | None, out: np.ndarray) -> None:
+        """decode_into for a schema with categorical features: strings become category codes."""
+        if value is None:
+            raise DecodeError("record has no value")
+        try:
+            obj = orjson.loads(value)
+        except orjson.JSONDecodeError as e:
+            raise DecodeError(f"value is not JSON: {e}") from None
+        if not isinstance(obj, dict):
+            raise DecodeError(f"value must be a JSON object of features, got {type(obj).__name__}")
+        assert self.schema is not None
+        features = self.schema.features
+        row = [math.nan] * self.n
+        index = self.index
+        for k, v in obj.items():
+            j = index.get(k)
+            if j is None:
+                raise DecodeError(f"unknown feature {k!r}")
+            try:
+                row[j] = features[j].code(v)
+            except SchemaError as e:
+                raise DecodeError(str(e)) from None
+        out[:] = row
+
+    def _encode_json_schema(self, row: np.ndarray) -> bytes:
+        assert self.schema is not None
+        values = self.schema.strings(np.asarray(row, dtype=np.float64).reshape(1, -1))[0]
+        return orjson.dumps(dict(zip(self.feature_names, values, strict=True)))
 
     def decode(self, value: bytes | None) -> np.ndarray:
         row = np.empty(self.n, dtype=np.float64)

@@ -1,0 +1,173 @@
+"""XGBoost trainer: a binary gbtree booster (binary:logistic), saved as XGBoost JSON, converted exactly to the IR.
+
+The conversion reads the saved JSON model (`booster.save_raw("json")`, or a user's .json / .ubj file), so the
+same function converts a trained booster and an imported file. XGBoost's prediction (src/predictor, RegTree):
+
+    every input value is read as a float32 (the DMatrix / inplace_predict adapters cast it)
+    at an inner node: NaN goes the default_left way; otherwise left iff float32(x) < split_condition (float32)
+    margin = base margin + sum of the leaves' values (float32), probability = sigmoid(margin)
+
+The IR compares float64 values, so each threshold t32 becomes t' with `x < t'` == `float32(x) < t32` for every
+non-NaN float64 x: t' is the midpoint between t32 and the float32 below it (exact in float64), moved one ulp up
+when that midpoint rounds down to the lower float32 (round-half-to-even). Leaf values are the float32s the file
+holds, widened exactly. The base margin is the objective's ProbToMargin of `base_score`, computed in float32 as
+XGBoost does: -log(1/base_score - 1). split_op "<", link logistic. A per-row base_margin is data, not part of
+the model: the IR (and every exported format) predicts without one.
+
+What stays different: XGBoost adds the leaves and the base margin in float32 and computes the sigmoid in
+float32, the IR (and every float64 format derived from it) in float64. The native scores are therefore the
+IR's to float32 precision (~1e-7; the parity gate gives the native format a float32 tolerance), and the parity
+reference of an XGBoost bundle is the IR's float64 prediction of the stored model.
+
+Refused (ConversionError): objectives other than binary:logistic / reg:logistic, multiclass or multi-target
+models, dart and gblinear boosters, categorical splits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.build.ir import LEAF, Tree, TreeEnsemble
+from harness.build.trained import TrainedModel
+
+NATIVE_FILE = "model.xgb.json"
+NATIVE_TOLERANCE = 1e-6  # XGBoost's float32 sums and sigmoid vs the IR's float64: ~1e-7 measured
+_OBJECTIVES = ("binary:logistic", "reg:logistic")
+_DEFAULTS: dict[str, Any] = {"nthread": 1, "tree_method": "hist", "max_depth": 6, "eta": 0.1}
+_FIXED: dict[str, Any] = {"objective": "binary:logistic"}
+
+
+class ConversionError(ValueError):
+    """The model uses a feature the IR cannot represent exactly."""
+
+
+class XGBoostModel(TrainedModel):
+    flavor = "xgboost"
+    native_tolerance = NATIVE_TOLERANCE
+
+    def __init__(self, algorithm: str, booster: Any, feature_names: list[str]) -> None:
+        self.algorithm = algorithm
+        self.model = booster
+        self.ir = booster_json_to_ir(json.loads(bytes(booster.save_raw("json"))), feature_names)
+
+    def save_native(self, directory: Path) -> str:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / NATIVE_FILE).write_bytes(bytes(self.model.save_raw("json")))
+        return NATIVE_FILE
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        out = self.model.inplace_predict(np.asarray(X, dtype=np.float64), missing=np.nan)
+        return np.asarray(out, dtype=np.float64).reshape(-1)
+
+    def library_versions(self) -> dict[str, str]:
+        import xgboost
+
+        return {"xgboost": xgboost.__version__}
+
+
+def train(
+    algorithm: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray, feature_names: list[str], seed: int
+) -> XGBoostModel:
+    """Train a binary XGBoost gbtree. `params` go to xgboost.train (n_estimators / num_boost_round: the rounds)."""
+    import xgboost as xgb
+
+    if algorithm != "gbm":
+        raise ValueError(f"xgboost trainer: unknown algorithm {algorithm!r} (valid: gbm)")
+    rest = dict(params)
+    rounds = int(rest.pop("n_estimators", rest.pop("num_boost_round", 100)))
+    if str(rest.get("objective", "binary:logistic")) != "binary:logistic":
+        raise ValueError(f"xgboost trainer: objective={rest['objective']!r} is not supported, only binary:logistic")
+    if rest.get("booster", "gbtree") != "gbtree":
+        raise ValueError("xgboost trainer: only booster gbtree is supported (dart and gblinear are not in the IR)")
+    dtrain = xgb.DMatrix(np.asarray(X, dtype=np.float64), label=y, missing=np.nan, feature_names=list(feature_names))
+    booster = xgb.train({**_DEFAULTS, **rest, **_FIXED, "seed": seed}, dtrain, num_boost_round=rounds)
+    return XGBoostModel(algorithm, booster, list(feature_names))
+
+
+def load_booster(data: bytes) -> Any:
+    """An xgboost.Booster from JSON or UBJSON bytes (XGBoost tells the two apart itself)."""
+    import xgboost as xgb
+
+    booster = xgb.Booster()
+    booster.load_model(bytearray(data))
+    return booster
+
+
+def threshold_for_float32(t32: float) -> float:
+    """t' such that, for every non-NaN float64 x, x < t' exactly when float32(x) < t32 (t32 a float32 value)."""
+    t = np.float32(t32)
+    if not math.isfinite(float(t)):
+        return float(t)
+    below = np.nextafter(t, np.float32(-np.inf))
+    if math.isinf(float(below)):  # t is the lowest float32: the gap below it is that above it
+        gap = float(np.nextafter(t, np.float32(np.inf))) - float(t)
+        mid = float(t) - gap / 2
+    else:
+        mid = (float(below) + float(t)) / 2  # exact: float32s have 24-bit significands
+    with np.errstate(over="ignore"):
+        rounds_up = np.float32(mid) == t
+    return mid if rounds_up else float(np.nextafter(mid, np.inf))
+
+
+def base_margin(base_score: float) -> float:
+    """binary:logistic's ProbToMargin in float32, as XGBoost computes it."""
+    b = np.float32(base_score)
+    if not 0.0 < float(b) < 1.0:
+        raise ConversionError(f"base_score {float(b)} is not a probability in (0, 1)")
+    with np.errstate(all="ignore"):
+        return float(-np.log(np.float32(1.0) / b - np.float32(1.0)))
+
+
+def _first_float(text: Any) -> float:
+    """XGBoost writes base_score as "5E-1" (2.x) or "[5E-1]" (3.x)."""
+    s = str(text).strip().strip("[]").split(",")[0]
+    return float(np.float32(float(s)))
+
+
+def booster_json_to_ir(model: dict[str, Any], feature_names: list[str]) -> TreeEnsemble:
+    """The IR of a saved XGBoost model (the JSON document; UBJSON decodes to the same structure)."""
+    learner = model["learner"]
+    objective = str(learner["objective"]["name"])
+    if objective not in _OBJECTIVES:
+        raise ConversionError(f"XGBoost objective {objective!r} is not supported (only {', '.join(_OBJECTIVES)})")
+    mp = learner["learner_model_param"]
+    if int(mp.get("num_class", "0")) > 1 or int(mp.get("num_target", "1")) != 1:
+        raise ConversionError("multiclass or multi-target XGBoost models are not supported")
+    gb = learner["gradient_booster"]
+    if gb["name"] != "gbtree":
+        raise ConversionError(f"XGBoost booster {gb['name']!r} is not supported (only gbtree)")
+    n = int(mp["num_feature"])
+    if n != len(feature_names):
+        raise ConversionError(f"the model has {n} features, expected {len(feature_names)}")
+    types = learner.get("feature_types") or []
+    if "c" in types:
+        raise ConversionError("categorical features (feature type 'c') are not supported in the IR")
+    trees = [_tree(t) for t in gb["model"]["trees"]]
+    return TreeEnsemble(
+        feature_names=list(feature_names),
+        trees=trees,
+        base_score=base_margin(_first_float(mp["base_score"])),
+        link="logistic",
+        split_op="<",
+    )
+
+
+def _tree(t: dict[str, Any]) -> Tree:
+    if any(int(s) != 0 for s in t.get("split_type", [])):
+        raise ConversionError(f"tree {t.get('id')}: categorical splits are not supported in the IR")
+    left, right = t["left_children"], t["right_children"]
+    cond, feat, dl = t["split_conditions"], t["split_indices"], t["default_left"]
+    leaf = [int(c) == -1 for c in left]
+    return Tree(
+        feature=[LEAF if lf else int(f) for lf, f in zip(leaf, feat, strict=True)],
+        threshold=[0.0 if lf else threshold_for_float32(c) for lf, c in zip(leaf, cond, strict=True)],
+        left=[int(c) for c in left],
+        right=[int(c) for c in right],
+        default_left=[bool(d) and not lf for lf, d in zip(leaf, dl, strict=True)],
+        value=[float(np.float32(c)) if lf else 0.0 for lf, c in zip(leaf, cond, strict=True)],
+    )
