@@ -20,6 +20,7 @@ import numpy as np
 from rich.progress import Progress
 
 from harness.bench.session import START_DELAY_NS, AdapterSession, RunContext
+from harness.errors import HarnessError
 from harness.kafka.topics import ensure_topics
 from harness.monitoring.monitor import Monitor, MonitorConfig, WindowFigures
 from harness.monitoring.rules import Rule
@@ -46,8 +47,8 @@ def drifted_payloads(ctx: RunContext, drift: float, rows: int = 5000) -> list[by
     from harness.datagen import generate
 
     ds = ctx.sc.dataset
-    if ds.generator is None:
-        raise ValueError("the lifecycle experiment drifts a generated dataset; this scenario reads a CSV")
+    if ds is None or ds.generator is None:
+        raise HarnessError("the lifecycle experiment drifts a generated dataset; this scenario has none")
     params = {**ds.params, "drift": drift}
     X, _, names = generate(ds.generator, rows, ds.seed + 101, **params)
     order = [names.index(f) for f in ctx.bundle.feature_names]

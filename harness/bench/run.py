@@ -271,6 +271,8 @@ def _remeasure_inconsistent(
 
 def retrained_scenario(sc: Scenario, drift: float) -> Scenario:
     """The scenario's model trained again on data from its drifted generator (the 'retrained' version)."""
+    if sc.dataset is None:
+        raise HarnessError(f"scenario {sc.name} names a bundle: there is no dataset to retrain on")
     ds = sc.dataset.model_copy(update={"params": {**sc.dataset.params, "drift": drift}, "seed": sc.dataset.seed + 1})
     return sc.model_copy(update={"dataset": ds})
 

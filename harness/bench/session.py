@@ -71,7 +71,7 @@ class RunContext:
         self.bundle_dir = bundle_dir
         self.bundle = Bundle.open(bundle_dir)
         self.X, self.y, self.p = self.bundle.reference()
-        self.codec = wire.FeatureCodec(self.bundle.feature_names, sc.encoding)
+        self.codec = wire.FeatureCodec.for_bundle(self.bundle, sc.encoding)  # categorical values as strings
         self.payloads = [self.codec.encode(row) for row in self.X]
         self.run_id = run_id
         self.log = log
