@@ -86,7 +86,7 @@ class ScoringLoop:
     ) -> None:
         self.cfg = cfg
         self.adapter = adapter
-        self.codec = wire.FeatureCodec(feature_names, cfg.encoding)
+        self.codec = wire.FeatureCodec.for_bundle(adapter.bundle, cfg.encoding)
         self.stats = LoopStats()
         self._stop = threading.Event()
         self._on_assigned = on_assigned
