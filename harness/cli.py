@@ -117,12 +117,38 @@ def score_cmd(
     scorer_name: Annotated[str | None, typer.Option(help="Name in the results' scorer header.")] = None,
     max_records: Annotated[int | None, typer.Option(help="Exit after this many records (tests).")] = None,
     idle_exit_s: Annotated[float | None, typer.Option(help="Exit after this long without records.")] = None,
+    guarantee: Annotated[
+        str,
+        typer.Option(
+            help="at-least-once (duplicates after a crash, tell them apart by the src header) or exactly-once "
+            "(results, dead letters and offsets in Kafka transactions; read the output with read_committed)."
+        ),
+    ] = "at-least-once",
+    transactional_id: Annotated[
+        str | None,
+        typer.Option(
+            help="exactly-once: this instance's transactional.id (default GROUP-<random>). A stable name per "
+            "instance (e.g. the pod name) lets a restarted scorer fence its crashed self at once."
+        ),
+    ] = None,
+    transaction_ms: Annotated[
+        float, typer.Option(min=1, help="exactly-once: longest time a transaction stays open (latency).")
+    ] = 100.0,
+    outage_limit_s: Annotated[
+        float,
+        typer.Option(min=0, help="Give up (exit 3, batch in hand uncommitted) after the engine is down this long."),
+    ] = 300.0,
+    engine_timeout_s: Annotated[
+        float, typer.Option(min=0, help="A predict call hung this long ends the process (exit 3); 0 = never.")
+    ] = 120.0,
     bootstrap: BootstrapOpt = None,
     client_config: ClientConfigOpt = None,
 ) -> None:
-    """Run the scoring loop: consume, score in micro-batches, produce results, commit (at-least-once)."""
+    """Run the scoring loop: consume, score in micro-batches, produce a result or a dead letter per record,
+    commit behind them (--guarantee at-least-once or exactly-once)."""
     from harness.scoring.service import ScoreSettings, run_score
 
+    _exits_without_teardown.add("score")
     run_score(
         ScoreSettings(
             bundle=bundle,
@@ -140,6 +166,11 @@ def score_cmd(
             idle_exit_s=idle_exit_s,
             bootstrap=bootstrap,
             client_config=client_config,
+            guarantee=guarantee,
+            transactional_id=transactional_id,
+            transaction_ms=transaction_ms,
+            outage_limit_s=outage_limit_s,
+            engine_timeout_s=engine_timeout_s,
         )
     )
 
@@ -273,13 +304,26 @@ def ping(bootstrap: BootstrapOpt = None, client_config: ClientConfigOpt = None) 
     print(f"ok {target.bootstrap} brokers=[{brokers}] topics={len(md.topics)}")
 
 
+# Commands that may have run a JVM adapter and have nothing left to clean up at exit: they end without the
+# interpreter's teardown, which JPype's JVM sometimes aborts (exit 134 instead of the real code).
+_exits_without_teardown: set[str] = set()
+
+
+def _exit(code: int) -> NoReturn:
+    if _exits_without_teardown:
+        from jvm.inprocess import exit_process
+
+        exit_process(code)
+    sys.exit(code)
+
+
 def main() -> None:
     try:
         rc = app(standalone_mode=False)
-        sys.exit(rc if isinstance(rc, int) else 0)
+        _exit(rc if isinstance(rc, int) else 0)
     except (HarnessError, AdapterError, JvmError) as e:
         err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        sys.exit(getattr(e, "exit_code", 1))
+        _exit(getattr(e, "exit_code", 1))
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:
@@ -287,7 +331,7 @@ def main() -> None:
         sys.exit(130)
     except KeyboardInterrupt:
         err_console.print("interrupted")
-        sys.exit(130)
+        _exit(130)
     except Exception as e:
         # typer bundles its own click: recognise its usage errors by shape, not by class
         show, code = getattr(e, "show", None), getattr(e, "exit_code", None)
