@@ -124,11 +124,12 @@ def score_cmd(
             "(results, dead letters and offsets in Kafka transactions; read the output with read_committed)."
         ),
     ] = "at-least-once",
-    transactional_id: Annotated[
+    instance_id: Annotated[
         str | None,
         typer.Option(
-            help="exactly-once: this instance's transactional.id (default GROUP-<random>). A stable name per "
-            "instance (e.g. the pod name) lets a restarted scorer fence its crashed self at once."
+            help="A stable name for this scorer instance (e.g. the pod name): static group membership, and in "
+            "exactly-once mode the transactional.id GROUP-NAME, so a restarted instance takes its partitions "
+            "back and fences its crashed self at once. Unique per instance."
         ),
     ] = None,
     transaction_ms: Annotated[
@@ -167,7 +168,7 @@ def score_cmd(
             bootstrap=bootstrap,
             client_config=client_config,
             guarantee=guarantee,
-            transactional_id=transactional_id,
+            instance_id=instance_id,
             transaction_ms=transaction_ms,
             outage_limit_s=outage_limit_s,
             engine_timeout_s=engine_timeout_s,

@@ -64,7 +64,10 @@ class LoopConfig:
     scorer_name: str = "loop"
     max_in_flight_batches: int = 64
     guarantee: Guarantee = "at-least-once"
-    transactional_id: str | None = None  # exactly-once: default "<group>-<random>", unique per process
+    # a stable name per scorer instance (e.g. the pod name): static group membership (group.instance.id) and,
+    # exactly-once, transactional.id "<group>-<instance_id>", so a restarted instance takes over its partitions
+    # and fences its crashed self at once; None: a dynamic member with a random transactional.id
+    instance_id: str | None = None
     transaction_ms: float = 100.0  # exactly-once: longest time a transaction stays open
     outage_backoff_s: float = 0.5  # first wait after the engine is found unavailable; doubles each retry
     outage_backoff_max_s: float = 10.0
@@ -125,6 +128,7 @@ class ScoringLoop:
         self._paused = False
         self._owned: set[tuple[str, int]] = set()
         self._generation = 0  # bumped whenever partitions are revoked or lost
+        self._active_at = time.monotonic()  # the last batch or assignment (for idle_exit_s)
         self._buf = np.empty((cfg.batch_max, len(feature_names)), dtype=np.float64)
         self._scorer_header = (wire.H_SCORER, cfg.scorer_name.encode())
         self._transient = TransientLog(log)
@@ -138,14 +142,16 @@ class ScoringLoop:
         self.output: Output
         if exactly_once:
             self.output = ExactlyOnce(
-                target, self.consumer, client_id, cfg.group, cfg.transactional_id, cfg.transaction_ms, log=log
+                target, self.consumer, client_id, cfg.group, cfg.instance_id, cfg.transaction_ms, log=log
             )
         else:
             self.output = AtLeastOnce(target, self.consumer, client_id, cfg.max_in_flight_batches, log=log)
 
     def _consumer_config(self, client_id: str, exactly_once: bool) -> dict[str, Any]:
         guarantee = ExactlyOnce.consumer_config if exactly_once else AtLeastOnce.consumer_config
+        static = {"group.instance.id": self.cfg.instance_id} if self.cfg.instance_id else {}
         return {
+            **static,
             "group.id": self.cfg.group,
             **guarantee,
             "isolation.level": "read_committed",  # inputs written in aborted transactions are never scored
@@ -173,16 +179,16 @@ class ScoringLoop:
         """Run until stop(), a signal, `max_records` consumed, or `idle_exit_s` without records."""
         # no on_lost callback: registering one made every rebalance ~2 s slower; on_revoke also serves a loss
         self.consumer.subscribe([self.cfg.input_topic], on_assign=self._assigned, on_revoke=self._revoked)
-        last_record = time.monotonic()
+        self._active_at = time.monotonic()
         try:
             while not self._stop.is_set():
                 msgs = self._next_batch()
                 if msgs:
-                    last_record = time.monotonic()
                     self._handle(msgs)
+                    self._active_at = time.monotonic()  # after the batch: an outage in it is not idle time
                     if max_records is not None and self.stats.consumed >= max_records:
                         break
-                elif idle_exit_s is not None and time.monotonic() - last_record > idle_exit_s:
+                elif idle_exit_s is not None and time.monotonic() - self._active_at > idle_exit_s:
                     break
                 self._service(idle=not msgs)
                 self._wait_for_output()
@@ -208,6 +214,7 @@ class ScoringLoop:
 
     # ---- rebalance ------------------------------------------------------------------------------
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._active_at = time.monotonic()  # idle time counts from the assignment, not from the start
         self._owned.update((p.topic, p.partition) for p in partitions)
         if self._paused:  # an outage is on: new partitions join paused
             consumer.assign(partitions)

@@ -225,7 +225,7 @@ class ExactlyOnce:
         consumer: Consumer,
         client_id: str,
         group: str,
-        transactional_id: str | None = None,
+        instance_id: str | None = None,
         transaction_ms: float = 100.0,
         transaction_timeout_ms: int = 10_000,
         log: Callable[[str], None] = print,
@@ -233,7 +233,9 @@ class ExactlyOnce:
         self.target = target
         self.consumer = consumer
         self.client_id = client_id
-        self.transactional_id = transactional_id or f"{group}-{uuid.uuid4().hex[:12]}"
+        # KIP-447: the consumer group's metadata fences zombies, so a random id per process is safe; a stable
+        # one (from the instance id) also fences a crashed predecessor's open transaction at once
+        self.transactional_id = f"{group}-{instance_id or uuid.uuid4().hex[:12]}"
         self.transaction_ms = transaction_ms
         self.transaction_timeout_ms = transaction_timeout_ms
         self.log = log

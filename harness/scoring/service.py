@@ -36,7 +36,7 @@ class ScoreSettings:
     bootstrap: str | None = None
     client_config: Path | None = None
     guarantee: str = "at-least-once"
-    transactional_id: str | None = None
+    instance_id: str | None = None
     transaction_ms: float = 100.0
     outage_limit_s: float = 300.0
     engine_timeout_s: float = 120.0
@@ -64,7 +64,7 @@ def loop_config(s: ScoreSettings) -> LoopConfig:
         batch_wait_ms=s.batch_wait_ms,
         scorer_name=s.scorer_name or s.adapter,
         guarantee=check_guarantee(s.guarantee),
-        transactional_id=s.transactional_id,
+        instance_id=s.instance_id,
         transaction_ms=s.transaction_ms,
         outage_limit_s=s.outage_limit_s,
         engine_timeout_s=s.engine_timeout_s or None,
