@@ -187,11 +187,17 @@ def serve_cmd(
     model_name: Annotated[
         str | None, typer.Option(help="Model name in the URLs; default: the bundle's model id.")
     ] = None,
+    max_rows: Annotated[int, typer.Option(min=1, help="Most rows one request may hold; more get 413.")] = 65_536,
+    workers: Annotated[int, typer.Option(min=1, help="Predict calls that run at once (threads).")] = 2,
+    max_waiting: Annotated[int, typer.Option(min=0, help="Requests that may wait for a worker; more get 503.")] = 64,
 ) -> None:
     """Serve a bundle through any adapter as an Open Inference Protocol (KServe V2) REST server."""
     from harness.scoring.server import main_serve
 
-    main_serve(bundle, adapter, host, port, option or [], max_body_bytes, model_name=model_name)
+    main_serve(
+        bundle, adapter, host, port, option or [], max_body_bytes, model_name=model_name,
+        max_rows=max_rows, workers=workers, max_waiting=max_waiting,
+    )  # fmt: skip
 
 
 @app.command("microbench")
