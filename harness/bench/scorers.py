@@ -26,7 +26,7 @@ from adapters.bundle import Bundle
 from harness.bench.procs import HARNESS, Child, cpu_seconds, peak_rss_mib, wait_http_ok
 from harness.kafka.broker import free_port
 from harness.kafka.config import KafkaTarget
-from harness.kafka.topics import wait_group_stable
+from harness.kafka.topics import delete_topics, wait_group_stable
 from harness.scenario import AdapterSpec, LoopSpec
 from harness.scoring import protocol
 
@@ -262,6 +262,8 @@ class KStreamsScorer(_OneProcess):
     def stop(self) -> None:
         if self.app is not None:
             self.app.stop()
+            # batch mode's change-logged buffer store (adapters/kstreams_mojo, PendingRecords.java)
+            delete_topics(self.setup.target, [f"{self.setup.topics.group}-pending-changelog"])
         if self._mojo is not None:
             self._mojo.unlink(missing_ok=True)
 
