@@ -116,7 +116,9 @@ def score_cmd(
     option: Annotated[list[str] | None, typer.Option("--option", "-o", help="Adapter option key=value.")] = None,
     scorer_name: Annotated[str | None, typer.Option(help="Name in the results' scorer header.")] = None,
     max_records: Annotated[int | None, typer.Option(help="Exit after this many records (tests).")] = None,
-    idle_exit_s: Annotated[float | None, typer.Option(help="Exit after this long without records.")] = None,
+    idle_exit_s: Annotated[
+        float | None, typer.Option(help="Exit after this long without records, once partitions are assigned.")
+    ] = None,
     guarantee: Annotated[
         str,
         typer.Option(
@@ -198,6 +200,46 @@ def serve_cmd(
         bundle, adapter, host, port, option or [], max_body_bytes, model_name=model_name,
         max_rows=max_rows, workers=workers, max_waiting=max_waiting,
     )  # fmt: skip
+
+
+@app.command("faults")
+def faults_cmd(
+    case: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--case",
+            help="Only these faults (repeatable): kill9, broker-restart, server-restart, poison, nan-raise, hang, "
+            "outage; default: all.",
+        ),
+    ] = None,
+    guarantee: Annotated[
+        list[str] | None, typer.Option("--guarantee", help="at-least-once and/or exactly-once; default: both.")
+    ] = None,
+    backlog: Annotated[int, typer.Option(min=100, help="Records in the kill -9 backlog.")] = 100_000,
+    bundle: Annotated[Path | None, typer.Option(help="Bundle to score; default: the fraud scenario's.")] = None,
+) -> None:
+    """Run the scoring loop through every fault on a broker of its own (kill -9, broker and model server
+    restarts, poison records, NaN, exceptions, hangs, outages); print sent / scored / dead-lettered / lost /
+    duplicates per fault and guarantee. Exit 1 when a record was lost (or duplicated in exactly-once)."""
+    from harness.scoring.faults.cases import CASES
+    from harness.scoring.faults.suite import HEADER, format_row, run
+    from harness.scoring.loop import GUARANTEES
+
+    unknown = [c for c in case or [] if c not in CASES] + [g for g in guarantee or [] if g not in GUARANTEES]
+    if unknown:
+        valid = f"faults: {', '.join(CASES)}; guarantees: {', '.join(GUARANTEES)}"
+        fail(f"unknown fault or guarantee {unknown[0]!r}; {valid}")
+    rows = run(
+        case or list(CASES),
+        guarantee or list(GUARANTEES),
+        backlog,
+        bundle,
+        lambda m: err_console.print(m, highlight=False),
+    )
+    print(HEADER)
+    for r in rows:
+        print(format_row(r))
+    raise typer.Exit(0 if all(r.holds() for r in rows) else 1)
 
 
 @app.command("microbench")

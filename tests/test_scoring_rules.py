@@ -18,9 +18,9 @@ from adapters.base import Adapter
 from adapters.bundle import Bundle
 from adapters.errors import BundleError, EngineUnavailable
 from harness.scoring.consumer_errors import TransientLog, classify
+from harness.scoring.faults import chaos
 from harness.scoring.isolation import BatchScorer, EngineDown
 from harness.scoring.outage import Backoff, Watchdog
-from tests import chaos_adapter as chaos
 
 
 @pytest.fixture

@@ -176,7 +176,8 @@ class ScoringLoop:
         signal.signal(signal.SIGINT, handler)
 
     def run(self, max_records: int | None = None, idle_exit_s: float | None = None) -> LoopStats:
-        """Run until stop(), a signal, `max_records` consumed, or `idle_exit_s` without records."""
+        """Run until stop(), a signal, `max_records` consumed, or `idle_exit_s` without records (counted while
+        partitions are assigned)."""
         # no on_lost callback: registering one made every rebalance ~2 s slower; on_revoke also serves a loss
         self.consumer.subscribe([self.cfg.input_topic], on_assign=self._assigned, on_revoke=self._revoked)
         self._active_at = time.monotonic()
@@ -188,7 +189,7 @@ class ScoringLoop:
                     self._active_at = time.monotonic()  # after the batch: an outage in it is not idle time
                     if max_records is not None and self.stats.consumed >= max_records:
                         break
-                elif idle_exit_s is not None and time.monotonic() - self._active_at > idle_exit_s:
+                elif idle_exit_s is not None and self._idle_for() > idle_exit_s:
                     break
                 self._service(idle=not msgs)
                 self._wait_for_output()
@@ -200,6 +201,11 @@ class ScoringLoop:
             self._collect_stats()
             self.consumer.close()
         return self.stats
+
+    def _idle_for(self) -> float:
+        """Seconds since the last batch or assignment; 0 while no partition is assigned (a new member waits for
+        the group to let a crashed one go: that wait is not idleness)."""
+        return time.monotonic() - self._active_at if self._owned else 0.0
 
     def _close_output(self) -> None:
         # a Rewound here: nothing of the last transaction was committed; it is scored again after a restart
