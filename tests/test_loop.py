@@ -146,3 +146,10 @@ def test_bad_cli_input_is_one_line(broker: str, small_bundle: Path) -> None:
         "score", "--bundle", str(small_bundle), "--adapter", "nope", "--input-topic", "x", *common, "--encoding", "xml"
     )
     assert r.returncode != 0 and "unknown encoding 'xml'" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli(
+        "score", "--bundle", str(small_bundle), "--adapter", "native", "--input-topic", "x", *common,
+        "--guarantee", "exactly-twice",
+    )  # fmt: skip
+    assert r.returncode != 0 and "unknown guarantee 'exactly-twice'" in r.stderr and "Traceback" not in r.stderr
+    help_text = run_cli("score", "--help").stdout
+    assert "--guarantee" in help_text and "exactly-once" in help_text

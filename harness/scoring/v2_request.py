@@ -60,6 +60,20 @@ def parse_infer_request(
 
     A request of more than `max_rows` rows is refused with 413 from its declared shape, before its data is
     converted."""
+    req = _request_object(body)
+    rid = req.get("id")
+    if rid is not None and not isinstance(rid, str):
+        raise V2Error(400, "'id' must be a string")
+    params = req.get("parameters")
+    if params is not None and not isinstance(params, dict):
+        raise V2Error(400, "'parameters' must be a JSON object")
+    outputs = _requested_outputs(req.get("outputs"))
+    inp = _the_input(req.get("inputs"), n_features)
+    n_rows, n_cols = _shape(inp["shape"], n_features, max_rows)
+    return _data(inp["data"], n_rows, n_cols), rid, outputs
+
+
+def _request_object(body: bytes) -> dict[str, Any]:
     if not body:
         raise V2Error(400, "request body is empty: send an inference request JSON object")
     try:
@@ -68,16 +82,11 @@ def parse_infer_request(
         raise V2Error(400, f"request body is not valid JSON: {e}") from None
     if not isinstance(req, dict):
         raise V2Error(400, "request body must be a JSON object with an 'inputs' array")
+    return req
 
-    rid = req.get("id")
-    if rid is not None and not isinstance(rid, str):
-        raise V2Error(400, "'id' must be a string")
-    params = req.get("parameters")
-    if params is not None and not isinstance(params, dict):
-        raise V2Error(400, "'parameters' must be a JSON object")
-    outputs = _requested_outputs(req.get("outputs"))
 
-    inputs = req.get("inputs")
+def _the_input(inputs: Any, n_features: int) -> dict[str, Any]:
+    """The request's one input tensor, with a name, a shape, a supported datatype and data."""
     if not isinstance(inputs, list):
         raise V2Error(400, "'inputs' is missing or not an array")
     if len(inputs) != 1:
@@ -92,10 +101,12 @@ def parse_infer_request(
             raise V2Error(400, f"inputs[0] has no {key!r}")
     if not isinstance(inp["name"], str):
         raise V2Error(400, "inputs[0].name must be a string")
-    datatype = inp["datatype"]
-    if datatype not in ACCEPTED_DATATYPES:
-        raise V2Error(400, f"inputs[0].datatype {datatype!r} is not supported: use FP64 (or FP32)")
-    shape = inp["shape"]
+    if inp["datatype"] not in ACCEPTED_DATATYPES:
+        raise V2Error(400, f"inputs[0].datatype {inp['datatype']!r} is not supported: use FP64 (or FP32)")
+    return inp
+
+
+def _shape(shape: Any, n_features: int, max_rows: int | None) -> tuple[int, int]:
     if (
         not isinstance(shape, list)
         or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
@@ -109,10 +120,14 @@ def parse_infer_request(
         raise V2Error(400, "batch is empty: give at least one row")
     if max_rows is not None and n_rows > max_rows:
         raise V2Error(413, f"request has {n_rows} rows; this server takes at most {max_rows} per request: split it")
-    data = inp["data"]
+    return n_rows, n_cols
+
+
+def _data(data: Any, n_rows: int, n_cols: int) -> np.ndarray:
+    """The tensor data (flat row-major or nested rows) as an (n_rows, n_cols) float64 array."""
+    shape = [n_rows, n_cols]
     if not isinstance(data, list):
         raise V2Error(400, "inputs[0].data must be a JSON array (flat row-major or nested rows)")
-
     try:
         arr = np.asarray(data, dtype=np.float64)
     except (TypeError, ValueError):
@@ -123,7 +138,7 @@ def parse_infer_request(
         raise V2Error(400, f"inputs[0].data has {arr.size} elements, shape {shape} needs {n_rows * n_cols}")
     if arr.ndim != 1 and arr.shape != (n_rows, n_cols):
         raise V2Error(400, f"inputs[0].data is nested as {list(arr.shape)}, which is not its shape {shape}")
-    return arr.reshape(n_rows, n_cols), rid, outputs
+    return arr.reshape(n_rows, n_cols)
 
 
 def _requested_outputs(outputs: Any) -> list[str] | None:
