@@ -128,6 +128,7 @@ class ScoringLoop:
         self._paused = False
         self._owned: set[tuple[str, int]] = set()
         self._generation = 0  # bumped whenever partitions are revoked or lost
+        self._polled_generation = 0  # the generation when the batch in hand started to be polled
         self._active_at = time.monotonic()  # the last batch or assignment (for idle_exit_s)
         self._buf = np.empty((cfg.batch_max, len(feature_names)), dtype=np.float64)
         self._scorer_header = (wire.H_SCORER, cfg.scorer_name.encode())
@@ -240,6 +241,7 @@ class ScoringLoop:
     # ---- polling ------------------------------------------------------------------------------
     def _next_batch(self) -> list[Message]:
         """Records held during an outage first, else a fresh micro-batch."""
+        self._polled_generation = self._generation
         if self._held:
             n = min(self.cfg.batch_max, len(self._held))
             return [self._held.popleft() for _ in range(n)]
@@ -308,14 +310,18 @@ class ScoringLoop:
             return
         self.stats.consumed += len(records)
         self.stats.batches += 1
-        generation = self._generation
+        generation = self._polled_generation
         t_consumed = wire.now_ns()
         rows, dead = self._decode(records)
         outcome = Outcome(np.empty(0))
         try:
             if rows:
                 outcome = self._score(self._buf[: len(rows)])
-            self._emit(records, generation, t_consumed, rows, outcome, dead)
+            if generation != self._generation:
+                # partitions were revoked since these records were polled (the range assignor revokes all of
+                # them): they start again from the committed offsets; producing them now would duplicate them
+                return
+            self._emit(records, t_consumed, rows, outcome, dead)
         except _Stopped:
             return  # stopped during an outage: nothing produced, nothing committed for this batch
         except Rewound:
@@ -374,7 +380,6 @@ class ScoringLoop:
     def _emit(
         self,
         records: list[Message],
-        generation: int,
         t_consumed: int,
         rows: list[int],
         outcome: Outcome,
@@ -382,15 +387,12 @@ class ScoringLoop:
     ) -> None:
         """One output per record (result or dead letter), then the batch's offsets behind them."""
         out, cfg = self.output, self.cfg
-        owned = None if generation == self._generation else self._owned  # a rebalance since the poll
         batch = out.open_batch()
         consumed_h = (wire.H_CONSUMED, str(t_consumed).encode())
         scored_h = (wire.H_SCORED, str(wire.now_ns()).encode())
         scores, failures = outcome.scores, outcome.failures
         for k, i in enumerate(rows):
             m = records[i]
-            if owned is not None and (m.topic(), m.partition()) not in owned:
-                continue
             if k in failures:
                 dead.append((i, "score", failures[k]))
                 continue
@@ -404,13 +406,11 @@ class ScoringLoop:
             self.stats.scored += 1
         for i, stage, reason in dead:
             m = records[i]
-            if owned is not None and (m.topic(), m.partition()) not in owned:
-                continue
             src = wire.source(m.topic(), m.partition(), m.offset())
             headers = wire.dead_letter_headers(m.headers(), reason, stage, src)
             out.send(batch, cfg.dlq, m.key(), m.value(), headers)
             self.stats.dead_lettered += 1
-        out.close_batch(batch, _next_offsets(records, owned))
+        out.close_batch(batch, _next_offsets(records))
 
     # ---- output housekeeping ----------------------------------------------------------------------
     def _service(self, idle: bool) -> None:
@@ -438,11 +438,10 @@ class ScoringLoop:
             self._resume()
 
 
-def _next_offsets(records: list[Message], owned: set[tuple[str, int]] | None) -> Offsets:
-    """The offset to commit per partition after `records` (last offset + 1), for partitions still owned."""
+def _next_offsets(records: list[Message]) -> Offsets:
+    """The offset to commit per partition after `records` (last offset + 1)."""
     offsets: Offsets = {}
     for m in records:
         tp = (str(m.topic()), int(m.partition() or 0))
-        if owned is None or tp in owned:
-            offsets[tp] = max(offsets.get(tp, -1), int(m.offset() or 0) + 1)
+        offsets[tp] = max(offsets.get(tp, -1), int(m.offset() or 0) + 1)
     return offsets
