@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -213,10 +214,21 @@ class AtLeastOnce:
 
 class ExactlyOnce:
     """Outputs and input offsets committed atomically in Kafka transactions (KIP-447 style: the consumer
-    group's metadata fences zombies, so the transactional.id only has to be unique per instance)."""
+    group's metadata fences zombies, so the transactional.id only has to be unique per instance).
+
+    Every Kafka call here is bounded (CALL_TIMEOUT_S; retriable errors retried for RETRY_FOR_S), so a broker
+    that goes away costs a bounded wait, never a hang. A transaction that cannot be committed is aborted;
+    a producer that cannot abort (or hit a fatal error) is marked stale and replaced by a new one with the
+    same transactional.id, whose init_transactions fences the old one and aborts its transaction.
+
+    librdkafka's send_offsets_to_transaction can ignore its timeout and block for good after a broker
+    restart (confluentinc/librdkafka#5456, #5511), so the transaction calls run in a helper thread and one
+    that outlives its timeout is treated like a fatal producer error: the stuck producer is abandoned."""
 
     consumer_config = {"enable.auto.commit": False, "enable.auto.offset.store": False}
-    MAX_REBUILDS = 5  # fatal producer errors within REBUILD_WINDOW_S before the loop gives up
+    CALL_TIMEOUT_S = 10.0
+    RETRY_FOR_S = 30.0
+    MAX_REBUILDS = 5  # new producers within REBUILD_WINDOW_S before the loop gives up
     REBUILD_WINDOW_S = 120.0
 
     def __init__(
@@ -243,6 +255,8 @@ class ExactlyOnce:
         self.committed_batches = 0
         self.aborted = 0
         self._rebuilds: list[float] = []
+        self._stale = False  # the producer failed and must be replaced before the next transaction
+        self._abandoned: list[Producer] = []  # producers stuck in a call (kept: destroying one could block)
         self._open = False
         self._opened_at = 0.0
         self._batches = 0
@@ -260,14 +274,13 @@ class ExactlyOnce:
             raise LoopError(f"cannot start transactions as {self.transactional_id!r}: {e.args[0].str()}") from None
         return producer
 
+    # ---- the loop's side -------------------------------------------------------------------------
     def open_batch(self) -> None:
         return None
 
     def send(self, batch: None, topic: str, key: Any, value: Any, headers: Any) -> None:
         try:
-            if not self._open:
-                self.producer.begin_transaction()
-                self._open, self._opened_at = True, time.monotonic()
+            self._begin()
             _produce(self.producer, topic, key, value, headers)
         except KafkaException as e:
             self._recover(e.args[0], f"producing to {topic}")
@@ -275,17 +288,17 @@ class ExactlyOnce:
     def close_batch(self, batch: None, offsets: Offsets) -> None:
         if not offsets:
             return
-        if not self._open:  # a batch with no output (every record dropped): its offsets still need committing
-            try:
-                self.producer.begin_transaction()
-            except KafkaException as e:
-                self._recover(e.args[0], "beginning a transaction")
-            self._open, self._opened_at = True, time.monotonic()
+        try:
+            self._begin()  # a batch with no output (all dropped) still has offsets to commit
+        except KafkaException as e:
+            self._recover(e.args[0], "beginning a transaction")
         for tp, off in offsets.items():
             self._offsets[tp] = max(self._offsets.get(tp, -1), off)
         self._batches += 1
 
     def service(self, idle: bool) -> None:
+        if self._stale and not self._open:
+            self._rebuild()
         self.producer.poll(0)
         if self._open and (idle or (time.monotonic() - self._opened_at) * 1000 >= self.transaction_ms):
             self.commit()
@@ -299,27 +312,37 @@ class ExactlyOnce:
             self.commit()
 
     def on_revoke(self) -> None:
-        """Commit before the partitions move; if that fails, abort: the new owner starts at the committed offsets."""
-        if not self._open:
-            return
-        with contextlib.suppress(Rewound):  # inside the rebalance callback: nothing to seek, the partitions leave
-            self.commit(rewind=False)
+        """In the rebalance callback: one bounded attempt to commit before the partitions move; if it fails the
+        transaction is aborted and the new owner starts at the committed offsets (nothing to rewind here)."""
+        if self._open:
+            with contextlib.suppress(Rewound):
+                self.commit(rewind=False, retry_for_s=0.0)
 
     def close(self) -> None:
         if self._open:
             self.commit()
 
-    def commit(self, rewind: bool = True) -> None:
-        """send_offsets_to_transaction + commit_transaction; retriable errors are retried for up to 60 s."""
+    # ---- transactions ------------------------------------------------------------------------------
+    def _begin(self) -> None:
+        if self._open:
+            return
+        if self._stale:
+            self._rebuild()
+        self.producer.begin_transaction()
+        self._open, self._opened_at = True, time.monotonic()
+
+    def commit(self, rewind: bool = True, retry_for_s: float = RETRY_FOR_S) -> None:
+        """send_offsets_to_transaction + commit_transaction; retriable errors are retried for retry_for_s."""
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._offsets.items()]
-        deadline = time.monotonic() + 60.0
+        deadline = time.monotonic() + retry_for_s
         step = "sending offsets"
         while True:
             try:
                 if offsets and step == "sending offsets":
-                    self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
+                    metadata = self.consumer.consumer_group_metadata()
+                    self._bounded(self.producer.send_offsets_to_transaction, offsets, metadata, self.CALL_TIMEOUT_S)
                 step = "committing"
-                self.producer.commit_transaction(30)
+                self._bounded(self.producer.commit_transaction, self.CALL_TIMEOUT_S)
                 break
             except KafkaException as e:
                 err: KafkaError = e.args[0]
@@ -329,43 +352,72 @@ class ExactlyOnce:
         self.committed_batches += self._batches
         self._reset()
 
+    def _bounded(self, call: Callable[..., Any], *args: Any) -> None:
+        """`call(*args)` in a helper thread; a KafkaException it raises is raised here. One still running
+        CALL_TIMEOUT_S after its own timeout raises a fatal KafkaError (_TIMED_OUT): the producer is stuck."""
+        done = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                call(*args)
+            except BaseException as e:  # handed to the caller's thread
+                failure.append(e)
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="txn-call", daemon=True).start()
+        if not done.wait(2 * self.CALL_TIMEOUT_S + 5):
+            stuck = KafkaError(KafkaError._TIMED_OUT, f"{call.__name__} did not return: producer stuck", fatal=True)
+            raise KafkaException(stuck)
+        if failure:
+            raise failure[0]
+
     def _reset(self) -> None:
         self._open = False
         self._offsets = {}
         self._batches = 0
 
     def _recover(self, err: KafkaError, doing: str, rewind: bool = True) -> None:
-        """Abort (or rebuild the producer after a fatal error), rewind the consumer, raise Rewound."""
+        """Abort the transaction (or mark the producer stale), rewind the consumer, raise Rewound."""
         self.aborted += 1
+        self.log(
+            f"transaction failed while {doing} ({err.name()}: {err.str()}); scoring again from the committed offsets"
+        )
         if err.txn_requires_abort():
-            self.log(f"transaction aborted while {doing} ({err.str()}); scoring again from the committed offsets")
             try:
-                self.producer.abort_transaction(60)
-            except KafkaException as e:
-                self._rebuild(e.args[0], "aborting")
-        else:
-            self._rebuild(err, doing)
+                self._bounded(self.producer.abort_transaction, self.CALL_TIMEOUT_S)
+            except KafkaException:
+                self._stale = True
+        else:  # fatal, or still failing after the retries: a new producer fences this one and its transaction
+            self._stale = True
         self._reset()
         if rewind:
+            if self._stale:
+                self._rebuild()
             self._rewind()
         raise Rewound(err.str())
 
-    def _rebuild(self, err: KafkaError, doing: str) -> None:
+    def _rebuild(self) -> None:
         now = time.monotonic()
         self._rebuilds = [t for t in self._rebuilds if now - t < self.REBUILD_WINDOW_S] + [now]
         if len(self._rebuilds) > self.MAX_REBUILDS:
-            raise LoopError(f"the transactional producer failed {len(self._rebuilds)} times: {err.str()}")
-        self.log(f"producer error while {doing} ({err.str()}); a new producer fences the old one")
-        with contextlib.suppress(KafkaException):
-            self.producer.purge()
+            raise LoopError(f"the transactional producer failed {len(self._rebuilds)} times in a row; stopping")
+        self.log("a new transactional producer fences the failed one (its transaction is aborted)")
+        self._abandoned.append(self.producer)  # not purged or destroyed: a call may still be stuck in it
         self.producer = self._new_producer()
+        self._stale = False
 
     def _rewind(self) -> None:
         """Send every assigned partition back to its committed offset (the start when none is committed)."""
         assigned = self.consumer.assignment()
         if not assigned:
             return
-        for tp in self.consumer.committed(assigned, timeout=30):
+        try:
+            committed = self.consumer.committed(assigned, timeout=30)
+        except KafkaException as e:
+            raise LoopError(f"cannot read the committed offsets after an aborted transaction: {e}") from None
+        for tp in committed:
             if tp.offset < 0:
                 tp.offset = OFFSET_BEGINNING
             try:
