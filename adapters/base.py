@@ -64,7 +64,7 @@ class Adapter(ABC):
 
     @abstractmethod
     def _open(self) -> None:
-        """Load the model from self.bundle (use bundle.verified_path(self.format))."""
+        """Load the model from self.bundle: from `bundle.verified_bytes(self.format)`, the bytes that were checked."""
 
     @abstractmethod
     def _predict(self, X: np.ndarray) -> np.ndarray:

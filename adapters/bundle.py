@@ -11,15 +11,20 @@ Layout written by `harness build` (see harness/build/pipeline.py):
         <one file per format: native, onnx, codegen-c, pmml, pfa, h2o-mojo>
 
 manifest["formats"][<format>] = {"file": ..., "sha256": ..., "evaluator": ..., "parity": {...}, ...}
+
+A file name in the manifest is a plain name inside the bundle folder: an absolute path, a `..` part or a
+name that resolves outside the folder (a symlink) is refused. Adapters load a format from the bytes that
+were checked (`verified_bytes`), never by checking a path and opening it again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -41,6 +46,25 @@ def _check_sha(path: Path, actual: str, expected: str) -> None:
         raise BundleError(
             f"bundle file {path} was changed: sha256 {actual[:12]}… does not match the manifest's {expected[:12]}…"
         )
+
+
+def _plain_name(root: Path, name: object, what: str) -> Path:
+    """`root / name` when `name` is a plain relative name that stays inside `root`; BundleError otherwise."""
+    if not isinstance(name, str) or not name.strip():
+        raise BundleError(f"bundle {root}: the manifest's file name for {what} is missing or not a string")
+    posix, windows = PurePosixPath(name), PureWindowsPath(name)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive:
+        raise BundleError(f"bundle {root}: the manifest names {what} by an absolute path ({name!r}): give a plain name")
+    if ".." in posix.parts or ".." in windows.parts:
+        raise BundleError(
+            f"bundle {root}: the manifest's file name {name!r} for {what} leaves the bundle folder ('..')"
+        )
+    path = root / name
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        raise BundleError(f"bundle {root}: {name!r} for {what} resolves outside the bundle folder") from None
+    return path
 
 
 @dataclass
@@ -92,24 +116,32 @@ class Bundle:
             )
         return dict(info)
 
+    def file_path(self, fmt: str) -> Path:
+        """Where a format's file is (a plain name inside the bundle folder); for messages, not for loading."""
+        return _plain_name(self.root, self.format_info(fmt).get("file"), f"format {fmt!r}")
+
     def verified_path(self, fmt: str) -> Path:
-        """The path of a format's file after its sha256 matched the manifest; refuses otherwise."""
+        """The path of a format's file after its sha256 matched the manifest; refuses otherwise.
+
+        Only for an engine that can read nothing but a path, and then copy `verified_bytes` to a private
+        file instead: a path checked here can be swapped before the engine opens it."""
         info = self.format_info(fmt)
-        return self._verified(info["file"], info["sha256"])
+        return self._verified(self.file_path(fmt), info["sha256"])
 
     def verified_bytes(self, fmt: str) -> bytes:
         """A format file's bytes, checked against the manifest's sha256 on the very bytes returned: load
         from these (not from the path), so a file swapped after the check is refused too."""
-        info = self.format_info(fmt)
-        path = self.root / info["file"]
+        return self._verified_bytes(self.file_path(fmt), self.format_info(fmt)["sha256"])
+
+    @staticmethod
+    def _verified_bytes(path: Path, expected: str) -> bytes:
         if not path.is_file():
             raise BundleError(f"bundle file {path} is missing")
         data = path.read_bytes()
-        _check_sha(path, hashlib.sha256(data).hexdigest(), info["sha256"])
+        _check_sha(path, hashlib.sha256(data).hexdigest(), expected)
         return data
 
-    def _verified(self, name: str, expected: str) -> Path:
-        path = self.root / name
+    def _verified(self, path: Path, expected: str) -> Path:
         if not path.is_file():
             raise BundleError(f"bundle file {path} is missing")
         _check_sha(path, sha256_file(path), expected)
@@ -118,6 +150,6 @@ class Bundle:
     def reference(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(X, y, p_native) of the held-out rows, after the sha256 check."""
         ref = self.manifest["reference"]
-        path = self._verified(ref["file"], ref["sha256"])
-        with np.load(path, allow_pickle=False) as z:
+        data = self._verified_bytes(_plain_name(self.root, ref.get("file"), "the reference rows"), ref["sha256"])
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
             return z["X"], z["y"], z["p"]

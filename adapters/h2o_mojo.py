@@ -2,7 +2,7 @@
 
 This is the reference architecture's "generated code" strategy: the model H2O trained, run by H2O's own
 scoring library. `MojoModel.load` reads the MOJO zip from the very bytes whose sha256 matched the
-manifest (`bundle.verified_path`, then a re-check of the bytes read, then an in-memory reader);
+manifest (`bundle.verified_bytes`, then an in-memory reader: no file is opened again);
 `GenModel.score0(row, preds)` scores one row, and for a binomial model `preds[2]` is the probability
 of the second level of the response domain (P(class 1) when the labels are 0/1).
 
@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 
 from adapters.base import Adapter
-from adapters.errors import AdapterError, BundleError, ScoringFailed
+from adapters.errors import AdapterError, BundleError, EngineUnavailable, ScoringFailed
+from adapters.java_engine import is_jvm_failure, require_jvm
 from jvm.errors import JvmError
 from jvm.inprocess import ensure_jvm
 
@@ -188,6 +189,8 @@ class MojoScorer:
         try:
             self._loop.accept(flat, out)
         except self._JException as e:
+            if is_jvm_failure(e):
+                raise EngineUnavailable(f"h2o-genmodel: the JVM failed: {_one_line(e)}") from None
             raise ScoringFailed(f"h2o-genmodel failed to score the batch: {_one_line(e)}") from None
         return np.array(out, dtype=np.float64)
 
@@ -203,12 +206,13 @@ class H2OMojoAdapter(Adapter):
         assert self.format is not None
         # genmodel loads these very bytes: a file swapped after the sha256 check is refused too.
         data = self.bundle.verified_bytes(self.format)
-        path = self.bundle.root / self.bundle.format_info(self.format)["file"]
+        path = self.bundle.file_path(self.format)
         self._scorer = MojoScorer(data, self.bundle.feature_names, label=str(path))
         # One tiny batch at load: a broken model fails here, not on the first record.
         self._scorer.predict(np.zeros((1, self.n_features)))
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
+        require_jvm(self.name)
         return self._scorer.predict(X)
 
     def _close(self) -> None:

@@ -7,6 +7,9 @@ bundle schema turns the batch's category codes back into strings), a missing val
 type is a union with "null". Output: one double, P(class 1). titus2 is imported through
 adapters.titus_compat (it predates Python 3.11 and NumPy 2).
 
+The document is read from the very bytes whose sha256 matched the manifest (`Bundle.verified_bytes`,
+decoded as UTF-8 and handed to titus as a JSON string): a file swapped after the check is never read.
+
 An engine is not thread-safe (it keeps per-action state), so predict holds the adapter's lock.
 """
 
@@ -34,10 +37,11 @@ class PfaAdapter(Adapter):
     format = "pfa"
 
     def _open(self) -> None:
-        path = self.bundle.verified_path("pfa")
+        data = self.bundle.verified_bytes("pfa")
+        path = self.bundle.file_path("pfa")
         engine_class = pfa_engine_class()
         try:
-            engines = engine_class.fromJson(path.read_text())
+            engines = engine_class.fromJson(data.decode("utf-8"))
         except Exception as e:  # titus raises many kinds (syntax, semantics, Avro schema) when it reads a document
             raise BundleError(f"titus cannot load {path}: {_one_line(e)}") from None
         self._engine: Any = engines[0]

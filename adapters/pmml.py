@@ -13,14 +13,19 @@ model uses is categorical, each row goes to pmml4s as an `Object[]` of Doubles a
 for missing, UNSEEN_TOKEN for an unseen category under the "as_is" rule), so the model sees the strings its
 DataDictionary declares and applies its own rules to them.
 
+The model is parsed from the very bytes whose sha256 matched the manifest (`Bundle.verified_bytes`, then
+pmml4s's `Model.fromBytes`): a file swapped after the check is never read.
+
 Output: the manifest's `output_field` (an imported PMML: its probability of the positive class), else the field
 `probability_1` (what harness.build.export_pmml writes) or `probability(1)`; a file without it is refused at load.
-A missing prediction (null) becomes NaN.
+A missing prediction (null) becomes NaN (the scoring loop dead-letters it).
+
+Failures: a Java exception on a row is ScoringFailed (the row's fault); a JVM that is gone or in trouble
+(a java.lang.VirtualMachineError) is EngineUnavailable (adapters/java_engine.py).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import jpype
@@ -30,7 +35,8 @@ from pypmml.base import PMMLContext
 from pypmml.jvm import JPypeGateway
 
 from adapters.base import Adapter
-from adapters.errors import AdapterError, BundleError, ScoringFailed
+from adapters.errors import AdapterError, BundleError, EngineUnavailable, ScoringFailed
+from adapters.java_engine import is_jvm_failure, java_one_line, require_jvm
 from adapters.schema import FeatureSchema
 from jvm.errors import JvmError
 from jvm.inprocess import ensure_jvm
@@ -68,34 +74,24 @@ def use_process_jvm() -> None:
         )
 
 
-def _one_line(exc: BaseException) -> str:
-    """A Java/Scala exception as `Class: message`, first line only."""
-    try:
-        name = exc.getClass().getSimpleName()  # type: ignore[attr-defined]
-        msg = exc.getMessage()  # type: ignore[attr-defined]
-    except Exception:  # not a Java exception
-        name, msg = type(exc).__name__, str(exc)
-    text = f"{name}: {msg}" if msg else str(name)
-    return text.strip().splitlines()[0] if text.strip() else name
-
-
 class PmmlAdapter(Adapter):
     name = "pmml"
     family = "pmml"
     format = "pmml"
 
     def _open(self) -> None:
-        path = self.bundle.verified_path("pmml")
+        data = self.bundle.verified_bytes("pmml")
+        path = self.bundle.file_path("pmml")
         use_process_jvm()
         try:
-            self._model = Model.fromFile(str(path))
+            self._model = Model.fromBytes(jpype.JArray(jpype.JByte)(data))
         except Exception as e:  # pypmml wraps the Java exception into PMMLError(message)
-            raise BundleError(f"pmml4s cannot load {path}: {_one_line(e)}") from None
+            raise BundleError(f"pmml4s cannot load {path}: {java_one_line(e)}") from None
         jm = self._model._java_model
         self._java_model = jm
-        self._columns, self._out_index = self._layout(jm, path)
+        self._columns, self._out_index = self._layout(jm, str(path))
 
-    def _layout(self, jm: Any, path: Path) -> tuple[np.ndarray | None, int]:
+    def _layout(self, jm: Any, path: str) -> tuple[np.ndarray | None, int]:
         features = self.bundle.feature_names
         used = [str(n) for n in jm.usedSchema().fieldNames()]  # the order predict(Object) reads a row in
         unknown = [n for n in used if n not in features]
@@ -115,6 +111,7 @@ class PmmlAdapter(Adapter):
         raise BundleError(f"{path} has no output field {wanted} (it has: {', '.join(outputs)})")
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
+        require_jvm(self.name)
         if self._columns is not None:
             X = np.ascontiguousarray(X[:, self._columns])
         if self._strings is not None:  # Object[] rows: Doubles, category Strings, nulls
@@ -132,7 +129,9 @@ class PmmlAdapter(Adapter):
                 v = predict(rows[i])[k]
                 out[i] = np.nan if v is None else float(v)
         except jpype.JException as e:
-            raise ScoringFailed(f"pmml4s failed on row {i} of the batch: {_one_line(e)}") from None
+            if is_jvm_failure(e):
+                raise EngineUnavailable(f"pmml4s: the JVM failed: {java_one_line(e)}") from None
+            raise ScoringFailed(f"pmml4s failed on row {i} of the batch: {java_one_line(e)}") from None
         return out
 
     def _close(self) -> None:

@@ -14,8 +14,12 @@ Missing values: JSON has no NaN, so a NaN feature is sent as `null` (harness/sco
 the string "NaN", back as NaN); a `null` score in a response becomes NaN.
 
 Failures: connection errors, timeouts and 5xx answers are retried `retries` times with exponential
-back-off (backoff_s, 2 x backoff_s, ...), then raise ScoringFailed naming the URL. A 4xx answer is not
-retried: it raises BadInput carrying the server's {"error": ...} message.
+back-off (backoff_s, 2 x backoff_s, ...), then raise EngineUnavailable naming the URL: the server, not the
+batch, is at fault, and the scoring loop pauses and backs off instead of dead-lettering the records. (A
+5xx that one record provokes is told apart by the loop: it scores a row that scored before, and only when
+that succeeds does it isolate and dead-letter the failing rows.) A 4xx answer is not retried: it raises
+BadInput carrying the server's {"error": ...} message. An answer that is not a V2 response raises
+ScoringFailed. One call waits at most (retries + 1) x timeout_s plus the back-off sleeps.
 
 One httpx.Client per adapter: HTTP/1.1 keep-alive, the connection is reused across calls.
 """
@@ -32,7 +36,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from adapters.base import Adapter
-from adapters.errors import AdapterError, BadInput, ScoringFailed
+from adapters.errors import AdapterError, BadInput, EngineUnavailable, ScoringFailed
 from adapters.v2_types import MetadataModelResponse
 
 OUTPUT_NAME = "probability"
@@ -172,7 +176,8 @@ class RestAdapter(Adapter):
         raise bad(f"{p.size} output values for {n} rows")
 
     def _send(self, method: str, path: str, body: bytes | None) -> httpx.Response:
-        """One request with retries on connection errors, timeouts and 5xx; a 4xx raises BadInput."""
+        """One request with retries on connection errors, timeouts and 5xx (then EngineUnavailable); a 4xx raises
+        BadInput."""
         o = self.options
         attempts = o.retries + 1
         headers = {"content-type": "application/json"} if body is not None else None
@@ -194,7 +199,7 @@ class RestAdapter(Adapter):
                 )
             return resp
         tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
-        raise ScoringFailed(f"V2 server at {self.url} failed {method} {path} after {tries}: {last}")
+        raise EngineUnavailable(f"V2 server at {self.url} failed {method} {path} after {tries}: {last}")
 
     def _close(self) -> None:
         self._client.close()

@@ -152,13 +152,42 @@ def score_cmd(
     option: Annotated[list[str] | None, typer.Option("--option", "-o", help="Adapter option key=value.")] = None,
     scorer_name: Annotated[str | None, typer.Option(help="Name in the results' scorer header.")] = None,
     max_records: Annotated[int | None, typer.Option(help="Exit after this many records (tests).")] = None,
-    idle_exit_s: Annotated[float | None, typer.Option(help="Exit after this long without records.")] = None,
+    idle_exit_s: Annotated[
+        float | None, typer.Option(help="Exit after this long without records, once partitions are assigned.")
+    ] = None,
+    guarantee: Annotated[
+        str,
+        typer.Option(
+            help="at-least-once (duplicates after a crash, tell them apart by the src header) or exactly-once "
+            "(results, dead letters and offsets in Kafka transactions; read the output with read_committed)."
+        ),
+    ] = "at-least-once",
+    instance_id: Annotated[
+        str | None,
+        typer.Option(
+            help="A stable name for this scorer instance (e.g. the pod name): static group membership, and in "
+            "exactly-once mode the transactional.id GROUP-NAME, so a restarted instance takes its partitions "
+            "back and fences its crashed self at once. Unique per instance."
+        ),
+    ] = None,
+    transaction_ms: Annotated[
+        float, typer.Option(min=1, help="exactly-once: longest time a transaction stays open (latency).")
+    ] = 100.0,
+    outage_limit_s: Annotated[
+        float,
+        typer.Option(min=0, help="Give up (exit 3, batch in hand uncommitted) after the engine is down this long."),
+    ] = 300.0,
+    engine_timeout_s: Annotated[
+        float, typer.Option(min=0, help="A predict call hung this long ends the process (exit 3); 0 = never.")
+    ] = 120.0,
     bootstrap: BootstrapOpt = None,
     client_config: ClientConfigOpt = None,
 ) -> None:
-    """Run the scoring loop: consume, score in micro-batches, produce results, commit (at-least-once)."""
+    """Run the scoring loop: consume, score in micro-batches, produce a result or a dead letter per record,
+    commit behind them (--guarantee at-least-once or exactly-once)."""
     from harness.scoring.service import ScoreSettings, run_score
 
+    _exits_without_teardown.add("score")
     run_score(
         ScoreSettings(
             bundle=bundle,
@@ -176,6 +205,11 @@ def score_cmd(
             idle_exit_s=idle_exit_s,
             bootstrap=bootstrap,
             client_config=client_config,
+            guarantee=guarantee,
+            instance_id=instance_id,
+            transaction_ms=transaction_ms,
+            outage_limit_s=outage_limit_s,
+            engine_timeout_s=engine_timeout_s,
         )
     )
 
@@ -191,11 +225,57 @@ def serve_cmd(
     model_name: Annotated[
         str | None, typer.Option(help="Model name in the URLs; default: the bundle's model id.")
     ] = None,
+    max_rows: Annotated[int, typer.Option(min=1, help="Most rows one request may hold; more get 413.")] = 65_536,
+    workers: Annotated[int, typer.Option(min=1, help="Predict calls that run at once (threads).")] = 2,
+    max_waiting: Annotated[int, typer.Option(min=0, help="Requests that may wait for a worker; more get 503.")] = 64,
 ) -> None:
     """Serve a bundle through any adapter as an Open Inference Protocol (KServe V2) REST server."""
     from harness.scoring.server import main_serve
 
-    main_serve(bundle, adapter, host, port, option or [], max_body_bytes, model_name=model_name)
+    main_serve(
+        bundle, adapter, host, port, option or [], max_body_bytes, model_name=model_name,
+        max_rows=max_rows, workers=workers, max_waiting=max_waiting,
+    )  # fmt: skip
+
+
+@app.command("faults")
+def faults_cmd(
+    case: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--case",
+            help="Only these faults (repeatable): kill9, broker-restart, server-restart, poison, nan-raise, hang, "
+            "outage; default: all.",
+        ),
+    ] = None,
+    guarantee: Annotated[
+        list[str] | None, typer.Option("--guarantee", help="at-least-once and/or exactly-once; default: both.")
+    ] = None,
+    backlog: Annotated[int, typer.Option(min=100, help="Records in the kill -9 backlog.")] = 100_000,
+    bundle: Annotated[Path | None, typer.Option(help="Bundle to score; default: the fraud scenario's.")] = None,
+) -> None:
+    """Run the scoring loop through every fault on a broker of its own (kill -9, broker and model server
+    restarts, poison records, NaN, exceptions, hangs, outages); print sent / scored / dead-lettered / lost /
+    duplicates per fault and guarantee. Exit 1 when a record was lost (or duplicated in exactly-once)."""
+    from harness.scoring.faults.cases import CASES
+    from harness.scoring.faults.suite import HEADER, format_row, run
+    from harness.scoring.loop import GUARANTEES
+
+    unknown = [c for c in case or [] if c not in CASES] + [g for g in guarantee or [] if g not in GUARANTEES]
+    if unknown:
+        valid = f"faults: {', '.join(CASES)}; guarantees: {', '.join(GUARANTEES)}"
+        fail(f"unknown fault or guarantee {unknown[0]!r}; {valid}")
+    rows = run(
+        case or list(CASES),
+        guarantee or list(GUARANTEES),
+        backlog,
+        bundle,
+        lambda m: err_console.print(m, highlight=False),
+    )
+    print(HEADER)
+    for r in rows:
+        print(format_row(r))
+    raise typer.Exit(0 if all(r.holds() for r in rows) else 1)
 
 
 def _env(name: str) -> str:
@@ -460,13 +540,26 @@ def ping(bootstrap: BootstrapOpt = None, client_config: ClientConfigOpt = None) 
     print(f"ok {target.bootstrap} brokers=[{brokers}] topics={len(md.topics)}")
 
 
+# Commands that may have run a JVM adapter and have nothing left to clean up at exit: they end without the
+# interpreter's teardown, which JPype's JVM sometimes aborts (exit 134 instead of the real code).
+_exits_without_teardown: set[str] = set()
+
+
+def _exit(code: int) -> NoReturn:
+    if _exits_without_teardown:
+        from jvm.inprocess import exit_process
+
+        exit_process(code)
+    sys.exit(code)
+
+
 def main() -> None:
     try:
         rc = app(standalone_mode=False)
-        sys.exit(rc if isinstance(rc, int) else 0)
+        _exit(rc if isinstance(rc, int) else 0)
     except (HarnessError, AdapterError, JvmError) as e:
         err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        sys.exit(getattr(e, "exit_code", 1))
+        _exit(getattr(e, "exit_code", 1))
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:
@@ -474,7 +567,7 @@ def main() -> None:
         sys.exit(130)
     except KeyboardInterrupt:
         err_console.print("interrupted")
-        sys.exit(130)
+        _exit(130)
     except Exception as e:
         # typer bundles its own click: recognise its usage errors by shape, not by class
         show, code = getattr(e, "show", None), getattr(e, "exit_code", None)

@@ -73,12 +73,16 @@ class AdapterSpec(Strict):
     options: dict[str, Any] = Field(default_factory=dict)
     serve: str | None = Field(None, description="for 'rest': the adapter `harness serve` hosts (default onnx)")
     serve_options: dict[str, Any] = Field(default_factory=dict)
+    guarantee: Literal["at-least-once", "exactly-once"] = Field(
+        "at-least-once", description="the scorer's delivery guarantee (`harness score --guarantee`)"
+    )
 
     @property
     def display(self) -> str:
         if self.label:
             return self.label
-        return f"rest({self.serve or 'onnx'})" if self.name == "rest" else self.name
+        base = f"rest({self.serve or 'onnx'})" if self.name == "rest" else self.name
+        return f"{base} (exactly-once)" if self.guarantee == "exactly-once" else base
 
 
 class LoadProfile(Strict):

@@ -47,3 +47,25 @@ def ensure_jvm(max_heap_mb: int = 1024) -> None:
             classpath=classpath(),
             convertStrings=True,
         )
+
+
+def jvm_started() -> bool:
+    """True when this process started its JVM (without importing JPype when nothing did)."""
+    import sys
+
+    jpype = sys.modules.get("jpype")
+    return bool(jpype is not None and jpype.isJVMStarted())
+
+
+def exit_process(code: int) -> None:
+    """End the process with `code`, skipping the interpreter's teardown when a JVM runs in it: JPype's JVM
+    sometimes aborts that teardown (SIGABRT, exit code 134), which would hide the real exit code of a
+    scorer. Without a JVM this is sys.exit(code). Only for commands with nothing left to clean up."""
+    import os
+    import sys
+
+    if not jvm_started():
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -97,6 +97,31 @@ def start_loop(
     return proc
 
 
+def finish_loop(proc: subprocess.Popen[str], timeout: float = 60) -> dict:  # type: ignore[type-arg]
+    """Wait for a loop process to exit cleanly; its STATS line as a dict."""
+    import json
+
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    stats = [ln for ln in out.splitlines() if ln.startswith("STATS ")]
+    assert stats, out
+    return dict(json.loads(stats[-1][6:]))
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
+    """(sum of the group's committed offsets, sum of end offsets) over the topic's partitions."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    md = c.list_topics(topic, timeout=10)
+    tps = [TopicPartition(topic, p) for p in md.topics[topic].partitions]
+    committed = c.committed(tps, timeout=10)
+    ends = sum(c.get_watermark_offsets(tp, timeout=10)[1] for tp in tps)
+    c.close()
+    return sum(max(0, tp.offset) for tp in committed), ends
+
+
 def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0) -> list:  # type: ignore[type-arg]
     """Every record of `topic` from the start, until `expected` arrived or nothing came for a while."""
     import time

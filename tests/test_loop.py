@@ -3,7 +3,6 @@ dead-lettered, partitions split across processes, and committed offsets only beh
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 import uuid
@@ -17,7 +16,7 @@ from adapters.bundle import Bundle
 from harness.bench.loadgen import send
 from harness.kafka.config import KafkaTarget
 from harness.scoring import wire
-from tests.conftest import consume_all, create_topic, start_loop
+from tests.conftest import committed_offsets, consume_all, create_topic, finish_loop, start_loop
 
 
 def _send_rows(bootstrap: str, topic: str, bundle: Path, n: int, rate: float, prefix: str = "p") -> np.ndarray:
@@ -31,35 +30,13 @@ def _send_rows(bootstrap: str, topic: str, bundle: Path, n: int, rate: float, pr
     return X
 
 
-def _finish(proc, timeout: float = 60) -> dict:  # type: ignore[no-untyped-def,type-arg]
-    out, err = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err
-    stats = [ln for ln in out.splitlines() if ln.startswith("STATS ")]
-    assert stats, out
-    return json.loads(stats[-1][6:])
-
-
-def _committed(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
-    """(sum of the group's committed offsets, sum of end offsets) over the topic's partitions."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    md = c.list_topics(topic, timeout=10)
-    tps = [TopicPartition(topic, p) for p in md.topics[topic].partitions]
-    committed = c.committed(tps, timeout=10)
-    ends = sum(c.get_watermark_offsets(tp, timeout=10)[1] for tp in tps)
-    c.close()
-    return sum(max(0, tp.offset) for tp in committed), ends
-
-
 def test_normal_run_scores_every_record_exactly_once(broker: str, small_bundle: Path, topic_name: str) -> None:
     create_topic(broker, topic_name, partitions=2)
     group = f"g-{topic_name}"
     proc = start_loop(broker, small_bundle, "native", topic_name, group, "--idle-exit-s", "4")
     n = 1500
     X = _send_rows(broker, topic_name, small_bundle, n, rate=3000)
-    stats = _finish(proc)
+    stats = finish_loop(proc)
     assert stats["consumed"] == n and stats["scored"] == n and stats["dead_lettered"] == 0
     out = consume_all(broker, f"{topic_name}.out", n)
     rids = [wire.headers_dict(m.headers())["rid"].decode() for m in out]
@@ -74,7 +51,7 @@ def test_normal_run_scores_every_record_exactly_once(broker: str, small_bundle: 
         assert m.key() == str(seq % 1024).encode()
         assert int(h["t_intended_ns"]) <= int(h["t_consumed_ns"]) <= int(h["t_scored_ns"])
         assert h["scorer"] == b"native"
-    committed, ends = _committed(broker, group, topic_name)
+    committed, ends = committed_offsets(broker, group, topic_name)
     assert committed == ends == n
 
 
@@ -88,12 +65,12 @@ def test_sigterm_mid_run_loses_nothing(broker: str, small_bundle: Path, topic_na
     _send_rows(broker, topic_name, small_bundle, n, rate=5000)
     time.sleep(1.0)  # the loop is mid-way: ~16 records per 20 ms
     proc.send_signal(signal.SIGTERM)
-    first = _finish(proc, timeout=30)
+    first = finish_loop(proc, timeout=30)
     assert 0 < first["consumed"] < n, first
     assert first["scored"] == first["consumed"]  # the batch in hand was finished, not dropped
     # a new member of the group picks up from the committed offsets
     proc2 = start_loop(broker, small_bundle, slow[1], topic_name, group, *args, "--idle-exit-s", "3")
-    second = _finish(proc2, timeout=120)
+    second = finish_loop(proc2, timeout=120)
     out = consume_all(broker, f"{topic_name}.out", n)
     rids = [wire.headers_dict(m.headers())["rid"].decode() for m in out]
     assert set(rids) == {f"p-{i}" for i in range(n)}  # nothing lost
@@ -121,7 +98,7 @@ def test_poison_records_go_to_the_dead_letter_topic(broker: str, small_bundle: P
             p.produce(topic_name, key=b"bad", value=poison[name], headers=[("rid", f"bad-{name}".encode())])
     assert p.flush(10) == 0
     proc = start_loop(broker, small_bundle, "native", topic_name, f"g-{topic_name}", "--idle-exit-s", "3")
-    stats = _finish(proc)
+    stats = finish_loop(proc)
     assert stats["scored"] == 50 and stats["dead_lettered"] == 5
     out = consume_all(broker, f"{topic_name}.out", 50)
     assert sorted(wire.headers_dict(m.headers())["rid"].decode() for m in out) == sorted(f"good-{i}" for i in range(50))
@@ -150,7 +127,7 @@ def test_two_processes_split_the_partitions(broker: str, small_bundle: Path, top
     wait_group_stable(KafkaTarget(broker), group, 2, 60)
     n = 4000
     _send_rows(broker, topic_name, small_bundle, n, rate=4000)
-    sa, sb = _finish(a), _finish(b)
+    sa, sb = finish_loop(a), finish_loop(b)
     assert sa["consumed"] > 0 and sb["consumed"] > 0, (sa, sb)
     out = consume_all(broker, f"{topic_name}.out", n)
     rids = {wire.headers_dict(m.headers())["rid"].decode() for m in out}
@@ -169,3 +146,10 @@ def test_bad_cli_input_is_one_line(broker: str, small_bundle: Path) -> None:
         "score", "--bundle", str(small_bundle), "--adapter", "nope", "--input-topic", "x", *common, "--encoding", "xml"
     )
     assert r.returncode != 0 and "unknown encoding 'xml'" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli(
+        "score", "--bundle", str(small_bundle), "--adapter", "native", "--input-topic", "x", *common,
+        "--guarantee", "exactly-twice",
+    )  # fmt: skip
+    assert r.returncode != 0 and "unknown guarantee 'exactly-twice'" in r.stderr and "Traceback" not in r.stderr
+    help_text = run_cli("score", "--help").stdout
+    assert "--guarantee" in help_text and "exactly-once" in help_text

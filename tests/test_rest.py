@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse
 
 from adapters.base import Adapter
 from adapters.bundle import Bundle
-from adapters.errors import AdapterError, BadInput, ScoringFailed
+from adapters.errors import AdapterError, BadInput, EngineUnavailable
 from adapters.identity import IdentityAdapter
 from adapters.registry import adapter_class
 from adapters.rest import RestAdapter
@@ -476,10 +476,10 @@ def test_server_4xx_is_bad_input_with_the_servers_message(bundle: Path, echo_ser
         assert np.array_equal(rest.predict(X[:100]), X[:100, 0])  # the same client still works
 
 
-def test_nothing_listening_is_scoring_failed_after_retries(bundle: Path) -> None:
+def test_nothing_listening_is_engine_unavailable_after_retries(bundle: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     t0 = time.monotonic()
-    with pytest.raises(ScoringFailed) as e:
+    with pytest.raises(EngineUnavailable) as e:
         RestAdapter.load(bundle, url=url, retries=2, backoff_s=0.05, timeout_s=1.0)
     elapsed = time.monotonic() - t0
     msg = str(e.value)
@@ -487,7 +487,7 @@ def test_nothing_listening_is_scoring_failed_after_retries(bundle: Path) -> None
     assert 0.15 <= elapsed < 3.0  # slept 0.05 + 0.10 between the attempts, and no more
 
 
-def test_server_gone_mid_run_is_scoring_failed(bundle: Path) -> None:
+def test_server_gone_mid_run_is_engine_unavailable(bundle: Path) -> None:
     served = EchoAdapter.load(bundle)
     srv = ThreadServer(create_app(served, "echo")).__enter__()
     rest = RestAdapter.load(bundle, url=srv.url, model_name="echo", retries=1, backoff_s=0.01, timeout_s=1.0)
@@ -495,7 +495,7 @@ def test_server_gone_mid_run_is_scoring_failed(bundle: Path) -> None:
     assert np.array_equal(rest.predict(X), np.ones(3))
     srv.stop()
     t0 = time.monotonic()
-    with pytest.raises(ScoringFailed, match=r"after 2 attempts"):
+    with pytest.raises(EngineUnavailable, match=r"after 2 attempts"):
         rest.predict(X)
     assert time.monotonic() - t0 < 3.0
     rest.close()
@@ -556,11 +556,11 @@ def test_retries_on_503_then_succeeds_against_another_v2_server(bundle: Path) ->
     assert np.array_equal(p, expected)  # column 1 of the [n, 2] output
 
 
-def test_retries_exhausted_on_503_is_scoring_failed(bundle: Path) -> None:
+def test_retries_exhausted_on_503_is_engine_unavailable(bundle: Path) -> None:
     flaky = FlakyV2(fail_first=100)
     with ThreadServer(flaky.app) as srv:
         rest = RestAdapter.load(bundle, url=srv.url, retries=2, backoff_s=0.01)
-        with pytest.raises(ScoringFailed) as e:
+        with pytest.raises(EngineUnavailable) as e:
             rest.predict(np.zeros((1, N_FEATURES)))
         rest.close()
     assert flaky.calls == 3

@@ -83,7 +83,13 @@ class Measurer:
         self._stop = threading.Event()
         self.consumer = Consumer(
             target.client_config(
-                **{"group.id": f"measurer-{output_topic}", "enable.auto.commit": False, "fetch.wait.max.ms": 1}
+                **{
+                    "group.id": f"measurer-{output_topic}",
+                    "enable.auto.commit": False,
+                    "fetch.wait.max.ms": 1,
+                    # an exactly-once scorer's aborted transactions are not results
+                    "isolation.level": "read_committed",
+                }
             )
         )
         parts = []

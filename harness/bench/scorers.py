@@ -27,7 +27,7 @@ from adapters.bundle import Bundle
 from harness.bench.procs import HARNESS, Child, cpu_seconds, peak_rss_mib, wait_http_ok
 from harness.kafka.broker import free_port
 from harness.kafka.config import KafkaTarget
-from harness.kafka.topics import wait_group_stable
+from harness.kafka.topics import delete_topics, wait_group_stable
 from harness.scenario import AdapterSpec, LoopSpec
 from harness.scoring import protocol
 
@@ -71,9 +71,10 @@ class Topics:
 
     @classmethod
     def for_adapter(cls, tag: str, index: int, display: str) -> Topics:
-        """Topics named after the run's tag and the adapter's label (Kafka allows [A-Za-z0-9._-] only)."""
-        slug = re.sub(r"[^A-Za-z0-9_-]+", "-", display).strip("-")
-        base = f"h.{tag}.{index}-{slug}"
+        """Topics named after the run's tag and the adapter's label (Kafka allows [a-zA-Z0-9._-] only):
+        "rest(onnx) (exactly-once)" -> "rest-onnx-exactly-once"."""
+        safe = "-".join(part for part in re.split(r"[^a-zA-Z0-9._-]+", display) if part)
+        base = f"h.{tag}.{index}-{safe}"
         return cls(f"{base}.in", f"{base}.out", f"{base}.dlq", f"{base}.g")
 
     def data_topics(self) -> list[str]:
@@ -100,17 +101,22 @@ class SecretFile:
     def __init__(self, properties: Mapping[str, str]) -> None:
         self.path: Path | None = None
         if properties:
-            fd, name = tempfile.mkstemp(prefix="harness-client-", suffix=".properties")
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write("".join(f"{k}={v}\n" for k, v in properties.items()))
-            self.path = Path(name)
+            self.path = private_file("".join(f"{k}={v}\n" for k, v in properties.items()).encode(), ".properties")
 
     def remove(self) -> None:
         if self.path is not None:
             with contextlib.suppress(OSError):
                 self.path.unlink()
             self.path = None
+
+
+def private_file(data: bytes, suffix: str) -> Path:
+    """`data` in a new temporary file only this user can read (0600); the caller deletes it."""
+    fd, name = tempfile.mkstemp(prefix="harness-", suffix=suffix)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return Path(name)
 
 
 def _option_args(options: Mapping[str, Any]) -> list[str]:
@@ -121,12 +127,20 @@ class LoopProcesses:
     """`loop.processes` scoring loops (`harness score`) in one consumer group; started when all are READY
     and the group is stable with every member holding partitions."""
 
-    def __init__(self, setup: ScorerSetup, adapter: str, options: Mapping[str, Any], display: str) -> None:
+    def __init__(
+        self,
+        setup: ScorerSetup,
+        adapter: str,
+        options: Mapping[str, Any],
+        display: str,
+        guarantee: str = "at-least-once",
+    ) -> None:
         self.name = f"scoring loop {display}"
         self.setup = setup
         self.adapter = adapter
         self.options = dict(options)
         self.display = display
+        self.guarantee = guarantee
         self.children: list[Child] = []
         self._secret: SecretFile | None = None
         self._gone_cpu = 0.0  # CPU of loops removed mid-run
@@ -138,7 +152,7 @@ class LoopProcesses:
             "--input-topic", t.input, "--output-topic", t.output, "--dlq-topic", t.dlq, "--group", t.group,
             "--encoding", s.encoding, "--batch-max", str(s.loop.batch_max),
             "--batch-wait-ms", str(s.loop.batch_wait_ms), "--bootstrap", s.target.bootstrap,
-            "--scorer-name", self.display,
+            "--scorer-name", self.display, "--guarantee", self.guarantee,
         ]  # fmt: skip
         if client_config is not None:
             argv += ["--client-config", str(client_config)]
@@ -242,30 +256,35 @@ class ModelServer(_OneProcess):
 class KStreamsScorer(_OneProcess):
     """The Kafka Streams application with the H2O MOJO embedded, reading and writing the same wire format."""
 
-    def __init__(self, setup: ScorerSetup, options: Mapping[str, Any]) -> None:
+    def __init__(self, setup: ScorerSetup, options: Mapping[str, Any], guarantee: str = "at-least-once") -> None:
         self.name = "kstreams-mojo"
         self.setup = setup
         self.options = dict(options)
+        self.guarantee = "exactly_once_v2" if guarantee == "exactly-once" else "at_least_once"
         self.app: Any = None
+        self._mojo: Path | None = None
 
     def start(self) -> None:
         from harness.bench.kstreams import KStreamsApp, KStreamsConfig, build_jar
 
         s, t, o = self.setup, self.setup.topics, self.options
         build_jar()
+        # the app loads the MOJO from a path: a private copy of the bytes whose sha256 was checked, so a
+        # bundle file swapped after the check never runs
+        self._mojo = private_file(s.bundle.verified_bytes("h2o-mojo"), ".zip")
         cfg = KStreamsConfig(
             bootstrap=s.target.bootstrap,
             input_topic=t.input,
             output_topic=t.output,
             dlq_topic=t.dlq,
             application_id=t.group,
-            mojo_path=s.bundle.verified_path("h2o-mojo"),
+            mojo_path=self._mojo,
             feature_names=s.bundle.feature_names,
             encoding=s.encoding,
             mode=str(o.get("mode", "per-record")),
             batch_size=int(o.get("batch_size", s.loop.batch_max)),
             batch_max_wait_ms=int(o.get("batch_max_wait_ms", s.loop.batch_wait_ms)),
-            guarantee=str(o.get("guarantee", "at_least_once")),
+            guarantee=str(o.get("guarantee", self.guarantee)),
             client_config=dict(s.target.properties) or None,
         )
         self.app = KStreamsApp().start(cfg)
@@ -273,6 +292,10 @@ class KStreamsScorer(_OneProcess):
     def stop(self) -> None:
         if self.app is not None:
             self.app.stop()
+            # batch mode's change-logged buffer store (adapters/kstreams_mojo, PendingRecords.java)
+            delete_topics(self.setup.target, [f"{self.setup.topics.group}-pending-changelog"])
+        if self._mojo is not None:
+            self._mojo.unlink(missing_ok=True)
 
     def _pid(self) -> int | None:
         return self.app.pid if self.app else None
@@ -331,20 +354,21 @@ def _family(name: str) -> str:
 
 
 def _in_loop(spec: AdapterSpec, setup: ScorerSetup) -> Deployment:
-    scorer = LoopProcesses(setup, spec.name, spec.options, spec.display)
+    scorer = LoopProcesses(setup, spec.name, spec.options, spec.display, spec.guarantee)
     return Deployment(_family(spec.name), scorer, microbench_adapter=spec.name, microbench_options=dict(spec.options))
 
 
 def _served(spec: AdapterSpec, setup: ScorerSetup) -> Deployment:
     server = ModelServer(setup, spec.serve or "onnx", spec.serve_options)
     options = {"url": server.url, **spec.options}
-    scorer = LoopProcesses(setup, spec.name, options, spec.display)
+    scorer = LoopProcesses(setup, spec.name, options, spec.display, spec.guarantee)
     return Deployment(FAMILY["rest"], scorer, server, microbench_adapter=spec.name, microbench_options=options)
 
 
 def _kstreams(spec: AdapterSpec, setup: ScorerSetup) -> Deployment:
     # in process, the same MOJO runs through h2o-genmodel: the adapter the app's arithmetic matches
-    return Deployment(FAMILY["kstreams-mojo"], KStreamsScorer(setup, spec.options), microbench_adapter="h2o-mojo")
+    scorer = KStreamsScorer(setup, spec.options, spec.guarantee)
+    return Deployment(FAMILY["kstreams-mojo"], scorer, microbench_adapter="h2o-mojo")
 
 
 def _mlserver(spec: AdapterSpec, setup: ScorerSetup) -> Deployment:

@@ -1,15 +1,24 @@
-"""The Kafka scoring loop: consume feature records, score them in micro-batches, produce one result each.
+"""The Kafka scoring loop: consume feature records, score them in micro-batches, produce one output each.
 
-    poll (up to batch_max records or batch_wait_ms) -> decode -> adapter.predict(batch) -> produce results
-    -> when the broker has acknowledged every result of a batch, store its offsets -> commit (background,
-       every 200 ms, only stored offsets; synchronously on shutdown and before partitions are revoked)
+    poll (up to batch_max records or batch_wait_ms) -> decode -> score (isolation.py) -> produce a result
+    or a dead letter per record -> commit offsets behind the outputs (output.py: at-least-once or
+    exactly-once)
 
-At-least-once: an input offset is committed only after the broker acknowledged the result (or the
-dead-letter record) of that input and of every input before it in the same partition. Batches are
-acknowledged in order per partition, so offsets are stored only for the completed prefix of the
-in-flight queue. A record that cannot be decoded or scored goes to the dead-letter topic with the
-reason in a header; the loop carries on. SIGTERM / Ctrl-C: finish the batch in hand, produce, wait for
-acknowledgements, commit, exit.
+The accounting invariant: every consumed record ends in exactly one of
+    a result          (output topic, with its source `src` = topic/partition/offset),
+    a dead letter     (dead-letter topic: reason, stage "decode" or "score", source),
+    not committed     (it is delivered again, to this process or to the partition's next owner).
+
+Faults and what the loop does (see the README's production section):
+- a record that cannot be decoded, a row the model fails on alone (any exception), a score that is not a
+  finite number: a dead letter; the loop carries on;
+- the engine unavailable (isolation.EngineDown): the assigned partitions are paused, the loop keeps
+  polling (so the group keeps it) and retries the same batch with bounded exponential back-off; nothing
+  is dead-lettered or committed for it; past `outage_limit_s` it stops with EngineOutage (exit code 3);
+- a predict call that hangs past `engine_timeout_s`: the process exits (code 3) without committing it;
+- a transient consumer error (broker restart, coordinator moved): logged, ridden out; only fatal or
+  permanent ones stop the loop (consumer_errors.py);
+- SIGTERM / Ctrl-C: finish the batch in hand, produce, commit, exit.
 
 The loop knows adapters only through their contract (predict a batch); it does not know which one.
 """
@@ -17,21 +26,30 @@ The loop knows adapters only through their contract (predict a batch); it does n
 from __future__ import annotations
 
 import collections
+import contextlib
+import functools
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from adapters.base import Adapter
-from adapters.errors import AdapterError
 from harness.kafka.config import KafkaTarget
 from harness.scoring import wire
-from harness.scoring.errors import LoopError
+from harness.scoring.consumer_errors import TransientLog, classify
+from harness.scoring.errors import EngineOutage, LoopError
+from harness.scoring.isolation import BatchScorer, EngineDown, Outcome
+from harness.scoring.outage import Backoff, Watchdog
+from harness.scoring.output import AtLeastOnce, ExactlyOnce, Offsets, Output, Rewound
+
+Guarantee = Literal["at-least-once", "exactly-once"]
+GUARANTEES: tuple[str, ...] = ("at-least-once", "exactly-once")
 
 
 @dataclass
@@ -45,6 +63,16 @@ class LoopConfig:
     batch_wait_ms: float = 5.0
     scorer_name: str = "loop"
     max_in_flight_batches: int = 64
+    guarantee: Guarantee = "at-least-once"
+    # a stable name per scorer instance (e.g. the pod name): static group membership (group.instance.id) and,
+    # exactly-once, transactional.id "<group>-<instance_id>", so a restarted instance takes over its partitions
+    # and fences its crashed self at once; None: a dynamic member with a random transactional.id
+    instance_id: str | None = None
+    transaction_ms: float = 100.0  # exactly-once: longest time a transaction stays open
+    outage_backoff_s: float = 0.5  # first wait after the engine is found unavailable; doubles each retry
+    outage_backoff_max_s: float = 10.0
+    outage_limit_s: float = 300.0  # an outage longer than this stops the loop (exit code 3)
+    engine_timeout_s: float | None = 120.0  # a predict call longer than this ends the process; None: never
 
     @property
     def dlq(self) -> str:
@@ -60,19 +88,22 @@ class LoopStats:
     committed_batches: int = 0
     delivery_errors: int = 0
     predict_seconds: float = 0.0
+    outages: int = 0
+    outage_seconds: float = 0.0
+    transient_errors: int = 0
+    aborted_transactions: int = 0
     started_at: float = field(default_factory=time.time)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-class _Batch:
-    __slots__ = ("offsets", "pending", "failed")
+def _stderr(message: str) -> None:
+    print(f"harness score: {message}", file=sys.stderr, flush=True)
 
-    def __init__(self, offsets: dict[tuple[str, int], int]) -> None:
-        self.offsets = offsets  # (topic, partition) -> next offset to commit
-        self.pending = 0
-        self.failed: str | None = None
+
+class _Stopped(Exception):
+    """A stop was asked for while the engine was down: the batch in hand is left uncommitted."""
 
 
 class ScoringLoop:
@@ -83,48 +114,56 @@ class ScoringLoop:
         feature_names: list[str],
         cfg: LoopConfig,
         on_assigned: Callable[[list[int]], None] | None = None,
+        canary: np.ndarray | None = None,
+        log: Callable[[str], None] = _stderr,
     ) -> None:
         self.cfg = cfg
         self.adapter = adapter
+        self.log = log
         self.codec = wire.FeatureCodec.for_bundle(adapter.bundle, cfg.encoding)
         self.stats = LoopStats()
         self._stop = threading.Event()
         self._on_assigned = on_assigned
-        self._inflight: collections.deque[_Batch] = collections.deque()
-        self._fatal: str | None = None
+        self._held: collections.deque[Message] = collections.deque()  # polled while paused, scored next
+        self._paused = False
+        self._owned: set[tuple[str, int]] = set()
+        self._generation = 0  # bumped whenever partitions are revoked or lost
+        self._polled_generation = 0  # the generation when the batch in hand started to be polled
+        self._active_at = time.monotonic()  # the last batch or assignment (for idle_exit_s)
         self._buf = np.empty((cfg.batch_max, len(feature_names)), dtype=np.float64)
-        scorer = cfg.scorer_name.encode()
-        self._scorer_header = (wire.H_SCORER, scorer)
-        self.consumer = Consumer(
-            target.client_config(
-                **{
-                    "group.id": cfg.group,
-                    # offsets are stored by hand only once the results are acknowledged; librdkafka's
-                    # background auto-commit then commits just those stored offsets (at-least-once)
-                    "enable.auto.commit": True,
-                    "auto.commit.interval.ms": 200,
-                    "enable.auto.offset.store": False,
-                    "auto.offset.reset": "earliest",
-                    "partition.assignment.strategy": "range",
-                    "session.timeout.ms": 10_000,
-                    "heartbeat.interval.ms": 1_000,
-                    "max.poll.interval.ms": 300_000,
-                    "fetch.wait.max.ms": 1,  # latency over fetch efficiency: a loopback benchmark
-                    "client.id": f"{cfg.scorer_name}-loop",
-                }
+        self._scorer_header = (wire.H_SCORER, cfg.scorer_name.encode())
+        self._transient = TransientLog(log)
+        predict: Callable[[np.ndarray], np.ndarray] = adapter.predict
+        if cfg.engine_timeout_s:
+            predict = functools.partial(Watchdog(cfg.engine_timeout_s).call, adapter.predict)
+        self.scorer = BatchScorer(adapter, canary, predict)
+        exactly_once = cfg.guarantee == "exactly-once"
+        client_id = f"{cfg.scorer_name}-loop"
+        self.consumer = Consumer(target.client_config(**self._consumer_config(client_id, exactly_once)))
+        self.output: Output
+        if exactly_once:
+            self.output = ExactlyOnce(
+                target, self.consumer, client_id, cfg.group, cfg.instance_id, cfg.transaction_ms, log=log
             )
-        )
-        self.producer = Producer(
-            target.client_config(
-                **{
-                    "acks": "all",
-                    "enable.idempotence": True,
-                    "linger.ms": 1,
-                    "batch.num.messages": 10_000,
-                    "client.id": f"{cfg.scorer_name}-loop",
-                }
-            )
-        )
+        else:
+            self.output = AtLeastOnce(target, self.consumer, client_id, cfg.max_in_flight_batches, log=log)
+
+    def _consumer_config(self, client_id: str, exactly_once: bool) -> dict[str, Any]:
+        guarantee = ExactlyOnce.consumer_config if exactly_once else AtLeastOnce.consumer_config
+        static = {"group.instance.id": self.cfg.instance_id} if self.cfg.instance_id else {}
+        return {
+            **static,
+            "group.id": self.cfg.group,
+            **guarantee,
+            "isolation.level": "read_committed",  # inputs written in aborted transactions are never scored
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "range",
+            "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 1_000,
+            "max.poll.interval.ms": 300_000,
+            "fetch.wait.max.ms": 1,  # latency over fetch efficiency
+            "client.id": client_id,
+        }
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def stop(self) -> None:
@@ -138,40 +177,76 @@ class ScoringLoop:
         signal.signal(signal.SIGINT, handler)
 
     def run(self, max_records: int | None = None, idle_exit_s: float | None = None) -> LoopStats:
-        """Run until stop(), a signal, `max_records` consumed, or `idle_exit_s` without records."""
+        """Run until stop(), a signal, `max_records` consumed, or `idle_exit_s` without records (counted while
+        partitions are assigned)."""
+        # no on_lost callback: registering one made every rebalance ~2 s slower; on_revoke also serves a loss
         self.consumer.subscribe([self.cfg.input_topic], on_assign=self._assigned, on_revoke=self._revoked)
-        last_record = time.monotonic()
+        self._active_at = time.monotonic()
         try:
             while not self._stop.is_set():
-                if self._fatal:
-                    raise LoopError(self._fatal)
-                msgs = self._collect_batch()
+                msgs = self._next_batch()
                 if msgs:
-                    last_record = time.monotonic()
-                    self._process(msgs)
+                    self._handle(msgs)
+                    self._active_at = time.monotonic()  # after the batch: an outage in it is not idle time
                     if max_records is not None and self.stats.consumed >= max_records:
                         break
-                elif idle_exit_s is not None and time.monotonic() - last_record > idle_exit_s:
+                elif idle_exit_s is not None and self._idle_for() > idle_exit_s:
                     break
-                self.producer.poll(0)
-                self._store_completed()
-            self._drain()
-            if self._fatal:
-                raise LoopError(self._fatal)
+                self._service(idle=not msgs)
+                self._wait_for_output()
+            self._close_output()
+        except EngineOutage:
+            self._close_output()  # what was scored before the outage is committed; the batch in hand is not
+            raise
         finally:
+            self._collect_stats()
             self.consumer.close()
         return self.stats
 
+    def _idle_for(self) -> float:
+        """Seconds since the last batch or assignment; 0 while no partition is assigned (a new member waits for
+        the group to let a crashed one go: that wait is not idleness)."""
+        return time.monotonic() - self._active_at if self._owned else 0.0
+
+    def _close_output(self) -> None:
+        # a Rewound here: nothing of the last transaction was committed; it is scored again after a restart
+        with contextlib.suppress(Rewound):
+            self.output.close()
+
+    def _collect_stats(self) -> None:
+        self.stats.predict_seconds = self.scorer.predict_seconds
+        self.stats.delivery_errors = self.output.delivery_errors
+        self.stats.committed_batches = getattr(self.output, "committed_batches", 0)
+        self.stats.aborted_transactions = getattr(self.output, "aborted", 0)
+
     # ---- rebalance ------------------------------------------------------------------------------
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._active_at = time.monotonic()  # idle time counts from the assignment, not from the start
+        self._owned.update((p.topic, p.partition) for p in partitions)
+        if self._paused:  # an outage is on: new partitions join paused
+            consumer.assign(partitions)
+            consumer.pause(partitions)
         if self._on_assigned is not None:
             self._on_assigned([p.partition for p in partitions])
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # finish what is in flight for the partitions we lose, then commit, before they move
-        self._drain()
+        """Partitions revoked (or lost): drop what is held for them, then finish what is in flight and commit
+        before they move (after a loss that commit fails, harmlessly: the new owner scores them again)."""
+        gone = {(p.topic, p.partition) for p in partitions}
+        self._generation += 1
+        self._owned -= gone
+        self._held = collections.deque(m for m in self._held if (m.topic(), m.partition()) not in gone)
+        self.output.on_revoke()
 
-    # ---- the batch ------------------------------------------------------------------------------
+    # ---- polling ------------------------------------------------------------------------------
+    def _next_batch(self) -> list[Message]:
+        """Records held during an outage first, else a fresh micro-batch."""
+        self._polled_generation = self._generation
+        if self._held:
+            n = min(self.cfg.batch_max, len(self._held))
+            return [self._held.popleft() for _ in range(n)]
+        return self._collect_batch()
+
     def _collect_batch(self) -> list[Message]:
         cfg = self.cfg
         # consume(n, timeout) blocks until n records or the timeout: wait for the first record with poll(),
@@ -189,139 +264,184 @@ class ScoringLoop:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            more = self.consumer.consume(cfg.batch_max - len(msgs), timeout=left)
-            msgs.extend(more)
+            msgs.extend(self.consumer.consume(cfg.batch_max - len(msgs), timeout=left))
         return msgs
 
-    def _process(self, msgs: list[Message]) -> None:
-        t_consumed = wire.now_ns()
-        good: list[tuple[Message, dict[str, bytes]]] = []
-        offsets: dict[tuple[str, int], int] = {}
-        batch_dead: list[tuple[Message, str, str]] = []
-        buf = self._buf
+    def _records(self, msgs: list[Message]) -> list[Message]:
+        """The records among `msgs`; consumer errors are ridden out (transient) or stop the loop (fatal)."""
+        records = []
         for m in msgs:
             err = m.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise LoopError(f"consumer error: {err.str()}")
-            tp = (str(m.topic()), int(m.partition() or 0))
-            offsets[tp] = max(offsets.get(tp, -1), int(m.offset() or 0) + 1)
-            self.stats.consumed += 1
-            try:
-                self.codec.decode_into(m.value(), buf[len(good)])
-            except wire.DecodeError as e:
-                batch_dead.append((m, "decode", str(e)))
+            if err is None:
+                records.append(m)
                 continue
-            good.append((m, wire.headers_dict(m.headers())))
-        batch = _Batch(offsets)
-        self._inflight.append(batch)
+            verdict = classify(err)
+            if verdict == "fatal":
+                raise LoopError(f"Kafka error the scorer cannot recover from: {err.name()}: {err.str()}")
+            if verdict == "transient":
+                self.stats.transient_errors += 1
+                self._transient.report(err)
+        return records
+
+    def _poll_paused(self, seconds: float) -> None:
+        """Keep the consumer in its group while the partitions are paused; hold anything poll returns."""
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            m = self.consumer.poll(min(0.1, left))
+            if m is not None:
+                self._held.extend(self._records([m]))
+            self._service(idle=False)
+
+    def _pause(self) -> None:
+        self._paused = True
+        self.consumer.pause(self.consumer.assignment())
+
+    def _resume(self) -> None:
+        self._paused = False
+        self.consumer.resume(self.consumer.assignment())
+
+    # ---- one micro-batch ------------------------------------------------------------------------
+    def _handle(self, msgs: list[Message]) -> None:
+        records = self._records(msgs)
+        if not records:
+            return
+        self.stats.consumed += len(records)
         self.stats.batches += 1
-        scores: np.ndarray | None = None
-        if good:
-            X = buf[: len(good)]
-            t0 = time.perf_counter()
+        generation = self._polled_generation
+        t_consumed = wire.now_ns()
+        rows, dead = self._decode(records)
+        outcome = Outcome(np.empty(0))
+        try:
+            if rows:
+                outcome = self._score(self._buf[: len(rows)])
+            if generation != self._generation:
+                # partitions were revoked since these records were polled (the range assignor revokes all of
+                # them): they start again from the committed offsets; producing them now would duplicate them
+                return
+            self._emit(records, t_consumed, rows, outcome, dead)
+        except _Stopped:
+            return  # stopped during an outage: nothing produced, nothing committed for this batch
+        except Rewound:
+            self._held.clear()  # the consumer was sent back to the committed offsets
+
+    def _decode(self, records: list[Message]) -> tuple[list[int], list[tuple[int, str, str]]]:
+        """Decode into the batch buffer: (record index of each buffer row, dead letters (index, stage, reason))."""
+        rows: list[int] = []
+        dead: list[tuple[int, str, str]] = []
+        buf = self._buf
+        for i, m in enumerate(records):
             try:
-                scores = self.adapter.predict(X)
-            except AdapterError:
-                scores = self._score_one_by_one(X, good, batch_dead)
-            self.stats.predict_seconds += time.perf_counter() - t0
-        t_scored = str(wire.now_ns()).encode()
-        consumed_h = (wire.H_CONSUMED, str(t_consumed).encode())
-        scored_h = (wire.H_SCORED, t_scored)
-        enc = self.cfg.encoding
-        out_topic = self.cfg.output_topic
-        produce = self.producer.produce
-        for i, (m, h) in enumerate(good):
-            if scores is None or np.isnan(scores[i]):
+                self.codec.decode_into(m.value(), buf[len(rows)])
+            except wire.DecodeError as e:
+                dead.append((i, "decode", str(e)))
                 continue
-            headers: list[Any] = wire.result_headers(h, consumed_h, scored_h, self._scorer_header)
-            value = wire.encode_score(h.get(wire.H_RID, b"").decode("utf-8", "replace"), float(scores[i]), enc)
-            self._produce(batch, produce, out_topic, m.key(), value, headers)
-            self.stats.scored += 1
-        for m, stage, reason in batch_dead:
-            src = f"{m.topic()}/{m.partition()}/{m.offset()}"
-            headers = list(m.headers() or []) + [
-                (wire.H_DLQ_REASON, reason.replace("\n", " ")[:500].encode()),
-                (wire.H_DLQ_STAGE, stage.encode()),
-                (wire.H_DLQ_SOURCE, src.encode()),
-            ]
-            self._produce(batch, produce, self.cfg.dlq, m.key(), m.value(), headers)
-            self.stats.dead_lettered += 1
-        self.producer.poll(0)
-        while len(self._inflight) > self.cfg.max_in_flight_batches:
-            self.producer.poll(0.05)
-            self._store_completed()
-            if self._fatal:
-                raise LoopError(self._fatal)
+            rows.append(i)
+        return rows, dead
 
-    def _score_one_by_one(
-        self, X: np.ndarray, good: list[tuple[Message, dict[str, bytes]]], dead: list[tuple[Message, str, str]]
-    ) -> np.ndarray:
-        """The batch failed: score row by row so one poison record does not take the batch with it."""
-        out = np.full(X.shape[0], np.nan)
-        for i in range(X.shape[0]):
-            try:
-                out[i] = self.adapter.predict(X[i : i + 1])[0]
-            except AdapterError as e:
-                dead.append((good[i][0], "score", str(e)))
-        return out
-
-    def _produce(
-        self, batch: _Batch, produce: Callable[..., None], topic: str, key: Any, value: Any, headers: Any
-    ) -> None:
-        batch.pending += 1
-
-        def delivered(err: KafkaError | None, msg: Message) -> None:
-            batch.pending -= 1
-            if err is not None:
-                self.stats.delivery_errors += 1
-                batch.failed = err.str()
-
+    def _score(self, X: np.ndarray) -> Outcome:
+        """Score the batch, riding out engine outages: pause, back off while polling, try again."""
+        backoff = Backoff(self.cfg.outage_backoff_s, self.cfg.outage_backoff_max_s, self.cfg.outage_limit_s)
         while True:
             try:
-                produce(topic, value=value, key=key, headers=headers, on_delivery=delivered)
-                return
-            except BufferError:
-                self.producer.poll(0.05)  # the local queue is full: let deliveries drain
-            except KafkaException as e:
-                batch.pending -= 1
-                raise LoopError(f"cannot produce to {topic}: {e}") from None
+                outcome = self.scorer.score(X)
+            except EngineDown as e:
+                self._back_off(backoff, str(e))
+                continue
+            if backoff.active:
+                self._end_outage(backoff)
+            return outcome
 
-    # ---- offsets -------------------------------------------------------------------------------
-    def _store_completed(self) -> None:
-        """Store offsets for the acknowledged prefix of the in-flight batches."""
-        to_store: dict[tuple[str, int], int] = {}
-        while self._inflight and self._inflight[0].pending == 0:
-            b = self._inflight.popleft()
-            if b.failed is not None:
-                self._fatal = f"the broker refused a result ({b.failed}); stopping without committing it"
-                self._inflight.appendleft(b)
-                break
-            for tp, off in b.offsets.items():
-                to_store[tp] = max(to_store.get(tp, -1), off)
-            self.stats.committed_batches += 1
-        if to_store:
-            tps = [TopicPartition(t, p, o) for (t, p), o in to_store.items()]
-            try:
-                self.consumer.store_offsets(offsets=tps)
-            except KafkaException as e:
-                # a partition we no longer own: its records will be redelivered to the new owner
-                if "UNKNOWN_PARTITION" not in str(e) and "_STATE" not in str(e):
-                    raise
+    def _back_off(self, backoff: Backoff, reason: str) -> None:
+        now = time.monotonic()
+        delay = backoff.next_delay(now)
+        if delay is None:
+            raise EngineOutage(
+                f"the model engine was unavailable for {backoff.elapsed(now):.0f} s (limit "
+                f"{self.cfg.outage_limit_s:g} s): {reason}; stopping without committing the batch in hand"
+            )
+        if backoff.attempts == 1:
+            self.stats.outages += 1
+            self.log(f"engine unavailable: {reason}; pausing the partitions, retrying with back-off")
+            self.output.settle()
+            self._pause()
+        self._poll_paused(delay)
+        if self._stop.is_set():
+            raise _Stopped
 
-    def _drain(self, timeout_s: float = 30.0) -> None:
-        """Wait for every in-flight result to be acknowledged, then commit synchronously."""
-        deadline = time.monotonic() + timeout_s
-        while self._inflight and time.monotonic() < deadline:
-            self.producer.poll(0.05)
-            self._store_completed()
-            if self._fatal:
-                break
-        self.producer.flush(max(0.0, deadline - time.monotonic()))
-        self._store_completed()
+    def _end_outage(self, backoff: Backoff) -> None:
+        seconds = backoff.elapsed(time.monotonic())
+        self.stats.outage_seconds += seconds
+        self.log(f"engine back after {seconds:.1f} s ({backoff.attempts} retries); resuming the partitions")
+        self._resume()
+
+    def _emit(
+        self,
+        records: list[Message],
+        t_consumed: int,
+        rows: list[int],
+        outcome: Outcome,
+        dead: list[tuple[int, str, str]],
+    ) -> None:
+        """One output per record (result or dead letter), then the batch's offsets behind them."""
+        out, cfg = self.output, self.cfg
+        batch = out.open_batch()
+        consumed_h = (wire.H_CONSUMED, str(t_consumed).encode())
+        scored_h = (wire.H_SCORED, str(wire.now_ns()).encode())
+        scores, failures = outcome.scores, outcome.failures
+        for k, i in enumerate(rows):
+            m = records[i]
+            if k in failures:
+                dead.append((i, "score", failures[k]))
+                continue
+            h = wire.headers_dict(m.headers())
+            src = wire.source(m.topic(), m.partition(), m.offset())
+            rid = h.get(wire.H_RID)
+            rid_text = None if rid is None else rid.decode("utf-8", "replace")
+            value = wire.encode_score(rid_text, float(scores[k]), cfg.encoding)
+            headers = wire.result_headers(h, src, consumed_h, scored_h, self._scorer_header)
+            out.send(batch, cfg.output_topic, m.key(), value, headers)
+            self.stats.scored += 1
+        for i, stage, reason in dead:
+            m = records[i]
+            src = wire.source(m.topic(), m.partition(), m.offset())
+            headers = wire.dead_letter_headers(m.headers(), reason, stage, src)
+            out.send(batch, cfg.dlq, m.key(), m.value(), headers)
+            self.stats.dead_lettered += 1
+        out.close_batch(batch, _next_offsets(records))
+
+    # ---- output housekeeping ----------------------------------------------------------------------
+    def _service(self, idle: bool) -> None:
         try:
-            self.consumer.commit(asynchronous=False)
-        except KafkaException as e:
-            if "NO_OFFSET" not in str(e):
-                raise
+            self.output.service(idle)
+        except Rewound:
+            self._held.clear()
+
+    def _wait_for_output(self) -> None:
+        """Too many batches unacknowledged (at-least-once): wait, pausing and polling after a second so the
+        consumer keeps its group membership through a long broker hiccup."""
+        if not self.output.backlogged():
+            return
+        started, paused_here = time.monotonic(), False
+        while self.output.backlogged() and not self._stop.is_set():
+            if not paused_here and not self._paused and time.monotonic() - started > 1.0:
+                self._pause()
+                paused_here = True
+            if paused_here:
+                self._poll_paused(0.05)
+            else:
+                self.output.producer.poll(0.05)
+                self._service(idle=False)
+        if paused_here:
+            self._resume()
+
+
+def _next_offsets(records: list[Message]) -> Offsets:
+    """The offset to commit per partition after `records` (last offset + 1)."""
+    offsets: Offsets = {}
+    for m in records:
+        tp = (str(m.topic()), int(m.partition() or 0))
+        offsets[tp] = max(offsets.get(tp, -1), int(m.offset() or 0) + 1)
+    return offsets

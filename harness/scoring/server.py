@@ -10,42 +10,37 @@ Endpoints (spec: kserve/open-inference-protocol, inference_rest.md; payloads in 
     GET  /v2                                      server metadata
     GET  /v2/models/{name}[/versions/{v}]         model metadata; unknown name or version -> 404
     GET  /v2/models/{name}[/versions/{v}]/ready   200 {"name": ..., "ready": true}
-    POST /v2/models/{name}[/versions/{v}]/infer   inference
+    POST /v2/models/{name}[/versions/{v}]/infer   inference (request format: harness/scoring/v2_request.py)
 
-The model takes exactly one input tensor of shape [n_rows, n_features], datatype FP64 (FP32 is accepted
-and read as float64). Its name is not checked: the metadata calls it "input", and any single input is
-taken, whatever its name. The output is "probability", shape [n_rows], FP64, P(class 1) per row.
-Tensor data may be flat (row-major) or nested as [[row], [row], ...].
+The output is "probability", shape [n_rows], FP64, P(class 1) per row; a NaN score is written as `null`.
 
-Missing values: JSON has no NaN. A NaN crosses the wire as `null`; the strings "NaN"/"nan" are accepted
-too. Per the spec ("the server can decide to coerce each element to the required type") other elements
-are coerced as numpy's float64 conversion does: numeric strings such as "1.5" are read as numbers and
-booleans as 0/1; any other string, object or ragged array is refused with 400. Infinity is refused.
-In responses a NaN score is written as `null`.
+Scoring runs off the event loop, in a pool of `workers` threads (ScoringPool): a large request never
+holds up health checks or other requests, and at most `workers` predict calls run at once. Up to
+`max_waiting` more requests wait for a worker; beyond that the server answers 503 (with Retry-After)
+rather than queueing without bound. A request body is parsed off the event loop too when it is large.
 
 Errors are {"error": "<one line>"}: 400 for a malformed request, 404 for an unknown model, route or
 version, 405 for a wrong method, 413 for a body above max_body_bytes (refused from Content-Length before
-reading, or while streaming a chunked body), an adapters.errors.AdapterError's own status_code when the
-adapter refuses the batch, and 500 without a traceback for a bug (the traceback goes to the server log).
-The server keeps serving after every one of them.
-
-predict runs directly on the event loop, not in a threadpool: with one model per process and a
-CPU-bound predict, handing the call to a worker thread only adds a thread switch per request. Measured
-with the rest adapter, 1 row, identity model, loopback, busy 2-core machine: p50 650-720 us direct against
-690-840 us through the threadpool. Concurrent requests gain little from threads on a small machine.
-Pass predict_in_threadpool=True to create_app for adapters that block on I/O (the rest adapter itself, a
-JVM bridge) so health checks keep answering during a long call.
+reading, or while streaming a chunked body) or more rows than max_rows, 503 when every worker is busy and
+the queue is full, an adapters.errors.AdapterError's own status_code when the adapter refuses the batch
+(EngineUnavailable: 503), and 500 when the adapter fails with anything else: the body names the adapter,
+the batch size and an error id, never the exception's text (the traceback goes to the server log under
+that id). The server keeps serving after every one of them.
 
 uvicorn picks uvloop and httptools when they are installed (uvicorn[standard]): about 80-150 us less
-per request in the same measurement.
+per request on loopback.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,24 +65,22 @@ from adapters.v2_types import (
     ModelReadyResponse,
     ReadyResponse,
 )
+from harness.scoring.v2_request import OUTPUT_NAME, V2Error, parse_infer_request, read_body
 
 log = logging.getLogger("harness.scoring.server")
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_ROWS = 65_536
+DEFAULT_WORKERS = 2
+DEFAULT_MAX_WAITING = 64
+PARSE_OFF_LOOP_BYTES = 64 * 1024  # bodies larger than this are parsed in a thread
 INPUT_NAME = "input"
-OUTPUT_NAME = "probability"
-ACCEPTED_DATATYPES = ("FP64", "FP32")
 SERVER_NAME = "kafka-model-harness"
 SERVER_VERSION = "0.1.0"
-
-
-class V2Error(Exception):
-    """A request the server refuses: carries the HTTP status and the one-line message of the error body."""
-
-    def __init__(self, status_code: int, message: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
+ERROR_DOC: dict[int | str, dict[str, Any]] = {
+    400: {"model": InferenceErrorResponse},
+    404: {"model": InferenceErrorResponse},
+}
 
 
 class JSONResponse(Response):
@@ -99,111 +92,79 @@ class JSONResponse(Response):
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def error_response(status_code: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status_code)
+def error_response(status_code: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status_code, headers=headers)
 
 
-# ----------------------------------------------------------------------------------------------- parsing
+@dataclass
+class Limits:
+    """What one request may ask and how much scoring runs at once."""
+
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_rows: int = DEFAULT_MAX_ROWS
+    workers: int = DEFAULT_WORKERS
+    max_waiting: int = DEFAULT_MAX_WAITING
+
+    def check(self) -> None:
+        for name in ("max_body_bytes", "max_rows", "workers"):
+            if getattr(self, name) <= 0:
+                raise AdapterError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.max_waiting < 0:
+            raise AdapterError(f"max_waiting must be 0 or more, got {self.max_waiting}")
 
 
-async def read_body(request: Request, max_body_bytes: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed max_body_bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
+class ScoringPool:
+    """predict in `workers` threads, off the event loop; at most `max_waiting` requests wait for a worker."""
+
+    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], workers: int, max_waiting: int) -> None:
+        self.predict = predict
+        self.workers = workers
+        self.max_waiting = max_waiting
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="predict")
+        self._slots: asyncio.Semaphore | None = None  # made on the event loop, at the first request
+        self._waiting = 0
+
+    async def score(self, X: np.ndarray) -> np.ndarray:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.workers)
+        if self._slots.locked() and self._waiting >= self.max_waiting:
+            raise V2Error(503, f"the server is busy: {self.workers} batches scoring and {self._waiting} waiting")
+        self._waiting += 1
         try:
-            n = int(declared)
-        except ValueError:
-            raise V2Error(400, f"Content-Length {declared!r} is not a number") from None
-        if n > max_body_bytes:
-            raise V2Error(413, f"request body of {n} bytes exceeds the server's limit of {max_body_bytes} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_body_bytes:
-            raise V2Error(413, f"request body exceeds the server's limit of {max_body_bytes} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self.predict, X)
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def parse_infer_request(body: bytes, n_features: int) -> tuple[np.ndarray, str | None, list[str] | None]:
-    """(X as (n, n_features) float64, the request id or None, requested output names or None)."""
-    if not body:
-        raise V2Error(400, "request body is empty: send an inference request JSON object")
-    try:
-        req = orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        raise V2Error(400, f"request body is not valid JSON: {e}") from None
-    if not isinstance(req, dict):
-        raise V2Error(400, "request body must be a JSON object with an 'inputs' array")
+@dataclass
+class HostedModel:
+    """The one model a server hosts: its V2 name and version, and the metadata documents."""
 
-    rid = req.get("id")
-    if rid is not None and not isinstance(rid, str):
-        raise V2Error(400, "'id' must be a string")
-    params = req.get("parameters")
-    if params is not None and not isinstance(params, dict):
-        raise V2Error(400, "'parameters' must be a JSON object")
-    outputs = _requested_outputs(req.get("outputs"))
+    adapter: Adapter
+    name: str
+    version: str
 
-    inputs = req.get("inputs")
-    if not isinstance(inputs, list):
-        raise V2Error(400, "'inputs' is missing or not an array")
-    if len(inputs) != 1:
-        raise V2Error(
-            400, f"the model takes exactly one input tensor [n_rows, {n_features}] FP64, got {len(inputs)} inputs"
-        )
-    inp = inputs[0]
-    if not isinstance(inp, dict):
-        raise V2Error(400, "inputs[0] must be a JSON object with name, shape, datatype and data")
-    for key in ("name", "shape", "datatype", "data"):
-        if key not in inp:
-            raise V2Error(400, f"inputs[0] has no {key!r}")
-    if not isinstance(inp["name"], str):
-        raise V2Error(400, "inputs[0].name must be a string")
-    datatype = inp["datatype"]
-    if datatype not in ACCEPTED_DATATYPES:
-        raise V2Error(400, f"inputs[0].datatype {datatype!r} is not supported: use FP64 (or FP32)")
-    shape = inp["shape"]
-    if (
-        not isinstance(shape, list)
-        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
-        or len(shape) != 2
-    ):
-        raise V2Error(400, f"inputs[0].shape must be [n_rows, {n_features}], got {shape!r}")
-    n_rows, n_cols = shape
-    if n_cols != n_features:
-        raise V2Error(400, f"inputs[0].shape {shape} has {n_cols} columns, the model takes {n_features}")
-    if n_rows == 0:
-        raise V2Error(400, "batch is empty: give at least one row")
-    data = inp["data"]
-    if not isinstance(data, list):
-        raise V2Error(400, "inputs[0].data must be a JSON array (flat row-major or nested rows)")
+    def check(self, name: str, ver: str | None) -> None:
+        if name != self.name:
+            raise V2Error(404, f"unknown model {name!r}: this server hosts {self.name!r}")
+        if ver is not None and ver != self.version:
+            raise V2Error(404, f"model {name!r} has no version {ver!r}: it has {self.version!r}")
 
-    try:
-        arr = np.asarray(data, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise V2Error(
-            400, "inputs[0].data has a non-numeric or ragged element: give numbers, or null for missing"
-        ) from None
-    if arr.size != n_rows * n_cols:
-        raise V2Error(400, f"inputs[0].data has {arr.size} elements, shape {shape} needs {n_rows * n_cols}")
-    if arr.ndim != 1 and arr.shape != (n_rows, n_cols):
-        raise V2Error(400, f"inputs[0].data is nested as {list(arr.shape)}, which is not its shape {shape}")
-    return arr.reshape(n_rows, n_cols), rid, outputs
-
-
-def _requested_outputs(outputs: Any) -> list[str] | None:
-    if outputs is None:
-        return None
-    if not isinstance(outputs, list) or not all(
-        isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
-    ):
-        raise V2Error(400, "'outputs' must be an array of objects with a 'name'")
-    names = [o["name"] for o in outputs]
-    unknown = [n for n in names if n != OUTPUT_NAME]
-    if unknown:
-        raise V2Error(400, f"unknown output {unknown[0]!r}: the model's only output is {OUTPUT_NAME!r}")
-    return names
+    def metadata(self) -> dict[str, Any]:
+        return MetadataModelResponse(
+            name=self.name,
+            versions=[self.version],
+            platform=f"{SERVER_NAME}/{self.adapter.name}",
+            inputs=[MetadataTensor(name=INPUT_NAME, datatype="FP64", shape=[-1, self.adapter.n_features])],
+            outputs=[MetadataTensor(name=OUTPUT_NAME, datatype="FP64", shape=[-1])],
+        ).model_dump(exclude_none=True)
 
 
 # --------------------------------------------------------------------------------------------------- app
@@ -215,41 +176,31 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     *,
     model_version: str | None = None,
-    predict_in_threadpool: bool = False,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    workers: int = DEFAULT_WORKERS,
+    max_waiting: int = DEFAULT_MAX_WAITING,
 ) -> FastAPI:
     """A V2 server for one loaded adapter. model_version defaults to the bundle's model_id."""
-    if max_body_bytes <= 0:
-        raise AdapterError(f"max_body_bytes must be positive, got {max_body_bytes}")
-    version = model_version or adapter.bundle.model_id
-    n_features = adapter.n_features
+    limits = Limits(max_body_bytes, max_rows, workers, max_waiting)
+    limits.check()
+    model = HostedModel(adapter, model_name, model_version or adapter.bundle.model_id)
     app = FastAPI(
         title=f"V2 inference server: {model_name} ({adapter.name})",
         version=SERVER_VERSION,
         default_response_class=JSONResponse,
     )
-    error_doc: dict[int | str, dict[str, Any]] = {
-        400: {"model": InferenceErrorResponse},
-        404: {"model": InferenceErrorResponse},
-    }
+    _add_error_handlers(app)
+    _add_health_routes(app)
+    _add_metadata_routes(app, model)
+    _add_infer_routes(app, model, limits, ScoringPool(adapter.predict, limits.workers, limits.max_waiting))
+    return app
 
-    metadata = MetadataModelResponse(
-        name=model_name,
-        versions=[version],
-        platform=f"{SERVER_NAME}/{adapter.name}",
-        inputs=[MetadataTensor(name=INPUT_NAME, datatype="FP64", shape=[-1, n_features])],
-        outputs=[MetadataTensor(name=OUTPUT_NAME, datatype="FP64", shape=[-1])],
-    ).model_dump(exclude_none=True)
-    server_metadata = MetadataServerResponse(name=SERVER_NAME, version=SERVER_VERSION, extensions=[]).model_dump()
 
-    def check_model(name: str, ver: str | None) -> None:
-        if name != model_name:
-            raise V2Error(404, f"unknown model {name!r}: this server hosts {model_name!r}")
-        if ver is not None and ver != version:
-            raise V2Error(404, f"model {name!r} has no version {ver!r}: it has {version!r}")
-
+def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(V2Error)
     async def _v2_error(_: Request, exc: V2Error) -> Response:
-        return error_response(exc.status_code, exc.message)
+        headers = {"retry-after": "1"} if exc.status_code == 503 else None
+        return error_response(exc.status_code, exc.message, headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -264,6 +215,10 @@ def create_app(
         first = exc.errors()[0] if exc.errors() else {}
         return error_response(400, f"invalid request: {first.get('msg', 'malformed')}")
 
+
+def _add_health_routes(app: FastAPI) -> None:
+    server_metadata = MetadataServerResponse(name=SERVER_NAME, version=SERVER_VERSION, extensions=[]).model_dump()
+
     @app.get("/v2/health/live", response_model=LiveResponse)
     async def live() -> Response:
         return JSONResponse({"live": True})
@@ -276,54 +231,70 @@ def create_app(
     async def server_meta() -> Response:
         return JSONResponse(server_metadata)
 
-    @app.get("/v2/models/{name}", response_model=MetadataModelResponse, responses=error_doc)
+
+def _add_metadata_routes(app: FastAPI, model: HostedModel) -> None:
+    metadata = model.metadata()
+
+    @app.get("/v2/models/{name}", response_model=MetadataModelResponse, responses=ERROR_DOC)
     async def model_meta(name: str) -> Response:
-        check_model(name, None)
+        model.check(name, None)
         return JSONResponse(metadata)
 
-    @app.get("/v2/models/{name}/versions/{ver}", response_model=MetadataModelResponse, responses=error_doc)
+    @app.get("/v2/models/{name}/versions/{ver}", response_model=MetadataModelResponse, responses=ERROR_DOC)
     async def model_meta_v(name: str, ver: str) -> Response:
-        check_model(name, ver)
+        model.check(name, ver)
         return JSONResponse(metadata)
 
-    @app.get("/v2/models/{name}/ready", response_model=ModelReadyResponse, responses=error_doc)
+    @app.get("/v2/models/{name}/ready", response_model=ModelReadyResponse, responses=ERROR_DOC)
     async def model_ready(name: str) -> Response:
-        check_model(name, None)
-        return JSONResponse({"name": model_name, "ready": True})
+        model.check(name, None)
+        return JSONResponse({"name": model.name, "ready": True})
 
-    @app.get("/v2/models/{name}/versions/{ver}/ready", response_model=ModelReadyResponse, responses=error_doc)
+    @app.get("/v2/models/{name}/versions/{ver}/ready", response_model=ModelReadyResponse, responses=ERROR_DOC)
     async def model_ready_v(name: str, ver: str) -> Response:
-        check_model(name, ver)
-        return JSONResponse({"name": model_name, "ready": True})
+        model.check(name, ver)
+        return JSONResponse({"name": model.name, "ready": True})
+
+
+def _add_infer_routes(app: FastAPI, model: HostedModel, limits: Limits, pool: ScoringPool) -> None:
+    n_features = model.adapter.n_features
 
     async def infer(request: Request, name: str, ver: str | None) -> Response:
-        check_model(name, ver)
-        body = await read_body(request, max_body_bytes)
-        X, rid, _ = parse_infer_request(body, n_features)
+        model.check(name, ver)
+        body = await read_body(request, limits.max_body_bytes)
+        if len(body) > PARSE_OFF_LOOP_BYTES:
+            X, rid, _ = await run_in_threadpool(parse_infer_request, body, n_features, limits.max_rows)
+        else:
+            X, rid, _ = parse_infer_request(body, n_features, limits.max_rows)
         try:
-            p = await run_in_threadpool(adapter.predict, X) if predict_in_threadpool else adapter.predict(X)
-        except AdapterError as e:
-            return error_response(e.status_code, str(e))
-        except Exception as e:  # a bug in the adapter: log it, answer one line, keep serving
-            log.exception("adapter %r failed on a batch of %d rows", adapter.name, X.shape[0])
-            return error_response(500, f"adapter {adapter.name!r} failed: {type(e).__name__}: {e}")
+            p = await pool.score(X)
+        except V2Error:
+            raise  # busy: 503, answered by the V2Error handler
+        except AdapterError as e:  # our own one-line errors, written for the caller (BadInput, EngineUnavailable...)
+            return error_response(e.status_code, str(e), {"retry-after": "1"} if e.status_code == 503 else None)
+        except Exception:  # anything else: log it under an id, answer without its text, keep serving
+            error_id = uuid.uuid4().hex[:12]
+            log.exception("error %s: adapter %r failed on a batch of %d rows", error_id, model.adapter.name, len(X))
+            return error_response(
+                500,
+                f"adapter {model.adapter.name!r} failed to score a batch of {len(X)} rows "
+                f"(error id {error_id}; the details are in the server log)",
+            )
         if p.shape != (X.shape[0],):
-            return error_response(500, f"adapter {adapter.name!r} returned shape {list(p.shape)} for {X.shape[0]} rows")
-        out: dict[str, Any] = {"model_name": model_name, "model_version": version}
+            return error_response(500, f"adapter {model.adapter.name!r} returned {p.size} scores for {len(X)} rows")
+        out: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
         if rid is not None:
             out["id"] = rid
         out["outputs"] = [{"name": OUTPUT_NAME, "shape": [int(p.shape[0])], "datatype": "FP64", "data": p}]
         return JSONResponse(out)
 
-    @app.post("/v2/models/{name}/infer", response_model=InferenceResponse, responses=error_doc)
+    @app.post("/v2/models/{name}/infer", response_model=InferenceResponse, responses=ERROR_DOC)
     async def model_infer(request: Request, name: str) -> Response:
         return await infer(request, name, None)
 
-    @app.post("/v2/models/{name}/versions/{ver}/infer", response_model=InferenceResponse, responses=error_doc)
+    @app.post("/v2/models/{name}/versions/{ver}/infer", response_model=InferenceResponse, responses=ERROR_DOC)
     async def model_infer_v(request: Request, name: str, ver: str) -> Response:
         return await infer(request, name, ver)
-
-    return app
 
 
 # ------------------------------------------------------------------------------------------------ running
@@ -339,17 +310,24 @@ def serve(
     *,
     model_name: str | None = None,
     log_level: str = "warning",
+    max_rows: int = DEFAULT_MAX_ROWS,
+    workers: int = DEFAULT_WORKERS,
+    max_waiting: int = DEFAULT_MAX_WAITING,
 ) -> None:
     """Load `adapter_name` from the bundle and serve it over V2 REST until interrupted (Ctrl-C / SIGTERM).
 
-    Raises AdapterError (unknown adapter, bad option, missing bundle or format) before binding the port.
+    Raises AdapterError (unknown adapter, bad option, missing bundle or format, a bad limit) before binding
+    the port.
     """
+    import gc
+
     import uvicorn
 
+    Limits(max_body_bytes, max_rows, workers, max_waiting).check()
     adapter = adapter_class(adapter_name).load(bundle_dir, **(options or {}))
     try:
         name = model_name or adapter.bundle.model_id
-        app = create_app(adapter, name, max_body_bytes)
+        app = create_app(adapter, name, max_body_bytes, max_rows=max_rows, workers=workers, max_waiting=max_waiting)
         print(
             f"serving adapter {adapter_name!r} as V2 model {name!r} on http://{host}:{port}/v2/models/{name}",
             file=sys.stderr,
@@ -365,8 +343,6 @@ def serve(
             timeout_keep_alive=30,
             lifespan="off",
         )
-        import gc
-
         gc.collect()
         gc.freeze()  # long-lived objects out of the collector's full passes (tens of ms each otherwise)
         uvicorn.Server(config).run()
@@ -383,11 +359,16 @@ def main_serve(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     model_name: str | None = None,
     log_level: str = "warning",
+    max_rows: int = DEFAULT_MAX_ROWS,
+    workers: int = DEFAULT_WORKERS,
+    max_waiting: int = DEFAULT_MAX_WAITING,
 ) -> None:
     """CLI entry: `harness serve --bundle B --adapter A [--host H --port P --option k=v ...]`.
 
     A user's mistake (unknown adapter, bad option, missing bundle) is one line on stderr and exit code 2.
     """
+    from jvm.inprocess import exit_process
+
     try:
         serve(
             bundle,
@@ -398,12 +379,16 @@ def main_serve(
             max_body_bytes,
             model_name=model_name,
             log_level=log_level,
+            max_rows=max_rows,
+            workers=workers,
+            max_waiting=max_waiting,
         )
     except AdapterError as e:
         print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        exit_process(2)
     except KeyboardInterrupt:
         pass
+    exit_process(0)  # a JVM adapter's teardown must not turn a clean stop into exit code 134
 
 
 def _main(argv: Sequence[str] | None = None) -> None:
@@ -414,10 +399,16 @@ def _main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--port", type=int, default=8080)
     ap.add_argument("--option", action="append", default=[], metavar="K=V", help="adapter option (repeatable)")
     ap.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    ap.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, help="most rows one request may hold")
+    ap.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="predict calls that run at once")
+    ap.add_argument("--max-waiting", type=int, default=DEFAULT_MAX_WAITING, help="requests queued for a worker")
     ap.add_argument("--model-name", default=None, help="V2 model name (default: the bundle's model_id)")
     ap.add_argument("--log-level", default="warning")
     a = ap.parse_args(argv)
-    main_serve(a.bundle, a.adapter, a.host, a.port, a.option, a.max_body_bytes, a.model_name, a.log_level)
+    main_serve(
+        a.bundle, a.adapter, a.host, a.port, a.option, a.max_body_bytes, a.model_name, a.log_level,
+        a.max_rows, a.workers, a.max_waiting,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

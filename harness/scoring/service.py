@@ -10,9 +10,12 @@ import gc
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from adapters.bundle import Bundle
 from harness.scoring import protocol, wire
 from harness.scoring.errors import ScoringSetupError
-from harness.scoring.loop import LoopConfig, LoopStats
+from harness.scoring.loop import GUARANTEES, Guarantee, LoopConfig, LoopStats
 
 
 @dataclass
@@ -32,26 +35,26 @@ class ScoreSettings:
     idle_exit_s: float | None = None
     bootstrap: str | None = None
     client_config: Path | None = None
+    guarantee: str = "at-least-once"
+    instance_id: str | None = None
+    transaction_ms: float = 100.0
+    outage_limit_s: float = 300.0
+    engine_timeout_s: float = 120.0
 
 
-def run_score(s: ScoreSettings) -> LoopStats:
-    """Score until a signal, `max_records` or `idle_exit_s`; print READY at each assignment and STATS at exit."""
-    from adapters.base import parse_options
-    from adapters.bundle import Bundle
-    from adapters.registry import adapter_class
-    from harness.kafka.config import resolve_kafka
-    from harness.kafka.topics import ensure_topics, partitions_of
-    from harness.scoring.loop import ScoringLoop
+def check_guarantee(name: str) -> Guarantee:
+    if name not in GUARANTEES:
+        raise ScoringSetupError(f"unknown guarantee {name!r}; valid: {', '.join(GUARANTEES)}")
+    return name  # type: ignore[return-value]
 
+
+def loop_config(s: ScoreSettings) -> LoopConfig:
+    """The loop's settings from the command's, each checked (one `error:` line for a bad one)."""
     try:
         enc = wire.check_encoding(s.encoding)
     except ValueError as e:
         raise ScoringSetupError(str(e)) from None
-    target = resolve_kafka(s.bootstrap, s.client_config)
-    n_parts = partitions_of(target, s.input_topic)
-    if n_parts is None:
-        raise ScoringSetupError(f"input topic {s.input_topic!r} does not exist at {target.bootstrap}")
-    cfg = LoopConfig(
+    return LoopConfig(
         input_topic=s.input_topic,
         output_topic=s.output_topic,
         group=s.group,
@@ -60,12 +63,46 @@ def run_score(s: ScoreSettings) -> LoopStats:
         batch_max=s.batch_max,
         batch_wait_ms=s.batch_wait_ms,
         scorer_name=s.scorer_name or s.adapter,
+        guarantee=check_guarantee(s.guarantee),
+        instance_id=s.instance_id,
+        transaction_ms=s.transaction_ms,
+        outage_limit_s=s.outage_limit_s,
+        engine_timeout_s=s.engine_timeout_s or None,
     )
+
+
+def canary_row(bundle: Bundle) -> np.ndarray | None:
+    """The bundle's first reference row: a row known to score, to tell a broken engine from broken records."""
+    try:
+        X, _, _ = bundle.reference()
+    except Exception:  # no reference rows in this bundle: the loop uses the first row that scores instead
+        return None
+    return X[0] if len(X) else None
+
+
+def run_score(s: ScoreSettings) -> LoopStats:
+    """Score until a signal, `max_records` or `idle_exit_s`; print READY at each assignment and STATS at exit."""
+    from adapters.base import parse_options
+    from adapters.registry import adapter_class
+    from harness.kafka.config import resolve_kafka
+    from harness.kafka.topics import ensure_topics, partitions_of
+    from harness.scoring.loop import ScoringLoop
+
+    cfg = loop_config(s)
+    target = resolve_kafka(s.bootstrap, s.client_config)
+    n_parts = partitions_of(target, s.input_topic)
+    if n_parts is None:
+        raise ScoringSetupError(f"input topic {s.input_topic!r} does not exist at {target.bootstrap}")
     ensure_topics(target, {s.output_topic: n_parts, cfg.dlq: n_parts})
     b = Bundle.open(s.bundle)
     model = adapter_class(s.adapter).load(b, **parse_options(s.options))
     loop = ScoringLoop(
-        target, model, b.feature_names, cfg, on_assigned=lambda parts: protocol.emit(protocol.ready_line(parts))
+        target,
+        model,
+        b.feature_names,
+        cfg,
+        on_assigned=lambda parts: protocol.emit(protocol.ready_line(parts)),
+        canary=canary_row(b),
     )
     # Everything loaded so far (the adapter's libraries: onnx, sklearn, JPype, ...) lives as long as the
     # process. Freezing it keeps the collector's full passes from walking those objects: without it a

@@ -2,30 +2,36 @@
 
 Input record (input topic)
     key      opaque bytes (the entity, e.g. card id); echoed unchanged on the result
-    headers  rid            record id, UTF-8; unique per sent record. The load generator writes
-                            "<point>-<seq>" (`record_id`, `parse_record_id`): the measurer finds the
-                            point and the reference row (seq % rows) from it
+    headers  all optional: a production producer may send none. The load generator writes
+             rid            record id, UTF-8; unique per sent record: "<point>-<seq>" (`record_id`,
+                            `parse_record_id`): the measurer finds the point and the reference row (seq % rows)
              t_intended_ns  intended send time, ns since the Unix epoch, ASCII decimal
              t_sent_ns      actual send time, same unit
     value    encoding "json":  a JSON object {feature name: number or null}; a missing name or null is NaN.
                                With a bundle schema (adapters/schema.py) a categorical feature is a string (or
                                null), decoded to its category code; a value of the wrong type is a DecodeError
              encoding "f64le": n_features IEEE-754 float64, little-endian, in the bundle's feature order; NaN = missing
+             an infinite value is refused (dead-lettered at stage "decode")
 
 Result record (output topic)
     key      the input's key
-    headers  rid, t_intended_ns, t_sent_ns copied from the input, plus
+    headers  rid, t_intended_ns, t_sent_ns copied from the input when it has them, plus
+             src            "<topic>/<partition>/<offset>" of the input: unique per input record, so a consumer
+                            downstream removes the duplicates an at-least-once scorer writes after a crash
              t_consumed_ns  when the scorer polled the record
              t_scored_ns    when the batch holding it was scored
              scorer         the adapter's name (e.g. "onnx", "kstreams-mojo")
-    value    encoding "json":  {"rid": "<rid>", "score": <P(class 1)>}
+             (`result_headers` is the one builder; Wire.java writes the same names in the same order)
+    value    encoding "json":  {"rid": "<rid>", "score": <P(class 1)>}, without "rid" when the input had none
              encoding "f64le": one float64, little-endian
 
 Dead-letter record (the input topic's name + ".dlq" unless configured)
-    key, value and headers of the input unchanged, plus
+    key, value and headers of the input unchanged, plus (`dead_letter_headers`)
              dlq_reason     one line saying what was wrong
-             dlq_stage      "decode" or "score"
+             dlq_stage      "decode" (the value) or "score" (the model failed on the row alone, or returned a
+                            score that is not a finite number)
              dlq_source     "<topic>/<partition>/<offset>"
+             src            the same, under the name results carry it
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ H_SCORER = "scorer"
 H_DLQ_REASON = "dlq_reason"
 H_DLQ_STAGE = "dlq_stage"
 H_DLQ_SOURCE = "dlq_source"
+H_SRC = "src"
+COPIED_HEADERS = (H_RID, H_INTENDED, H_SENT)
 
 
 class DecodeError(ValueError):
@@ -85,21 +93,42 @@ def parse_record_id(rid: str) -> tuple[str, int] | None:
     return point, int(seq)
 
 
+def source(topic: str | None, partition: int | None, offset: int | None) -> bytes:
+    """The `src` header value: where the input record was read, "<topic>/<partition>/<offset>"."""
+    return f"{topic}/{partition}/{offset}".encode()
+
+
 def result_headers(
-    inp: dict[str, bytes], consumed: tuple[str, bytes], scored: tuple[str, bytes], scorer: tuple[str, bytes]
+    inp: dict[str, bytes],
+    src: bytes,
+    consumed: tuple[str, bytes],
+    scored: tuple[str, bytes],
+    scorer: tuple[str, bytes],
 ) -> list[tuple[str, bytes]]:
-    """A result's headers: rid and the two input times copied, then when it was consumed and scored, by whom.
+    """A result's headers: rid and the two input times copied (those the input has), its source, then when
+    it was consumed and scored, and by whom.
 
     One function for every Python scorer; the Kafka Streams app (adapters/kstreams_mojo, Wire.java) writes the
     same names in the same order."""
-    return [
-        (H_RID, inp.get(H_RID, b"")),
-        (H_INTENDED, inp.get(H_INTENDED, b"")),
-        (H_SENT, inp.get(H_SENT, b"")),
-        consumed,
-        scored,
-        scorer,
+    out = [(name, inp[name]) for name in COPIED_HEADERS if name in inp]
+    out += [(H_SRC, src), consumed, scored, scorer]
+    return out
+
+
+def dead_letter_headers(original: Any, reason: str, stage: str, src: bytes) -> list[tuple[str, Any]]:
+    """A dead letter's headers: the input's own, unchanged, then why, at which stage, and where it was read."""
+    return list(original or []) + [
+        (H_DLQ_REASON, one_line(reason).encode()),
+        (H_DLQ_STAGE, stage.encode()),
+        (H_DLQ_SOURCE, src),
+        (H_SRC, src),
     ]
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """A message as one line of at most `limit` characters (for a header or a log)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def headers_dict(headers: Any) -> dict[str, bytes]:
@@ -147,7 +176,12 @@ class FeatureCodec:
         if self.encoding == "f64le":
             if len(value) != 8 * self.n:
                 raise DecodeError(f"f64le value has {len(value)} bytes, expected {8 * self.n} ({self.n} features)")
-            out[:] = self._struct.unpack(value)
+            vals = self._struct.unpack(value)
+            total = sum(vals)  # finite unless a value is NaN or infinite (or the sum overflows): then look closer
+            if (total != total or math.isinf(total)) and any(math.isinf(v) for v in vals):
+                bad = next(name for name, v in zip(self.feature_names, vals, strict=True) if math.isinf(v))
+                raise DecodeError(f"feature {bad!r} is infinite: use NaN for missing")
+            out[:] = vals
             return
         try:
             obj = orjson.loads(value)
@@ -203,9 +237,12 @@ class FeatureCodec:
         return row
 
 
-def encode_score(rid: str, score: float, encoding: Encoding) -> bytes:
+def encode_score(rid: str | None, score: float, encoding: Encoding) -> bytes:
+    """A result's value; the JSON form carries "rid" only when the input had one."""
     if encoding == "f64le":
         return struct.pack("<d", score)
+    if rid is None:
+        return orjson.dumps({"score": score})
     return orjson.dumps({"rid": rid, "score": score})
 
 

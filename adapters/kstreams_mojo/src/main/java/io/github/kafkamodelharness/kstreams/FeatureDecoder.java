@@ -18,11 +18,13 @@ final class FeatureDecoder {
 
   private final Wire.Encoding encoding;
   private final Map<String, Integer> index = new HashMap<>();
+  private final String[] names;
   private final int n;
 
   FeatureDecoder(List<String> featureNames, Wire.Encoding encoding) {
     this.encoding = encoding;
     this.n = featureNames.size();
+    this.names = featureNames.toArray(new String[0]);
     for (int i = 0; i < n; i++) {
       index.put(featureNames.get(i), i);
     }
@@ -45,6 +47,9 @@ final class FeatureDecoder {
       ByteBuffer buf = ByteBuffer.wrap(value).order(ByteOrder.LITTLE_ENDIAN);
       for (int i = 0; i < n; i++) {
         out[i] = buf.getDouble(8 * i);
+        if (Double.isInfinite(out[i])) {
+          throw new DecodeException("feature '" + names[i] + "' is infinite: use NaN for missing");
+        }
       }
       return;
     }
@@ -69,6 +74,9 @@ final class FeatureDecoder {
         }
         if (v == JsonToken.VALUE_NUMBER_INT || v == JsonToken.VALUE_NUMBER_FLOAT) {
           out[j] = p.getDoubleValue();
+          if (Double.isInfinite(out[j])) {  // 1e400: orjson refuses it as "not JSON" too
+            throw new DecodeException("value is not JSON: number is infinity when parsed as double");
+          }
         } else if (v == JsonToken.VALUE_NULL) {
           out[j] = Double.NaN;
         } else {

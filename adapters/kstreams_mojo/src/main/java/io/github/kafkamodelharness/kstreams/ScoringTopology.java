@@ -53,6 +53,9 @@ final class ScoringTopology {
     t.addProcessor(PROCESSOR, () -> new ScoringProcessor(s, scorer, clock, drain), SOURCE);
     t.addSink(RESULTS_SINK, s.outputTopic(), new ByteArraySerializer(), new ByteArraySerializer(), PROCESSOR);
     t.addSink(DLQ_SINK, s.dlqTopic(), new ByteArraySerializer(), new ByteArraySerializer(), PROCESSOR);
+    if (s.mode() == Mode.BATCH) {
+      t.addStateStore(PendingRecords.storeBuilder(), PROCESSOR); // batch mode's buffer survives a crash
+    }
     return t;
   }
 }

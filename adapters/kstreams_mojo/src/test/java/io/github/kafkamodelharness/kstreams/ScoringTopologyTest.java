@@ -141,8 +141,12 @@ class ScoringTopologyTest {
     assertEquals(1_700_000_000_000_000_000L, consumed);
     assertTrue(scored > consumed);
     assertEquals("kstreams-mojo", header(r, Wire.H_SCORER));
+    assertEquals("in/0/0", header(r, Wire.H_SRC));
     assertNull(header(r, "other"));
-    assertEquals(6, r.headers().toArray().length);
+    // the names and order of harness/scoring/wire.py's result_headers
+    List<String> names = new java.util.ArrayList<>();
+    r.headers().forEach(h -> names.add(h.key()));
+    assertEquals(List.of("rid", "t_intended_ns", "t_sent_ns", "src", "t_consumed_ns", "t_scored_ns", "scorer"), names);
     assertTrue(dlq.isEmpty());
   }
 
@@ -196,6 +200,7 @@ class ScoringTopologyTest {
       assertTrue(reason.startsWith(cases[i][1]), cases[i][0] + " -> " + reason);
       assertEquals("decode", header(d, Wire.H_DLQ_STAGE));
       assertEquals("in/0/" + i, header(d, Wire.H_DLQ_SOURCE));
+      assertEquals("in/0/" + i, header(d, Wire.H_SRC));
       assertEquals("poison", s(d.key()));
       assertEquals(cases[i][0], s(d.value()));
       assertEquals("not copied", header(d, "other")); // the input's headers are kept unchanged
@@ -325,6 +330,7 @@ class ScoringTopologyTest {
 
   @Test
   void resultValueEncoding() {
+    assertEquals("{\"score\":0.25}", s(Wire.encodeScore(null, 0.25, Wire.Encoding.JSON))); // no rid: none written
     assertEquals("{\"rid\":\"a\\\"b\\\\c\\n\",\"score\":0.125}", s(Wire.encodeScore(b("a\"b\\c\n"), 0.125, Wire.Encoding.JSON)));
     assertEquals("{\"rid\":\"x\",\"score\":null}", s(Wire.encodeScore(b("x"), Double.NaN, Wire.Encoding.JSON)));
     assertArrayEquals(f64le(0.125), Wire.encodeScore(b("x"), 0.125, Wire.Encoding.F64LE));
@@ -345,6 +351,142 @@ class ScoringTopologyTest {
     e = assertThrows(UsageException.class, () -> MojoScorer.load(mojoPath, List.of("f1", "f2")));
     assertNotNull(e.getMessage());
     assertTrue(e.getMessage().contains("'f3'"));
+  }
+
+  /** A binomial GenModel over (f1, f2, f3) whose P(class 1) is f(f1), for faults the real MOJO never shows. */
+  static GenModel stub(java.util.function.DoubleUnaryOperator f) {
+    return new GenModel(new String[] {"f1", "f2", "f3", "y"}, new String[][] {null, null, null, {"0", "1"}}, "y") {
+      @Override
+      public ModelCategory getModelCategory() {
+        return ModelCategory.Binomial;
+      }
+
+      @Override
+      public boolean isSupervised() {
+        return true;
+      }
+
+      @Override
+      public int nfeatures() {
+        return 3;
+      }
+
+      @Override
+      public int getPredsSize() {
+        return 3;
+      }
+
+      @Override
+      public String getUUID() {
+        return "stub";
+      }
+
+      @Override
+      public double[] score0(double[] row, double[] preds) {
+        preds[2] = f.applyAsDouble(row[0]);
+        return preds;
+      }
+    };
+  }
+
+  @Test
+  void recordWithoutHeadersIsScoredAndCarriesItsSource() {
+    start(Wire.Encoding.JSON, ScoringTopology.Mode.PER_RECORD, 1, 1);
+    in.pipeInput(new TestRecord<>(b("k"), b("{\"f1\": 0.5, \"f2\": -1.0, \"f3\": 2}"), new RecordHeaders()));
+    TestRecord<byte[], byte[]> r = out.readRecord();
+    assertEquals("{\"score\":" + expected(0.5, -1.0, 2.0) + "}", s(r.value()));
+    List<String> names = new java.util.ArrayList<>();
+    r.headers().forEach(h -> names.add(h.key()));
+    assertEquals(List.of("src", "t_consumed_ns", "t_scored_ns", "scorer"), names);
+    assertEquals("in/0/0", header(r, Wire.H_SRC));
+  }
+
+  @Test
+  void nonFiniteScoresAndInfiniteFeaturesAreDeadLettered() throws Exception {
+    MojoScorer odd = new MojoScorer(stub(f1 -> f1 > 100 ? Double.NaN : f1 < -100 ? Double.POSITIVE_INFINITY : 0.25), FEATURES);
+    for (ScoringTopology.Mode mode : ScoringTopology.Mode.values()) {
+      start(Wire.Encoding.F64LE, mode, 1, 1000, odd);
+      in.pipeInput(new TestRecord<>(b("k"), f64le(0, 1000, 0), inputHeaders("nan"))); // bundle order f3, f1, f2
+      in.pipeInput(new TestRecord<>(b("k"), f64le(0, -1000, 0), inputHeaders("inf")));
+      in.pipeInput(new TestRecord<>(b("k"), f64le(0, Double.NEGATIVE_INFINITY, 0), inputHeaders("bad")));
+      in.pipeInput(new TestRecord<>(b("k"), f64le(0, 1, 0), inputHeaders("ok")));
+      TestRecord<byte[], byte[]> d = dlq.readRecord();
+      assertEquals("score", header(d, Wire.H_DLQ_STAGE));
+      assertEquals("the model returned nan for this record, not a finite score", header(d, Wire.H_DLQ_REASON));
+      d = dlq.readRecord();
+      assertEquals("the model returned inf for this record, not a finite score", header(d, Wire.H_DLQ_REASON));
+      d = dlq.readRecord();
+      assertEquals("decode", header(d, Wire.H_DLQ_STAGE));
+      assertEquals("feature 'f1' is infinite: use NaN for missing", header(d, Wire.H_DLQ_REASON));
+      assertTrue(dlq.isEmpty());
+      assertEquals("ok", header(out.readRecord(), Wire.H_RID));
+      assertTrue(out.isEmpty());
+      driver.close();
+      driver = null;
+    }
+  }
+
+  @Test
+  void batchBufferIsInTheStoreUntilItsResultsAreForwarded() {
+    start(Wire.Encoding.JSON, ScoringTopology.Mode.BATCH, 100, 50);
+    var store = driver.<byte[], byte[]>getKeyValueStore(PendingRecords.STORE);
+    in.pipeInput(new TestRecord<>(b("k1"), b("{\"f1\": 1}"), inputHeaders("s1")));
+    in.pipeInput(new TestRecord<>(b("k2"), b("{\"f1\": 2}"), inputHeaders("s2")));
+    assertTrue(out.isEmpty());
+    assertEquals(2, store.approximateNumEntries()); // committed offsets are covered by the store's changelog
+    assertEquals("in/0/1", PendingRecords.decode(store.get(PendingRecords.key(1))).source());
+    driver.advanceWallClockTime(Duration.ofMillis(60));
+    assertEquals(2, out.readRecordsToList().size());
+    assertEquals(0, store.approximateNumEntries());
+  }
+
+  @Test
+  void recordsLeftInTheStoreByACrashAreRestoredAndScored() {
+    var ctx = new org.apache.kafka.streams.processor.api.MockProcessorContext<byte[], byte[]>();
+    ctx.setCurrentSystemTimeMs(1_000);
+    org.apache.kafka.streams.state.KeyValueStore<byte[], byte[]> store =
+        PendingRecords.storeBuilder().withLoggingDisabled().build();
+    store.init(ctx.getStateStoreContext(), store);
+    ctx.addStateStore(store);
+    for (long off : new long[] {7, 5}) { // stored out of order: restored in offset order
+      var input = new org.apache.kafka.streams.processor.api.Record<>(
+          b("k" + off), b("{\"f1\": " + off + "}"), 42L, inputHeaders("lost-" + off));
+      store.put(PendingRecords.key(off), PendingRecords.encode(new PendingRecords.Entry(input, 100L + off, "in/0/" + off)));
+    }
+    var settings = new ScoringTopology.Settings(
+        "in", "out", "in.dlq", FEATURES, Wire.Encoding.JSON, ScoringTopology.Mode.BATCH, 100, 10);
+    Drain d = new Drain();
+    ScoringProcessor p = new ScoringProcessor(settings, scorer, clock::getAndIncrement, d);
+    p.init(ctx);
+    assertEquals(2, d.buffered.get());
+    assertTrue(ctx.forwarded().isEmpty());
+    ctx.scheduledPunctuators().get(0).getPunctuator().punctuate(Long.MAX_VALUE / 2);
+    var forwarded = ctx.forwarded();
+    assertEquals(2, forwarded.size());
+    var first = forwarded.get(0).record();
+    assertEquals("k5", s(first.key()));
+    assertEquals("in/0/5", s(first.headers().lastHeader(Wire.H_SRC).value()));
+    assertEquals("105", s(first.headers().lastHeader(Wire.H_CONSUMED).value()));
+    Matcher m = SCORE.matcher(s(first.value()));
+    assertTrue(m.matches());
+    assertEquals("lost-5", m.group(1));
+    assertEquals(expected(5, Double.NaN, Double.NaN), Double.parseDouble(m.group(2)), 0.0);
+    assertEquals(0, store.approximateNumEntries());
+    assertEquals(0, d.buffered.get());
+  }
+
+  @Test
+  void pendingRecordRoundTrip() {
+    Headers h = inputHeaders("r");
+    h.add("empty", null);
+    var r = new org.apache.kafka.streams.processor.api.Record<byte[], byte[]>(null, b("v"), 9L, h);
+    PendingRecords.Entry e = PendingRecords.decode(PendingRecords.encode(new PendingRecords.Entry(r, 77L, "t/3/9")));
+    assertNull(e.input().key());
+    assertEquals("v", s(e.input().value()));
+    assertEquals(9L, e.input().timestamp());
+    assertEquals(77L, e.consumedNs());
+    assertEquals("t/3/9", e.source());
+    assertArrayEquals(h.toArray(), e.input().headers().toArray());
   }
 
   static String[] concat(String[] a, String... b) {

@@ -1,0 +1,117 @@
+"""Accounting for every record a fault case sent: what came out of the output and dead-letter topics.
+
+Records are told apart by their `rid` header ("<prefix>-<i>"); each was sent expecting a result or a dead
+letter at a stage ("decode" or "score"). Reading is read_committed, as a downstream consumer of an
+exactly-once scorer reads.
+
+    lost         sent, and neither a result nor a dead letter came out
+    duplicates   outputs beyond the first for a record (results and dead letters)
+    misrouted    a result where a dead letter was expected, or the other way round, or the wrong stage
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from harness.kafka.config import KafkaTarget
+from harness.scoring import wire
+
+RESULT = "result"
+
+
+@dataclass
+class Ledger:
+    sent: int = 0
+    scored: int = 0
+    dead_lettered: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    misrouted: int = 0
+    expected_dead_letters: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def holds(self, exactly_once: bool) -> bool:
+        """Nothing lost or misrouted, and no duplicates when exactly-once."""
+        return self.lost == 0 and self.misrouted == 0 and (self.duplicates == 0 or not exactly_once)
+
+
+class Outcomes:
+    """Reads a case's output and dead-letter topics from the start, in the background of `wait_settled`."""
+
+    def __init__(self, target: KafkaTarget, output_topic: str, dlq_topic: str) -> None:
+        self.consumer = Consumer(
+            target.client_config(
+                **{
+                    "group.id": f"ledger-{uuid.uuid4().hex[:8]}",
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_committed",
+                    "log_level": 0,
+                }
+            )
+        )
+        md = self.consumer.list_topics(timeout=30)
+        parts = [
+            TopicPartition(t, p, OFFSET_BEGINNING)
+            for t in (output_topic, dlq_topic)
+            if t in md.topics
+            for p in md.topics[t].partitions
+        ]
+        self.consumer.assign(parts)
+        self.dlq_topic = dlq_topic
+        self.results: dict[str, int] = {}
+        self.dead: dict[str, list[str]] = {}
+
+    def poll(self, timeout_s: float = 0.2) -> int:
+        """Read what is there; the number of records read."""
+        msgs = self.consumer.consume(5000, timeout=timeout_s)
+        for m in msgs:
+            if m.error() is not None:
+                continue
+            h = wire.headers_dict(m.headers())
+            rid = h.get(wire.H_RID, b"").decode()
+            if m.topic() == self.dlq_topic:
+                self.dead.setdefault(rid, []).append(h.get(wire.H_DLQ_STAGE, b"").decode())
+            else:
+                self.results[rid] = self.results.get(rid, 0) + 1
+        return len(msgs)
+
+    def accounted(self) -> int:
+        return len(set(self.results) | set(self.dead))
+
+    def wait_settled(self, expected: int, idle_s: float, timeout_s: float) -> None:
+        """Until `expected` records are accounted for and nothing new came for a second, or nothing came for
+        idle_s (the rest is lost, or stuck), or timeout_s passed."""
+        start = last = time.monotonic()
+        while time.monotonic() - start < timeout_s:
+            if self.poll():
+                last = time.monotonic()
+            idle = time.monotonic() - last
+            if (self.accounted() >= expected and idle > 1.0) or idle > idle_s:
+                return
+
+    def ledger(self, expected: dict[str, str]) -> Ledger:
+        """`expected`: rid -> "result" or the dead letter's stage."""
+        led = Ledger(sent=len(expected), expected_dead_letters=sum(1 for e in expected.values() if e != RESULT))
+        for rid, want in expected.items():
+            n_res, stages = self.results.get(rid, 0), self.dead.get(rid, [])
+            if n_res:
+                led.scored += 1
+            if stages:
+                led.dead_lettered += 1
+            if not n_res and not stages:
+                led.lost += 1
+                continue
+            led.duplicates += n_res + len(stages) - 1
+            got = RESULT if n_res and not stages else stages[0] if stages and not n_res else "both"
+            if got != want or any(s != stages[0] for s in stages):
+                led.misrouted += 1
+                if len(led.notes) < 3:
+                    led.notes.append(f"{rid}: expected {want}, got {got}")
+        return led
+
+    def close(self) -> None:
+        self.consumer.close()
