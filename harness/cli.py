@@ -136,7 +136,11 @@ def import_cmd(
     print(res.bundle_dir)
 
 
-@app.command("score")
+# every option of the production commands can come from the environment: --batch-max from HARNESS_BATCH_MAX
+ENV = {"auto_envvar_prefix": "HARNESS"}
+
+
+@app.command("score", context_settings=ENV)
 def score_cmd(
     bundle: Annotated[Path, typer.Option(help="Model bundle folder (from `harness build`).")],
     adapter: Annotated[
@@ -180,6 +184,17 @@ def score_cmd(
     engine_timeout_s: Annotated[
         float, typer.Option(min=0, help="A predict call hung this long ends the process (exit 3); 0 = never.")
     ] = 120.0,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve /metrics (Prometheus), /health/live and /health/ready on this port.")
+    ] = None,
+    model_topic: Annotated[
+        str | None, typer.Option(help="Follow model versions on this compacted topic (`harness publish`).")
+    ] = None,
+    model_name: Annotated[str | None, typer.Option(help="The model name (record key) to follow there.")] = None,
+    shadow_topic: Annotated[
+        str | None, typer.Option(help="Where a shadow version's results go (it scores beside the live one).")
+    ] = None,
+    alerts_topic: Annotated[str | None, typer.Option(help="Where a refused model version is reported.")] = None,
     bootstrap: BootstrapOpt = None,
     client_config: ClientConfigOpt = None,
 ) -> None:
@@ -210,11 +225,16 @@ def score_cmd(
             transaction_ms=transaction_ms,
             outage_limit_s=outage_limit_s,
             engine_timeout_s=engine_timeout_s,
+            metrics_port=metrics_port,
+            model_topic=model_topic,
+            model_name=model_name,
+            shadow_topic=shadow_topic,
+            alerts_topic=alerts_topic,
         )
     )
 
 
-@app.command("serve")
+@app.command("serve", context_settings=ENV)
 def serve_cmd(
     bundle: Annotated[Path, typer.Option(help="Model bundle folder.")],
     adapter: Annotated[str, typer.Option(help="The adapter to host behind the V2 endpoints.")],
@@ -278,43 +298,23 @@ def faults_cmd(
     raise typer.Exit(0 if all(r.holds() for r in rows) else 1)
 
 
-def _env(name: str) -> str:
-    return f"HARNESS_{name.upper()}"
-
-
-@app.command("monitor")
+@app.command("monitor", context_settings=ENV)
 def monitor_cmd(
-    bundle: Annotated[
-        Path, typer.Option(help="The bundle whose reference predictions the scores are held to.", envvar=_env("bundle"))
-    ],
-    results_topic: Annotated[str, typer.Option(help="Topic of results.", envvar=_env("results_topic"))],
-    dlq_topic: Annotated[
-        str | None, typer.Option(help="Dead-letter topic (for the dead-letter rate).", envvar=_env("dlq_topic"))
-    ] = None,
-    feedback_topic: Annotated[
-        str | None, typer.Option(help="Topic of labels, by rid or src (live AUC).", envvar=_env("feedback_topic"))
-    ] = None,
-    alerts_topic: Annotated[
-        str | None, typer.Option(help="Where alert events (JSON) are written.", envvar=_env("alerts_topic"))
-    ] = None,
-    encoding: Annotated[str, typer.Option(help="json or f64le.", envvar=_env("encoding"))] = "json",
-    window_s: Annotated[float, typer.Option(min=0.1, help="Window length.", envvar=_env("window_s"))] = 10.0,
-    join_window_s: Annotated[
-        float, typer.Option(min=0, help="How long a label waits for its result.", envvar=_env("join_window_s"))
-    ] = 300.0,
-    rules: Annotated[
-        Path | None, typer.Option(help="Rules YAML; default: drift, latency, dead letters, AUC.", envvar=_env("rules"))
-    ] = None,
-    slo_p99_ms: Annotated[float, typer.Option(help="For the default latency rule.", envvar=_env("slo_p99_ms"))] = 50.0,
-    metrics_port: Annotated[
-        int | None, typer.Option(help="Serve Prometheus /metrics on this port.", envvar=_env("metrics_port"))
-    ] = None,
+    bundle: Annotated[Path, typer.Option(help="The bundle whose reference predictions the scores are held to.")],
+    results_topic: Annotated[str, typer.Option(help="Topic of results.")],
+    dlq_topic: Annotated[str | None, typer.Option(help="Dead-letter topic (for the dead-letter rate).")] = None,
+    feedback_topic: Annotated[str | None, typer.Option(help="Topic of labels, by rid or src (live AUC).")] = None,
+    alerts_topic: Annotated[str | None, typer.Option(help="Where alert events (JSON) are written.")] = None,
+    encoding: Annotated[str, typer.Option(help="json or f64le.")] = "json",
+    window_s: Annotated[float, typer.Option(min=0.1, help="Window length.")] = 10.0,
+    join_window_s: Annotated[float, typer.Option(min=0, help="How long a label waits for its result.")] = 300.0,
+    rules: Annotated[Path | None, typer.Option(help="Rules YAML; default: drift, latency, dead letters, AUC.")] = None,
+    slo_p99_ms: Annotated[float, typer.Option(help="For the default latency rule.")] = 50.0,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus /metrics on this port.")] = None,
     max_windows: Annotated[int | None, typer.Option(help="Exit after this many windows (tests).")] = None,
-    group: Annotated[
-        str | None, typer.Option(help="Consumer group; default monitor-RESULTS.", envvar=_env("group"))
-    ] = None,
-    bootstrap: Annotated[str | None, typer.Option("--bootstrap", envvar=_env("bootstrap"), help="HOST:PORT.")] = None,
-    client_config: Annotated[Path | None, typer.Option(envvar=_env("client_config"), help="librdkafka file.")] = None,
+    group: Annotated[str | None, typer.Option(help="Consumer group; default monitor-RESULTS.")] = None,
+    bootstrap: Annotated[str | None, typer.Option("--bootstrap", help="HOST:PORT.")] = None,
+    client_config: Annotated[Path | None, typer.Option(help="librdkafka properties file.")] = None,
 ) -> None:
     """Monitor a model over Kafka: drift (PSI, KS), latency, dead letters and live AUC per window; alert events
     to a topic; Prometheus metrics."""
@@ -345,7 +345,7 @@ def monitor_cmd(
 @app.command("publish")
 def publish_cmd(
     bundle: Annotated[Path, typer.Option(help="The bundle to publish (a folder every scorer can read).")],
-    model_topic: Annotated[str, typer.Option(help="The compacted model topic.", envvar=_env("model_topic"))],
+    model_topic: Annotated[str, typer.Option(help="The compacted model topic.")],
     name: Annotated[str, typer.Option(help="The model's name (the record key scorers follow).")],
     shadow: Annotated[bool, typer.Option("--shadow", help="Score beside the live model, to a shadow topic.")] = False,
     bootstrap: BootstrapOpt = None,

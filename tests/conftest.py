@@ -80,6 +80,23 @@ def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return res.bundle_dir
 
 
+@pytest.fixture(scope="session")
+def second_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another small LightGBM bundle (a different seed: a different model id), as a retrained version."""
+    from harness.build.pipeline import build
+    from harness.scenario import Scenario
+
+    sc = Scenario.model_validate(
+        {
+            "name": "small",
+            "dataset": {"generator": "fraud", "rows": 3000, "seed": 9, "holdout_max_rows": 300},
+            "model": {"trainer": "lightgbm", "params": {"n_estimators": 15, "num_leaves": 7}},
+            "formats": ["onnx"],
+        }
+    )
+    return build(sc, artifacts=tmp_path_factory.mktemp("artifacts2"), log=lambda m: None).bundle_dir
+
+
 def start_loop(
     bootstrap: str, bundle: Path, adapter: str, topic: str, group: str, *extra: str
 ) -> subprocess.Popen[str]:

@@ -15,23 +15,6 @@ from harness.kafka.config import KafkaTarget
 from harness.scoring.models import ModelUpdates, ModelVersion, publish, version_of
 
 
-@pytest.fixture(scope="module")
-def second_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Another small LightGBM bundle (a different seed: a different model id), as a retrained version."""
-    from harness.build.pipeline import build
-    from harness.scenario import Scenario
-
-    sc = Scenario.model_validate(
-        {
-            "name": "small",
-            "dataset": {"generator": "fraud", "rows": 3000, "seed": 9, "holdout_max_rows": 300},
-            "model": {"trainer": "lightgbm", "params": {"n_estimators": 15, "num_leaves": 7}},
-            "formats": ["onnx"],
-        }
-    )
-    return build(sc, artifacts=tmp_path_factory.mktemp("artifacts2"), log=lambda m: None).bundle_dir
-
-
 def _follow(broker: str, topic: str, current: str | None) -> tuple[ModelUpdates, list[str]]:
     refused: list[str] = []
     updates = ModelUpdates(

@@ -45,6 +45,8 @@ from harness.scoring import wire
 from harness.scoring.consumer_errors import TransientLog, classify
 from harness.scoring.errors import EngineOutage, LoopError
 from harness.scoring.isolation import BatchScorer, EngineDown, Outcome
+from harness.scoring.models import H_MODEL
+from harness.scoring.operations import Operations
 from harness.scoring.outage import Backoff, Watchdog
 from harness.scoring.output import AtLeastOnce, ExactlyOnce, Offsets, Output, Rewound
 
@@ -116,9 +118,11 @@ class ScoringLoop:
         on_assigned: Callable[[list[int]], None] | None = None,
         canary: np.ndarray | None = None,
         log: Callable[[str], None] = _stderr,
+        ops: Operations | None = None,
     ) -> None:
         self.cfg = cfg
         self.adapter = adapter
+        self.ops = ops or Operations(adapter.bundle.model_id, adapter.name, log=log)
         self.log = log
         self.codec = wire.FeatureCodec.for_bundle(adapter.bundle, cfg.encoding)
         self.stats = LoopStats()
@@ -133,10 +137,7 @@ class ScoringLoop:
         self._buf = np.empty((cfg.batch_max, len(feature_names)), dtype=np.float64)
         self._scorer_header = (wire.H_SCORER, cfg.scorer_name.encode())
         self._transient = TransientLog(log)
-        predict: Callable[[np.ndarray], np.ndarray] = adapter.predict
-        if cfg.engine_timeout_s:
-            predict = functools.partial(Watchdog(cfg.engine_timeout_s).call, adapter.predict)
-        self.scorer = BatchScorer(adapter, canary, predict)
+        self.scorer = self._batch_scorer(adapter, canary)
         exactly_once = cfg.guarantee == "exactly-once"
         client_id = f"{cfg.scorer_name}-loop"
         self.consumer = Consumer(target.client_config(**self._consumer_config(client_id, exactly_once)))
@@ -147,6 +148,23 @@ class ScoringLoop:
             )
         else:
             self.output = AtLeastOnce(target, self.consumer, client_id, cfg.max_in_flight_batches, log=log)
+
+    def _batch_scorer(self, adapter: Adapter, canary: np.ndarray | None) -> BatchScorer:
+        predict: Callable[[np.ndarray], np.ndarray] = adapter.predict
+        if self.cfg.engine_timeout_s:
+            predict = functools.partial(Watchdog(self.cfg.engine_timeout_s).call, adapter.predict)
+        return BatchScorer(adapter, canary, predict)
+
+    def _swap_model(self) -> None:
+        """A new model version, checked by the model updates' thread, takes over between two batches."""
+        got = self.ops.next_model()
+        if got is None:
+            return
+        _, adapter = got
+        old, seconds = self.adapter, self.scorer.predict_seconds
+        self.adapter, self.scorer = adapter, self._batch_scorer(adapter, self.scorer.canary)
+        self.scorer.predict_seconds = seconds
+        old.close()
 
     def _consumer_config(self, client_id: str, exactly_once: bool) -> dict[str, Any]:
         guarantee = ExactlyOnce.consumer_config if exactly_once else AtLeastOnce.consumer_config
@@ -184,6 +202,7 @@ class ScoringLoop:
         self._active_at = time.monotonic()
         try:
             while not self._stop.is_set():
+                self.ops.heartbeat()
                 msgs = self._next_batch()
                 if msgs:
                     self._handle(msgs)
@@ -223,6 +242,7 @@ class ScoringLoop:
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._active_at = time.monotonic()  # idle time counts from the assignment, not from the start
         self._owned.update((p.topic, p.partition) for p in partitions)
+        self.ops.partitions(len(self._owned))
         if self._paused:  # an outage is on: new partitions join paused
             consumer.assign(partitions)
             consumer.pause(partitions)
@@ -235,6 +255,7 @@ class ScoringLoop:
         gone = {(p.topic, p.partition) for p in partitions}
         self._generation += 1
         self._owned -= gone
+        self.ops.partitions(len(self._owned))
         self._held = collections.deque(m for m in self._held if (m.topic(), m.partition()) not in gone)
         self.output.on_revoke()
 
@@ -311,17 +332,23 @@ class ScoringLoop:
         self.stats.consumed += len(records)
         self.stats.batches += 1
         generation = self._polled_generation
+        self.ops.consumed(len(records))
+        self._swap_model()
         t_consumed = wire.now_ns()
         rows, dead = self._decode(records)
         outcome = Outcome(np.empty(0))
         try:
             if rows:
+                before = self.scorer.predict_seconds
                 outcome = self._score(self._buf[: len(rows)])
+                self.ops.scored_batch(self.scorer.predict_seconds - before)
             if generation != self._generation:
                 # partitions were revoked since these records were polled (the range assignor revokes all of
                 # them): they start again from the committed offsets; producing them now would duplicate them
                 return
             self._emit(records, t_consumed, rows, outcome, dead)
+            if rows:
+                self._shadow(records, rows)
         except _Stopped:
             return  # stopped during an outage: nothing produced, nothing committed for this batch
         except Rewound:
@@ -367,6 +394,7 @@ class ScoringLoop:
             self.log(f"engine unavailable: {reason}; pausing the partitions, retrying with back-off")
             self.output.settle()
             self._pause()
+            self.ops.engine(available=False)
         self._poll_paused(delay)
         if self._stop.is_set():
             raise _Stopped
@@ -376,6 +404,7 @@ class ScoringLoop:
         self.stats.outage_seconds += seconds
         self.log(f"engine back after {seconds:.1f} s ({backoff.attempts} retries); resuming the partitions")
         self._resume()
+        self.ops.engine(available=True)
 
     def _emit(
         self,
@@ -389,7 +418,8 @@ class ScoringLoop:
         out, cfg = self.output, self.cfg
         batch = out.open_batch()
         consumed_h = (wire.H_CONSUMED, str(t_consumed).encode())
-        scored_h = (wire.H_SCORED, str(wire.now_ns()).encode())
+        now = wire.now_ns()
+        scored_h = (wire.H_SCORED, str(now).encode())
         scores, failures = outcome.scores, outcome.failures
         for k, i in enumerate(rows):
             m = records[i]
@@ -402,14 +432,17 @@ class ScoringLoop:
             rid_text = None if rid is None else rid.decode("utf-8", "replace")
             value = wire.encode_score(rid_text, float(scores[k]), cfg.encoding)
             headers = wire.result_headers(h, src, consumed_h, scored_h, self._scorer_header)
+            headers.append(self.ops.model_header)
             out.send(batch, cfg.output_topic, m.key(), value, headers)
             self.stats.scored += 1
+            self.ops.result(h, now)
         for i, stage, reason in dead:
             m = records[i]
             src = wire.source(m.topic(), m.partition(), m.offset())
             headers = wire.dead_letter_headers(m.headers(), reason, stage, src)
             out.send(batch, cfg.dlq, m.key(), m.value(), headers)
             self.stats.dead_lettered += 1
+            self.ops.dead_letter(stage, reason)
         out.close_batch(batch, _next_offsets(records))
 
     # ---- output housekeeping ----------------------------------------------------------------------
@@ -418,6 +451,25 @@ class ScoringLoop:
             self.output.service(idle)
         except Rewound:
             self._held.clear()
+        self.ops.lag(self.consumer, self._owned)
+
+    def _shadow(self, records: list[Message], rows: list[int]) -> None:
+        """The shadow model scores the same rows; its results go to the shadow topic (best effort: not part of
+        the accounting, dropped rather than waited for when the producer's queue is full)."""
+        got = self.ops.shadow(self._buf[: len(rows)])
+        if got is None or self.ops.shadow_topic is None:
+            return
+        model, scores = got
+        producer, enc = self.output.producer, self.cfg.encoding
+        for k, i in enumerate(rows):
+            m = records[i]
+            h = wire.headers_dict(m.headers())
+            rid = h.get(wire.H_RID)
+            value = wire.encode_score(None if rid is None else rid.decode("utf-8", "replace"), float(scores[k]), enc)
+            headers: list[Any] = [(name, h[name]) for name in wire.COPIED_HEADERS if name in h]
+            headers += [(wire.H_SRC, wire.source(m.topic(), m.partition(), m.offset())), (H_MODEL, model)]
+            with contextlib.suppress(BufferError):
+                producer.produce(self.ops.shadow_topic, key=m.key(), value=value, headers=headers)
 
     def _wait_for_output(self) -> None:
         """Too many batches unacknowledged (at-least-once): wait, pausing and polling after a second so the

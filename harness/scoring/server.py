@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -193,7 +194,61 @@ def create_app(
     _add_health_routes(app)
     _add_metadata_routes(app, model)
     _add_infer_routes(app, model, limits, ScoringPool(adapter.predict, limits.workers, limits.max_waiting))
+    _add_metrics(app, model)
     return app
+
+
+def _route_label(path: str) -> str:
+    if path.endswith("/infer"):
+        return "infer"
+    if "/health/" in path:
+        return "health"
+    return "metrics" if path == "/metrics" else "other"
+
+
+def _add_metrics(app: FastAPI, model: HostedModel) -> None:
+    """GET /metrics on the server's own port (Prometheus text format): requests by route and status, their
+    duration, rows scored, and the model as an info metric."""
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, Info, generate_latest
+
+    registry = CollectorRegistry()
+    requests = Counter("harness_serve_requests", "Requests answered.", ["route", "code"], registry=registry)
+    seconds = Histogram(
+        "harness_serve_request_seconds",
+        "Time to answer an infer request.",
+        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        registry=registry,
+    )
+    rows = Counter("harness_serve_rows", "Rows scored.", registry=registry)
+    Info("harness_serve_model", "The model served.", registry=registry).info(
+        {"model_id": model.adapter.bundle.model_id, "adapter": model.adapter.name, "name": model.name}
+    )
+
+    @app.middleware("http")
+    async def count(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        start = time.perf_counter()
+        response: Response = await call_next(request)
+        path = request.url.path
+        route = (
+            "infer"
+            if path.endswith("/infer")
+            else "health"
+            if "/health/" in path
+            else "metrics"
+            if path == "/metrics"
+            else "other"
+        )
+        requests.labels(route=route, code=str(response.status_code)).inc()
+        if route == "infer":
+            seconds.observe(time.perf_counter() - start)
+            n = response.headers.get("x-rows")
+            if n and n.isdigit():
+                rows.inc(int(n))
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -286,7 +341,7 @@ def _add_infer_routes(app: FastAPI, model: HostedModel, limits: Limits, pool: Sc
         if rid is not None:
             out["id"] = rid
         out["outputs"] = [{"name": OUTPUT_NAME, "shape": [int(p.shape[0])], "datatype": "FP64", "data": p}]
-        return JSONResponse(out)
+        return JSONResponse(out, headers={"x-rows": str(int(p.shape[0]))})
 
     @app.post("/v2/models/{name}/infer", response_model=InferenceResponse, responses=ERROR_DOC)
     async def model_infer(request: Request, name: str) -> Response:

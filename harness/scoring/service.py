@@ -7,15 +7,23 @@ The CLI only parses options into `ScoreSettings`; tests and other programs can c
 from __future__ import annotations
 
 import gc
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from adapters.base import Adapter
 from adapters.bundle import Bundle
+from harness.kafka.config import KafkaTarget
 from harness.scoring import protocol, wire
 from harness.scoring.errors import ScoringSetupError
 from harness.scoring.loop import GUARANTEES, Guarantee, LoopConfig, LoopStats
+
+if TYPE_CHECKING:
+    from harness.scoring.operations import Operations
 
 
 @dataclass
@@ -40,6 +48,11 @@ class ScoreSettings:
     transaction_ms: float = 100.0
     outage_limit_s: float = 300.0
     engine_timeout_s: float = 120.0
+    metrics_port: int | None = None
+    model_topic: str | None = None
+    model_name: str | None = None
+    shadow_topic: str | None = None
+    alerts_topic: str | None = None
 
 
 def check_guarantee(name: str) -> Guarantee:
@@ -80,6 +93,74 @@ def canary_row(bundle: Bundle) -> np.ndarray | None:
     return X[0] if len(X) else None
 
 
+def operations(
+    s: ScoreSettings, target: KafkaTarget, b: Bundle, load: Callable[[Bundle], Adapter], adapter_name: str
+) -> Operations:
+    """Metrics and health (--metrics-port), and model updates from the model topic (--model-topic)."""
+    from harness.scoring.metrics import Health, MetricsServer, ScoreMetrics
+    from harness.scoring.models import ModelUpdates
+    from harness.scoring.operations import Operations
+
+    metrics = health = None
+    if s.metrics_port is not None:
+        metrics, health = ScoreMetrics(), Health()
+        MetricsServer(s.metrics_port, metrics, health).start()
+    updates = None
+    if s.model_topic:
+        if not s.model_name:
+            raise ScoringSetupError("--model-topic needs --model-name (the record key this scorer follows)")
+        alerts = AlertSink(target, s.alerts_topic, b.model_id)
+
+        def refused(version: object, why: str) -> None:
+            if metrics is not None:
+                metrics.refused.inc()
+            alerts.refused(version, why)
+
+        updates = ModelUpdates(target, s.model_topic, s.model_name, load, b.model_id, on_refused=refused).start()
+    return Operations(b.model_id, adapter_name, metrics, health, updates, s.shadow_topic, log=_log)
+
+
+def _log(message: str) -> None:
+    import sys
+
+    print(f"harness score: {message}", file=sys.stderr, flush=True)
+
+
+class AlertSink:
+    """A refused model version: one log line, and an alert event on the alerts topic when there is one."""
+
+    def __init__(self, target: KafkaTarget, topic: str | None, model_id: str) -> None:
+        self.target, self.topic, self.model_id = target, topic, model_id
+        self._producer: Any = None
+
+    def refused(self, version: object, why: str) -> None:
+        from harness.monitoring.rules import Alert
+
+        published = getattr(version, "model_id", "?")
+        _log(f"model version {published} refused: {why}; the model in use keeps scoring")
+        if not self.topic:
+            return
+        from confluent_kafka import Producer
+
+        if self._producer is None:
+            self._producer = Producer(self.target.client_config(**{"acks": "all"}))
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        alert = Alert(
+            rule="ModelVersionRefused",
+            figure="model_version",
+            value=1.0,
+            threshold=0.0,
+            op=">",
+            window_start=now,
+            window_end=now,
+            window_s=0.0,
+            model_id=self.model_id,
+            message=f"version {published} refused: {why}",
+        )
+        self._producer.produce(self.topic, key=b"ModelVersionRefused", value=alert.model_dump_json().encode())
+        self._producer.flush(10)
+
+
 def run_score(s: ScoreSettings) -> LoopStats:
     """Score until a signal, `max_records` or `idle_exit_s`; print READY at each assignment and STATS at exit."""
     from adapters.base import parse_options
@@ -94,8 +175,14 @@ def run_score(s: ScoreSettings) -> LoopStats:
     if n_parts is None:
         raise ScoringSetupError(f"input topic {s.input_topic!r} does not exist at {target.bootstrap}")
     ensure_topics(target, {s.output_topic: n_parts, cfg.dlq: n_parts})
+    if s.shadow_topic:
+        ensure_topics(target, {s.shadow_topic: n_parts})
+    if s.alerts_topic:
+        ensure_topics(target, {s.alerts_topic: 1})
     b = Bundle.open(s.bundle)
-    model = adapter_class(s.adapter).load(b, **parse_options(s.options))
+    options = parse_options(s.options)
+    model = adapter_class(s.adapter).load(b, **options)
+    ops = operations(s, target, b, lambda bundle: adapter_class(s.adapter).load(bundle, **options), model.name)
     loop = ScoringLoop(
         target,
         model,
@@ -103,6 +190,7 @@ def run_score(s: ScoreSettings) -> LoopStats:
         cfg,
         on_assigned=lambda parts: protocol.emit(protocol.ready_line(parts)),
         canary=canary_row(b),
+        ops=ops,
     )
     # Everything loaded so far (the adapter's libraries: onnx, sklearn, JPype, ...) lives as long as the
     # process. Freezing it keeps the collector's full passes from walking those objects: without it a
@@ -113,6 +201,8 @@ def run_score(s: ScoreSettings) -> LoopStats:
     try:
         stats = loop.run(max_records=s.max_records, idle_exit_s=s.idle_exit_s)
     finally:
-        model.close()
+        loop.adapter.close()
+        if ops.updates is not None:
+            ops.updates.close()
     protocol.emit(protocol.stats_line(stats.as_dict()))
     return stats
