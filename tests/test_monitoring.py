@@ -67,7 +67,7 @@ def test_promtool_checks_and_tests_the_alerting_rules() -> None:
         ["promtool", "check", "rules", str(PROMETHEUS / "alerts.yml")], capture_output=True, text=True
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 6 rules found" in check.stdout
+    assert "SUCCESS: 12 rules found" in check.stdout
     test = subprocess.run(
         ["promtool", "test", "rules", "alerts_test.yml"], cwd=PROMETHEUS, capture_output=True, text=True
     )
@@ -162,3 +162,11 @@ def test_monitor_alerts_on_a_drifting_stream(broker: str, small_bundle: Path, to
     assert families["harness_monitor_model_info"].samples[0].labels["model_id"] == model_id
     assert sum(int(x) for x in re.findall(r"(\d+) malformed", err)) == 1
     assert sum(int(x) for x in re.findall(r"(\d+) unjoined", err)) == 1
+
+
+def test_promtool_accepts_the_prometheus_config_of_the_compose_set_up() -> None:
+    check = subprocess.run(
+        ["promtool", "check", "config", "prometheus.yml"], cwd=PROMETHEUS, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "is valid prometheus config file syntax" in check.stdout

@@ -71,3 +71,46 @@ def test_readme_layout_names_every_package_and_module() -> None:
             for module in re.findall(r"\b([a-z_]+\.py)\b", line):
                 if "*" not in module:
                     assert (ROOT / "harness" / current / module).is_file(), f"harness/{current}/{module} does not exist"
+
+
+def test_the_production_image_is_non_root_locked_and_has_a_jre() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM (\S+)", text, re.M)
+    assert stages and all(s.startswith("python:3.11") for s in stages)
+    final = text.rsplit("\nFROM ", 1)[1]
+    assert re.search(r"^USER (?!root)\S+", final, re.M), "the final stage runs as a non-root user"
+    assert "openjdk-17-jre-headless" in final  # PMML and the H2O MOJO run on a JVM
+    assert "pip install --no-cache-dir -r requirements.lock" in text  # the locked environment
+    assert "maven" not in final  # the JVM class path is resolved at build time
+    assert re.search(r'^ENTRYPOINT \["harness"\]', final, re.M)
+    for copied in ("harness", "adapters", "jvm"):
+        assert f"COPY {copied} ./{copied}" in text
+
+
+def test_compose_runs_the_scorer_as_a_service_with_the_monitor_and_prometheus() -> None:
+    doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    s = doc["services"]
+    scorer = s["scorer"]
+    assert scorer["build"] == "." and scorer["command"] == ["score"] and scorer["restart"] == "unless-stopped"
+    env = scorer["environment"]
+    port = env["HARNESS_METRICS_PORT"]
+    assert f"localhost:{port}/health/ready" in " ".join(scorer["healthcheck"]["test"])
+    assert {"HARNESS_BUNDLE", "HARNESS_ADAPTER", "HARNESS_INPUT_TOPIC", "HARNESS_OUTPUT_TOPIC", "HARNESS_GROUP"} <= set(
+        env
+    )
+    assert env["HARNESS_MODEL_TOPIC"] == "models" and "harness publish" in " ".join(s["models"]["command"])
+    # every HARNESS_* variable the services set is an option of the command they run
+    from typer.main import get_command
+
+    from harness.cli import app
+
+    click_app = get_command(app)
+    for name in ("scorer", "monitor"):
+        cmd = click_app.commands[s[name]["command"][0]]  # type: ignore[attr-defined]
+        options = {p.name.upper() for p in cmd.params}
+        for var in s[name]["environment"]:
+            assert var.removeprefix("HARNESS_") in options, f"{name}: {var} is not an option of harness {cmd.name}"
+    assert s["monitor"]["environment"]["HARNESS_RESULTS_TOPIC"] == env["HARNESS_OUTPUT_TOPIC"]
+    prom = s["prometheus"]
+    assert "./deploy/prometheus:/etc/prometheus:ro" in prom["volumes"]
+    assert (ROOT / "deploy" / "prometheus" / "alerts.yml").is_file()
