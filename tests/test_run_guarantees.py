@@ -57,6 +57,7 @@ def test_run_measures_exactly_once_and_keeps_secrets_out_of_results(
     sc["adapters"] = [{"name": "identity", "guarantee": "exactly-once"}]
     sc["load"] = [{"name": "steady-300", "pattern": "constant", "rate_per_s": 300, "duration_s": 3, "warmup_s": 1}]
     sc["sustainable"] = {"enabled": False}
+    sc["trials"] = {"count": 1, "aa_identity": False}
     scenario = tmp_path / "fraud.yaml"
     scenario.write_text(yaml.safe_dump(sc))
     client = tmp_path / "client.properties"
@@ -72,7 +73,8 @@ def test_run_measures_exactly_once_and_keeps_secrets_out_of_results(
     run_dir = Path(r.stdout.strip().splitlines()[-1])
     (row,) = json.loads((run_dir / "results.json").read_text())["scenarios"][0]["adapters"]
     assert row["adapter"] == "identity (exactly-once)" and row.get("error") is None
-    (point,) = row["points"]
+    ((trial,),) = (row["trials"],)
+    (point,) = trial["points"]
     c = point["counts"]
     assert c["sent"] == 900 and c["scored"] == 900 and c["lost"] == 0 and c["duplicates"] == 0, c
     files = [p for p in results.rglob("*") if p.is_file()]

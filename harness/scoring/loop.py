@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from adapters.base import Adapter
 from harness.kafka.config import KafkaTarget
@@ -345,6 +345,7 @@ class ScoringLoop:
             if generation != self._generation:
                 # partitions were revoked since these records were polled (the range assignor revokes all of
                 # them): they start again from the committed offsets; producing them now would duplicate them
+                self._refetch(records)
                 return
             self._emit(records, t_consumed, rows, outcome, dead)
             if rows:
@@ -353,6 +354,27 @@ class ScoringLoop:
             return  # stopped during an outage: nothing produced, nothing committed for this batch
         except Rewound:
             self._held.clear()  # the consumer was sent back to the committed offsets
+
+    def _refetch(self, records: list[Message]) -> None:
+        """A dropped batch's partitions that this scorer still owns (a rebalance gave them back, or they came
+        with the new assignment in the same poll) go back to their committed offsets, so the dropped records
+        are fetched again; without this the consumer's position has moved past them and they would be lost."""
+        first: dict[tuple[str, int], int] = {}
+        for m in records:
+            tp = (str(m.topic()), int(m.partition() or 0))
+            first[tp] = min(first.get(tp, int(m.offset() or 0)), int(m.offset() or 0))
+        owned = [tp for tp in first if tp in self._owned]
+        if not owned:
+            return  # the new owners start at the committed offsets
+        try:
+            committed = self.consumer.committed([TopicPartition(t, p) for t, p in owned], timeout=10)
+        except KafkaException:
+            committed = [TopicPartition(t, p, -1) for t, p in owned]
+        for c in committed:
+            if c.offset < 0:  # nothing committed yet (or unknown): the first record this batch held
+                c.offset = first[(c.topic, c.partition)]
+            with contextlib.suppress(KafkaException):
+                self.consumer.seek(c)
 
     def _decode(self, records: list[Message]) -> tuple[list[int], list[tuple[int, str, str]]]:
         """Decode into the batch buffer: (record index of each buffer row, dead letters (index, stage, reason))."""
