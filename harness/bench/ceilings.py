@@ -44,7 +44,7 @@ def measurer_ceiling(ctx: RunContext, records: int = RECORDS) -> float:
         for seq in range(records):
             rid = wire.record_id("m", seq)
             headers: list[Any] = wire.result_headers(
-                {wire.H_RID: rid.encode(), wire.H_INTENDED: stamp, wire.H_SENT: stamp},
+                [(wire.H_RID, rid.encode()), (wire.H_INTENDED, stamp), (wire.H_SENT, stamp)],
                 wire.source("input", seq % 64, seq),
                 (wire.H_CONSUMED, stamp),
                 (wire.H_SCORED, stamp),

@@ -378,17 +378,8 @@ class ScoringLoop:
 
     def _decode(self, records: list[Message]) -> tuple[list[int], list[tuple[int, str, str]]]:
         """Decode into the batch buffer: (record index of each buffer row, dead letters (index, stage, reason))."""
-        rows: list[int] = []
-        dead: list[tuple[int, str, str]] = []
-        buf = self._buf
-        for i, m in enumerate(records):
-            try:
-                self.codec.decode_into(m.value(), buf[len(rows)])
-            except wire.DecodeError as e:
-                dead.append((i, "decode", str(e)))
-                continue
-            rows.append(i)
-        return rows, dead
+        rows, errors = self.codec.decode_batch([m.value() for m in records], self._buf)
+        return rows, [(i, "decode", reason) for i, reason in errors]
 
     def _score(self, X: np.ndarray) -> Outcome:
         """Score the batch, riding out engine outages: pause, back off while polling, try again."""
@@ -437,27 +428,33 @@ class ScoringLoop:
         dead: list[tuple[int, str, str]],
     ) -> None:
         """One output per record (result or dead letter), then the batch's offsets behind them."""
-        out, cfg = self.output, self.cfg
+        out, cfg, ops = self.output, self.cfg, self.ops
         batch = out.open_batch()
         consumed_h = (wire.H_CONSUMED, str(t_consumed).encode())
         now = wire.now_ns()
         scored_h = (wire.H_SCORED, str(now).encode())
-        scores, failures = outcome.scores, outcome.failures
+        scores, failures = outcome.scores.tolist(), outcome.failures
+        send, topic, enc, scorer, model = (
+            out.send,
+            cfg.output_topic,
+            cfg.encoding,
+            self._scorer_header,
+            ops.model_header,
+        )
         for k, i in enumerate(rows):
             m = records[i]
-            if k in failures:
+            if failures and k in failures:
                 dead.append((i, "score", failures[k]))
                 continue
-            h = wire.headers_dict(m.headers())
-            src = wire.source(m.topic(), m.partition(), m.offset())
-            rid = h.get(wire.H_RID)
-            rid_text = None if rid is None else rid.decode("utf-8", "replace")
-            value = wire.encode_score(rid_text, float(scores[k]), cfg.encoding)
-            headers = wire.result_headers(h, src, consumed_h, scored_h, self._scorer_header)
-            headers.append(self.ops.model_header)
-            out.send(batch, cfg.output_topic, m.key(), value, headers)
-            self.stats.scored += 1
-            self.ops.result(h, now)
+            copied, rid, intended = wire.carried(m.headers())
+            value = wire.encode_score(None if rid is None else rid.decode("utf-8", "replace"), scores[k], enc)
+            headers = wire.result_headers(
+                copied, wire.source(m.topic(), m.partition(), m.offset()), consumed_h, scored_h, scorer
+            )
+            headers.append(model)
+            send(batch, topic, m.key(), value, headers)
+            ops.result(intended, now)
+        self.stats.scored += len(rows) - len(failures)
         for i, stage, reason in dead:
             m = records[i]
             src = wire.source(m.topic(), m.partition(), m.offset())
@@ -513,9 +510,9 @@ class ScoringLoop:
 
 
 def _next_offsets(records: list[Message]) -> Offsets:
-    """The offset to commit per partition after `records` (last offset + 1)."""
+    """The offset to commit per partition after `records` (last offset + 1). A batch holds each partition's
+    records in offset order, so the last one seen per partition is the highest."""
     offsets: Offsets = {}
     for m in records:
-        tp = (str(m.topic()), int(m.partition() or 0))
-        offsets[tp] = max(offsets.get(tp, -1), int(m.offset() or 0) + 1)
+        offsets[(m.topic(), m.partition())] = m.offset() + 1  # type: ignore[index, operator]
     return offsets

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from adapters.base import Adapter
-from harness.scoring import wire
 from harness.scoring.metrics import Health, ScoreMetrics
 from harness.scoring.models import H_MODEL, ModelUpdates, ModelVersion
 
@@ -79,12 +78,12 @@ class Operations:
         if self.metrics is not None:
             self.metrics.scoring.observe(predict_seconds)
 
-    def result(self, headers: dict[str, bytes], now_ns: int) -> None:
+    def result(self, intended: bytes | None, now_ns: int) -> None:
+        """One result produced; `intended` is its t_intended_ns header value, when the producer set one."""
         m = self.metrics
         if m is None:
             return
         m.scored.inc()
-        intended = headers.get(wire.H_INTENDED)
         if intended and intended.isdigit():
             m.end_to_end.observe(max(0.0, (now_ns - int(intended)) / 1e9))
 

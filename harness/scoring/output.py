@@ -96,12 +96,22 @@ def _produce(producer: Producer, topic: str, key: Any, value: Any, headers: Any,
 
 
 class _Batch:
-    __slots__ = ("offsets", "pending", "failed")
+    """One micro-batch's outputs in flight: how many are unacknowledged, and the first failure."""
+
+    __slots__ = ("offsets", "pending", "failed", "errors")
 
     def __init__(self) -> None:
         self.offsets: Offsets = {}
         self.pending = 0
         self.failed: str | None = None
+        self.errors = 0
+
+    def delivered(self, err: KafkaError | None, msg: Message) -> None:
+        """The delivery report of one output (one bound method per batch: no closure per record)."""
+        self.pending -= 1
+        if err is not None:
+            self.errors += 1
+            self.failed = err.str()
 
 
 class AtLeastOnce:
@@ -135,15 +145,10 @@ class AtLeastOnce:
 
     def send(self, batch: _Batch, topic: str, key: Any, value: Any, headers: Any) -> None:
         batch.pending += 1
-
-        def delivered(err: KafkaError | None, msg: Message) -> None:
-            batch.pending -= 1
-            if err is not None:
-                self.delivery_errors += 1
-                batch.failed = err.str()
-
         try:
-            _produce(self.producer, topic, key, value, headers, on_delivery=delivered)
+            self.producer.produce(topic, value=value, key=key, headers=headers, on_delivery=batch.delivered)
+        except BufferError:  # the local queue is full: let deliveries drain, then again
+            _produce(self.producer, topic, key, value, headers, on_delivery=batch.delivered)
         except KafkaException as e:
             batch.pending -= 1
             raise LoopError(f"cannot produce to {topic}: {e}") from None
@@ -173,6 +178,8 @@ class AtLeastOnce:
         to_store: Offsets = {}
         while self._inflight and self._inflight[0].pending == 0:
             b = self._inflight[0]
+            self.delivery_errors += b.errors
+            b.errors = 0
             if b.failed is not None:
                 self._fatal = f"the broker refused an output ({b.failed}); stopping without committing it"
                 break
