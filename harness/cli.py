@@ -195,6 +195,16 @@ def score_cmd(
         str | None, typer.Option(help="Where a shadow version's results go (it scores beside the live one).")
     ] = None,
     alerts_topic: Annotated[str | None, typer.Option(help="Where a refused model version is reported.")] = None,
+    feedback_topic: Annotated[
+        str | None, typer.Option(help="Labels (by rid or src) that teach an online learner (--adapter online).")
+    ] = None,
+    checkpoint_file: Annotated[Path | None, typer.Option(help="The learner's checkpoint, a file.")] = None,
+    checkpoint_topic: Annotated[str | None, typer.Option(help="The learner's checkpoint, a compacted topic.")] = None,
+    checkpoint_every_s: Annotated[float, typer.Option(min=0.1, help="How often the learner checkpoints.")] = 10.0,
+    join_window_s: Annotated[float, typer.Option(min=0, help="How long a row waits for its label.")] = 300.0,
+    cold_start: Annotated[
+        bool, typer.Option("--cold-start", help="Start the learner fresh when its checkpoint is refused.")
+    ] = False,
     bootstrap: BootstrapOpt = None,
     client_config: ClientConfigOpt = None,
 ) -> None:
@@ -230,6 +240,12 @@ def score_cmd(
             model_name=model_name,
             shadow_topic=shadow_topic,
             alerts_topic=alerts_topic,
+            feedback_topic=feedback_topic,
+            checkpoint_file=checkpoint_file,
+            checkpoint_topic=checkpoint_topic,
+            checkpoint_every_s=checkpoint_every_s,
+            join_window_s=join_window_s,
+            cold_start=cold_start,
         )
     )
 

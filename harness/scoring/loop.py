@@ -350,6 +350,8 @@ class ScoringLoop:
             self._emit(records, t_consumed, rows, outcome, dead)
             if rows:
                 self._shadow(records, rows)
+                if self.ops.learner is not None:
+                    self.ops.scored_rows([_ids(records[i]) for i in rows], self._buf[: len(rows)])
         except _Stopped:
             return  # stopped during an outage: nothing produced, nothing committed for this batch
         except Rewound:
@@ -471,6 +473,7 @@ class ScoringLoop:
         except Rewound:
             self._held.clear()
         self.ops.lag(self.consumer, self._owned)
+        self.ops.service()
 
     def _shadow(self, records: list[Message], rows: list[int]) -> None:
         """The shadow model scores the same rows; its results go to the shadow topic (best effort: not part of
@@ -507,6 +510,15 @@ class ScoringLoop:
                 self._service(idle=False)
         if paused_here:
             self._resume()
+
+
+def _ids(m: Message) -> list[str]:
+    """A scored record's ids for joining its label: its rid (when the producer set one) and its src."""
+    ids = [wire.source(m.topic(), m.partition(), m.offset()).decode()]
+    rid = wire.headers_dict(m.headers()).get(wire.H_RID)
+    if rid is not None:
+        ids.append(rid.decode("utf-8", "replace"))
+    return ids
 
 
 def _next_offsets(records: list[Message]) -> Offsets:

@@ -6,6 +6,7 @@ every hook is a cheap no-op, so a benchmark run pays nothing for them.
 
     metrics + health   harness/scoring/metrics.py (served with --metrics-port)
     model updates      harness/scoring/models.py (followed with --model-topic/--model-name)
+    online learning    harness/scoring/learning.py (labels from --feedback-topic teach an online learner)
     shadow scoring     a checked shadow version scores the same rows; its results go to --shadow-topic
                        (best effort: they are not part of the loop's accounting, and never delay it)
 """
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from adapters.base import Adapter
+from harness.scoring.learning import FeedbackLearner
 from harness.scoring.metrics import Health, ScoreMetrics
 from harness.scoring.models import H_MODEL, ModelUpdates, ModelVersion
 
@@ -35,7 +37,9 @@ class Operations:
         updates: ModelUpdates | None = None,
         shadow_topic: str | None = None,
         log: Callable[[str], None] = print,
+        learner: FeedbackLearner | None = None,
     ) -> None:
+        self.learner = learner
         self.metrics = metrics
         self.health = health
         self.updates = updates
@@ -110,6 +114,22 @@ class Operations:
                     self.metrics.lag.labels(partition=str(tp.partition)).set(max(0, high - tp.offset))
         except Exception:  # a partition moving away between the two calls: next time
             return
+
+    # ---- online learning ------------------------------------------------------------------------------
+    def scored_rows(self, ids: list[list[str]], X: np.ndarray) -> None:
+        """Rows just scored, with their ids, for the learner to join with labels (no-op without one)."""
+        if self.learner is not None:
+            self.learner.scored(ids, X)
+
+    def service(self) -> None:
+        if self.learner is not None:
+            self.learner.service()
+
+    def close(self) -> None:
+        if self.learner is not None:
+            self.learner.close()
+        if self.updates is not None:
+            self.updates.close()
 
     # ---- model updates --------------------------------------------------------------------------------
     def next_model(self) -> tuple[ModelVersion, Adapter] | None:

@@ -23,6 +23,7 @@ from harness.scoring.errors import ScoringSetupError
 from harness.scoring.loop import GUARANTEES, Guarantee, LoopConfig, LoopStats
 
 if TYPE_CHECKING:
+    from harness.scoring.learning import FeedbackLearner
     from harness.scoring.operations import Operations
 
 
@@ -53,6 +54,12 @@ class ScoreSettings:
     model_name: str | None = None
     shadow_topic: str | None = None
     alerts_topic: str | None = None
+    feedback_topic: str | None = None
+    checkpoint_file: Path | None = None
+    checkpoint_topic: str | None = None
+    checkpoint_every_s: float = 10.0
+    join_window_s: float = 300.0
+    cold_start: bool = False
 
 
 def check_guarantee(name: str) -> Guarantee:
@@ -94,7 +101,7 @@ def canary_row(bundle: Bundle) -> np.ndarray | None:
 
 
 def operations(
-    s: ScoreSettings, target: KafkaTarget, b: Bundle, load: Callable[[Bundle], Adapter], adapter_name: str
+    s: ScoreSettings, target: KafkaTarget, b: Bundle, load: Callable[[Bundle], Adapter], model: Adapter
 ) -> Operations:
     """Metrics and health (--metrics-port), and model updates from the model topic (--model-topic)."""
     from harness.scoring.metrics import Health, MetricsServer, ScoreMetrics
@@ -117,7 +124,29 @@ def operations(
             alerts.refused(version, why)
 
         updates = ModelUpdates(target, s.model_topic, s.model_name, load, b.model_id, on_refused=refused).start()
-    return Operations(b.model_id, adapter_name, metrics, health, updates, s.shadow_topic, log=_log)
+    learner = None
+    if s.feedback_topic:
+        learner = _learner(s, target, model)
+    return Operations(b.model_id, model.name, metrics, health, updates, s.shadow_topic, log=_log, learner=learner)
+
+
+def _learner(s: ScoreSettings, target: KafkaTarget, model: Adapter) -> FeedbackLearner:
+    from harness.scoring.learning import CheckpointStore, FeedbackLearner
+
+    if not callable(getattr(model, "learn", None)) or not callable(getattr(model, "state", None)):
+        raise ScoringSetupError(f"--feedback-topic needs an adapter that learns (online); {s.adapter!r} does not")
+    store = CheckpointStore(target, s.checkpoint_file, s.checkpoint_topic, key=f"{s.group}/{s.adapter}")
+    return FeedbackLearner(
+        target,
+        model,
+        s.feedback_topic or "",
+        s.group,
+        store,
+        join_window_s=s.join_window_s,
+        checkpoint_every_s=s.checkpoint_every_s,
+        cold_start=s.cold_start,
+        log=_log,
+    )
 
 
 def _log(message: str) -> None:
@@ -182,7 +211,7 @@ def run_score(s: ScoreSettings) -> LoopStats:
     b = Bundle.open(s.bundle)
     options = parse_options(s.options)
     model = adapter_class(s.adapter).load(b, **options)
-    ops = operations(s, target, b, lambda bundle: adapter_class(s.adapter).load(bundle, **options), model.name)
+    ops = operations(s, target, b, lambda bundle: adapter_class(s.adapter).load(bundle, **options), model)
     loop = ScoringLoop(
         target,
         model,
@@ -201,8 +230,8 @@ def run_score(s: ScoreSettings) -> LoopStats:
     try:
         stats = loop.run(max_records=s.max_records, idle_exit_s=s.idle_exit_s)
     finally:
+        ops.close()
         loop.adapter.close()
-        if ops.updates is not None:
-            ops.updates.close()
-    protocol.emit(protocol.stats_line(stats.as_dict()))
+    extra = {"learning": ops.learner.stats.as_dict()} if ops.learner is not None else {}
+    protocol.emit(protocol.stats_line({**stats.as_dict(), **extra}))
     return stats
