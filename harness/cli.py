@@ -445,7 +445,7 @@ def run_cmd(
 @app.command("experiment")
 def experiment_cmd(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML (its model and loop settings).")],
-    kind: Annotated[str, typer.Argument(help="scale-out, rebalance or lifecycle.")],
+    kind: Annotated[str, typer.Argument(help="scale-out, rebalance, lifecycle or online.")],
     adapter: Annotated[str, typer.Option(help="The strategy to scale (default: the Kafka-only ceiling).")] = "identity",
     trials: Annotated[int, typer.Option(min=1, help="Rounds over the scale-out grid.")] = 2,
     partitions: Annotated[str, typer.Option(help="Scale-out: partition counts; rebalance: the first.")] = "1,2,4",
@@ -459,15 +459,17 @@ def experiment_cmd(
 ) -> None:
     """Scale-out (capacity over partitions × scorer processes), rebalance (a scorer joins and leaves under
     load: p99 around it, every record accounted for) or lifecycle (drift, alert, retrained model published on
-    the model topic, hot swap)."""
+    the model topic, hot swap) or online (online learners against the offline model on a drifting stream, rolling
+    AUC)."""
     from harness.bench.experiments import RebalancePlan, ScaleOutPlan
     from harness.bench.lifecycle import LifecyclePlan
+    from harness.bench.online import OnlinePlan
     from harness.bench.run import run_experiment
     from harness.kafka.config import resolve_kafka
     from harness.scenario import load_scenario
 
-    if kind not in ("scale-out", "rebalance", "lifecycle"):
-        raise HarnessError(f"unknown experiment {kind!r}; valid: scale-out, rebalance, lifecycle")
+    if kind not in ("scale-out", "rebalance", "lifecycle", "online"):
+        raise HarnessError(f"unknown experiment {kind!r}; valid: scale-out, rebalance, lifecycle, online")
     try:
         parts = tuple(int(x) for x in partitions.split(","))
         procs = tuple(int(x) for x in processes.split(","))
@@ -475,8 +477,11 @@ def experiment_cmd(
         raise HarnessError("--partitions and --processes take comma-separated whole numbers, e.g. 1,2,4") from None
     if min(parts + procs) < 1:
         raise HarnessError("--partitions and --processes must be at least 1")
-    plan: ScaleOutPlan | RebalancePlan | LifecyclePlan
-    if kind == "scale-out":
+    plan: ScaleOutPlan | RebalancePlan | LifecyclePlan | OnlinePlan
+    if kind == "online":
+        plan = OnlinePlan(rate_per_s=min(rate_per_s, 1000.0), duration_s=max(duration_s, 30.0))
+        plan.drift_at_s = plan.duration_s * 0.3
+    elif kind == "scale-out":
         plan = ScaleOutPlan(partitions=parts, processes=procs, trials=trials)
     elif kind == "rebalance":
         third = duration_s / 3

@@ -42,17 +42,23 @@ class LifecyclePlan:
     model_name: str = "model"
 
 
-def drifted_payloads(ctx: RunContext, drift: float, rows: int = 5000) -> list[bytes]:
-    """Rows from the scenario's generator with its drift parameter set (the stream after the drift)."""
+def drifted_rows(ctx: RunContext, drift: float, rows: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+    """(X in the bundle's feature order, labels) from the scenario's generator with its drift parameter set."""
     from harness.datagen import generate
 
     ds = ctx.sc.dataset
     if ds is None or ds.generator is None:
-        raise HarnessError("the lifecycle experiment drifts a generated dataset; this scenario has none")
+        raise HarnessError("this experiment drifts a generated dataset; this scenario has none")
     params = {**ds.params, "drift": drift}
-    X, _, names = generate(ds.generator, rows, ds.seed + 101, **params)
+    X, y, names = generate(ds.generator, rows, ds.seed + 101, **params)
     order = [names.index(f) for f in ctx.bundle.feature_names]
-    return [ctx.codec.encode(row) for row in X[:, order]]
+    return X[:, order], y
+
+
+def drifted_payloads(ctx: RunContext, drift: float, rows: int = 5000) -> list[bytes]:
+    """Rows from the scenario's generator with its drift parameter set (the stream after the drift)."""
+    X, _ = drifted_rows(ctx, drift, rows)
+    return [ctx.codec.encode(row) for row in X]
 
 
 def _schedule_payloads(ctx: RunContext, plan: LifecyclePlan) -> list[bytes]:

@@ -29,6 +29,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from harness.bench.environment import environment
 from harness.bench.experiments import RebalancePlan, ScaleOutPlan
 from harness.bench.lifecycle import LifecyclePlan, lifecycle
+from harness.bench.online import OnlinePlan, online
 from harness.bench.session import AdapterSession, RunContext
 from harness.build.pipeline import build, lib_versions
 from harness.errors import HarnessError
@@ -302,7 +303,7 @@ def run_experiment(
     target: KafkaTarget,
     artifacts: Path,
     results_root: Path,
-    plan: ScaleOutPlan | RebalancePlan | LifecyclePlan,
+    plan: ScaleOutPlan | RebalancePlan | LifecyclePlan | OnlinePlan,
     adapter: str,
     console: Console | None = None,
 ) -> Path:
@@ -316,7 +317,8 @@ def run_experiment(
     def log(m: str) -> None:
         console.print(m, highlight=False)
 
-    kind = {ScaleOutPlan: "scale-out", RebalancePlan: "rebalance", LifecyclePlan: "lifecycle"}[type(plan)]
+    kinds = {ScaleOutPlan: "scale-out", RebalancePlan: "rebalance", LifecyclePlan: "lifecycle", OnlinePlan: "online"}
+    kind = kinds[type(plan)]
     started = _now()
     run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{sc.name}-{kind}"
     res = build(sc, artifacts=artifacts, log=log)
@@ -332,6 +334,8 @@ def run_experiment(
             exp.scale_out = scale_out(ctx, spec, plan, progress)
         elif isinstance(plan, RebalancePlan):
             exp.rebalance = rebalance(ctx, spec, plan, progress)
+        elif isinstance(plan, OnlinePlan):
+            exp.online = online(ctx, plan, progress)
         else:
             retrained = build(retrained_scenario(sc, plan.drift), artifacts=artifacts, log=log).bundle_dir
             log(f"retrained on drifted data: {retrained}")

@@ -67,6 +67,7 @@ class WindowFigures:
     score_ks: float | None = None
     labels: int = 0
     live_auc: float | None = None
+    live_logloss: float | None = None
     auc_drop: float | None = None
     feedback_unjoined: int = 0
     feedback_malformed: int = 0
@@ -265,6 +266,7 @@ class Monitor:
             f.score_ks = round(ks(self.reference, scores), 4)
         f.labels, f.feedback_unjoined, f.feedback_malformed = len(w.pairs), w.unjoined, w.malformed
         f.live_auc = _auc(w.pairs)
+        f.live_logloss = _logloss(w.pairs)
         if f.live_auc is not None and self.reference_auc is not None:
             f.auc_drop = round(self.reference_auc - f.live_auc, 4)
         f.model_ids = sorted(w.model_ids) or [self.model_id]
@@ -291,6 +293,15 @@ class Monitor:
         if self.cfg.alerts_topic:
             self.producer.produce(self.cfg.alerts_topic, key=rule.name.encode(), value=alert.model_dump_json().encode())
             self.producer.flush(10)
+
+
+def _logloss(pairs: list[tuple[float, int]]) -> float | None:
+    """Mean log-loss of (score, label) pairs (scores clipped to [1e-15, 1 - 1e-15])."""
+    if len(pairs) < MIN_AUC_LABELS:
+        return None
+    s = np.clip(np.asarray([p[0] for p in pairs]), 1e-15, 1 - 1e-15)
+    y = np.asarray([p[1] for p in pairs])
+    return round(float(-np.mean(y * np.log(s) + (1 - y) * np.log(1 - s))), 5)
 
 
 def _auc(pairs: list[tuple[float, int]]) -> float | None:

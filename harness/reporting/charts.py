@@ -404,6 +404,31 @@ def chart_lifecycle(an: Analysis, colors: dict[str, str]) -> Chart | None:
     )
 
 
+def chart_online(an: Analysis, colors: dict[str, str]) -> Chart | None:
+    exp = an.scenario.experiments
+    ol = exp.online if exp else None
+    if ol is None or not ol.strategies:
+        return None
+    fig, ax = _new_figure()
+    for i, st in enumerate(ol.strategies):
+        pts = [(w.t_s, w.auc) for w in st.windows if w.auc is not None and w.t_s <= ol.duration_s + 1]
+        if pts:
+            style = "-" if st.learns else "--"
+            ax.plot(*zip(*pts, strict=True), style, marker=".", color=_PALETTE[i % len(_PALETTE)], label=st.adapter)
+    ax.axvline(ol.drift_at_s, color="#d62728", linestyle=":", linewidth=1.5, label="the stream drifts")
+    ax.set_xlabel("seconds since the load started")
+    ax.set_ylabel(f"ROC AUC (rolling, windows of labels, {ol.label_delay_s:g} s late)")
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(f"{an.scenario.name}: online learners against the offline model, prequentially")
+    return Chart(
+        "online-learning",
+        "Online learning on a drifting stream",
+        "Rolling AUC per window of labels: every score was made before its label arrived (test, then train). The "
+        "offline model is dashed.",
+        fig,
+    )
+
+
 def build_charts(an: Analysis) -> list[Chart]:
     colors = _colors(an)
     makers = (
@@ -414,6 +439,7 @@ def build_charts(an: Analysis) -> list[Chart]:
         chart_scale_out,
         chart_rebalance,
         chart_lifecycle,
+        chart_online,
     )
     return [c for c in (m(an, colors) for m in makers) if c is not None]
 

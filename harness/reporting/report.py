@@ -24,6 +24,8 @@ from harness.reporting.analysis import (
     failed_checks,
     framing_table,
     lifecycle_table,
+    online_table,
+    online_verdict,
     parity_table,
     ranking_table,
     rebalance_table,
@@ -128,6 +130,9 @@ def _render_markdown(res: Results, analyses: list[Analysis], charts: dict[str, l
             lines += [sc.description, ""]
         lines += [f"- **{k}:** {v}" for k, v in _scenario_facts(sc)]
         lines.append("")
+        verdict = online_verdict(sc)
+        if verdict:
+            lines += [f"**Online learning:** {verdict}", ""]
         if sc.adapters:
             lines += [f"**Recommendation:** {an.recommendation}", ""]
             if an.caveats:
@@ -139,6 +144,7 @@ def _render_markdown(res: Results, analyses: list[Analysis], charts: dict[str, l
             ("Scale-out", scale_out_table(sc)),
             ("Rebalance under load", rebalance_table(sc)),
             ("Model lifecycle", lifecycle_table(sc)),
+            ("Online learning", online_table(sc)),
             ("In process and in the loop", framing_table(sc)),
             ("Throughput search", search_table(sc)),
             ("Bundle parity", parity_table(sc)),
@@ -237,6 +243,9 @@ def _render_html(res: Results, analyses: list[Analysis], charts: dict[str, list[
         if sc.description:
             body.append(f"<p>{html.escape(sc.description)}</p>")
         body.append(_facts_html(_scenario_facts(sc)))
+        verdict = online_verdict(sc)
+        if verdict:
+            body.append(f'<p class="recommendation"><strong>Online learning:</strong> {html.escape(verdict)}</p>')
         if sc.adapters:
             body.append(_html_ranking(an))
         body.append('<div class="charts"><h3>Charts</h3>')
@@ -252,6 +261,7 @@ def _render_html(res: Results, analyses: list[Analysis], charts: dict[str, list[
             ("Scale-out", scale_out_table(sc)),
             ("Rebalance under load", rebalance_table(sc)),
             ("Model lifecycle", lifecycle_table(sc)),
+            ("Online learning", online_table(sc)),
             ("In process and in the loop", framing_table(sc)),
             ("Throughput search", search_table(sc)),
             ("Bundle parity", parity_table(sc)),

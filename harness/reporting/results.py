@@ -708,7 +708,38 @@ class Lifecycle(Model):
     out_of_order: int = 0  # results of the old model after one of the new, per partition (must be 0)
 
 
+class LearningWindow(Model):
+    t_s: float  # end of the window, seconds since the load started
+    auc: float | None = None
+    logloss: float | None = None
+    labels: int = 0
+
+
+class OnlineStrategy(Model):
+    """One strategy on the drifting stream, scored prequentially (each score made before its label arrived)."""
+
+    adapter: str
+    learns: bool = False
+    windows: list[LearningWindow] = Field(default_factory=list)
+    auc_before: float | None = None  # median window AUC before the drift
+    auc_after: float | None = None  # median window AUC over the last third of the run
+    counts: Counts = Field(default_factory=Counts)
+    latency_ms: Percentiles = Field(default_factory=Percentiles)
+    throughput_per_s: float | None = None
+    cpu_s_per_1000: float | None = None
+    peak_rss_mib: float | None = None
+
+
+class OnlineExperiment(Model):
+    rate_per_s: float = 0.0
+    duration_s: float = 0.0
+    drift_at_s: float = 0.0
+    label_delay_s: float = 0.0
+    strategies: list[OnlineStrategy] = Field(default_factory=list)
+
+
 class Experiments(Model):
+    online: OnlineExperiment | None = None
     scale_out_adapter: str | None = None
     scale_out: list[ScaleOutCell] = Field(default_factory=list)
     rebalance: Rebalance | None = None
