@@ -133,7 +133,9 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> tuple[int, int]
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     md = c.list_topics(topic, timeout=10)
     tps = [TopicPartition(topic, p) for p in md.topics[topic].partitions]
-    committed = c.committed(tps, timeout=10)
+    # read_committed asks for stable offsets: a transaction left open by a killed scorer holds them back
+    # until the broker aborts it (the scorer's transaction.timeout.ms, 10 s), so wait longer than that
+    committed = c.committed(tps, timeout=30)
     ends = sum(c.get_watermark_offsets(tp, timeout=10)[1] for tp in tps)
     c.close()
     return sum(max(0, tp.offset) for tp in committed), ends
