@@ -364,9 +364,13 @@ class AdapterSession:
                 max_steps=ss.max_steps,
             )
         )
-        for p in points:  # start below a load point that already broke the SLO or built a backlog
-            if p.offered_per_s and p.outcome() in ("slo", "backlog"):
-                search.start_below(p.offered_per_s)
+        # Without a prior answer or a capacity, start below a load point that already broke the SLO or built a
+        # backlog. With either, that bound is the stronger one: one load-point step is one sample, which a
+        # single broker pause can fail, and starting below it would make the search climb from far too low.
+        if not (ss.warm_start and (prior_rate or capacity)):
+            for p in points:
+                if p.offered_per_s and p.outcome() in ("slo", "backlog"):
+                    search.start_below(p.offered_per_s)
         steps: list[SearchStep] = []
         n = 0
         while (rate := search.next_rate()) is not None:
