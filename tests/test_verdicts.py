@@ -238,9 +238,17 @@ def test_compare_within_the_gap_but_under_the_threshold_is_no_regression(tmp_pat
 # ---- older schemas are still read ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("example", ["example-fraud", "example-maintenance"])
-def test_kept_example_runs_are_still_read(example: str) -> None:
-    res = load_results(ROOT / "results" / example)
+@pytest.mark.parametrize(
+    "path",
+    [
+        "results/example-fraud",
+        "results/example-maintenance",
+        "tests/data/results-schema1-fraud.json",  # the kept runs of schema 1 (one measurement per adapter)
+        "tests/data/results-schema1-maintenance.json",
+    ],
+)
+def test_kept_example_runs_are_still_read(path: str) -> None:
+    res = load_results(ROOT / path)
     sc = res.scenarios[0]
     assert sc.adapters and all(a.trials for a in sc.adapters if not a.error)
     an = analyse(sc)
