@@ -193,6 +193,20 @@ def test_above_the_kafka_ceiling_beyond_the_noise_is_inconsistent() -> None:
     assert "none to recommend" in analyse(sc).recommendation
 
 
+def test_a_strategy_with_its_own_kafka_client_is_not_bounded_by_the_python_loops_ceiling() -> None:
+    app = _adapter("kstreams-mojo", "generated-code", [20000, 21000, 22000], capacity=30_000)
+    app["client"] = "own"
+    data = _results([app, *_identity_pair([12000, 12500, 13000], [12000, 12400, 12800])])
+    sc = parse_results(data).scenarios[0]
+    ks = sc.adapter("kstreams-mojo")
+    assert ks is not None and consistency_problems(sc, ks) == []
+    an = analyse(sc)
+    assert an.best is not None and an.best.adapter == "kstreams-mojo"
+    assert any("its own Kafka client" in c for c in an.caveats)
+    del app["client"]  # a run written before the field: the built-in app is still known to have its own client
+    assert consistency_problems(sc, parse_results(data).scenarios[0].adapter("kstreams-mojo")) == []  # type: ignore[arg-type]
+
+
 # ---- compare: a regression only when the intervals separate beyond the threshold ---------------------------
 
 

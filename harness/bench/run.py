@@ -73,6 +73,7 @@ def run_trial(ctx: RunContext, c: Contestant, round_: int, position: int, progre
     try:
         with AdapterSession(ctx, c.spec, c.index, progress) as s:
             a.family = s.family
+            a.client = s.deployment.client
             if a.inprocess is None and c.spec.display != AA_LABEL:
                 a.inprocess = s.inprocess()
             prior = a.sustainable_rate if a.trials else None

@@ -312,6 +312,9 @@ class Deployment:
     microbench_adapter: str | None = None
     microbench_options: dict[str, Any] = field(default_factory=dict)
     protocol: Literal["wire", "v2"] = "wire"  # "v2": the scorer reads V2 requests and writes V2 responses
+    # whose Kafka client consumes and produces: the Python scoring loop's (the identity run is its ceiling) or
+    # the strategy's own (a Kafka Streams app, a model server's Kafka mode), which that ceiling does not bound
+    client: Literal["python-loop", "own"] = "python-loop"
 
     def start(self) -> None:
         try:
@@ -368,7 +371,7 @@ def _served(spec: AdapterSpec, setup: ScorerSetup) -> Deployment:
 def _kstreams(spec: AdapterSpec, setup: ScorerSetup) -> Deployment:
     # in process, the same MOJO runs through h2o-genmodel: the adapter the app's arithmetic matches
     scorer = KStreamsScorer(setup, spec.options, spec.guarantee)
-    return Deployment(FAMILY["kstreams-mojo"], scorer, microbench_adapter="h2o-mojo")
+    return Deployment(FAMILY["kstreams-mojo"], scorer, microbench_adapter="h2o-mojo", client="own")
 
 
 def _mlserver(spec: AdapterSpec, setup: ScorerSetup) -> Deployment:
@@ -390,7 +393,7 @@ def _mlserver(spec: AdapterSpec, setup: ScorerSetup) -> Deployment:
         setup.topics.output,
     )
     options = {"url": scorer.url, "model_name": MODEL_NAME}
-    return Deployment(FAMILY["mlserver-kafka"], scorer, None, "rest", options, protocol="v2")
+    return Deployment(FAMILY["mlserver-kafka"], scorer, None, "rest", options, protocol="v2", client="own")
 
 
 DEPLOYMENTS: dict[str, Callable[[AdapterSpec, ScorerSetup], Deployment]] = {

@@ -414,10 +414,17 @@ class AdapterStats(Model):
     load_points: dict[str, PointStats] = Field(default_factory=dict)
 
 
+# built-in strategies that consume and produce with their own Kafka client (not the Python loop's)
+OWN_KAFKA_CLIENT = ("kstreams-mojo", "mlserver-kafka")
+
+
 class AdapterResult(Model):
     adapter: str
     name: str | None = None
     family: str = ""
+    # "python-loop": scored by the Python loop, whose Kafka-only ceiling is the identity run; "own": its own Kafka
+    # client (a Kafka Streams app, a model server's Kafka mode), not bounded by that ceiling; None before schema 3.1
+    client: str | None = None
     error: str | None = None
     inprocess: InProcess | None = None
     trials: list[Trial] = Field(default_factory=list)
@@ -426,6 +433,14 @@ class AdapterResult(Model):
     loop_vs_inprocess_ratio: float | None = None
     capacity_vs_inprocess_ratio: float | None = None
     vs_kafka_ceiling: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _client_before_it_was_recorded(cls, data: Any) -> Any:
+        """Runs written before `client` existed: the built-in strategies with their own Kafka client."""
+        if isinstance(data, dict) and data.get("client") is None and data.get("name") in OWN_KAFKA_CLIENT:
+            data = {**data, "client": "own"}
+        return data
 
     @model_validator(mode="before")
     @classmethod
