@@ -54,3 +54,20 @@ def test_the_scale_out_grid_measures_every_cell(broker: str, small_bundle: Path,
     assert all(c["capacity_rows_per_s"]["median"] > 0 for c in cells.values())
     assert (out["dir"] / "report-small-scale-out.png").is_file()
     assert "### Scale-out" in (out["dir"] / "report.md").read_text()
+
+
+def test_the_lifecycle_swap_time_is_when_the_new_model_scored_not_its_window() -> None:
+    """Windows are by intended send time: the first window holding a new-model result starts before the publish
+    (the bug this guards against printed a time to swap of -0.41 s). The swap is timed by the first result."""
+    from harness.bench.lifecycle import LifecyclePlan, _summary
+    from harness.reporting.results import Counts
+    from harness.scenario import AdapterSpec
+
+    events = [(15.0, "drift starts"), (20.34, "monitor alert: ScoreDriftPSI"),
+              (20.41, "retrained model published on the model topic")]  # fmt: skip
+    timeline = [(float(t), {"old": 2000} if t < 20 else {"old": 900, "new": 1100}, 0.1) for t in range(25)]
+    latency = [(float(t), 2000, 8.0, 12.0) for t in range(25)]
+    lc = _summary(LifecyclePlan(), AdapterSpec(name="native"), "old", "new", events, [], timeline, latency,
+                  Counts(), 0, 20.58)  # fmt: skip
+    assert lc.time_to_swap_s == 0.17 and lc.time_to_alert_s == 5.34
+    assert (20.58, "first result from the retrained model") in lc.events

@@ -135,12 +135,14 @@ def lifecycle(
         timeline = s.measurer.model_timeline("lc", plan.window_s)
         latency = s.measurer.timeline("lc", plan.window_s)
         breaks = s.measurer.model_order_breaks("lc", old_id, new_id)
+        first_ns = s.measurer.first_scored_by("lc", new_id)
+    first_new = round((first_ns - started["wall_ns"]) / 1e9, 2) if first_ns else None
     figures = [
         {"t_end_s": round((f.end_ns - started["wall_ns"]) / 1e9, 2), "psi": f.score_psi, "ks": f.score_ks,
          "results": f.results, "alerts": f.alerts}
         for f in monitor_windows
     ]  # fmt: skip
-    return _summary(plan, spec, old_id, new_id, events, figures, timeline, latency, point.counts, breaks)
+    return _summary(plan, spec, old_id, new_id, events, figures, timeline, latency, point.counts, breaks, first_new)
 
 
 def _summary(
@@ -154,11 +156,13 @@ def _summary(
     latency: list[tuple[float, int, float | None, float | None]],
     counts: object,
     breaks: int,
+    first_new: float | None,
 ) -> Lifecycle:
+    """`first_new`: when the first result of the new model was scored (seconds since the load started); the
+    windows are by intended send time, so a window's start is not when the swap happened."""
     windows = []
     for (t, models, mean), (_, n, _, p99) in zip(timeline, latency, strict=False):
         windows.append(LifecycleWindow(t_s=t, results=n, p99_ms=p99, mean_score=mean, models=models))
-    first_new = next((w.t_s for w in windows if w.models.get(new_id)), None)
     if first_new is not None:
         events.append((first_new, "first result from the retrained model"))
     events.sort()

@@ -219,6 +219,13 @@ class Measurer:
             out.append((w * window_s, counts, float(scores[sel].mean()) if len(sel) else None))
         return out
 
+    def first_scored_by(self, prefix: str, model: str) -> int | None:
+        """When the first result of `model` was scored (its t_scored_ns, wall clock), or None."""
+        with self._lock:
+            acc = self._points[prefix]
+            times = [t for t, m in zip(acc.scored, acc.model, strict=False) if m == model and t > 0]
+        return min(times) if times else None
+
     def model_order_breaks(self, prefix: str, old: str, new: str) -> int:
         """Results of `old` that follow one of `new` in the same output partition (a swap must be clean)."""
         with self._lock:
