@@ -141,8 +141,8 @@ def _render_markdown(res: Results, analyses: list[Analysis], charts: dict[str, l
         for fname, ch in charts[sc.name]:
             lines += [f"### {ch.title}", "", f"![{ch.title}]({fname})", "", f"_{ch.caption}_", ""]
         for title, t in (
-            ("Scale-out", scale_out_table(sc)),
-            ("Rebalance under load", rebalance_table(sc)),
+            ("Scale-out: capacity per cell", scale_out_table(sc)),
+            ("Rebalance under load: p99 around each event", rebalance_table(sc)),
             ("Model lifecycle", lifecycle_table(sc)),
             ("Online learning", online_table(sc)),
             ("In process and in the loop", framing_table(sc)),
@@ -258,8 +258,8 @@ def _render_html(res: Results, analyses: list[Analysis], charts: dict[str, list[
             )
         body.append("</div>")
         for heading, t in (
-            ("Scale-out", scale_out_table(sc)),
-            ("Rebalance under load", rebalance_table(sc)),
+            ("Scale-out: capacity per cell", scale_out_table(sc)),
+            ("Rebalance under load: p99 around each event", rebalance_table(sc)),
             ("Model lifecycle", lifecycle_table(sc)),
             ("Online learning", online_table(sc)),
             ("In process and in the loop", framing_table(sc)),
