@@ -91,6 +91,7 @@ def build_cmd(
     from harness.build.pipeline import build
     from harness.scenario import load_scenario
 
+    _exits_without_teardown.add("build")  # the parity gate may run PMML or a MOJO in this process's JVM
     loaded = [load_scenario(p) for p in scenarios]
     for sc in loaded:
         res = build(sc, artifacts=artifacts, force=force, log=lambda m: err_console.print(m, highlight=False))
@@ -126,6 +127,7 @@ def import_cmd(
     converts to is derived and held to it by the parity gate. Prints the bundle folder."""
     from harness.build.importer import ImportRequest, import_model
 
+    _exits_without_teardown.add("import")  # a PMML or MOJO is checked in this process's JVM
     req = ImportRequest(artifact, reference, label, expected, name, trust_pickle)
     res = import_model(req, artifacts=artifacts, force=force, log=lambda m: err_console.print(m, highlight=False))
     formats = ", ".join(k for k in res.manifest["formats"] if k != "ir")
