@@ -313,13 +313,14 @@ def _caveats(sc: ScenarioResult) -> list[str]:
                 f"bundle parity: the {fmt} export differs from the native model by {fmt_diff(par.max_abs_diff)} "
                 f"(tolerance {fmt_diff(par.tolerance)})"
             )
+    base = sc.baseline()
+    ceiling = base.sustainable_rate if base else None
     for a in _ordered(sc):
         if a.error:
             out.append(f"{a.adapter} failed: {a.error}")
         for problem in consistency_problems(sc, a):  # by today's rules (results.json keeps the run's own)
             out.append(f"{a.adapter}: inconsistent figures, not recommended: {problem}")
-        base = sc.baseline()
-        if a.client == "own" and base and base.sustainable_rate and (a.sustainable_rate or 0) > base.sustainable_rate:
+        if a.client == "own" and ceiling and (a.sustainable_rate or 0) > ceiling:
             out.append(
                 f"{a.adapter} consumes and produces with its own Kafka client: the Kafka-only ceiling (the Python "
                 "loop with no model) does not bound it, so its share of that ceiling can exceed 100%"
