@@ -249,6 +249,66 @@ def test_compare_within_the_gap_but_under_the_threshold_is_no_regression(tmp_pat
     assert not res.regressed
 
 
+def test_compare_holds_a_move_inside_the_runs_a_a_noise_floor_as_noise(tmp_path: Path) -> None:
+    # native's intervals are apart by 20 % (a regression at a 10 % threshold on its own) ...
+    native_a, native_b = [12300, 12900, 13600], [8440, 9730, 9740]
+    plain = [_adapter("identity", "baseline", [12000] * 3, cpu=0.3)]  # no A/A pair: no floor
+    a = _results([_adapter("native", "native", native_a), *plain])
+    b = _results([_adapter("native", "native", native_b), *plain], "run-b")
+    res = compare([write_run(tmp_path, a), write_run(tmp_path, b)], threshold_pct=10)
+    assert [r.metric for r in res.rows if r.any_regressed] == ["sustainable rows/s"]
+    # ... but two identical contestants of run B differed by 29 %: the move is inside this machine's noise
+    a2 = _results([_adapter("native", "native", native_a), *_identity_pair([12000] * 3, [12100] * 3)], "run-a2")
+    b2 = _results([_adapter("native", "native", native_b), *_identity_pair([12000] * 3, [9000] * 3)], "run-b2")
+    pa, pb = write_run(tmp_path, a2), write_run(tmp_path, b2)
+    res2 = compare([pa, pb], threshold_pct=10)
+    assert not res2.regressed
+    row = next(r for r in res2.rows if r.adapter == "native" and r.metric == "sustainable rows/s")
+    assert row.within_noise == [True] and row.bars[0] == pytest.approx(3000 / 10500, abs=1e-3)
+    con = _capture()
+    assert main_compare([pa, pb], 10, console=con) == 0
+    assert "A/A noise floor per run" in con.export_text()
+    # a collapse well beyond the floor is still a regression, and says which bar it cleared
+    b3 = _results(
+        [_adapter("native", "native", [4000, 4200, 4400]), *_identity_pair([12000] * 3, [9000] * 3)], "run-b3"
+    )
+    res3 = compare([pa, write_run(tmp_path, b3)], threshold_pct=10)
+    assert "beyond the runs' A/A noise floor 29%" in res3.regressions[0]
+
+
+def test_compare_skips_latency_at_a_point_over_capacity_in_every_run(tmp_path: Path) -> None:
+    def slow(run: str, p50: float) -> dict[str, Any]:
+        ad = _adapter("pfa", "pfa", [80, 82, 84])
+        for t in ad["trials"]:  # 200/s offered, ~150/s scored: a backlog that grows, latency is the queue
+            t["points"][0] = _point("steady-200", 200.0, p50, p50 * 1.6, achieved=150.0, slo_met=False)
+        return _results([ad, *_identity_pair([12000] * 3, [12100] * 3)], run)
+
+    res = compare([write_run(tmp_path, slow("run-a", 80.0)), write_run(tmp_path, slow("run-b", 500.0))], 10)
+    pfa_metrics = [r.metric for r in res.rows if r.adapter == "pfa"]
+    assert not res.regressed and "p99 ms @ steady-200" not in pfa_metrics and "p50 ms @ steady-200" not in pfa_metrics
+    assert any("pfa @ steady-200" in n and "not compared" in n for n in res.notes)
+    # held in run A, over capacity in run B: that is a regression, and it is flagged
+    a = _results([_adapter("pfa", "pfa", [80, 82, 84]), *_identity_pair([12000] * 3, [12100] * 3)], "run-c")
+    res2 = compare([write_run(tmp_path, a), write_run(tmp_path, slow("run-d", 500.0))], 10)
+    assert any(r.metric == "p99 ms @ steady-200" for r in res2.rows if r.any_regressed)
+
+
+def test_compare_judges_peak_rss_over_trials(tmp_path: Path) -> None:
+    def with_rss(run: str, rss: list[float]) -> dict[str, Any]:
+        ad = _adapter("native", "native", [10000] * 3)
+        for t, r in zip(ad["trials"], rss, strict=True):
+            for pt in t["points"]:
+                pt["cost"]["peak_rss_mib"] = r
+        return _results([ad], run)
+
+    a, b = with_rss("run-a", [70, 78, 74]), with_rss("run-b", [80, 90, 76])  # +8 % median, overlapping
+    res = compare([write_run(tmp_path, a), write_run(tmp_path, b)], 10)
+    assert not res.regressed
+    c = with_rss("run-c", [140, 150, 145])  # doubled in every trial
+    res2 = compare([write_run(tmp_path, a), write_run(tmp_path, c)], 10)
+    assert [r.metric for r in res2.rows if r.any_regressed] == ["peak RSS MiB"]
+
+
 # ---- older schemas are still read ---------------------------------------------------------------------
 
 

@@ -377,7 +377,9 @@ class AdapterSession:
             p = self.run_point(self._step_profile(rate), f"{prefix}{n}", "search", drain_cap_s=ss.step_duration_s)
             n += 1
             outcome = p.outcome()
-            disturbed = bool(p.interference and p.interference.disturbed)
+            # a step whose load generator fell behind its schedule measured the harness, not the scorer: like
+            # a step another process disturbed, it does not confirm a failure on its own
+            disturbed = bool(p.interference and p.interference.disturbed) or outcome == "load generator"
             search.record(rate, outcome, disturbed=disturbed)
             if outcome != "held" and not search.done and search.next_rate() == rate:
                 why = (

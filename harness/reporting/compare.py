@@ -2,14 +2,20 @@
 
 `compare([RUN_A, RUN_B, ...], threshold_pct)` lines up every scenario/adapter present in the first run with the
 same scenario/adapter in each later run and computes RUN_X / RUN_A for: sustainable throughput, flat-out
-capacity, p50 and p99 at each load point the runs share, CPU per 1000 events (at the highest load point), peak
-RSS, accuracy, lost records and the VALID/INVALID verdict.
+capacity, p50 and p99 at each load point the runs share (not at a point above the strategy's capacity in every
+run: there the latency measures the backlog), CPU per 1000 events (at the highest load point), peak RSS (per
+trial: each trial is a fresh deployment), accuracy, lost records and the VALID/INVALID verdict.
 
 The figures measured in repeated trials (throughput, capacity, latency, CPU) are judged with the same
 statistics as the report: a change is a regression only when the two runs' intervals are apart and the gap
 between them exceeds the threshold (harness/reporting/stats.py `judge`); medians that moved beyond the
-threshold while the intervals overlap are "within noise". Runs of one trial have intervals of one point, so
-for them this is the plain ratio test. Accuracy gets worse when predictions cross the tolerance or AUC drops
+threshold while the intervals overlap are "within noise". The bar is also never below the runs' own noise
+floor (the difference between the two identical contestants of the A/A pair, `NoiseFloor`): when two
+identical scorers measured in run A or in run B differ by 29 % on sustainable throughput, a strategy that
+moved 25 % between the runs has not shown a change the runs can tell from noise. The larger of the two runs'
+floors for the metric (sustainable, capacity, p99 at that load point) raises the threshold for that row; runs
+without an A/A pair keep the plain threshold. Runs of one trial have intervals of one point, so for them this
+is the plain ratio test. Accuracy gets worse when predictions cross the tolerance or AUC drops
 by more than `AUC_DROP`; records lost, or a point that was VALID turning INVALID, are regressions too.
 `main_compare` prints the table and returns 0 (no regression) or 1 (regression).
 """
@@ -25,9 +31,13 @@ from rich.table import Table
 
 from harness.reporting.errors import ResultsError
 from harness.reporting.fmt import DASH, fmt_diff, fmt_mib, fmt_ms, fmt_num, fmt_rate
-from harness.reporting.results import AdapterResult, Point, Results, load_results
+from harness.reporting.results import AdapterResult, NoiseFloor, Point, Results, load_results
 from harness.reporting.stats import Stat, judge
 
+OVERLOADED = (
+    "above the strategy's capacity in every trial of every run (a backlog), so its p50/p99 measure how long the "
+    "queue grew, not the strategy: not compared (its sustainable rate and capacity are)"
+)
 AUC_DROP = 0.005  # an AUC lower by more than this (absolute) is an accuracy regression
 
 Better = Literal["higher", "lower", "accuracy", "count", "verdict"]
@@ -47,6 +57,7 @@ class MetricRow:
     why: list[str]  # per later run, "" when not regressed
     intervals: list[Stat | None] = field(default_factory=list)  # per run, for figures from repeated trials
     within_noise: list[bool] = field(default_factory=list)  # per later run: moved, but the intervals overlap
+    bars: list[float] = field(default_factory=list)  # per later run: the threshold applied (share), noise floor incl.
 
     @property
     def any_regressed(self) -> bool:
@@ -60,6 +71,8 @@ class CompareResult:
     threshold_pct: float
     rows: list[MetricRow] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    floors: dict[str, list[NoiseFloor | None]] = field(default_factory=dict)  # per scenario, per run
+    notes: list[str] = field(default_factory=list)
 
     @property
     def regressions(self) -> list[str]:
@@ -123,8 +136,26 @@ def _point_verdict(p: Point | None) -> str | None:
     return p.verdict.upper()
 
 
+def noise_bar(metric: str, floors: list[NoiseFloor | None]) -> float | None:
+    """The larger of the runs' A/A noise floors for `metric` (a share), or None when no run has one."""
+    pcts: list[float | None] = []
+    for f in floors:
+        if f is None:
+            continue
+        if metric.startswith("sustainable"):
+            pcts.append(f.sustainable_pct)
+        elif metric.startswith("capacity"):
+            pcts.append(f.capacity_pct)
+        elif metric.startswith("p99 ms @ "):
+            pcts.append(f.p99_pct.get(metric.removeprefix("p99 ms @ ")))
+    known = [p for p in pcts if p is not None]
+    return max(known) / 100.0 if known else None
+
+
 def _judge_stat(better: Better, a: Stat | None, b: Stat | None, t: float) -> tuple[str, bool]:
-    """(why `b` is a regression against `a` or "", whether it moved beyond the threshold within the noise)."""
+    """(why `b` is a regression against `a` or "", whether it moved beyond the threshold within the noise).
+
+    `t` is the bar for this row: the threshold, raised to the runs' noise floor where they have one."""
     if a is None or b is None:
         if better == "higher" and a is not None and a.median > 0 and b is None:
             return f"{fmt_rate(a.median)} → none", False
@@ -152,15 +183,17 @@ def _adapter_specs(runs: list[AdapterResult | None]) -> list[tuple[str, Better, 
         add("capacity rows/s", "higher", [a.capacity_stat if a else None for a in runs])
     shared = [p.name for p in base.load_points() if all(a is None or a.point_stat(p.name) for a in runs)]
     for name in shared:
+        if all(a is None or a.overloaded_at(name) for a in runs):
+            continue  # over capacity in every run: the latency measures the backlog's growth (see OVERLOADED)
         pts = [a.point_stat(name) if a else None for a in runs]
         add(f"p50 ms @ {name}", "lower", [p.p50_ms if p else None for p in pts])
         add(f"p99 ms @ {name}", "lower", [p.p99_ms if p else None for p in pts])
     cost = base.cost_point()
     if cost is not None:
         add(f"CPU s/1000 @ {cost.name}", "lower", [a.stats.cpu_s_per_1000 if a and a.stats else None for a in runs])
-    add("peak RSS MiB", "lower", [a.peak_rss_mib()[0] if a else None for a in runs])
-    if any(a and a.peak_rss_mib()[1] is not None for a in runs):
-        add("server peak RSS MiB", "lower", [a.peak_rss_mib()[1] if a else None for a in runs])
+    add("peak RSS MiB", "lower", [a.peak_rss_stats()[0] if a else None for a in runs])
+    if any(a and a.peak_rss_stats()[1] is not None for a in runs):
+        add("server peak RSS MiB", "lower", [a.peak_rss_stats()[1] if a else None for a in runs])
     tols = [p.accuracy.tolerance for p in base.counted_points() if p.accuracy and p.accuracy.tolerance is not None]
     if any(a and a.max_abs_diff() is not None for a in runs):
         add("max abs diff", "accuracy", [a.max_abs_diff() if a else None for a in runs], min(tols) if tols else None)
@@ -176,9 +209,13 @@ def _adapter_specs(runs: list[AdapterResult | None]) -> list[tuple[str, Better, 
     return specs
 
 
-def _adapter_rows(scenario: str, runs: list[AdapterResult | None], t: float) -> list[MetricRow]:
+def _adapter_rows(
+    scenario: str, runs: list[AdapterResult | None], t: float, floors: list[NoiseFloor | None] | None = None
+) -> list[MetricRow]:
+    """`floors`: each run's A/A noise floor for this scenario (None where a run has none)."""
     base = runs[0]
     assert base is not None
+    fl = floors or [None] * len(runs)
     rows = []
     for metric, better, values, tol in _adapter_specs(runs):
         if all(v is None for v in values):
@@ -186,15 +223,23 @@ def _adapter_rows(scenario: str, runs: list[AdapterResult | None], t: float) -> 
         stats = [v for v in values if isinstance(v, Stat)]
         if stats:
             medians: list[float | str | None] = [v.median if isinstance(v, Stat) else None for v in values]
+            bars = [max(t, noise_bar(metric, [fl[0], fl[i + 1]]) or 0.0) for i in range(len(values) - 1)]
             judged = [
-                _judge_stat(better, values[0], v, t) if runs[i + 1] is not None else ("", False)
+                _judge_stat(better, values[0], v, bars[i]) if runs[i + 1] is not None else ("", False)
                 for i, v in enumerate(values[1:])
             ]
-            why = [w for w, _ in judged]
+            # "within noise": the median moved beyond the plain threshold, but the intervals overlap or the
+            # move is inside the runs' noise floor
+            moved = [any(_judge_stat(better, values[0], v, t)) for v in values[1:]]
+            why = [
+                w + (f", beyond the runs' A/A noise floor {bars[i]:.0%}" if w and bars[i] > t else "")
+                for i, (w, _) in enumerate(judged)
+            ]
             ratios = [_ratio(medians[0], m) for m in medians[1:]]
             row = MetricRow(scenario, base.adapter, metric, better, medians, ratios, [bool(w) for w in why], why)
             row.intervals = list(values)
-            row.within_noise = [n and not w for w, n in judged]
+            row.within_noise = [m and not w for (w, _), m in zip(judged, moved, strict=True)]
+            row.bars = bars
             rows.append(row)
             continue
         better_eff: Better = "lower" if better == "accuracy" and metric == "max abs diff" and tol is None else better
@@ -234,6 +279,8 @@ def compare(runs: list[Path], threshold_pct: float) -> CompareResult:
         for i, o in enumerate(others, 1):
             if o is None:
                 out.warnings.append(f"scenario {sc.name} is missing from {ids[i]}")
+        floors = [sc.noise, *(o.noise if o else None for o in others)]
+        out.floors[sc.name] = floors
         for a in sc.adapters:
             per_run: list[AdapterResult | None] = [a]
             for i, o in enumerate(others, 1):
@@ -241,7 +288,10 @@ def compare(runs: list[Path], threshold_pct: float) -> CompareResult:
                 if o is not None and oa is None:
                     out.warnings.append(f"{sc.name}/{a.adapter} is missing from {ids[i]}")
                 per_run.append(oa)
-            out.rows += _adapter_rows(sc.name, per_run, t)
+            out.rows += _adapter_rows(sc.name, per_run, t, floors)
+            for name in [p.name for p in a.load_points()]:
+                if all(x is None or x.overloaded_at(name) for x in per_run):
+                    out.notes.append(f"{sc.name}/{a.adapter} @ {name}: {OVERLOADED}")
     for i, r in enumerate(loaded[1:], 1):
         known = {(s.name, a.adapter) for s in base.scenarios for a in s.adapters}
         new = [f"{s.name}/{a.adapter}" for s in r.scenarios for a in s.adapters if (s.name, a.adapter) not in known]
@@ -313,6 +363,11 @@ def main_compare(runs: list[Path], threshold_pct: float, console: Console | None
     for w in res.warnings:
         con.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     con.print(compare_table(res))
+    for note in res.notes:
+        con.print(f"note: {note}", highlight=False, soft_wrap=True)
+    for name, floors in res.floors.items():
+        if any(f is not None and f.sustainable_pct is not None for f in floors):
+            con.print(f"{name}: A/A noise floor per run — {_floors_text(floors)}", highlight=False, soft_wrap=True)
     regs = res.regressions
     if regs:
         con.print(f"[bold red]{len(regs)} regression(s) beyond {threshold_pct:g} %:[/]", highlight=False)
@@ -320,6 +375,25 @@ def main_compare(runs: list[Path], threshold_pct: float, console: Console | None
             con.print(f"  {line}", highlight=False, soft_wrap=True)
         return 1
     noise = sum(sum(r.within_noise) for r in res.rows)
-    extra = f" ({noise} change(s) beyond {threshold_pct:g} % within noise: the intervals overlap)" if noise else ""
+    extra = (
+        f" ({noise} change(s) beyond {threshold_pct:g} % within noise: the intervals overlap, or the move is"
+        " inside the runs' A/A noise floor)"
+        if noise
+        else ""
+    )
     con.print(f"[green]no regression beyond {threshold_pct:g} %[/]{extra}", highlight=False)
     return 0
+
+
+def _floors_text(floors: list[NoiseFloor | None]) -> str:
+    def pct(v: float | None) -> str:
+        return DASH if v is None else f"{v:.0f}%"
+
+    parts = []
+    for i, f in enumerate(floors):
+        x = chr(ord("A") + i) if i < 26 else f"R{i + 1}"
+        if f is None:
+            parts.append(f"{x}: none (no A/A pair)")
+        else:
+            parts.append(f"{x}: sustainable {pct(f.sustainable_pct)}, capacity {pct(f.capacity_pct)}")
+    return "; ".join(parts) + " (a change must clear the larger of the two runs' floors as well as the threshold)"

@@ -593,6 +593,24 @@ class AdapterResult(Model):
         server = [c.server_peak_rss_mib for c in costs if c.server_peak_rss_mib is not None]
         return (max(client) if client else None), (max(server) if server else None)
 
+    def peak_rss_stats(self) -> tuple[Stat | None, Stat | None]:
+        """(client, server) peak RSS over trials: each trial is a fresh deployment, so each has its own peak."""
+        client: list[float | None] = []
+        server: list[float | None] = []
+        for t in self.trials:
+            costs = [p.cost for p in t.counted_points() if p.cost is not None]
+            c = [x.peak_rss_mib for x in costs if x.peak_rss_mib is not None]
+            sv = [x.server_peak_rss_mib for x in costs if x.server_peak_rss_mib is not None]
+            client.append(max(c) if c else None)
+            server.append(max(sv) if sv else None)
+        return stat(client), stat(server)
+
+    def overloaded_at(self, name: str) -> bool:
+        """Whether every trial's load point `name` built a backlog (offered above what the strategy can do):
+        its latency then measures the queue's growth, not the strategy."""
+        pts = [p for t in self.trials for p in t.points if p.kind == "load" and p.name == name]
+        return bool(pts) and all(p.outcome() == "backlog" for p in pts)
+
     def disturbed_steps(self) -> tuple[int, int]:
         """(search steps marked disturbed, search steps) over every trial."""
         steps = [p for t in self.trials for p in t.points if p.kind == "search"]
