@@ -47,7 +47,9 @@ from harness.scenario import AdapterSpec, LoadProfile, Scenario
 from harness.scoring import wire
 
 START_DELAY_NS = 250_000_000  # a schedule starts this long after it is handed to the generator
-CAPACITY_MAX_RECORDS = 40_000
+CAPACITY_MAX_RECORDS = 100_000  # a capacity step lasts up to ~4 s at 25k/s: one broker pause is a smaller share of it
+CAPACITY_SECONDS = 4.0  # the backlog holds about this many seconds of the expected flat-out rate (was 2 s: one
+# 100-200 ms broker pause moved a 1.5 s capacity step by 10-15 %, and the A/A capacity floor reached 40 %)
 WARM_START_FACTOR = 1.1  # later trials bracket from the earlier trials' answer / this, by this factor
 CAPACITY_START_SHARE = 0.5  # the first trial starts its search at this share of the capacity just measured
 CAPACITY_FACTOR = 1.25  # ... and brackets by this factor
@@ -201,7 +203,7 @@ class AdapterSession:
         t = Trial(index=index, round=round, position=position)
         t.points = [self.run_point(prof, f"{self.index}t{index}p{i}", "load") for i, prof in enumerate(sc.load)]
         if sc.sustainable.enabled:
-            records = int(min(CAPACITY_MAX_RECORDS, max(2_000, expected_rate * 2.0)))
+            records = int(min(CAPACITY_MAX_RECORDS, max(2_000, expected_rate * CAPACITY_SECONDS)))
             t.capacity = self.capacity(f"{self.index}t{index}c", records)
             t.sustainable = self.search(t.points, f"{self.index}t{index}s", prior_rate, t.capacity.rows_per_s)
         else:
