@@ -164,3 +164,33 @@ def test_a_rate_takes_at_most_three_steps_however_busy_the_machine() -> None:
 
     drive(s2, mixed)
     assert calls.count(2000) == 2
+
+
+def test_a_step_whose_load_generator_fell_behind_is_disturbed_not_the_scorers_failure() -> None:
+    from harness.bench.session import step_disturbed
+    from harness.reporting.results import Point
+    from tests.test_report import _point
+
+    clean = Point.model_validate(_point("search-10800", 10800.0, 9.0, 61.0, kind="search") | {"slo_p99_ms": 50.0})
+    assert clean.outcome() == "slo" and not step_disturbed(clean)  # the scorer's own failure counts
+    late = _point("search-10800", 10800.0, 9.0, 148.0, kind="search") | {"slo_p99_ms": 50.0}
+    next(c for c in late["checks"] if c["name"] == "schedule kept")["passed"] = False
+    behind = Point.model_validate(late)
+    assert behind.outcome() == "load generator" and step_disturbed(behind)
+    # and so the search offers the rate again, counting nothing: a failure then still needs its repeat
+    search = RateSearch(SearchPolicy(start_rate_per_s=10800, factor=1.25))
+    search.record(10800, behind.outcome(), disturbed=step_disturbed(behind))
+    search.record(10800, "slo", disturbed=False)
+    assert search.next_rate() == 10800 and search.failed_rate_per_s is None
+    search.record(10800, "held")
+    assert search.best_rate_per_s == 10800 and [s.counted for s in search.steps] == [False, True, True]
+
+
+def test_a_rate_the_load_generator_cannot_offer_twice_ends_the_bracket_there() -> None:
+    search = RateSearch(SearchPolicy(start_rate_per_s=1000, factor=2))
+    search.record(1000, "held")
+    search.record(2000, "load generator", disturbed=True)
+    assert search.next_rate() == 2000 and search.steps[-1].role == "bracket"
+    search.record(2000, "load generator", disturbed=True)
+    assert search.failed_rate_per_s == 2000 and search.limited_by == "load generator"
+    assert search.next_rate() == nice_rate((1000 * 2000) ** 0.5)  # bisects below it

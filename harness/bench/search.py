@@ -16,6 +16,9 @@
    failed do not confirm a failure on their own: a rate fails when two of its steps failed and at least one
    of them was undisturbed, or when three did (a machine busy throughout). So a rate takes at most three
    steps, two when nothing disturbs it.
+5. Void steps (the load generator fell behind its schedule: the rate was never offered) measured the harness,
+   not the scorer: they count for nothing and the rate is offered again; a rate void twice is beyond what
+   the load generator can offer here, and the search ends "limited by load generator" there.
 
 `max_steps` bounds the whole search. Like OpenMessaging Benchmark's RateController, the decision is a small
 object with no I/O, so tests drive it with scripted outcomes.
@@ -27,6 +30,9 @@ import math
 from dataclasses import dataclass, field
 
 from harness.reporting.results import HELD, Outcome
+
+VOID: Outcome = "load generator"  # the step never offered its rate (see 5. above)
+VOIDS_TO_FAIL = 2
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,7 @@ class RateSearch:
     _role: str = "bracket"
     _fails: int = 0  # failed steps at the rate on offer
     _clean_fails: int = 0  # of which undisturbed
+    _voids: int = 0  # void steps at the rate on offer
     _done: bool = False
 
     def __post_init__(self) -> None:
@@ -104,6 +111,13 @@ class RateSearch:
             raise RuntimeError("the search is over: nothing to record")
         if rate_per_s != self._next:
             raise ValueError(f"recorded {rate_per_s:g}/s but the search asked for {self._next:g}/s")
+        if outcome == VOID:
+            self.steps.append(Step(rate_per_s, outcome, self._role, disturbed=True, counted=False))
+            self._voids += 1
+            if self._voids >= VOIDS_TO_FAIL:
+                self._reset_rate()
+                self._failed(rate_per_s, outcome)
+            return
         held = outcome == HELD
         failed_disturbed = not held and disturbed
         self.steps.append(Step(rate_per_s, outcome, self._role, disturbed=disturbed, counted=not failed_disturbed))
@@ -122,7 +136,7 @@ class RateSearch:
         self._failed(rate_per_s, outcome)
 
     def _reset_rate(self) -> None:
-        self._fails = self._clean_fails = 0
+        self._fails = self._clean_fails = self._voids = 0
 
     # ---- transitions -----------------------------------------------------------------------------
     def _held(self, rate: float) -> None:

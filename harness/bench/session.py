@@ -28,7 +28,7 @@ from harness.bench.measure import Measurer, PointSpec
 from harness.bench.peers import MODEL_HEADER
 from harness.bench.procs import HARNESS, Child
 from harness.bench.scorers import Deployment, ScorerSetup, Topics, deployment
-from harness.bench.search import RateSearch, SearchPolicy, nice_rate
+from harness.bench.search import VOID, RateSearch, SearchPolicy, nice_rate
 from harness.kafka.config import KafkaTarget
 from harness.kafka.topics import delete_topics, ensure_topics
 from harness.reporting.results import (
@@ -379,9 +379,7 @@ class AdapterSession:
             p = self.run_point(self._step_profile(rate), f"{prefix}{n}", "search", drain_cap_s=ss.step_duration_s)
             n += 1
             outcome = p.outcome()
-            # a step whose load generator fell behind its schedule measured the harness, not the scorer: like
-            # a step another process disturbed, it does not confirm a failure on its own
-            disturbed = bool(p.interference and p.interference.disturbed) or outcome == "load generator"
+            disturbed = step_disturbed(p)
             search.record(rate, outcome, disturbed=disturbed)
             if outcome != "held" and not search.done and search.next_rate() == rate:
                 why = (
@@ -413,6 +411,13 @@ class AdapterSession:
         return LoadProfile(
             name=name, pattern="constant", rate_per_s=rate, duration_s=ss.step_seconds(rate), warmup_s=ss.warmup_s
         )
+
+
+def step_disturbed(p: Point) -> bool:
+    """Whether a search step may have measured the run rather than the scorer: something else used the CPU
+    or the broker paused (`Interference`), or the load generator fell behind its schedule (a void step).
+    Such a step's failure does not confirm a failure on its own (harness/bench/search.py)."""
+    return bool(p.interference and p.interference.disturbed) or p.outcome() == VOID
 
 
 def _ms(v: float | None) -> str:
