@@ -127,7 +127,9 @@ class SustainableSearch(Strict):
     precision: float = Field(0.05, gt=0, le=1, description="bisect until failed / held <= 1 + precision")
     min_step_samples: int = Field(2000, ge=1, description="latency samples a step's p99 rests on, at the least")
     max_steps: int = Field(20, ge=1)
-    warm_start: bool = Field(True, description="trials after the first start near the earlier trials' answer")
+    warm_start: bool = Field(
+        True, description="start each trial's search from the capacity it just measured (else from start_rate_per_s)"
+    )
 
     def step_seconds(self, rate_per_s: float) -> float:
         """A step's length at `rate_per_s`: at least step_duration_s, and long enough after the warm-up for

@@ -194,3 +194,23 @@ def test_a_rate_the_load_generator_cannot_offer_twice_ends_the_bracket_there() -
     search.record(2000, "load generator", disturbed=True)
     assert search.failed_rate_per_s == 2000 and search.limited_by == "load generator"
     assert search.next_rate() == nice_rate((1000 * 2000) ** 0.5)  # bisects below it
+
+
+def test_every_trial_starts_from_its_own_capacity_not_an_earlier_answer() -> None:
+    import inspect
+
+    from harness.bench.session import CAPACITY_FACTOR, AdapterSession, search_start
+    from harness.scenario import SustainableSearch
+
+    ss = SustainableSearch(start_rate_per_s=2000, factor=2.0)
+    assert search_start(ss, 25_000) == (nice_rate(25_000 * 0.4), CAPACITY_FACTOR)
+    assert search_start(ss, None) == (2000, 2.0)  # no capacity: the scenario's own start
+    assert search_start(SustainableSearch(start_rate_per_s=2000, warm_start=False), 25_000)[0] == 2000
+    # nothing of an earlier trial reaches a trial: its inputs are its index, position and the backlog's size
+    assert list(inspect.signature(AdapterSession.trial).parameters) == [
+        "self",
+        "index",
+        "round",
+        "position",
+        "expected_rate",
+    ]

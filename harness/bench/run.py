@@ -76,14 +76,13 @@ def run_trial(ctx: RunContext, c: Contestant, round_: int, position: int, progre
             a.client = s.deployment.client
             if a.inprocess is None and c.spec.display != AA_LABEL:
                 a.inprocess = s.inprocess()
-            prior = a.sustainable_rate if a.trials else None
             # the A/A identity has no micro-benchmark of its own: size its backlog like the identity's (the
             # largest), not like an unknown adapter's, or its first capacity is a start-up figure
             unknown = float("inf") if c.spec.display == AA_LABEL else 2000.0
             expected = (a.capacity_stat.median if a.capacity_stat else None) or (
                 a.inprocess.batch_rows_per_s if a.inprocess and a.inprocess.batch_rows_per_s else unknown
             )
-            trial = s.trial(index, round_, position, prior or None, expected)
+            trial = s.trial(index, round_, position, expected)
     except HarnessError as e:
         ctx.log(f"  {c.spec.display} failed: {e}")
         trial = Trial(index=index, round=round_, position=position, error=str(e))
