@@ -191,9 +191,10 @@ def _adapter_specs(runs: list[AdapterResult | None]) -> list[tuple[str, Better, 
     cost = base.cost_point()
     if cost is not None:
         add(f"CPU s/1000 @ {cost.name}", "lower", [a.stats.cpu_s_per_1000 if a and a.stats else None for a in runs])
-    add("peak RSS MiB", "lower", [a.peak_rss_stats()[0] if a else None for a in runs])
-    if any(a and a.peak_rss_stats()[1] is not None for a in runs):
-        add("server peak RSS MiB", "lower", [a.peak_rss_stats()[1] if a else None for a in runs])
+    rss = [a.peak_rss_stats() if a else (None, None) for a in runs]  # (client, server) per run, read once
+    add("peak RSS MiB", "lower", [c for c, _ in rss])
+    if any(sv is not None for _, sv in rss):
+        add("server peak RSS MiB", "lower", [sv for _, sv in rss])
     tols = [p.accuracy.tolerance for p in base.counted_points() if p.accuracy and p.accuracy.tolerance is not None]
     if any(a and a.max_abs_diff() is not None for a in runs):
         add("max abs diff", "accuracy", [a.max_abs_diff() if a else None for a in runs], min(tols) if tols else None)
