@@ -573,7 +573,7 @@ def test_compare_unchanged_copy_passes(tmp_path: Path) -> None:
         "p50 ms @ steady-200",
         "p99 ms @ steady-800",
         "CPU s/1000 @ steady-800",
-        "peak RSS MiB",
+        "peak RSS MiB @ steady-800",
         "max abs diff",
         "AUC",
         "verdict @ steady-800",

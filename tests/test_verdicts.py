@@ -293,20 +293,45 @@ def test_compare_skips_latency_at_a_point_over_capacity_in_every_run(tmp_path: P
     assert any(r.metric == "p99 ms @ steady-200" for r in res2.rows if r.any_regressed)
 
 
-def test_compare_judges_peak_rss_over_trials(tmp_path: Path) -> None:
-    def with_rss(run: str, rss: list[float]) -> dict[str, Any]:
+def test_compare_judges_peak_rss_over_trials_at_the_load_point(tmp_path: Path) -> None:
+    def with_rss(run: str, rss: list[float], search_rss: float = 200.0) -> dict[str, Any]:
         ad = _adapter("native", "native", [10000] * 3)
         for t, r in zip(ad["trials"], rss, strict=True):
             for pt in t["points"]:
-                pt["cost"]["peak_rss_mib"] = r
+                pt["cost"]["peak_rss_mib"] = r if pt["kind"] == "load" else search_rss
         return _results([ad], run)
 
+    metric = "peak RSS MiB @ steady-200"
     a, b = with_rss("run-a", [70, 78, 74]), with_rss("run-b", [80, 90, 76])  # +8 % median, overlapping
     res = compare([write_run(tmp_path, a), write_run(tmp_path, b)], 10)
-    assert not res.regressed
+    assert not res.regressed and any(r.metric == metric for r in res.rows)
     c = with_rss("run-c", [140, 150, 145])  # doubled in every trial
     res2 = compare([write_run(tmp_path, a), write_run(tmp_path, c)], 10)
-    assert [r.metric for r in res2.rows if r.any_regressed] == ["peak RSS MiB"]
+    assert [r.metric for r in res2.rows if r.any_regressed] == [metric]
+    # the search's peak (the consumer's prefetch under a backlog) grew 1.6x: not the strategy's footprint
+    d = with_rss("run-d", [70, 78, 74], search_rss=320.0)
+    assert not compare([write_run(tmp_path, a), write_run(tmp_path, d)], 10).regressed
+
+
+def test_compare_does_not_gate_latency_where_the_load_is_most_of_the_capacity(tmp_path: Path) -> None:
+    def near(run: str, p99: float, capacity: float) -> dict[str, Any]:
+        ad = _adapter("pfa", "pfa", [80, 82, 84], capacity=capacity)
+        for t in ad["trials"]:  # 200/s held, but at 200/capacity of what the strategy can do flat out
+            t["points"][0] = _point("steady-200", 200.0, p99 / 2, p99)
+        return _results([ad, *_identity_pair([12000] * 3, [12100] * 3)], run)
+
+    # 200/s is 70 % of a 285/s capacity in run B: p99 2.5x is queueing, not gated, and a note says why
+    res = compare(
+        [write_run(tmp_path, near("run-a", 20.0, 300.0)), write_run(tmp_path, near("run-b", 50.0, 285.0))], 10
+    )
+    assert not res.regressed
+    assert "p99 ms @ steady-200" not in [r.metric for r in res.rows if r.adapter == "pfa"]
+    assert any("pfa @ steady-200" in n and "70% of the strategy's flat-out capacity in run-b" in n for n in res.notes)
+    # the same move at 10 % of capacity in both runs is a regression
+    far = compare(
+        [write_run(tmp_path, near("run-c", 20.0, 2000.0)), write_run(tmp_path, near("run-d", 50.0, 2000.0))], 10
+    )
+    assert any(r.metric == "p99 ms @ steady-200" for r in far.rows if r.any_regressed)
 
 
 # ---- older schemas are still read ---------------------------------------------------------------------

@@ -34,9 +34,15 @@ from harness.reporting.fmt import DASH, fmt_diff, fmt_mib, fmt_ms, fmt_num, fmt_
 from harness.reporting.results import AdapterResult, NoiseFloor, Point, Results, load_results
 from harness.reporting.stats import Stat, judge
 
+QUEUEING_SHARE = 0.5  # at or above this share of its capacity, a strategy's latency is mostly queueing
 OVERLOADED = (
     "above the strategy's capacity in every trial of every run (a backlog), so its p50/p99 measure how long the "
     "queue grew, not the strategy: not compared (its sustainable rate and capacity are)"
+)
+NEAR_CAPACITY = (
+    "at {share:.0%} of the strategy's flat-out capacity in {run}: there its p50/p99 are mostly the time records "
+    "wait for the strategy itself, and waiting grows as 1/(1 - load share), so a few per cent of speed (within the "
+    "capacity noise) moves them by tens of per cent: not gated (its capacity and sustainable rate are)"
 )
 AUC_DROP = 0.005  # an AUC lower by more than this (absolute) is an accuracy regression
 
@@ -136,6 +142,20 @@ def _point_verdict(p: Point | None) -> str | None:
     return p.verdict.upper()
 
 
+def latency_not_gated(runs: list[AdapterResult | None], name: str, run_ids: list[str]) -> str | None:
+    """Why p50/p99 at load point `name` are not judged for this strategy, or None when they are: the point is
+    above the strategy's capacity in every run (a backlog), or at `QUEUEING_SHARE` of its capacity or more in
+    any run (queueing for the strategy's own speed dominates there)."""
+    if all(a is None or a.overloaded_at(name) for a in runs):
+        return OVERLOADED
+    shares = [(a.load_share(name), rid) for a, rid in zip(runs, run_ids, strict=True) if a is not None]
+    busy = [(sh, rid) for sh, rid in shares if sh is not None and sh >= QUEUEING_SHARE]
+    if busy:
+        share, rid = max(busy)
+        return NEAR_CAPACITY.format(share=share, run=rid)
+    return None
+
+
 def noise_bar(metric: str, floors: list[NoiseFloor | None]) -> float | None:
     """The larger of the runs' A/A noise floors for `metric` (a share), or None when no run has one."""
     pcts: list[float | None] = []
@@ -169,7 +189,9 @@ def _judge_stat(better: Better, a: Stat | None, b: Stat | None, t: float) -> tup
     return "", moved
 
 
-def _adapter_specs(runs: list[AdapterResult | None]) -> list[tuple[str, Better, list[Any], float | None]]:
+def _adapter_specs(
+    runs: list[AdapterResult | None], run_ids: list[str]
+) -> list[tuple[str, Better, list[Any], float | None]]:
     """(metric, which way is better, per-run values — Stats for figures from trials — and a tolerance)."""
     base = runs[0]
     assert base is not None
@@ -183,18 +205,19 @@ def _adapter_specs(runs: list[AdapterResult | None]) -> list[tuple[str, Better, 
         add("capacity rows/s", "higher", [a.capacity_stat if a else None for a in runs])
     shared = [p.name for p in base.load_points() if all(a is None or a.point_stat(p.name) for a in runs)]
     for name in shared:
-        if all(a is None or a.overloaded_at(name) for a in runs):
-            continue  # over capacity in every run: the latency measures the backlog's growth (see OVERLOADED)
+        if latency_not_gated(runs, name, run_ids):
+            continue  # a backlog, or mostly queueing: compare() says so in a note
         pts = [a.point_stat(name) if a else None for a in runs]
         add(f"p50 ms @ {name}", "lower", [p.p50_ms if p else None for p in pts])
         add(f"p99 ms @ {name}", "lower", [p.p99_ms if p else None for p in pts])
     cost = base.cost_point()
     if cost is not None:
         add(f"CPU s/1000 @ {cost.name}", "lower", [a.stats.cpu_s_per_1000 if a and a.stats else None for a in runs])
-    rss = [a.peak_rss_stats() if a else (None, None) for a in runs]  # (client, server) per run, read once
-    add("peak RSS MiB", "lower", [c for c, _ in rss])
-    if any(sv is not None for _, sv in rss):
-        add("server peak RSS MiB", "lower", [sv for _, sv in rss])
+    if cost is not None:  # the memory to serve that load (see AdapterResult.rss_stats_at), per trial
+        rss = [a.rss_stats_at(cost.name) if a else (None, None) for a in runs]  # (client, server) per run
+        add(f"peak RSS MiB @ {cost.name}", "lower", [c for c, _ in rss])
+        if any(sv is not None for _, sv in rss):
+            add(f"server peak RSS MiB @ {cost.name}", "lower", [sv for _, sv in rss])
     tols = [p.accuracy.tolerance for p in base.counted_points() if p.accuracy and p.accuracy.tolerance is not None]
     if any(a and a.max_abs_diff() is not None for a in runs):
         add("max abs diff", "accuracy", [a.max_abs_diff() if a else None for a in runs], min(tols) if tols else None)
@@ -211,14 +234,19 @@ def _adapter_specs(runs: list[AdapterResult | None]) -> list[tuple[str, Better, 
 
 
 def _adapter_rows(
-    scenario: str, runs: list[AdapterResult | None], t: float, floors: list[NoiseFloor | None] | None = None
+    scenario: str,
+    runs: list[AdapterResult | None],
+    t: float,
+    floors: list[NoiseFloor | None] | None = None,
+    run_ids: list[str] | None = None,
 ) -> list[MetricRow]:
     """`floors`: each run's A/A noise floor for this scenario (None where a run has none)."""
     base = runs[0]
     assert base is not None
     fl = floors or [None] * len(runs)
     rows = []
-    for metric, better, values, tol in _adapter_specs(runs):
+    ids = run_ids or [f"run {i + 1}" for i in range(len(runs))]
+    for metric, better, values, tol in _adapter_specs(runs, ids):
         if all(v is None for v in values):
             continue
         stats = [v for v in values if isinstance(v, Stat)]
@@ -289,10 +317,11 @@ def compare(runs: list[Path], threshold_pct: float) -> CompareResult:
                 if o is not None and oa is None:
                     out.warnings.append(f"{sc.name}/{a.adapter} is missing from {ids[i]}")
                 per_run.append(oa)
-            out.rows += _adapter_rows(sc.name, per_run, t, floors)
+            out.rows += _adapter_rows(sc.name, per_run, t, floors, ids)
             for name in [p.name for p in a.load_points()]:
-                if all(x is None or x.overloaded_at(name) for x in per_run):
-                    out.notes.append(f"{sc.name}/{a.adapter} @ {name}: {OVERLOADED}")
+                why = latency_not_gated(per_run, name, ids)
+                if why:
+                    out.notes.append(f"{sc.name}/{a.adapter} @ {name}: {why}")
     for i, r in enumerate(loaded[1:], 1):
         known = {(s.name, a.adapter) for s in base.scenarios for a in s.adapters}
         new = [f"{s.name}/{a.adapter}" for s in r.scenarios for a in s.adapters if (s.name, a.adapter) not in known]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
@@ -593,17 +594,34 @@ class AdapterResult(Model):
         server = [c.server_peak_rss_mib for c in costs if c.server_peak_rss_mib is not None]
         return (max(client) if client else None), (max(server) if server else None)
 
-    def peak_rss_stats(self) -> tuple[Stat | None, Stat | None]:
-        """(client, server) peak RSS over trials: each trial is a fresh deployment, so each has its own peak."""
+    def rss_stats_at(self, name: str) -> tuple[Stat | None, Stat | None]:
+        """(client, server) peak RSS when load point `name` ended, over trials (each trial a fresh deployment).
+
+        The fixed load points run before the trial's capacity and search, so this is the memory a deployment
+        needs to serve that load: model, runtime and client. The process's peak over the whole trial also
+        holds what the Kafka consumer prefetched while a 100,000-record backlog waited (up to its
+        queued.max.messages.kbytes), which depends on how fast the trial ran, not on the strategy."""
         client: list[float | None] = []
         server: list[float | None] = []
         for t in self.trials:
-            costs = [p.cost for p in t.counted_points() if p.cost is not None]
-            c = [x.peak_rss_mib for x in costs if x.peak_rss_mib is not None]
-            sv = [x.server_peak_rss_mib for x in costs if x.server_peak_rss_mib is not None]
-            client.append(max(c) if c else None)
-            server.append(max(sv) if sv else None)
+            cost = next((p.cost for p in t.points if p.kind == "load" and p.name == name and p.cost), None)
+            client.append(cost.peak_rss_mib if cost else None)
+            server.append(cost.server_peak_rss_mib if cost else None)
         return stat(client), stat(server)
+
+    def load_share(self, name: str) -> float | None:
+        """Load point `name`'s offered rate as a share of the strategy's median flat-out capacity in this run
+        (None without either): how busy the load point kept it."""
+        cap = self.capacity_stat
+        offered = [
+            p.offered_per_s
+            for t in self.trials
+            for p in t.points
+            if p.kind == "load" and p.name == name and p.offered_per_s
+        ]
+        if cap is None or cap.median <= 0 or not offered:
+            return None
+        return statistics.median(offered) / cap.median
 
     def overloaded_at(self, name: str) -> bool:
         """Whether every trial's load point `name` built a backlog (offered above what the strategy can do):
