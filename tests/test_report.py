@@ -361,7 +361,7 @@ def test_report_ranks_adapters_and_recommends_the_fastest_within_slo(tmp_path: P
     assert "3.0e-06" in pmml and "0.9312 / 0.9312" in pmml  # accuracy: max |diff|, AUC beside the reference
     assert identity[8:10] == ["n/a", "n/a"]  # identity scores nothing: accuracy does not apply
     assert onnx[-3] == "0.4" and pmml[-3] == "1.5"  # CPU at the highest load point (steady-800)
-    assert pmml[-2] == "650"  # peak RSS over all points
+    assert pmml[-2] == "640"  # peak RSS at the cost point (steady-800), not the search steps' 650
     assert onnx[-1] == "VALID" and pmml[-1].startswith("INVALID (1 of 5)")
 
     rec = _recommendation(md)

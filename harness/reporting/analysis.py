@@ -416,9 +416,9 @@ def ranking_table(an: Analysis) -> TableData:
         f"Figures are medians {trials} with their interval [low–high] (see the caveats for its confidence). "
         "Ranked by median sustainable throughput under the SLO; strategies that met it at no tested rate, whose "
         "predictions fall outside the tolerance, or whose figures are inconsistent rank after the others. "
-        "✗ marks a load point that missed the SLO or was INVALID (✗ N/M: in N of M trials). CPU is read at each "
-        "adapter's "
-        "highest load point; memory is the peak over the load points and the search steps that held."
+        "✗ marks a load point that missed the SLO or was INVALID (✗ N/M: in N of M trials). CPU and memory are "
+        "read at each adapter's highest load point (memory: the process's peak RSS by then, before the trial's "
+        "capacity backlog, whose consumer prefetch depends on how fast the trial ran, not on the strategy)."
     )
     return TableData(header, rows, note)
 

@@ -2,9 +2,11 @@
 
 `compare([RUN_A, RUN_B, ...], threshold_pct)` lines up every scenario/adapter present in the first run with the
 same scenario/adapter in each later run and computes RUN_X / RUN_A for: sustainable throughput, flat-out
-capacity, p50 and p99 at each load point the runs share (not at a point above the strategy's capacity in every
-run: there the latency measures the backlog), CPU per 1000 events (at the highest load point), peak RSS (per
-trial: each trial is a fresh deployment), accuracy, lost records and the VALID/INVALID verdict.
+capacity, p50 and p99 at each load point the runs share (not gated at a point above the strategy's capacity in
+every run, where the latency measures the backlog, nor at `QUEUEING_SHARE` of its capacity or more in any run,
+where it is mostly queueing for the strategy's own speed: `latency_not_gated`), CPU per 1000 events and peak RSS
+at the highest load point (per trial: each trial is a fresh deployment), accuracy, lost records and the
+VALID/INVALID verdict.
 
 The figures measured in repeated trials (throughput, capacity, latency, CPU) are judged with the same
 statistics as the report: a change is a regression only when the two runs' intervals are apart and the gap

@@ -589,6 +589,13 @@ class AdapterResult(Model):
         return st.median if st else None
 
     def peak_rss_mib(self) -> tuple[float | None, float | None]:
+        """(client, server) peak RSS at the cost load point, median over trials (`rss_stats_at`: the memory
+        to serve that load); without one, the highest peak any counted point saw."""
+        cost = self.cost_point()
+        if cost is not None:
+            client_st, server_st = self.rss_stats_at(cost.name)
+            if client_st is not None:
+                return client_st.median, (server_st.median if server_st else None)
         costs = [p.cost for p in self.counted_points() if p.cost is not None]
         client = [c.peak_rss_mib for c in costs if c.peak_rss_mib is not None]
         server = [c.server_peak_rss_mib for c in costs if c.server_peak_rss_mib is not None]
