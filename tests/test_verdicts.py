@@ -293,6 +293,35 @@ def test_compare_skips_latency_at_a_point_over_capacity_in_every_run(tmp_path: P
     assert any(r.metric == "p99 ms @ steady-200" for r in res2.rows if r.any_regressed)
 
 
+def test_compare_judges_cpu_relative_to_the_runs_kafka_only_baseline(tmp_path: Path) -> None:
+    def run(run_id: str, native_cpu: float, identity_cpu: float) -> Path:
+        pair = _identity_pair([12000] * 3, [12100] * 3)
+        for ad in pair:
+            for t in ad["trials"]:
+                for pt in t["points"]:
+                    pt["cost"]["cpu_s_per_1000"] = identity_cpu
+        return write_run(tmp_path, _results([_adapter("native", "native", [10000] * 3, cpu=native_cpu), *pair], run_id))
+
+    metric = "CPU s/1000 @ steady-200"
+    a = run("run-a", 0.50, 0.30)
+    # the machine ran 9% slower: native's CPU +12% as measured, +3% relative to the identity in the same run
+    res = compare([a, run("run-b", 0.56, 0.327)], 10)
+    row = next(r for r in res.rows if r.adapter == "native" and r.metric == metric)
+    assert not res.regressed and row.relative and row.values[1] == pytest.approx(0.56)
+    assert row.ratios[0] == pytest.approx(0.56 / 0.327 / (0.50 / 0.30))
+    assert any("Kafka-only baseline" in n for n in res.notes)
+    ident = next(r for r in res.rows if r.adapter == "identity" and r.metric == metric)
+    assert not ident.relative  # the baseline itself is judged as measured
+    # native alone +20% in a run where the baseline did not move: a regression, and it says against what
+    res2 = compare([a, run("run-c", 0.60, 0.30)], 10)
+    assert [r.metric for r in res2.rows if r.any_regressed] == [metric]
+    assert "relative to each run's Kafka-only baseline" in res2.regressions[0]
+    # the baseline's own CPU +25%: flagged as measured (a slower loop, or a slower machine: the runs cannot say)
+    res3 = compare([a, run("run-d", 0.625, 0.375)], 10)
+    flagged = [(r.adapter, r.metric) for r in res3.rows if r.any_regressed]
+    assert flagged == [("identity", metric), ("identity (A/A)", metric)]
+
+
 def test_compare_judges_peak_rss_over_trials_at_the_load_point(tmp_path: Path) -> None:
     def with_rss(run: str, rss: list[float], search_rss: float = 200.0) -> dict[str, Any]:
         ad = _adapter("native", "native", [10000] * 3)

@@ -19,6 +19,10 @@ floors for the metric (sustainable, capacity, p99 at that load point) raises the
 without an A/A pair keep the plain threshold. Runs of one trial have intervals of one point, so for them this
 is the plain ratio test. Accuracy gets worse when predictions cross the tolerance or AUC drops
 by more than `AUC_DROP`; records lost, or a point that was VALID turning INVALID, are regressions too.
+CPU per 1,000 events is a cost a machine's speed moves as much as code does: between two runs of identical code
+on the shared 2-core VM, pmml's and rest(onnx)'s rose 13-14% while the identity scorer's (the Kafka-only
+baseline: the loop with no model) rose 5%. So a strategy's CPU row is judged as its ratio to the same run's
+baseline (`CPU_CONTROL`); the baseline's own row is judged as measured, so a slower loop still shows.
 `main_compare` prints the table and returns 0 (no regression) or 1 (regression).
 """
 
@@ -33,7 +37,7 @@ from rich.table import Table
 
 from harness.reporting.errors import ResultsError
 from harness.reporting.fmt import DASH, fmt_diff, fmt_mib, fmt_ms, fmt_num, fmt_rate
-from harness.reporting.results import AdapterResult, NoiseFloor, Point, Results, load_results
+from harness.reporting.results import AdapterResult, NoiseFloor, Point, Results, ScenarioResult, load_results
 from harness.reporting.stats import Stat, judge
 
 QUEUEING_SHARE = 0.5  # at or above this share of its capacity, a strategy's latency is mostly queueing
@@ -66,6 +70,7 @@ class MetricRow:
     intervals: list[Stat | None] = field(default_factory=list)  # per run, for figures from repeated trials
     within_noise: list[bool] = field(default_factory=list)  # per later run: moved, but the intervals overlap
     bars: list[float] = field(default_factory=list)  # per later run: the threshold applied (share), noise floor incl.
+    relative: bool = False  # judged (and its ratios shown) relative to each run's Kafka-only baseline
 
     @property
     def any_regressed(self) -> bool:
@@ -235,14 +240,45 @@ def _adapter_specs(
     return specs
 
 
+CPU_METRIC = "CPU s/1000"
+CPU_CONTROL = (
+    "CPU s/1000 of each strategy is judged relative to the same run's Kafka-only baseline (the identity scorer's "
+    "CPU per 1,000 events at the same load point; ratios marked *): a machine that runs slower in one run raises "
+    "every strategy's CPU per event alike. The baseline's own row is judged as measured"
+)
+
+
+def _scaled(st: Stat, k: float) -> Stat:
+    """`st` with every figure multiplied by `k` (a ratio to a control)."""
+    return st.model_copy(
+        update={
+            "median": st.median * k,
+            "lo": st.lo * k,
+            "hi": st.hi * k,
+            "min": st.min * k,
+            "max": st.max * k,
+            "values": [v * k for v in st.values],
+        }
+    )
+
+
+def _relative_to_control(values: list[Any], controls: list[float | None]) -> list[Any] | None:
+    """Each run's Stat divided by that run's control median, or None when a run lacks one."""
+    if any(isinstance(v, Stat) and not c for v, c in zip(values, controls, strict=True)):
+        return None
+    return [_scaled(v, 1.0 / c) if isinstance(v, Stat) and c else v for v, c in zip(values, controls, strict=True)]
+
+
 def _adapter_rows(
     scenario: str,
     runs: list[AdapterResult | None],
     t: float,
     floors: list[NoiseFloor | None] | None = None,
     run_ids: list[str] | None = None,
+    cpu_controls: list[float | None] | None = None,
 ) -> list[MetricRow]:
-    """`floors`: each run's A/A noise floor for this scenario (None where a run has none)."""
+    """`floors`: each run's A/A noise floor for this scenario (None where a run has none); `cpu_controls`: each
+    run's Kafka-only baseline CPU per 1,000 events (CPU rows of other strategies are judged relative to it)."""
     base = runs[0]
     assert base is not None
     fl = floors or [None] * len(runs)
@@ -254,23 +290,31 @@ def _adapter_rows(
         stats = [v for v in values if isinstance(v, Stat)]
         if stats:
             medians: list[float | str | None] = [v.median if isinstance(v, Stat) else None for v in values]
+            judged_values = values
+            if metric.startswith(CPU_METRIC) and cpu_controls and not base.is_baseline:
+                judged_values = _relative_to_control(values, cpu_controls) or values
+            relative = judged_values is not values
             bars = [max(t, noise_bar(metric, [fl[0], fl[i + 1]]) or 0.0) for i in range(len(values) - 1)]
             judged = [
-                _judge_stat(better, values[0], v, bars[i]) if runs[i + 1] is not None else ("", False)
-                for i, v in enumerate(values[1:])
+                _judge_stat(better, judged_values[0], v, bars[i]) if runs[i + 1] is not None else ("", False)
+                for i, v in enumerate(judged_values[1:])
             ]
             # "within noise": the median moved beyond the plain threshold, but the intervals overlap or the
             # move is inside the runs' noise floor
-            moved = [any(_judge_stat(better, values[0], v, t)) for v in values[1:]]
+            moved = [any(_judge_stat(better, judged_values[0], v, t)) for v in judged_values[1:]]
             why = [
-                w + (f", beyond the runs' A/A noise floor {bars[i]:.0%}" if w and bars[i] > t else "")
+                w
+                + (" relative to each run's Kafka-only baseline" if w and relative else "")
+                + (f", beyond the runs' A/A noise floor {bars[i]:.0%}" if w and bars[i] > t else "")
                 for i, (w, _) in enumerate(judged)
             ]
-            ratios = [_ratio(medians[0], m) for m in medians[1:]]
+            judged_medians = [v.median if isinstance(v, Stat) else None for v in judged_values]
+            ratios = [_ratio(judged_medians[0], m) for m in judged_medians[1:]]
             row = MetricRow(scenario, base.adapter, metric, better, medians, ratios, [bool(w) for w in why], why)
             row.intervals = list(values)
             row.within_noise = [m and not w for (w, _), m in zip(judged, moved, strict=True)]
             row.bars = bars
+            row.relative = relative
             rows.append(row)
             continue
         better_eff: Better = "lower" if better == "accuracy" and metric == "max abs diff" and tol is None else better
@@ -279,6 +323,12 @@ def _adapter_rows(
         ratios = [_ratio(values[0], v) if better in ("higher", "lower", "accuracy") else None for v in later]
         rows.append(MetricRow(scenario, base.adapter, metric, better, values, ratios, [bool(w) for w in why], why))
     return rows
+
+
+def _baseline_cpu(sc: ScenarioResult | None) -> float | None:
+    """The Kafka-only baseline's median CPU per 1,000 events in this run (None without one)."""
+    b = sc.baseline() if sc is not None else None
+    return b.cpu_s_per_1000() if b is not None and not b.error else None
 
 
 def _machine(r: Results) -> tuple[str | None, str | None, int | None]:
@@ -312,6 +362,7 @@ def compare(runs: list[Path], threshold_pct: float) -> CompareResult:
                 out.warnings.append(f"scenario {sc.name} is missing from {ids[i]}")
         floors = [sc.noise, *(o.noise if o else None for o in others)]
         out.floors[sc.name] = floors
+        cpu_controls = [_baseline_cpu(s) for s in (sc, *others)]
         for a in sc.adapters:
             per_run: list[AdapterResult | None] = [a]
             for i, o in enumerate(others, 1):
@@ -319,7 +370,10 @@ def compare(runs: list[Path], threshold_pct: float) -> CompareResult:
                 if o is not None and oa is None:
                     out.warnings.append(f"{sc.name}/{a.adapter} is missing from {ids[i]}")
                 per_run.append(oa)
-            out.rows += _adapter_rows(sc.name, per_run, t, floors, ids)
+            rows = _adapter_rows(sc.name, per_run, t, floors, ids, cpu_controls)
+            out.rows += rows
+            if any(r.relative for r in rows) and CPU_CONTROL not in out.notes:
+                out.notes.append(CPU_CONTROL)
             for name in [p.name for p in a.load_points()]:
                 why = latency_not_gated(per_run, name, ids)
                 if why:
@@ -371,7 +425,7 @@ def compare_table(res: CompareResult) -> Table:
         cells = [r.scenario, r.adapter, r.metric, _cell(r, 0)]
         for i in range(len(r.values) - 1):
             ratio = r.ratios[i]
-            text = DASH if ratio is None else f"{ratio:.2f}x"
+            text = DASH if ratio is None else f"{ratio:.2f}x" + ("*" if r.relative else "")
             if r.regressed[i]:
                 text = f"[bold red]{text}[/]"
             cells += [_cell(r, i + 1), text]
