@@ -106,15 +106,32 @@ WARM_FRESH_S = 30.0  # ... so it is given this much traffic before anything is m
 
 def warm_seconds(target: KafkaTarget) -> float:
     """How long to push traffic through the broker before measuring: `WARM_FRESH_S` for an embedded broker
-    started less than `FRESH_BROKER_S` ago, else 0 (one pass of records only). In three runs that began
-    on a just-started broker, the first round's trials ran at 0.47-0.6 of the later rounds' rates (its JVM
-    was still compiling its hot paths); runs on a broker that had served a run before did not."""
+    started less than `FRESH_BROKER_S` ago that no run has warmed yet (`mark_warmed`), else 0 (one pass of
+    records only). In three runs that began on a just-started broker, the first round's trials ran at
+    0.47-0.6 of the later rounds' rates (its JVM was still compiling its hot paths); runs on a broker that
+    had served a run before did not."""
     if not target.embedded:
         return 0.0
     from harness.kafka.broker import Broker
 
-    st = Broker().running()
-    return WARM_FRESH_S if st is not None and time.time() - st.started_at < FRESH_BROKER_S else 0.0
+    b = Broker()
+    st = b.running()
+    if st is None or time.time() - st.started_at >= FRESH_BROKER_S:
+        return 0.0
+    marker = b.root / "warmed"
+    return 0.0 if marker.exists() and marker.read_text().strip() == str(st.pid) else WARM_FRESH_S
+
+
+def mark_warmed(target: KafkaTarget) -> None:
+    """Remember that the running embedded broker has had its warm-up (once per broker process)."""
+    if not target.embedded:
+        return
+    from harness.kafka.broker import Broker
+
+    b = Broker()
+    st = b.running()
+    if st is not None:
+        (b.root / "warmed").write_text(str(st.pid))
 
 
 def warm_broker(ctx: RunContext, seconds: float = 0.0, records: int = 30_000) -> float:
@@ -242,6 +259,7 @@ def run_suite(
     gc.collect()
     gc.freeze()
     log(f"warming the broker up: {warm_broker(ctx, warm_seconds(target)):.1f} s")
+    mark_warmed(target)
     scenario = scenario_header(ctx, res.bundle_dir)
     scenario.trials, scenario.confidence = sc.trials.count, sc.trials.confidence
     scenario.ceilings = _ceilings(ctx)
