@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -45,6 +46,9 @@ from harness.reporting.results import (
     Trial,
 )
 from harness.scenario import AdapterSpec, Scenario
+
+if TYPE_CHECKING:
+    from harness.kafka.broker import Broker, BrokerState
 
 AA_LABEL = "identity (A/A)"
 
@@ -110,13 +114,8 @@ def warm_seconds(target: KafkaTarget) -> float:
     records only). In three runs that began on a just-started broker, the first round's trials ran at
     0.47-0.6 of the later rounds' rates (its JVM was still compiling its hot paths); runs on a broker that
     had served a run before did not."""
-    if not target.embedded:
-        return 0.0
-    from harness.kafka.broker import Broker
-
-    b = Broker()
-    st = b.running()
-    if st is None or time.time() - st.started_at >= FRESH_BROKER_S:
+    b, st = _embedded_broker(target)
+    if b is None or st is None or time.time() - st.started_at >= FRESH_BROKER_S:
         return 0.0
     marker = b.root / "warmed"
     return 0.0 if marker.exists() and marker.read_text().strip() == str(st.pid) else WARM_FRESH_S
@@ -124,13 +123,8 @@ def warm_seconds(target: KafkaTarget) -> float:
 
 def mark_warmed(target: KafkaTarget) -> None:
     """Remember that the running embedded broker has had its warm-up (once per broker process)."""
-    if not target.embedded:
-        return
-    from harness.kafka.broker import Broker
-
-    b = Broker()
-    st = b.running()
-    if st is not None:
+    b, st = _embedded_broker(target)
+    if b is not None and st is not None:
         (b.root / "warmed").write_text(str(st.pid))
 
 
@@ -331,13 +325,20 @@ def _ceilings(ctx: RunContext) -> Ceilings:
 
 def _broker_facts(target: KafkaTarget) -> tuple[Path | None, int | None]:
     """The embedded broker's GC log and pid (for the interference monitor); nothing for an external cluster."""
+    b, st = _embedded_broker(target)
+    if b is None:
+        return None, None
+    return b.gc_log, (st.pid if st else None)
+
+
+def _embedded_broker(target: KafkaTarget) -> tuple[Broker | None, BrokerState | None]:
+    """The embedded broker and its state when it runs; (None, None) for an external cluster."""
     if not target.embedded:
         return None, None
     from harness.kafka.broker import Broker
 
     b = Broker()
-    st = b.running()
-    return b.gc_log, (st.pid if st else None)
+    return b, b.running()
 
 
 def run_experiment(

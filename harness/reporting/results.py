@@ -608,24 +608,18 @@ class AdapterResult(Model):
         needs to serve that load: model, runtime and client. The process's peak over the whole trial also
         holds what the Kafka consumer prefetched while a 100,000-record backlog waited (up to its
         queued.max.messages.kbytes), which depends on how fast the trial ran, not on the strategy."""
-        client: list[float | None] = []
-        server: list[float | None] = []
-        for t in self.trials:
-            cost = next((p.cost for p in t.points if p.kind == "load" and p.name == name and p.cost), None)
-            client.append(cost.peak_rss_mib if cost else None)
-            server.append(cost.server_peak_rss_mib if cost else None)
-        return stat(client), stat(server)
+        costs = [p.cost for p in self.load_point_runs(name) if p.cost is not None]
+        return stat([c.peak_rss_mib for c in costs]), stat([c.server_peak_rss_mib for c in costs])
+
+    def load_point_runs(self, name: str) -> list[Point]:
+        """Load point `name` as each trial that ran it measured it."""
+        return [p for t in self.trials if (p := t.point(name)) is not None and p.kind == "load"]
 
     def load_share(self, name: str) -> float | None:
         """Load point `name`'s offered rate as a share of the strategy's median flat-out capacity in this run
         (None without either): how busy the load point kept it."""
         cap = self.capacity_stat
-        offered = [
-            p.offered_per_s
-            for t in self.trials
-            for p in t.points
-            if p.kind == "load" and p.name == name and p.offered_per_s
-        ]
+        offered = [p.offered_per_s for p in self.load_point_runs(name) if p.offered_per_s]
         if cap is None or cap.median <= 0 or not offered:
             return None
         return statistics.median(offered) / cap.median
@@ -633,7 +627,7 @@ class AdapterResult(Model):
     def overloaded_at(self, name: str) -> bool:
         """Whether every trial's load point `name` built a backlog (offered above what the strategy can do):
         its latency then measures the queue's growth, not the strategy."""
-        pts = [p for t in self.trials for p in t.points if p.kind == "load" and p.name == name]
+        pts = self.load_point_runs(name)
         return bool(pts) and all(p.outcome() == "backlog" for p in pts)
 
     def disturbed_steps(self) -> tuple[int, int]:
