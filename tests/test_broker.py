@@ -5,13 +5,26 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import uuid
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from harness.kafka.broker import Broker, metadata_answers, pid_alive
+from harness.kafka import broker as broker_module
+from harness.kafka.broker import Broker, metadata_answers, new_cluster_id, pid_alive
 from tests.conftest import create_topic, run_cli
+
+
+def test_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kafka-storage reads '-t -abc...' as a missing argument: a fresh broker failed CI that way (1 in 64)."""
+    dash_first = uuid.UUID(bytes=bytes([0xF8]) + bytes(15))  # base64 of 0b111110... is '-'
+    drawn = iter([dash_first, uuid.UUID(int=1)])
+    monkeypatch.setattr(broker_module.uuid, "uuid4", lambda: next(drawn))
+    cid = new_cluster_id()
+    assert not cid.startswith("-") and len(cid) == 22, cid
+    monkeypatch.undo()
+    assert all(not new_cluster_id().startswith("-") for _ in range(2000))
 
 
 def test_produce_and_consume_10000_records_intact(broker: str, topic_name: str) -> None:

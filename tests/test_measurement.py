@@ -9,8 +9,8 @@ base latency and the catch-up time of a busy 2-core machine (bounded below at +1
 
 A closed-loop client (send one, wait for its result, send the next) against the same scorer, stalling
 once a second as well, sends nothing while the scorer is stalled, so each stall is one slow sample among
-hundreds of fast ones: its p99 stays near the scorer's base latency, although the scorer is exactly as
-slow. That is coordinated omission (wrk2, MLPerf LoadGen).
+tens to hundreds of fast ones: its p95 stays near the scorer's base latency (its p99 too on a quiet machine),
+although the scorer is exactly as slow. That is coordinated omission (wrk2, MLPerf LoadGen).
 """
 
 from __future__ import annotations
@@ -110,8 +110,13 @@ def test_open_loop_shows_the_stall_and_closed_loop_hides_it(broker: str, small_b
 
         closed = _closed_loop(broker, topic_name, payloads, DURATION_S)
         assert closed.max() >= STALL_MS - 10  # the closed-loop client did meet the stall...
-        assert float(np.percentile(closed, 99)) < 0.5 * lat.p99, (np.percentile(closed, 99), lat.p99)
-        # ...but reports a p99 far below what an open-loop user of the same scorer sees
+        # ...but counts each stall once, so its p95 stays far below what an open-loop user of the same scorer
+        # sees (~200 ms: 5% of records wait more than 200 ms behind a stall). Not its p99: that hides the stall
+        # only while the client makes 100+ round trips a second, and a busy CI host managed ~60 (8 stalls in
+        # ~500 samples put its p99 on the stall).
+        assert lat.p95 is not None
+        closed_p95 = float(np.percentile(closed, 95))
+        assert closed_p95 < 0.5 * lat.p95, (closed_p95, lat.p95, len(closed))
     finally:
         proc.terminate()
         proc.communicate(timeout=30)

@@ -62,6 +62,16 @@ def kafka_version() -> str:
     return text[start : text.index("</kafka.version>")]
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster ID (22 characters of URL-safe base64). Like Kafka's own Uuid.randomUuid, never
+    one that starts with '-': kafka-storage would read it as an option ("argument --cluster-id/-t: expected
+    one argument"), one fresh broker in 64."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -235,7 +245,7 @@ class Broker:
 
     def _format_storage(self, java_cp: list[str], config: Path, env: dict[str, str]) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         fmt = subprocess.run(
             [*java_cp, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
             capture_output=True,
