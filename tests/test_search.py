@@ -7,7 +7,8 @@ from collections.abc import Callable
 import pytest
 
 from harness.bench.search import RateSearch, SearchPolicy, nice_rate
-from harness.reporting.results import Outcome
+from harness.reporting.analysis import _machine_busy_caveat
+from harness.reporting.results import MACHINE_BUSY, AdapterResult, Outcome, Sustainable, Trial
 
 
 def drive(search: RateSearch, outcome: Callable[[float, int], Outcome | tuple[Outcome, bool]]) -> list[float]:
@@ -164,6 +165,37 @@ def test_a_rate_takes_at_most_three_steps_however_busy_the_machine() -> None:
 
     drive(s2, mixed)
     assert calls.count(2000) == 2
+
+
+def test_three_failures_on_a_busy_machine_end_the_search_unbooked() -> None:
+    """Every failure at a rate with CPU steal or other processes in the step: the trial measured the machine.
+    The search ends "machine busy", and that trial's sustainable rate leaves the median."""
+    s = RateSearch(SearchPolicy(start_rate_per_s=1000, factor=2, max_rate_per_s=64000))
+    for rate, outcome, busy in [(1000, "held", False), (2000, "slo", True), (2000, "slo", True)]:
+        assert s.next_rate() == rate
+        s.record(rate, outcome, busy=busy)
+    assert not s.done  # two busy failures confirm nothing
+    s.record(2000, "slo", busy=True)
+    assert s.done and s.limited_by == MACHINE_BUSY and s.failed_rate_per_s is None
+    assert [st.counted for st in s.steps] == [True, False, False, False]
+
+    # a broker GC pause is the pipeline's own: three failures with one of them GC-disturbed count as a failure
+    s2 = RateSearch(SearchPolicy(start_rate_per_s=1000, factor=2, max_rate_per_s=64000))
+    s2.record(1000, "held")
+    s2.record(2000, "slo", busy=True)
+    s2.record(2000, "slo", disturbed=True)
+    s2.record(2000, "slo", busy=True)
+    assert not s2.done and s2.failed_rate_per_s == 2000 and s2.limited_by == "slo"
+
+    trial = Trial(sustainable=Sustainable(rows_per_s=1000, limited_by=MACHINE_BUSY, steps=[]))
+    other = Trial(index=1, sustainable=Sustainable(rows_per_s=3000, limited_by="slo", steps=[]))
+    assert trial.searched and trial.sustainable_rate is None
+    a = AdapterResult(name="x", adapter="x", family="onnx", trials=[trial, other])
+    assert a.sustainable_stat is not None and a.sustainable_stat.n == 1 and a.sustainable_rate == 3000
+    caveat = _machine_busy_caveat(a)
+    assert caveat is not None and "1 of 2 trials' searches ended with the machine busy" in caveat
+    assert "the median is over the other 1" in caveat
+    assert _machine_busy_caveat(AdapterResult(name="y", adapter="y", family="onnx", trials=[other])) is None
 
 
 def test_a_step_whose_load_generator_fell_behind_is_disturbed_not_the_scorers_failure() -> None:

@@ -112,6 +112,7 @@ class InterferenceMonitor:
         reasons = []
         if pauses and max(pauses) >= th.gc_pause_ms:
             reasons.append(f"broker GC pause {max(pauses):.0f} ms")
+        busy = other_pct >= th.other_cpu_pct or steal_pct >= th.steal_pct
         if other_pct >= th.other_cpu_pct:
             reasons.append(f"other processes used {other_pct:.0f}% of a core")
         if steal_pct >= th.steal_pct:
@@ -123,5 +124,6 @@ class InterferenceMonitor:
             other_cpu_pct=round(other_pct, 1),
             load_average=round(os.getloadavg()[0], 2),
             disturbed=bool(reasons),
+            busy=busy,
             reasons=reasons,
         )

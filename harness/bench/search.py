@@ -14,8 +14,11 @@
    until the two are within `precision` of each other.
 4. Disturbed steps (the orchestrator saw interference: CPU steal, another process, a broker GC pause) that
    failed do not confirm a failure on their own: a rate fails when two of its steps failed and at least one
-   of them was undisturbed, or when three did (a machine busy throughout). So a rate takes at most three
-   steps, two when nothing disturbs it.
+   of them was undisturbed, or when three did. So a rate takes at most three steps, two when nothing
+   disturbs it. When all three failed while the machine was busy with something outside the run (CPU
+   steal, other processes — `busy`; a broker GC pause is the pipeline's own and does not count), the step
+   measured the machine, not the scorer: the search ends "machine busy", and the trial's sustainable rate is
+   not booked (it leaves the median; the report says how many trials ended so).
 5. Void steps (the load generator fell behind its schedule: the rate was never offered) measured the harness,
    not the scorer: they count for nothing and the rate is offered again; a rate void twice is beyond what
    the load generator can offer here, and the search ends "limited by load generator" there.
@@ -29,7 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from harness.reporting.results import HELD, Outcome
+from harness.reporting.results import HELD, MACHINE_BUSY, Outcome
 
 VOID: Outcome = "load generator"  # the step never offered its rate (see 5. above)
 VOIDS_TO_FAIL = 2
@@ -81,6 +84,7 @@ class RateSearch:
     _role: str = "bracket"
     _fails: int = 0  # failed steps at the rate on offer
     _clean_fails: int = 0  # of which undisturbed
+    _busy_fails: int = 0  # of which the machine was busy with something outside the run
     _voids: int = 0  # void steps at the rate on offer
     _done: bool = False
 
@@ -105,8 +109,9 @@ class RateSearch:
             return None
         return self._next
 
-    def record(self, rate_per_s: float, outcome: Outcome, disturbed: bool = False) -> None:
-        """What the step at `rate_per_s` (the rate next_rate() gave) did."""
+    def record(self, rate_per_s: float, outcome: Outcome, disturbed: bool = False, busy: bool = False) -> None:
+        """What the step at `rate_per_s` (the rate next_rate() gave) did. `disturbed`: interference of any kind
+        (a broker GC pause too); `busy`: interference from outside the run (CPU steal, other processes)."""
         if self._done or self._next is None:
             raise RuntimeError("the search is over: nothing to record")
         if rate_per_s != self._next:
@@ -119,6 +124,7 @@ class RateSearch:
                 self._failed(rate_per_s, outcome)
             return
         held = outcome == HELD
+        disturbed = disturbed or busy
         failed_disturbed = not held and disturbed
         self.steps.append(Step(rate_per_s, outcome, self._role, disturbed=disturbed, counted=not failed_disturbed))
         if held:
@@ -127,16 +133,21 @@ class RateSearch:
             return
         self._fails += 1
         self._clean_fails += 0 if disturbed else 1
+        self._busy_fails += 1 if busy else 0
         needed = 2 if self.policy.confirm_failures else 1
         confirmed = (self._clean_fails >= 1 and self._fails >= needed) or self._fails >= needed + 1
         if not confirmed:
             self._role = "repeat (disturbed)" if disturbed else "confirm"
             return  # the same rate again
+        if self.policy.confirm_failures and self._busy_fails == self._fails:
+            self._reset_rate()
+            self._finish(MACHINE_BUSY)  # every failure here measured the machine: nothing to book
+            return
         self._reset_rate()
         self._failed(rate_per_s, outcome)
 
     def _reset_rate(self) -> None:
-        self._fails = self._clean_fails = self._voids = 0
+        self._fails = self._clean_fails = self._busy_fails = self._voids = 0
 
     # ---- transitions -----------------------------------------------------------------------------
     def _held(self, rate: float) -> None:

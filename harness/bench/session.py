@@ -34,6 +34,7 @@ from harness.bench.search import VOID, RateSearch, SearchPolicy, nice_rate
 from harness.kafka.config import KafkaTarget
 from harness.kafka.topics import delete_topics, ensure_topics
 from harness.reporting.results import (
+    MACHINE_BUSY,
     Capacity,
     Cost,
     GeneratorStats,
@@ -377,7 +378,12 @@ class AdapterSession:
             n += 1
             outcome = p.outcome()
             disturbed = step_disturbed(p)
-            search.record(rate, outcome, disturbed=disturbed)
+            search.record(rate, outcome, disturbed=disturbed, busy=bool(p.interference and p.interference.busy))
+            if search.done and search.limited_by == MACHINE_BUSY:
+                self.ctx.log(
+                    f"  {self.spec.display}: {outcome} at {rate:g}/s three times with the machine busy (CPU steal or "
+                    "other processes): this trial's sustainable rate is not booked"
+                )
             if outcome != "held" and not search.done and search.next_rate() == rate:
                 why = (
                     "it was disturbed" if search.steps[-1].disturbed and not search.steps[-1].counted else "to confirm"

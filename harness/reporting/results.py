@@ -37,6 +37,9 @@ BASELINE_FAMILY = "baseline"
 SAME_THROUGHPUT_BAND = 0.05  # ratios within ±5 % are reported as "about the same"
 BACKLOG_RATIO = 0.9  # a point whose scored rate is below this share of the offered rate built a backlog
 NOT_SEARCHED = "not searched"
+# limited_by of a trial's search whose last rate failed three times while something outside the run used the
+# machine (harness/bench/search.py): the trial measured the machine, and its sustainable rate is not booked
+MACHINE_BUSY = "machine busy"
 
 # why a point did or did not hold; the rate search stops on anything but HELD
 Outcome = Literal["held", "load generator", "backlog", "slo"]
@@ -177,6 +180,7 @@ class Interference(Model):
     other_cpu_pct: float | None = None  # CPU used by processes outside the run, % of one core
     load_average: float | None = None
     disturbed: bool = False
+    busy: bool = False  # disturbed from outside the run (CPU steal, other processes), not by the broker's GC
     reasons: list[str] = Field(default_factory=list)
 
 
@@ -354,7 +358,7 @@ class Trial(Model):
         s = self.sustainable
         if self.searched:
             assert s is not None
-            if s.limited_by in ("invalid", "error"):
+            if s.limited_by in ("invalid", "error", MACHINE_BUSY):
                 return None
             return s.rows_per_s if s.rows_per_s else 0.0
         if s is not None and s.rows_per_s:
