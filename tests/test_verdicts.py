@@ -12,6 +12,7 @@ from rich.console import Console
 
 from harness.reporting.analysis import analyse, consistency_problems
 from harness.reporting.compare import compare, main_compare
+from harness.reporting.repeatability import verdict as repeat_verdict
 from harness.reporting.results import load_results, parse_results
 from harness.reporting.stats import judge, median_interval, stat
 from tests.conftest import ROOT
@@ -110,6 +111,38 @@ def test_a_winner_clears_the_runner_up() -> None:
         and "clears the runner-up's, pmml 3,200 [3,000–3,400]" in an.recommendation
     )
     assert "9,500 [9,000–10,000] rows/s" in an.recommendation
+
+
+def test_trials_that_met_a_busy_machine_leave_no_winner_to_name() -> None:
+    """native's three searches ended "machine busy" and pmml kept one trial of three: no recommendation, the
+    table says "not booked", and repeatability's verdict is "none" — never "native met the SLO at no rate"."""
+    native = _adapter("native", "native", [9000, 9500, 10000])
+    pmml = _adapter("pmml", "pmml", [3000, 3200, 3400], cpu=1.2)
+    for t in native["trials"] + pmml["trials"][1:]:
+        t["sustainable"]["limited_by"] = "machine busy"
+    data = _results([native, pmml, *_identity_pair([12000, 12500, 13000], [12000, 12400, 12800])])
+    sc = parse_results(data).scenarios[0]
+    an = analyse(sc)
+    assert an.best is None and an.tied == []
+    assert an.recommendation.startswith("No recommendation from this run: the machine was busy")
+    assert "native (3 of 3 trials not booked)" in an.recommendation
+    assert "pmml (2 of 3 trials not booked)" in an.recommendation
+    native_row = next(r for r in an.ranked if r.adapter.adapter == "native")
+    assert not native_row.qualifies and "not measured: the machine was busy" in native_row.why_not
+    assert repeat_verdict(sc) == "none"
+    # one busy trial of three still leaves two to rank on: a winner as before
+    pmml["trials"] = copy.deepcopy(pmml["trials"])
+    for t in pmml["trials"]:
+        t["sustainable"]["limited_by"] = "slo"
+    native["trials"][0]["sustainable"]["limited_by"] = "slo"
+    native["trials"][1]["sustainable"]["limited_by"] = "slo"
+    an2 = analyse(
+        parse_results(
+            _results([native, pmml, *_identity_pair([12000, 12500, 13000], [12000, 12400, 12800])])
+        ).scenarios[0]
+    )
+    assert an2.best is not None and an2.best.adapter == "native"
+    assert any("1 of 3 trials' searches ended with the machine busy" in c for c in an2.caveats)
 
 
 def test_overlapping_intervals_are_a_tie_with_how_to_choose() -> None:

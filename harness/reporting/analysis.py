@@ -103,6 +103,8 @@ def rank(sc: ScenarioResult) -> list[Ranked]:
         why = []
         if a.error:
             why.append("failed")
+        elif a.sustainable_stat is None and a.busy_trials():
+            why.append("not measured: the machine was busy in every trial's search")
         elif not a.sustainable_rate:
             why.append("met the SLO at no tested rate")
         if a.accuracy_failures():
@@ -136,6 +138,13 @@ def _interval(st: Stat | None) -> str:
     return st.fmt(fmt_rate)
 
 
+def _sustainable_cell(a: AdapterResult) -> str:
+    """The sustainable rate's cell: "not booked" when every trial's search ended with the machine busy."""
+    if a.sustainable_stat is None and a.busy_trials():
+        return "not booked (machine busy)"
+    return _interval(a.sustainable_stat)
+
+
 def _choose_within(group: list[AdapterResult]) -> str:
     """How to choose inside a tied group: CPU per event, memory, operations — with the figures."""
     parts = []
@@ -166,6 +175,14 @@ def analyse(sc: ScenarioResult) -> Analysis:
     tied: list[AdapterResult] = []
     if not strategies:
         text = "No deployment strategy was measured in this scenario."
+    elif short := [a for a in strategies if a.short_of_trials]:
+        text = (
+            "No recommendation from this run: the machine was busy (CPU steal or other processes in every failed "
+            "step at a rate) during the searches of "
+            + ", ".join(f"{a.adapter} ({a.busy_trials()} of {len(a.trials)} trials not booked)" for a in short)
+            + ", so their sustainable throughput rests on fewer than two trials. Run it again on a quieter "
+            "machine; the table shows what was booked."
+        )
     elif not qualified:
         text = f"No strategy meets {slo} at any tested rate with predictions within tolerance: none to recommend."
     else:
@@ -216,7 +233,8 @@ def _others_phrase(sc: ScenarioResult, group: list[AdapterResult], strategies: l
             continue
         orate = o.sustainable_rate
         if not orate:
-            (failed if o.error else never).append(o.adapter)
+            if o.sustainable_stat is not None or o.error or not o.busy_trials():
+                (failed if o.error else never).append(o.adapter)
             continue
         phrase = f"{fmt_ratio(top / orate)} the throughput of {o.adapter}"
         if o.accuracy_failures():
@@ -409,7 +427,7 @@ def ranking_table(an: Analysis) -> TableData:
             str(r.rank) if r.rank is not None else "ceiling",
             a.adapter,
             a.family or DASH,
-            _interval(a.sustainable_stat),
+            _sustainable_cell(a),
             a.limited_by,
             fmt_pct(rate / ceiling) if (rate is not None and ceiling) else DASH,
         ]
@@ -688,7 +706,7 @@ def summary_table(results: Results | dict[str, Any]) -> Table:
                 sc.name,
                 name,
                 a.family or DASH,
-                _interval(a.sustainable_stat),
+                _sustainable_cell(a),
                 p99,
                 "n/a" if a.is_baseline else fmt_diff(a.max_abs_diff()),
                 _cpu_cell(a),

@@ -77,12 +77,13 @@ def repeatability(runs: list[Path], tolerance_pct: float = 15.0, console: Consol
     consistent = True
     for s in spreads:
         pct = Spread.pct(s.sustainable)
-        ok = pct is not None and pct <= tolerance_pct
+        # a run without a figure (failed, or every trial's search met a busy machine) shows no agreement
+        ok = pct is not None and pct <= tolerance_pct and all(v is not None for v in s.sustainable)
         consistent &= ok
         cap = Spread.pct(s.capacity)
         t.add_row(
             s.adapter,
-            *[fmt_rate(v) if v else "none" for v in s.sustainable],
+            *["no figure" if v is None else fmt_rate(v) if v else "none" for v in s.sustainable],
             f"±{pct:.1f}%" if pct is not None else DASH,
             "yes" if ok else "[bold red]no[/]",
             f"±{cap:.1f}%" if cap is not None else DASH,

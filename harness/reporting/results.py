@@ -634,6 +634,18 @@ class AdapterResult(Model):
         pts = self.load_point_runs(name)
         return bool(pts) and all(p.outcome() == "backlog" for p in pts)
 
+    def busy_trials(self) -> int:
+        """Trials whose search ended "machine busy": their sustainable rates are not booked."""
+        return sum(1 for t in self.trials if not t.error and t.sustainable and t.sustainable.limited_by == MACHINE_BUSY)
+
+    @property
+    def short_of_trials(self) -> bool:
+        """Whether machine-busy trials left the sustainable median on fewer than two trials (of two or more):
+        too few to rank on."""
+        ok = [t for t in self.trials if not t.error]
+        booked = len(ok) - self.busy_trials()
+        return self.busy_trials() > 0 and booked < min(2, len(ok))
+
     def disturbed_steps(self) -> tuple[int, int]:
         """(search steps marked disturbed, search steps) over every trial."""
         steps = [p for t in self.trials for p in t.points if p.kind == "search"]
