@@ -24,6 +24,9 @@ def test_run_interleaves_trials_and_measures_the_noise_floor(broker: str, small_
         "sustainable": {"start_rate_per_s": 1000, "factor": 2, "max_rate_per_s": 2000, "step_duration_s": 1.5,
                         "warmup_s": 0.5, "precision": 0.5, "min_step_samples": 300},
         "trials": {"count": 2, "aa_identity": True},
+        # about interleaving and the noise floor: CPU steal or a busy CI host must not end a search "machine busy"
+        # and leave a trial unbooked (that rule has its own tests in tests/test_search.py and test_verdicts.py)
+        "interference": {"other_cpu_pct": 10000, "steal_pct": 100},
     }  # fmt: skip
     f = tmp_path / "trials.yaml"
     f.write_text(yaml.safe_dump(sc))
