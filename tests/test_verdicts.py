@@ -441,3 +441,9 @@ def test_repeatability_agrees_and_then_catches_a_flip(tmp_path: Path) -> None:
     con = _capture()
     assert repeatability([a, b, flipped], 15.0, console=con) == 1
     assert "recommendations disagree" in con.export_text()
+    # runs that recommend nothing (here: both above the Kafka-only ceiling, inconsistent) do not "agree"
+    nothing = [run(f"n{i}", [20000, 21000, 22000], [20000, 21000, 22000]) for i in range(2)]
+    con = _capture()
+    assert repeatability(nothing, 15.0, console=con) == 1
+    text = con.export_text()
+    assert "no run made a recommendation" in text and "run 1 (n0): none" in text

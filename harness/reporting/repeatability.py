@@ -92,10 +92,16 @@ def repeatability(runs: list[Path], tolerance_pct: float = 15.0, console: Consol
     verdicts = [verdict(sc) for sc in scs]
     for i, v in enumerate(verdicts):
         con.print(f"run {i + 1} ({loaded[i].run_id}): {v}", highlight=False)
-    agree = len(set(verdicts)) == 1
+    agree = len(set(verdicts)) == 1 and verdicts[0] != "none"  # three runs that recommend nothing show nothing
+    said = (
+        "recommendations agree"
+        if agree
+        else "[bold red]no run made a recommendation[/]"
+        if set(verdicts) == {"none"}
+        else "recommendations [bold red]disagree[/]"
+    )
     con.print(
-        f"recommendations {'agree' if agree else '[bold red]disagree[/]'}; "
-        f"sustainable medians {'all' if consistent else '[bold red]not all[/]'} within ±{tolerance_pct:g}%",
+        f"{said}; sustainable medians {'all' if consistent else '[bold red]not all[/]'} within ±{tolerance_pct:g}%",
         highlight=False,
     )
     return 0 if agree and consistent else 1
