@@ -575,7 +575,7 @@ def test_compare_unchanged_copy_passes(tmp_path: Path) -> None:
         "CPU s/1000 @ steady-800",
         "peak RSS MiB @ steady-800",
         "max abs diff",
-        "AUC",
+        "AUC − reference AUC",
         "verdict @ steady-800",
     ):
         assert ("onnx", m) in metrics, m
@@ -583,6 +583,22 @@ def test_compare_unchanged_copy_passes(tmp_path: Path) -> None:
     con = _capture()
     assert main_compare([a, b], 10, console=con) == 0
     assert "no regression beyond 10 %" in con.export_text()
+
+
+def test_compare_judges_auc_against_the_reference_on_the_same_records(tmp_path: Path) -> None:
+    """Another subset of the holdout moves AUC and its reference alike (not a regression); an AUC that falls
+    below its own reference by more than AUC_DROP is one."""
+    base = make_results("run-a")
+    other_records, worse = copy.deepcopy(base), copy.deepcopy(base)
+    other_records["run_id"], worse["run_id"] = "run-b", "run-c"
+    for p in _adapter(other_records, "onnx")["points"]:
+        p["accuracy"].update(auc=0.9242, auc_reference=0.9242)
+    for p in _adapter(worse, "onnx")["points"]:
+        p["accuracy"].update(auc=0.9212, auc_reference=0.9312)
+    a, b, c = (write_run(tmp_path, d) for d in (base, other_records, worse))
+    assert not any("AUC" in r for r in compare([a, b], threshold_pct=10).regressions)
+    flagged = compare([a, c], threshold_pct=10).regressions
+    assert any("onnx AUC − reference AUC: 0.0000 → -0.0100" in r for r in flagged), flagged
 
 
 def test_compare_flags_planted_regression(tmp_path: Path) -> None:
