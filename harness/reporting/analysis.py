@@ -15,7 +15,7 @@ from typing import Any
 from rich.table import Table
 
 from harness.reporting.fmt import DASH, fmt_diff, fmt_mib, fmt_ms, fmt_num, fmt_pct, fmt_rate, fmt_ratio
-from harness.reporting.results import MACHINE_BUSY, AdapterResult, Check, Results, ScenarioResult, parse_results
+from harness.reporting.results import AdapterResult, Check, Results, ScenarioResult, parse_results
 from harness.reporting.stats import Stat, judge, relative_difference
 
 WIDE_INTERVAL_PCT = 15.0  # an interval wider than ± this share of its median gets a caveat explaining it
@@ -291,13 +291,13 @@ def _wide_interval_caveat(a: AdapterResult) -> str | None:
 
 def _machine_busy_caveat(a: AdapterResult) -> str | None:
     """Trials whose search ended "machine busy" (harness/bench/search.py): not in the sustainable median."""
-    busy = [t for t in a.trials if t.sustainable and t.sustainable.limited_by == MACHINE_BUSY]
+    busy = a.busy_trials()
     if not busy:
         return None
     st = a.sustainable_stat
     rest = f"the median is over the other {st.n}" if st is not None else "no trial's sustainable rate stands"
     return (
-        f"{a.adapter}: {len(busy)} of {len(a.trials)} trials' searches ended with the machine busy (a rate failed "
+        f"{a.adapter}: {busy} of {len(a.trials)} trials' searches ended with the machine busy (a rate failed "
         f"three times with CPU steal or other processes in every step): those trials measured the machine, and "
         f"their sustainable rates are not booked; {rest}"
     )
