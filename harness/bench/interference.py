@@ -112,10 +112,10 @@ class InterferenceMonitor:
         reasons = []
         if pauses and max(pauses) >= th.gc_pause_ms:
             reasons.append(f"broker GC pause {max(pauses):.0f} ms")
-        busy = other_pct >= th.other_cpu_pct or steal_pct >= th.steal_pct
-        if other_pct >= th.other_cpu_pct:
+        others, stolen = other_pct >= th.other_cpu_pct, steal_pct >= th.steal_pct
+        if others:
             reasons.append(f"other processes used {other_pct:.0f}% of a core")
-        if steal_pct >= th.steal_pct:
+        if stolen:
             reasons.append(f"CPU steal {steal_pct:.0f}%")
         return Interference(
             gc_pause_max_ms=round(max(pauses, default=0.0), 1),
@@ -124,6 +124,6 @@ class InterferenceMonitor:
             other_cpu_pct=round(other_pct, 1),
             load_average=round(os.getloadavg()[0], 2),
             disturbed=bool(reasons),
-            busy=busy,
+            busy=others or stolen,
             reasons=reasons,
         )

@@ -103,7 +103,7 @@ def rank(sc: ScenarioResult) -> list[Ranked]:
         why = []
         if a.error:
             why.append("failed")
-        elif a.sustainable_stat is None and a.busy_trials():
+        elif a.unbooked:
             why.append("not measured: the machine was busy in every trial's search")
         elif not a.sustainable_rate:
             why.append("met the SLO at no tested rate")
@@ -140,7 +140,7 @@ def _interval(st: Stat | None) -> str:
 
 def _sustainable_cell(a: AdapterResult) -> str:
     """The sustainable rate's cell: "not booked" when every trial's search ended with the machine busy."""
-    if a.sustainable_stat is None and a.busy_trials():
+    if a.unbooked:
         return "not booked (machine busy)"
     return _interval(a.sustainable_stat)
 
@@ -233,7 +233,7 @@ def _others_phrase(sc: ScenarioResult, group: list[AdapterResult], strategies: l
             continue
         orate = o.sustainable_rate
         if not orate:
-            if o.sustainable_stat is not None or o.error or not o.busy_trials():
+            if not o.unbooked:
                 (failed if o.error else never).append(o.adapter)
             continue
         phrase = f"{fmt_ratio(top / orate)} the throughput of {o.adapter}"

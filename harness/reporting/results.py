@@ -642,9 +642,14 @@ class AdapterResult(Model):
     def short_of_trials(self) -> bool:
         """Whether machine-busy trials left the sustainable median on fewer than two trials (of two or more):
         too few to rank on."""
-        ok = [t for t in self.trials if not t.error]
-        booked = len(ok) - self.busy_trials()
-        return self.busy_trials() > 0 and booked < min(2, len(ok))
+        ran = sum(1 for t in self.trials if not t.error)
+        busy = self.busy_trials()
+        return busy > 0 and ran - busy < min(2, ran)
+
+    @property
+    def unbooked(self) -> bool:
+        """Whether every trial's search met a busy machine: no sustainable rate at all, and not for failing."""
+        return not self.error and self.sustainable_stat is None and self.busy_trials() > 0
 
     def disturbed_steps(self) -> tuple[int, int]:
         """(search steps marked disturbed, search steps) over every trial."""
