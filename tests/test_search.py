@@ -246,3 +246,27 @@ def test_every_trial_starts_from_its_own_capacity_not_an_earlier_answer() -> Non
         "position",
         "expected_rate",
     ]
+
+
+def test_a_step_is_busy_only_for_interference_from_outside_the_run() -> None:
+    """A process outside the run spinning on a core makes the window "busy" (and disturbed); with thresholds
+    it cannot reach, nothing is flagged. The broker's GC (no log here) never makes a window busy."""
+    import subprocess
+    import sys
+    import time
+
+    from harness.bench.interference import InterferenceMonitor, Thresholds
+
+    spin = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<3: pass"])
+    try:
+        time.sleep(0.3)
+        for th, busy in ((Thresholds(other_cpu_pct=5.0, steal_pct=1e9), True), (Thresholds(1e9, 1e9, 1e9), False)):
+            mon = InterferenceMonitor(None, lambda: [], th)
+            mon.begin()
+            time.sleep(0.8)
+            inter = mon.end((time.time_ns() - 800_000_000, time.time_ns()))
+            assert inter.busy is busy and inter.disturbed is busy, inter
+            assert any(r.startswith("other processes") for r in inter.reasons) is busy
+    finally:
+        spin.kill()
+        spin.wait()
