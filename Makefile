@@ -28,9 +28,9 @@ demo: $(STAMP)
 	$(BIN)/harness run scenarios/fraud.yaml
 
 test: $(STAMP) chromium promtool
-	$(BIN)/ruff check harness adapters jvm tests
-	$(BIN)/ruff format --check harness adapters jvm tests
-	$(BIN)/mypy harness adapters jvm
+	$(BIN)/ruff check harness adapters contestants jvm tests
+	$(BIN)/ruff format --check harness adapters contestants jvm tests
+	$(BIN)/mypy harness adapters contestants jvm
 	$(BIN)/pytest -q
 
 # the report's browser test renders report.html in Debian's headless Chromium

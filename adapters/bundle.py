@@ -1,13 +1,13 @@
 """Read a model bundle: `manifest.json` plus one file per format, every file checked by sha256.
 
-Layout written by `harness build` (see harness/build/pipeline.py):
+Layout written by `harness build` (see harness/modelbuild/pipeline.py):
 
     artifacts/<scenario>/<model-id>/
         manifest.json        what is here, the feature order and types ("features", adapters/schema.py), parity
                              figures, versions; "absent": why a format is not in the bundle
         reference.npz        X (held-out or reference rows, float64 in the schema's encoding: categorical values
                              as category codes; NaN = missing), y (labels), p (the reference predictions)
-        model.ir.json        the model IR (harness/build/ir.py)
+        model.ir.json        the model IR (harness/modelbuild/ir.py)
         <one file per format: native, onnx, codegen-c, pmml, pfa, h2o-mojo>
 
 manifest["formats"][<format>] = {"file": ..., "sha256": ..., "evaluator": ..., "parity": {...}, ...}

@@ -1,4 +1,4 @@
-"""Generated code: the model compiled to a C shared library (harness/build/export_c.py).
+"""Generated code: the model compiled to a C shared library (harness/modelbuild/export_c.py).
 
     adapter = CodegenCAdapter.load(bundle, nthread=1)
 

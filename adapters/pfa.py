@@ -1,6 +1,6 @@
 """PFA through titus2 (pure Python), one `engine.action` per row.
 
-Input: an array of doubles in the bundle's feature order (NaN = missing), what harness.build.export_pfa
+Input: an array of doubles in the bundle's feature order (NaN = missing), what harness.modelbuild.export_pfa
 writes; or a record of named fields (what most PFA producers write), each fed from the bundle feature of the
 same name: double/float/int/long fields get numbers, string and enum fields get the category's string (the
 bundle schema turns the batch's category codes back into strings), a missing value is null where the field's

@@ -17,7 +17,7 @@ The model is parsed from the very bytes whose sha256 matched the manifest (`Bund
 pmml4s's `Model.fromBytes`): a file swapped after the check is never read.
 
 Output: the manifest's `output_field` (an imported PMML: its probability of the positive class), else the field
-`probability_1` (what harness.build.export_pmml writes) or `probability(1)`; a file without it is refused at load.
+`probability_1` (what harness.modelbuild.export_pmml writes) or `probability(1)`; a file without it is refused at load.
 A missing prediction (null) becomes NaN (the scoring loop dead-letters it).
 
 Failures: a Java exception on a row is ScoringFailed (the row's fault); a JVM that is gone or in trouble

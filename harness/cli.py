@@ -88,7 +88,7 @@ def build_cmd(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when the cache has the bundle.")] = False,
 ) -> None:
     """Train each scenario's model, export it to every format, hold every format to the native model."""
-    from harness.build.pipeline import build
+    from harness.modelbuild.pipeline import build
     from harness.scenario import load_scenario
 
     _exits_without_teardown.add("build")  # the parity gate may run PMML or a MOJO in this process's JVM
@@ -125,7 +125,7 @@ def import_cmd(
 ) -> None:
     """Bring your own model: a bundle from an existing artifact and a reference table; every format the model
     converts to is derived and held to it by the parity gate. Prints the bundle folder."""
-    from harness.build.importer import ImportRequest, import_model
+    from harness.modelbuild.importer import ImportRequest, import_model
 
     _exits_without_teardown.add("import")  # a PMML or MOJO is checked in this process's JVM
     req = ImportRequest(artifact, reference, label, expected, name, trust_pickle)
@@ -295,8 +295,8 @@ def faults_cmd(
     """Run the scoring loop through every fault on a broker of its own (kill -9, broker and model server
     restarts, poison records, NaN, exceptions, hangs, outages); print sent / scored / dead-lettered / lost /
     duplicates per fault and guarantee. Exit 1 when a record was lost (or duplicated in exactly-once)."""
-    from harness.scoring.faults.cases import CASES
-    from harness.scoring.faults.suite import HEADER, format_row, run
+    from harness.faults.cases import CASES
+    from harness.faults.suite import HEADER, format_row, run
     from harness.scoring.loop import GUARANTEES
 
     unknown = [c for c in case or [] if c not in CASES] + [g for g in guarantee or [] if g not in GUARANTEES]
@@ -497,7 +497,7 @@ def experiment_cmd(
 
 
 def _finish_run(run_dir: Path, report: bool) -> None:
-    from harness.reporting.results import load_results
+    from harness.results.schema import load_results
 
     try:
         from harness.reporting.analysis import summary_table
@@ -520,7 +520,7 @@ def report_cmd(run_dir: Annotated[Path, typer.Argument(help="results/<run-id> or
     """Write report.md (+ PNG charts) and a self-contained report.html for a finished run."""
     from harness.reporting.analysis import summary_table
     from harness.reporting.report import write_report
-    from harness.reporting.results import load_results
+    from harness.results.schema import load_results
 
     md, html = write_report(run_dir)
     console.print(summary_table(load_results(run_dir)))

@@ -59,7 +59,7 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
 @pytest.fixture(scope="session")
 def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small real LightGBM bundle (fraud data, 20 trees) with native and ONNX formats."""
-    from harness.build.pipeline import build
+    from harness.modelbuild.pipeline import build
     from harness.scenario import Scenario
 
     sc = Scenario.model_validate(
@@ -83,7 +83,7 @@ def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def second_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Another small LightGBM bundle (a different seed: a different model id), as a retrained version."""
-    from harness.build.pipeline import build
+    from harness.modelbuild.pipeline import build
     from harness.scenario import Scenario
 
     sc = Scenario.model_validate(
@@ -182,7 +182,7 @@ def artifacts() -> Path:
 @pytest.fixture(scope="session")
 def bundles(artifacts: Path) -> dict[str, Path]:
     """The three shipped scenarios, built once (cached in artifacts/)."""
-    from harness.build.pipeline import build
+    from harness.modelbuild.pipeline import build
     from harness.scenario import load_scenario
 
     out = {}

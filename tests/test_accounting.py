@@ -1,6 +1,6 @@
 """`harness score` accounts for every record on a real broker: each consumed record ends as one result, one
 dead letter, or uncommitted — whatever the engine does (NaN, exceptions, outages) and however the scorer
-dies (kill -9 in exactly-once mode). Misbehaviour comes from harness/scoring/faults/chaos.py."""
+dies (kill -9 in exactly-once mode). Misbehaviour comes from harness/faults/chaos.py."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from confluent_kafka import Producer
 
 from adapters.bundle import Bundle
 from harness.bench.loadgen import send
+from harness.faults import chaos
 from harness.scoring import wire
-from harness.scoring.faults import chaos
 from tests.conftest import committed_offsets, consume_all, create_topic, finish_loop, start_loop
 
-CHAOS = "harness.scoring.faults.chaos:ChaosAdapter"
+CHAOS = "harness.faults.chaos:ChaosAdapter"
 
 
 def _feature_names(bundle: Path) -> list[str]:

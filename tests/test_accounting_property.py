@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.bundle import Bundle
+from harness.faults import chaos
 from harness.kafka.config import KafkaTarget
 from harness.scoring import wire
-from harness.scoring.faults import chaos
 from harness.scoring.loop import LoopConfig, ScoringLoop
 from tests.conftest import create_topic
 

@@ -18,11 +18,11 @@ from adapters.base import Adapter
 from adapters.bundle import Bundle, sha256_file
 from adapters.errors import AdapterClosed, AdapterError, BadInput, BundleError, FormatMissing
 from adapters.registry import adapter_class
-from harness.build import ir as irmod
-from harness.build import train_lightgbm, train_sklearn
-from harness.build.export_c import compile_c
-from harness.build.export_onnx import CONVERTER_ATOL, IR_ATOL, float32_flip_rows, write_onnx
-from harness.build.trained import TrainedModel
+from harness.modelbuild import ir as irmod
+from harness.modelbuild import train_lightgbm, train_sklearn
+from harness.modelbuild.export_c import compile_c
+from harness.modelbuild.export_onnx import CONVERTER_ATOL, IR_ATOL, float32_flip_rows, write_onnx
+from harness.modelbuild.trained import TrainedModel
 
 N_FEATURES = 5
 NAMES = [f"x{i}" for i in range(N_FEATURES)]

@@ -19,8 +19,8 @@ from confluent_kafka import Producer
 
 from adapters.bundle import Bundle
 from adapters.registry import adapter_class
-from harness.build.importer import ImportRequest, import_model
 from harness.kafka.config import KafkaTarget
+from harness.modelbuild.importer import ImportRequest, import_model
 from harness.scoring import wire
 from harness.scoring.loop import LoopConfig, ScoringLoop
 from tests.conftest import ROOT, consume_all, create_topic, run_cli

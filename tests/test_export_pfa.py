@@ -13,8 +13,8 @@ import pytest
 
 from adapters.errors import AdapterClosed, BadInput, BundleError, ScoringFailed
 from adapters.titus_compat import apply_shims, pfa_engine_class
-from harness.build.export_pfa import write_pfa
-from harness.build.ir import LEAF, Glm, ModelIR, Tree, TreeEnsemble, predict
+from harness.modelbuild.export_pfa import write_pfa
+from harness.modelbuild.ir import LEAF, Glm, ModelIR, Tree, TreeEnsemble, predict
 from tests.test_export_pmml import ATOL, CASES, make_X, one_tree, sensitivity_checks, stump, write_bundle
 
 

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from adapters.errors import AdapterClosed, BadInput, BundleError
-from harness.build.export_pmml import OUTPUT_FIELD, write_pmml
-from harness.build.ir import LEAF, Glm, ModelIR, SplitOp, Tree, TreeEnsemble, predict
+from harness.modelbuild.export_pmml import OUTPUT_FIELD, write_pmml
+from harness.modelbuild.ir import LEAF, Glm, ModelIR, SplitOp, Tree, TreeEnsemble, predict
 
 ATOL = 1e-9
 

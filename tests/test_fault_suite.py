@@ -1,5 +1,5 @@
 """The fault suite as tests (`pytest -m faults`; not in the default run, it takes ~8 minutes): every fault of
-harness/scoring/faults/cases.py in both guarantees, on a broker of the suite's own. Nothing is lost anywhere,
+harness/faults/cases.py in both guarantees, on a broker of the suite's own. Nothing is lost anywhere,
 nothing is misrouted, and exactly-once writes no duplicate. `harness faults` runs the same and prints the table."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.scoring.faults.cases import CASES, Env
-from harness.scoring.faults.suite import make_env
+from harness.faults.cases import CASES, Env
+from harness.faults.suite import make_env
 from harness.scoring.loop import GUARANTEES
 
 pytestmark = pytest.mark.faults

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.build import ir
-from harness.build import train_h2o as th
+from harness.modelbuild import ir
+from harness.modelbuild import train_h2o as th
 
 FEATURES = ["amount", "age", "score", "ratio", "count", "noise"]
 SEED = 11
@@ -219,7 +219,7 @@ def test_from_mojo_round_trip(h2o_models: dict[str, Any], tmp_path: Path) -> Non
 def test_onnx_gbm_parity(h2o_models: dict[str, Any], tmp_path: Path) -> None:
     import onnxruntime as ort
 
-    from harness.build.export_onnx import float32_flip_rows
+    from harness.modelbuild.export_onnx import float32_flip_rows
 
     gbm, X = h2o_models["gbm"], h2o_models["X_eval"]
     gbm.save_native(tmp_path)

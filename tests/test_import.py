@@ -20,8 +20,8 @@ import pytest
 from adapters.bundle import Bundle
 from adapters.registry import adapter_class
 from adapters.schema import UNSEEN_CODE
-from harness.build.importer import ImportRequest, import_model
 from harness.datagen import generate
+from harness.modelbuild.importer import ImportRequest, import_model
 from tests.conftest import ROOT, run_cli
 
 PRODUCER = ROOT / "scenarios" / "byom" / "make_nyoka_pmml.py"
@@ -174,7 +174,7 @@ def _formats_within(root: Path, tol: float = 1e-9) -> dict[str, Any]:
 def test_a_pickled_pipeline_imports_with_trust_pickle_and_gets_every_format(
     numeric: tuple[pd.DataFrame, np.ndarray], tmp_path: Path
 ) -> None:
-    from harness.build.train_sklearn import train
+    from harness.modelbuild.train_sklearn import train
 
     frame, y = numeric
     model = train("logistic_regression", {}, frame.to_numpy()[:2000], y[:2000], list(frame.columns), 1).model
@@ -223,9 +223,9 @@ def test_lightgbm_onnx_and_pfa_files_import(numeric: tuple[pd.DataFrame, np.ndar
     import skl2onnx
     from skl2onnx.common.data_types import FloatTensorType
 
-    from harness.build import ir as ir_mod
-    from harness.build.export_pfa import write_pfa
-    from harness.build.train_lightgbm import train
+    from harness.modelbuild import ir as ir_mod
+    from harness.modelbuild.export_pfa import write_pfa
+    from harness.modelbuild.train_lightgbm import train
 
     frame, y = numeric
     Xtr, Xref = frame.to_numpy()[:2000], frame.to_numpy()[2000:]
@@ -238,7 +238,7 @@ def test_lightgbm_onnx_and_pfa_files_import(numeric: tuple[pd.DataFrame, np.ndar
     assert isinstance(lgb.Booster(model_file=str(tmp_path / "model.txt")), lgb.Booster)
 
     # ONNX (skl2onnx, float32) of a scikit-learn model: served by onnxruntime, names from the table
-    from harness.build.train_sklearn import train as train_sk
+    from harness.modelbuild.train_sklearn import train as train_sk
 
     sk = train_sk("logistic_regression", {}, Xtr, y[:2000], list(frame.columns), 1).model
     onx = skl2onnx.convert_sklearn(sk, initial_types=[("x", FloatTensorType([None, Xtr.shape[1]]))],
@@ -258,7 +258,7 @@ def test_lightgbm_onnx_and_pfa_files_import(numeric: tuple[pd.DataFrame, np.ndar
 
 
 def test_an_h2o_mojo_imports_with_its_own_feature_names(tmp_path: Path) -> None:
-    mojo = ROOT / "adapters" / "kstreams_mojo" / "src" / "test" / "resources" / "tiny_gbm.zip"
+    mojo = ROOT / "contestants" / "kstreams_mojo" / "src" / "test" / "resources" / "tiny_gbm.zip"
     rng = np.random.default_rng(7)
     rows = np.vstack([[[0.5, -1.0, 2.0], [1.0, 1.0, -1.0], [np.nan, 0.3, 0.1]], rng.normal(size=(60, 3))])
     frame = pd.DataFrame({"f3": rows[:, 2], "f1": rows[:, 0], "f2": rows[:, 1], "extra": 1.0})  # other order
@@ -268,7 +268,7 @@ def test_an_h2o_mojo_imports_with_its_own_feature_names(tmp_path: Path) -> None:
     assert m["feature_names"] == ["f1", "f2", "f3"] and m["ignored_columns"] == ["extra"]
     assert {"native", "h2o-mojo", "ir", "onnx", "codegen-c", "pmml", "pfa"} == set(m["formats"])
     _, _, p = Bundle.open(res.bundle_dir).reference()
-    # H2O's own predict() on these three rows (adapters/kstreams_mojo/src/test/resources/README.md)
+    # H2O's own predict() on these three rows (contestants/kstreams_mojo/src/test/resources/README.md)
     assert np.allclose(p[:3], [0.331913, 0.664910, 0.397656], atol=1e-6)
     assert json.loads((res.bundle_dir / "model.ir.json").read_text())["kind"] == "tree_ensemble"
 
@@ -477,8 +477,8 @@ def test_a_glm_in_the_style_of_rs_pmml_package_follows_its_missing_and_invalid_r
 def test_a_scenario_names_either_a_bundle_or_data_to_train_on(tmp_path: Path) -> None:
     from pydantic import ValidationError
 
-    from harness.build.errors import BuildError
-    from harness.build.pipeline import build
+    from harness.modelbuild.errors import BuildError
+    from harness.modelbuild.pipeline import build
     from harness.scenario import Scenario
 
     with pytest.raises(ValidationError, match="exactly one of 'dataset'"):

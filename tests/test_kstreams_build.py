@@ -1,7 +1,7 @@
-"""The Kafka Streams + MOJO app builds through harness/bench/kstreams.py and its Java unit tests pass.
+"""The Kafka Streams + MOJO app builds through contestants/kstreams.py and its Java unit tests pass.
 
 The Java tests run the topology on Kafka Streams' TopologyTestDriver with a tiny H2O GBM MOJO
-(adapters/kstreams_mojo/src/test/resources/tiny_gbm.zip). The end-to-end run on a real broker is separate.
+(contestants/kstreams_mojo/src/test/resources/tiny_gbm.zip). The end-to-end run on a real broker is separate.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from harness.bench import kstreams
+from contestants import kstreams
 
 pytestmark = pytest.mark.skipif(
     shutil.which("mvn") is None or shutil.which("java") is None, reason="needs Java 17 and Maven on PATH"

@@ -1,6 +1,6 @@
 """kstreams-mojo's batch mode loses nothing when the app is killed (kill -9) while records wait in its buffer:
 Kafka Streams has already committed their offsets, and the buffer's change-logged store gives them back to the
-restarted app (adapters/kstreams_mojo, PendingRecords.java)."""
+restarted app (contestants/kstreams_mojo, PendingRecords.java)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from adapters.bundle import Bundle
-from harness.bench import kstreams
+from contestants import kstreams
 from harness.kafka.config import KafkaTarget
 from harness.kafka.topics import ensure_topics
 from harness.scoring import wire

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from adapters.bundle import Bundle
 from adapters.registry import adapter_class
-from harness.build import ir as ir_mod
-from harness.build.pipeline import build
+from harness.modelbuild import ir as ir_mod
+from harness.modelbuild.pipeline import build
 from harness.scenario import Scenario, load_scenario
 from tests.conftest import ROOT
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from adapters.bundle import Bundle, sha256_file
-from harness.build.export_pmml import write_pmml
-from harness.build.ir import from_dict
-from harness.build.parity import BuildError, parity_gate
+from harness.modelbuild.export_pmml import write_pmml
+from harness.modelbuild.ir import from_dict
+from harness.modelbuild.parity import BuildError, parity_gate
 
 
 def test_a_drifting_format_fails_the_build(small_bundle: Path, tmp_path: Path) -> None:

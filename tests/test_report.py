@@ -13,8 +13,8 @@ from rich.console import Console
 
 from harness.reporting.analysis import summary_table
 from harness.reporting.compare import compare, main_compare
-from harness.reporting.errors import ResultsError
 from harness.reporting.report import write_report
+from harness.results.errors import ResultsError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 HDR_PERCENTILES = [0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999]

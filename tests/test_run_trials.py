@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.reporting.results import SCHEMA_VERSION, load_results
+from harness.results.schema import SCHEMA_VERSION, load_results
 from tests.conftest import ROOT, run_cli
 
 

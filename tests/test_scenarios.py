@@ -17,9 +17,9 @@ import pytest
 from adapters.bundle import Bundle
 from adapters.errors import BundleError
 from adapters.registry import adapter_class
-from harness.build.export_onnx import float32_flip_rows
-from harness.build.ir import from_dict
-from harness.build.pipeline import build, verify_bundle
+from harness.modelbuild.export_onnx import float32_flip_rows
+from harness.modelbuild.ir import from_dict
+from harness.modelbuild.pipeline import build, verify_bundle
 from harness.scenario import load_scenario
 from tests.conftest import HARNESS, ROOT, SCENARIOS, run_cli
 

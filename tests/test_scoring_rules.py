@@ -17,8 +17,8 @@ from confluent_kafka import KafkaError
 from adapters.base import Adapter
 from adapters.bundle import Bundle
 from adapters.errors import BundleError, EngineUnavailable
+from harness.faults import chaos
 from harness.scoring.consumer_errors import TransientLog, classify
-from harness.scoring.faults import chaos
 from harness.scoring.isolation import BatchScorer, EngineDown
 from harness.scoring.outage import Backoff, Watchdog
 

@@ -8,7 +8,7 @@ import pytest
 
 from harness.bench.search import RateSearch, SearchPolicy, nice_rate
 from harness.reporting.analysis import _machine_busy_caveat
-from harness.reporting.results import MACHINE_BUSY, AdapterResult, Outcome, Sustainable, Trial
+from harness.results.schema import MACHINE_BUSY, AdapterResult, Outcome, Sustainable, Trial
 
 
 def drive(search: RateSearch, outcome: Callable[[float, int], Outcome | tuple[Outcome, bool]]) -> list[float]:
@@ -200,7 +200,7 @@ def test_three_failures_on_a_busy_machine_end_the_search_unbooked() -> None:
 
 def test_a_step_whose_load_generator_fell_behind_is_disturbed_not_the_scorers_failure() -> None:
     from harness.bench.session import step_disturbed
-    from harness.reporting.results import Point
+    from harness.results.schema import Point
     from tests.test_report import _point
 
     clean = Point.model_validate(_point("search-10800", 10800.0, 9.0, 61.0, kind="search") | {"slo_p99_ms": 50.0})

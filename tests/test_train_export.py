@@ -12,18 +12,18 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from harness.build import ir as irmod
-from harness.build import train_lightgbm, train_sklearn
-from harness.build.export_c import compile_c
-from harness.build.export_onnx import (
+from harness.modelbuild import ir as irmod
+from harness.modelbuild import train_lightgbm, train_sklearn
+from harness.modelbuild.export_c import compile_c
+from harness.modelbuild.export_onnx import (
     CONVERTER_ATOL,
     IR_ATOL,
     float32_flip_rows,
     write_onnx,
     write_onnx_from_ir,
 )
-from harness.build.ir import Glm, Tree, TreeEnsemble
-from harness.build.trained import TrainedModel
+from harness.modelbuild.ir import Glm, Tree, TreeEnsemble
+from harness.modelbuild.trained import TrainedModel
 
 N_FEATURES = 6
 NAMES = [f"f{i}" for i in range(N_FEATURES)]
@@ -418,7 +418,7 @@ def test_compiled_glm_without_replacement_and_identity(tmp_path: Path) -> None:
 
 
 def test_compiled_c_large_model_split_into_several_files(data, tmp_path: Path) -> None:
-    from harness.build.export_c import TREES_PER_FILE, _codegen_params
+    from harness.modelbuild.export_c import TREES_PER_FILE, _codegen_params
 
     X, y, X_test = data
     m = train_lightgbm.train("gbm", {"n_estimators": 2 * TREES_PER_FILE + 5, "num_leaves": 4}, X, y, NAMES, seed=2)

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from harness.reporting.analysis import analyse, consistency_problems
+from harness.reporting.analysis import analyse
 from harness.reporting.compare import compare, main_compare
 from harness.reporting.repeatability import verdict as repeat_verdict
-from harness.reporting.results import load_results, parse_results
-from harness.reporting.stats import judge, median_interval, stat
+from harness.results.consistency import consistency_problems
+from harness.results.schema import load_results, parse_results
+from harness.results.stats import judge, median_interval, stat
 from tests.conftest import ROOT
 from tests.test_report import _point, _search, make_results, write_run
 

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 
 from adapters.bundle import Bundle
-from harness.build import ir as ir_mod
-from harness.build import train_xgboost as tx
-from harness.build.export_onnx import _leaves
-from harness.build.importer import ImportRequest, import_model
-from harness.build.pipeline import build
 from harness.datagen import generate
+from harness.modelbuild import ir as ir_mod
+from harness.modelbuild import train_xgboost as tx
+from harness.modelbuild.export_onnx import _leaves
+from harness.modelbuild.importer import ImportRequest, import_model
+from harness.modelbuild.pipeline import build
 from harness.scenario import Scenario, load_scenario
 from tests.conftest import ROOT, run_cli
 

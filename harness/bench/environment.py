@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 
 from harness.kafka.config import KafkaTarget
-from harness.reporting.results import Environment
+from harness.results.schema import Environment
 
 
 def cpu_model() -> str:

@@ -21,8 +21,8 @@ import numpy as np
 from rich.progress import Progress
 
 from harness.bench.session import START_DELAY_NS, AdapterSession, RunContext
-from harness.reporting.results import Rebalance, ScaleOutCell, TimelineWindow
-from harness.reporting.stats import stat
+from harness.results.schema import Rebalance, ScaleOutCell, TimelineWindow
+from harness.results.stats import stat
 from harness.scenario import AdapterSpec, LoadProfile
 
 

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _fraud_bundle() -> str:
-    from harness.build.pipeline import build
+    from harness.modelbuild.pipeline import build
     from harness.scenario import load_scenario
 
     return str(build(load_scenario("scenarios/fraud.yaml"), log=lambda m: None).bundle_dir)

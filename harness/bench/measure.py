@@ -19,7 +19,7 @@ import orjson
 from hdrh.histogram import HdrHistogram
 
 from harness.kafka.config import KafkaTarget
-from harness.reporting.results import Accuracy, Counts, Measurement, Percentiles, Throughput
+from harness.results.schema import Accuracy, Counts, Measurement, Percentiles, Throughput
 from harness.scoring import wire
 
 HDR_MAX_US = 3_600_000_000  # one hour

@@ -7,7 +7,7 @@
        The identity scorer runs twice (an A/A pair): its difference is this run's noise floor.
     -> an adapter whose figures are inconsistent (sustainable above its own capacity, or above the Kafka-only
        ceiling beyond the noise floor) gets one more trial, and keeps the flag if it stays inconsistent
-    -> results/<run-id>/results.json (typed: harness/reporting/results.py), rewritten after every trial
+    -> results/<run-id>/results.json (typed: harness/results/schema.py), rewritten after every trial
 
 Each figure is a median over the trials with an interval, framed by the Kafka-only ceiling (identity) and
 the adapter's own in-process micro-benchmark: the report gives ratios, since absolute times on a shared
@@ -32,11 +32,11 @@ from harness.bench.experiments import RebalancePlan, ScaleOutPlan
 from harness.bench.lifecycle import LifecyclePlan, lifecycle
 from harness.bench.online import OnlinePlan, online
 from harness.bench.session import AdapterSession, RunContext
-from harness.build.pipeline import build, lib_versions
 from harness.errors import HarnessError
 from harness.kafka.config import KafkaTarget
 from harness.kafka.topics import delete_topics, ensure_topics
-from harness.reporting.results import (
+from harness.modelbuild.pipeline import build, lib_versions
+from harness.results.schema import (
     AdapterResult,
     BundleParity,
     Ceilings,
@@ -294,7 +294,7 @@ def _remeasure_inconsistent(
     ctx: RunContext, scenario: ScenarioResult, field: list[Contestant], progress: Progress, save: Callable[[], None]
 ) -> None:
     """One more trial for each adapter whose figures are inconsistent; the flag stays if they still are."""
-    from harness.reporting.analysis import consistency_problems
+    from harness.results.consistency import consistency_problems
 
     flagged = [c for c in field if not c.result.error and consistency_problems(scenario, c.result)]
     for c in flagged:
@@ -353,7 +353,7 @@ def run_experiment(
     """`harness experiment`: scale-out (capacity over partitions × processes) or rebalance (a scorer joins
     and leaves under load), written as results.json with the scenario header and `experiments`."""
     from harness.bench.experiments import rebalance, scale_out
-    from harness.reporting.results import Experiments
+    from harness.results.schema import Experiments
 
     console = console or Console(stderr=True)
 

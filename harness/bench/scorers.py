@@ -2,7 +2,7 @@
 
     Scorer        start() / stop() / cpu_seconds() / peak_rss_mib(): one process or a group of processes
       LoopProcesses   N `harness score` processes in one consumer group (the Python scoring loop)
-      KStreamsScorer  the Kafka Streams + MOJO application (adapters/kstreams_mojo)
+      KStreamsScorer  the Kafka Streams + MOJO application (contestants/kstreams_mojo)
       ModelServer     `harness serve`: the V2 model server behind the `rest` adapter
       MlserverKafka   a peer: MLServer in its Kafka mode (harness/bench/peers.py)
     Deployment    the scorer, optionally the model server it calls, and what the in-process
@@ -265,7 +265,7 @@ class KStreamsScorer(_OneProcess):
         self._mojo: Path | None = None
 
     def start(self) -> None:
-        from harness.bench.kstreams import KStreamsApp, KStreamsConfig, build_jar
+        from contestants.kstreams import KStreamsApp, KStreamsConfig, build_jar
 
         s, t, o = self.setup, self.setup.topics, self.options
         build_jar()
@@ -292,7 +292,7 @@ class KStreamsScorer(_OneProcess):
     def stop(self) -> None:
         if self.app is not None:
             self.app.stop()
-            # batch mode's change-logged buffer store (adapters/kstreams_mojo, PendingRecords.java)
+            # batch mode's change-logged buffer store (contestants/kstreams_mojo, PendingRecords.java)
             delete_topics(self.setup.target, [f"{self.setup.topics.group}-pending-changelog"])
         if self._mojo is not None:
             self._mojo.unlink(missing_ok=True)

@@ -33,7 +33,7 @@ from harness.bench.scorers import Deployment, ScorerSetup, Topics, deployment
 from harness.bench.search import VOID, RateSearch, SearchPolicy, nice_rate
 from harness.kafka.config import KafkaTarget
 from harness.kafka.topics import delete_topics, ensure_topics
-from harness.reporting.results import (
+from harness.results.schema import (
     MACHINE_BUSY,
     Capacity,
     Cost,

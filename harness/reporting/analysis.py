@@ -14,9 +14,10 @@ from typing import Any
 
 from rich.table import Table
 
-from harness.reporting.fmt import DASH, fmt_diff, fmt_mib, fmt_ms, fmt_num, fmt_pct, fmt_rate, fmt_ratio
-from harness.reporting.results import AdapterResult, Check, Results, ScenarioResult, parse_results
-from harness.reporting.stats import Stat, judge, relative_difference
+from harness.results.consistency import consistency_problems
+from harness.results.fmt import DASH, fmt_diff, fmt_mib, fmt_ms, fmt_num, fmt_pct, fmt_rate, fmt_ratio
+from harness.results.schema import AdapterResult, Check, Results, ScenarioResult, parse_results
+from harness.results.stats import Stat, judge, relative_difference
 
 WIDE_INTERVAL_PCT = 15.0  # an interval wider than ± this share of its median gets a caveat explaining it
 
@@ -68,28 +69,6 @@ class Analysis:
     def leaders(self) -> list[AdapterResult]:
         """The winner, or the tied group."""
         return [self.best] if self.best is not None else self.tied
-
-
-def consistency_problems(sc: ScenarioResult, a: AdapterResult) -> list[str]:
-    """Figures of `a` that cannot all be true: a sustainable rate above its own flat-out capacity, or above the
-    Kafka-only ceiling by more than this run's noise floor (the intervals apart, too). That ceiling is the Python
-    loop's with no model: a strategy with its own Kafka client (`client == "own"`) is not bounded by it."""
-    out = []
-    sus, cap = a.sustainable_stat, a.capacity_stat
-    if sus is not None and cap is not None and sus.median > cap.median:
-        out.append(f"sustainable {fmt_rate(sus.median)}/s is above its own flat-out capacity {fmt_rate(cap.median)}/s")
-    base = sc.baseline()
-    if base is not None and base is not a and not a.is_baseline and a.client != "own":
-        ceil = base.sustainable_stat
-        if sus is not None and ceil is not None and ceil.median > 0:
-            noise = (sc.noise.sustainable_pct if sc.noise else None) or 0.0
-            above = (sus.median / ceil.median - 1.0) * 100.0
-            if above > noise and judge(ceil, sus, "higher") == "better":
-                out.append(
-                    f"sustainable {fmt_rate(sus.median)}/s is {above:.0f}% above the Kafka-only ceiling "
-                    f"{fmt_rate(ceil.median)}/s (noise floor {noise:.0f}%)"
-                )
-    return out
 
 
 def rank(sc: ScenarioResult) -> list[Ranked]:

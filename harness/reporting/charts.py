@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.reporting.analysis import Analysis
-from harness.reporting.errors import ResultsError
-from harness.reporting.fmt import fmt_rate
-from harness.reporting.results import Point, ScenarioResult
+from harness.results.errors import ResultsError
+from harness.results.fmt import fmt_rate
+from harness.results.schema import Point, ScenarioResult
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -10,7 +10,7 @@ VALID/INVALID verdict.
 
 The figures measured in repeated trials (throughput, capacity, latency, CPU) are judged with the same
 statistics as the report: a change is a regression only when the two runs' intervals are apart and the gap
-between them exceeds the threshold (harness/reporting/stats.py `judge`); medians that moved beyond the
+between them exceeds the threshold (harness/results/stats.py `judge`); medians that moved beyond the
 threshold while the intervals overlap are "within noise". The bar is also never below the runs' own noise
 floor (the difference between the two identical contestants of the A/A pair, `NoiseFloor`): when two
 identical scorers measured in run A or in run B differ by 29 % on sustainable throughput, a strategy that
@@ -36,10 +36,10 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.table import Table
 
-from harness.reporting.errors import ResultsError
-from harness.reporting.fmt import DASH, fmt_diff, fmt_mib, fmt_ms, fmt_num, fmt_rate
-from harness.reporting.results import AdapterResult, NoiseFloor, Point, Results, ScenarioResult, load_results
-from harness.reporting.stats import Stat, judge
+from harness.results.errors import ResultsError
+from harness.results.fmt import DASH, fmt_diff, fmt_mib, fmt_ms, fmt_num, fmt_rate
+from harness.results.schema import AdapterResult, NoiseFloor, Point, Results, ScenarioResult, load_results
+from harness.results.stats import Stat, judge
 
 QUEUEING_SHARE = 0.5  # at or above this share of its capacity, a strategy's latency is mostly queueing
 OVERLOADED = (

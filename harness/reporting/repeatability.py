@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.reporting.analysis import analyse
-from harness.reporting.errors import ResultsError
-from harness.reporting.fmt import DASH, fmt_rate
-from harness.reporting.results import ScenarioResult, load_results
+from harness.results.errors import ResultsError
+from harness.results.fmt import DASH, fmt_rate
+from harness.results.schema import ScenarioResult, load_results
 
 
 @dataclass

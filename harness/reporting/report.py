@@ -33,7 +33,7 @@ from harness.reporting.analysis import (
     search_table,
 )
 from harness.reporting.charts import Chart, build_charts, figure_svg
-from harness.reporting.results import CHART_PREFIX, Results, ScenarioResult, load_results
+from harness.results.schema import CHART_PREFIX, Results, ScenarioResult, load_results
 
 # ---------------------------------------------------------------------------------------------------------
 # Writers

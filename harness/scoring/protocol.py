@@ -7,7 +7,7 @@
                                  (see harness.scoring.loop.LoopStats)
 
 A reader takes the first word: `READY` or `STATS`; anything else on stdout is not part of the contract.
-The Kafka Streams app (adapters/kstreams_mojo) prints a bare `READY` line when its stream is RUNNING.
+The Kafka Streams app (contestants/kstreams_mojo) prints a bare `READY` line when its stream is RUNNING.
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ def result_headers(
     """A result's headers: the carried input headers (`carried`: rid, t_intended_ns, t_sent_ns, those the input
     has), its source, then when it was consumed and scored, and by whom.
 
-    One function for every Python scorer; the Kafka Streams app (adapters/kstreams_mojo, Wire.java) writes the
+    One function for every Python scorer; the Kafka Streams app (contestants/kstreams_mojo, Wire.java) writes the
     same names in the same order."""
     copied.extend(((H_SRC, src), consumed, scored, scorer))
     return copied

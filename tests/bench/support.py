@@ -64,8 +64,8 @@ def float32_flip_rows(bundle: Bundle, X: np.ndarray) -> np.ndarray:
     info = bundle.format_info("onnx")
     if info.get("input_dtype", "float32") == "float64":
         return np.zeros(X.shape[0], dtype=bool)
-    from harness.build import ir as ir_mod
-    from harness.build.export_onnx import float32_flip_rows as flips
+    from harness.modelbuild import ir as ir_mod
+    from harness.modelbuild.export_onnx import float32_flip_rows as flips
 
     ir = ir_mod.from_dict(json.loads(bundle.verified_path("ir").read_text()))
     return flips(ir, X)
@@ -169,7 +169,7 @@ class Pool:
 
     def bundle_dir(self, scenario: str) -> Path:
         if scenario not in self.bundles:
-            from harness.build.pipeline import build
+            from harness.modelbuild.pipeline import build
             from harness.scenario import load_scenario
 
             res = build(load_scenario(ROOT / "scenarios" / f"{scenario}.yaml"), artifacts=ARTIFACTS)

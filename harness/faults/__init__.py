@@ -1,4 +1,4 @@
-"""The fault suite: `harness faults` (or `python -m harness.scoring.faults`) runs the scoring loop on its own
+"""The fault suite: `harness faults` (or `python -m harness.faults`) runs the scoring loop on its own
 embedded broker through every fault it must survive, in both delivery guarantees, and prints what became of
 every record sent: scored, dead-lettered, lost, duplicated.
 

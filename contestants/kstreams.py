@@ -1,4 +1,4 @@
-"""Build, start and stop the Kafka Streams + H2O MOJO application (adapters/kstreams_mojo).
+"""Build, start and stop the Kafka Streams + H2O MOJO application (contestants/kstreams_mojo).
 
 The reference architecture as a contestant: a Java 17 Kafka Streams app with the MOJO embedded reads the
 input topic, scores and writes result and dead-letter records exactly like the Python scoring loop
@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
-from harness.bench.errors import KStreamsError
+from contestants.errors import KStreamsError
 
-APP_DIR = Path(__file__).resolve().parents[2] / "adapters" / "kstreams_mojo"
+APP_DIR = Path(__file__).resolve().parent / "kstreams_mojo"
 JAR_NAME = "kstreams-mojo.jar"
 STAMP_NAME = ".build-key"
 SCORER_NAME = "kstreams-mojo"

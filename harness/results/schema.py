@@ -24,9 +24,9 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.errors import first_validation_error
-from harness.reporting.errors import ResultsError
-from harness.reporting.fmt import DASH, fmt_diff
-from harness.reporting.stats import DEFAULT_CONFIDENCE, Stat, relative_difference, stat
+from harness.results.errors import ResultsError
+from harness.results.fmt import DASH, fmt_diff
+from harness.results.stats import DEFAULT_CONFIDENCE, Stat, relative_difference, stat
 
 SCHEMA_VERSION = 3
 OLDEST_SCHEMA_READ = 1

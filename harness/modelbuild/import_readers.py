@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from adapters.schema import Feature
-from harness.build.errors import ImportInputError
-from harness.build.ir import ModelIR
+from harness.modelbuild.errors import ImportInputError
+from harness.modelbuild.ir import ModelIR
 
 KINDS = ("lightgbm", "xgboost", "sklearn", "h2o-mojo", "onnx", "pmml", "pfa")
 NO_IR = "{kind} is served as is: the harness does not convert a {what} back into trees or coefficients"
@@ -107,7 +107,7 @@ def read_artifact(path: Path, trust_pickle: bool = False) -> Artifact:
 
 
 def read_pmml(path: Path, data: bytes) -> Artifact:
-    from harness.build.pmml_schema import read_pmml_inputs
+    from harness.modelbuild.pmml_schema import read_pmml_inputs
 
     inputs = read_pmml_inputs(data, str(path))
     entry: dict[str, Any] = {"pmml_version": inputs.version, "producer": inputs.application}
@@ -267,7 +267,7 @@ def _pfa_feature(name: str, avro: Any, kind: str) -> Feature:
 
 
 def read_xgboost(path: Path, data: bytes) -> Artifact:
-    from harness.build import train_xgboost as tx
+    from harness.modelbuild import train_xgboost as tx
 
     try:
         booster = tx.load_booster(data)
@@ -301,7 +301,7 @@ def read_xgboost(path: Path, data: bytes) -> Artifact:
 def read_lightgbm(path: Path, data: bytes) -> Artifact:
     import lightgbm as lgb
 
-    from harness.build.train_lightgbm import NATIVE_FILE, booster_to_ir
+    from harness.modelbuild.train_lightgbm import NATIVE_FILE, booster_to_ir
 
     try:
         booster = lgb.Booster(model_str=data.decode("utf-8"))
@@ -348,7 +348,7 @@ def _lightgbm_categories(text: str, features: list[Feature]) -> list[Feature]:
 
 
 def read_mojo(path: Path, data: bytes) -> Artifact:
-    from harness.build.train_h2o import NATIVE_FILE, mojo_to_ir
+    from harness.modelbuild.train_h2o import NATIVE_FILE, mojo_to_ir
 
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
@@ -457,7 +457,7 @@ def _sklearn_algorithm(model: Any) -> str:
 
 
 def _sklearn_ir(model: Any, algorithm: str, feats: list[str]) -> ModelIR:
-    from harness.build import train_sklearn as ts
+    from harness.modelbuild import train_sklearn as ts
 
     try:
         if algorithm == "gbm" and not hasattr(model, "steps"):

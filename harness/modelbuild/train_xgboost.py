@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.build.ir import LEAF, Tree, TreeEnsemble
-from harness.build.trained import TrainedModel
+from harness.modelbuild.ir import LEAF, Tree, TreeEnsemble
+from harness.modelbuild.trained import TrainedModel
 
 NATIVE_FILE = "model.xgb.json"
 NATIVE_TOLERANCE = 1e-6  # XGBoost's float32 sums and sigmoid vs the IR's float64: ~1e-7 measured

@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from adapters.schema import Feature
-from harness.build.errors import ImportInputError
+from harness.modelbuild.errors import ImportInputError
 
 # Model elements of PMML 4.4, and those pmml4s (the pmml adapter's evaluator) scores.
 MODEL_TAGS = (

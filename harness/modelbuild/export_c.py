@@ -38,7 +38,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.build.ir import LEAF, Glm, Mlp, ModelIR, TreeEnsemble
+from harness.modelbuild.ir import LEAF, Glm, Mlp, ModelIR, TreeEnsemble
 
 LIB_NAME = "model.so"
 PARALLEL_MIN_ROWS = 256

@@ -5,7 +5,7 @@ Trainer modules (train_lightgbm.py, train_sklearn.py, train_h2o.py) each expose
     def train(algorithm: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray,
               feature_names: list[str], seed: int) -> TrainedModel
 
-X is float64 with NaN for missing; y is 0/1. The build (harness/build/pipeline.py) then calls the
+X is float64 with NaN for missing; y is 0/1. The build (harness/modelbuild/pipeline.py) then calls the
 exporters on `ir` (PMML, PFA, compiled C) and on the native model (ONNX), and holds every format
 to `predict` (the native predictions, P(class 1)) in its parity gate.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.build.ir import ModelIR
+from harness.modelbuild.ir import ModelIR
 
 
 class TrainedModel(ABC):
@@ -47,6 +47,6 @@ class TrainedModel(ABC):
         in lower precision (see native_tolerance)."""
         if self.native_tolerance is None:
             return self.predict(X)
-        from harness.build.ir import predict
+        from harness.modelbuild.ir import predict
 
         return predict(self.ir, X)

@@ -1,4 +1,4 @@
-"""Errors of reading and reporting runs: one line naming the file and what is wrong with it."""
+"""Errors of reading runs: one line naming the file and what is wrong with it."""
 
 from __future__ import annotations
 

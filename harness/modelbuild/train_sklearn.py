@@ -36,8 +36,8 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from harness.build.ir import LEAF, Glm, Layer, Mlp, ModelIR, Tree, TreeEnsemble
-from harness.build.trained import TrainedModel
+from harness.modelbuild.ir import LEAF, Glm, Layer, Mlp, ModelIR, Tree, TreeEnsemble
+from harness.modelbuild.trained import TrainedModel
 
 NATIVE_FILE = "model.joblib"
 ALGORITHMS = ("gbm", "logistic_regression", "mlp")

@@ -53,7 +53,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.build.ir import LEAF, Glm, Mlp, ModelIR, TreeEnsemble
+from harness.modelbuild.ir import LEAF, Glm, Mlp, ModelIR, TreeEnsemble
 
 _ARRAY_DOUBLE = {"type": "array", "items": "double"}
 _ARRAY_INT = {"type": "array", "items": "int"}

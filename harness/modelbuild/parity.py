@@ -18,8 +18,8 @@ import numpy as np
 
 from adapters.bundle import Bundle
 from adapters.errors import AdapterError
-from harness.build import ir as ir_mod
-from harness.build.errors import BuildError
+from harness.modelbuild import ir as ir_mod
+from harness.modelbuild.errors import BuildError
 
 FLOAT64_TOLERANCE = 1e-9
 
@@ -62,7 +62,7 @@ def parity_gate(
     # the IR itself first: PMML, PFA and the C library are all generated from it
     checks: list[tuple[str, Callable[..., np.ndarray], str]] = []
     if ir is not None:
-        checks.append(("ir", lambda: ir_mod.predict(ir, X), "harness.build.ir reference evaluator"))
+        checks.append(("ir", lambda: ir_mod.predict(ir, X), "harness.modelbuild.ir reference evaluator"))
     for fmt in manifest["formats"]:
         if fmt in ("ir",):
             continue
@@ -158,7 +158,7 @@ def _tolerance(fmt: str, entry: dict[str, Any], trained: ParitySubject, X: np.nd
             return atol, none, "float64 graph"
         if not isinstance(trained.ir, ir_mod.TreeEnsemble):
             return atol, none, "a float32 graph: float32 weights and arithmetic, ~1e-7 on probabilities"
-        from harness.build.export_onnx import float32_flip_rows
+        from harness.modelbuild.export_onnx import float32_flip_rows
 
         flips = float32_flip_rows(trained.ir, X)
         return (

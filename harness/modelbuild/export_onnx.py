@@ -45,8 +45,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from harness.build.ir import LEAF, Glm, Mlp, ModelIR, TreeEnsemble
-from harness.build.trained import TrainedModel
+from harness.modelbuild.ir import LEAF, Glm, Mlp, ModelIR, TreeEnsemble
+from harness.modelbuild.trained import TrainedModel
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "probabilities"

@@ -1,4 +1,4 @@
-"""An adapter that misbehaves on cue, like real engines do: `--adapter harness.scoring.faults.chaos:ChaosAdapter`.
+"""An adapter that misbehaves on cue, like real engines do: `--adapter harness.faults.chaos:ChaosAdapter`.
 
 The first feature of a row says what the "engine" does with it; any other row scores
 0.5 + 0.5 * tanh(second feature) (0.5 when that is missing), so a test can tell which record a result is for.

@@ -32,8 +32,8 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from harness.build.ir import Split, Tree, TreeEnsemble, tree_from_nodes
-from harness.build.trained import TrainedModel
+from harness.modelbuild.ir import Split, Tree, TreeEnsemble, tree_from_nodes
+from harness.modelbuild.trained import TrainedModel
 
 NATIVE_FILE = "model.lgb.txt"
 

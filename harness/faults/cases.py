@@ -11,14 +11,14 @@ from pathlib import Path
 
 import orjson
 
+from harness.faults import chaos
+from harness.faults.ledger import RESULT, Ledger, Outcomes
+from harness.faults.processes import CaseTopics, Process, Record, Sender, model_server, options, scorer
 from harness.kafka.broker import Broker, free_port
 from harness.kafka.config import KafkaTarget
 from harness.kafka.topics import ensure_topics
-from harness.scoring.faults import chaos
-from harness.scoring.faults.ledger import RESULT, Ledger, Outcomes
-from harness.scoring.faults.processes import CaseTopics, Process, Record, Sender, model_server, options, scorer
 
-CHAOS = "harness.scoring.faults.chaos:ChaosAdapter"
+CHAOS = "harness.faults.chaos:ChaosAdapter"
 PARTITIONS = 2
 
 

@@ -44,7 +44,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Collection
 from pathlib import Path
 
-from harness.build.ir import LEAF, Glm, Mlp, ModelIR, Tree, TreeEnsemble
+from harness.modelbuild.ir import LEAF, Glm, Mlp, ModelIR, Tree, TreeEnsemble
 
 PMML_NS = "http://www.dmg.org/PMML-4_4"
 OUTPUT_FIELD = "probability_1"

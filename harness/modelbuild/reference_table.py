@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from adapters.schema import Feature, FeatureSchema, SchemaError
-from harness.build.errors import ImportInputError
+from harness.modelbuild.errors import ImportInputError
 
 CSV_MISSING = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"})
 

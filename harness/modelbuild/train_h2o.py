@@ -53,7 +53,7 @@ PrintMojo omits the split value of an NA-vs-rest node, which makes `convert_h2o`
 KeyError 'splitValue'; we give such nodes +inf (BRANCH_GTE: x >= inf is false, so finite values go
 left; NaN follows missing_value_tracks_true = not leftward = right -- exactly genmodel's decision).
 The graph is float32 (input, thresholds, leaves, sum): the same tolerance as the other converters in
-harness.build.export_onnx (atol 1e-5 outside float32 threshold flips; measured ~1e-7). GLM: no
+harness.modelbuild.export_onnx (atol 1e-5 outside float32 threshold flips; measured ~1e-7). GLM: no
 converter exists (onnxmltools converts H2O GBM MOJOs only): NotImplementedError; the build can use
 export_onnx.write_onnx_from_ir(trained.ir, path) instead.
 """
@@ -77,8 +77,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.build.ir import Glm, ModelIR, Split, Tree, TreeEnsemble, tree_from_nodes
-from harness.build.trained import TrainedModel
+from harness.modelbuild.ir import Glm, ModelIR, Split, Tree, TreeEnsemble, tree_from_nodes
+from harness.modelbuild.trained import TrainedModel
 
 NATIVE_FILE = "mojo.zip"
 ALGORITHMS = ("gbm", "glm")
@@ -527,7 +527,7 @@ def write_onnx_h2o(mojo_path: str | Path, path: str | Path) -> dict[str, Any]:
     if algo != "gbm":
         raise NotImplementedError(
             f"H2O ONNX export: onnxmltools converts H2O GBM MOJOs only, this MOJO is {algo!r}; "
-            "use harness.build.export_onnx.write_onnx_from_ir(trained.ir, path) instead"
+            "use harness.modelbuild.export_onnx.write_onnx_from_ir(trained.ir, path) instead"
         )
     import onnx
     import onnxmltools

@@ -1,4 +1,4 @@
-"""`harness import`: bring your own model. An existing artifact (harness/build/import_readers.py) and a reference
+"""`harness import`: bring your own model. An existing artifact (harness/modelbuild/import_readers.py) and a reference
 table of feature rows become a bundle with the layout, manifest and sha256 rules of `harness build`:
 
     artifacts/<name>/import-<kind>-<hash>/manifest.json (+ the artifact, derived formats, reference.npz)
@@ -36,12 +36,12 @@ import numpy as np
 from adapters.bundle import Bundle, sha256_file
 from adapters.errors import AdapterError
 from adapters.schema import Feature, FeatureSchema
-from harness.build import ir as ir_mod
-from harness.build.errors import BuildError, ImportInputError
-from harness.build.import_readers import Artifact, read_artifact
-from harness.build.parity import EVALUATOR, expected_parity, parity_gate, verify_bundle
-from harness.build.pipeline import BuildResult, _code_hash, _file_entry, _write_manifest, lib_versions
-from harness.build.reference_table import CSV_MISSING, Encoded, Table, encode, inferred_feature, read_table
+from harness.modelbuild import ir as ir_mod
+from harness.modelbuild.errors import BuildError, ImportInputError
+from harness.modelbuild.import_readers import Artifact, read_artifact
+from harness.modelbuild.parity import EVALUATOR, expected_parity, parity_gate, verify_bundle
+from harness.modelbuild.pipeline import BuildResult, _code_hash, _file_entry, _write_manifest, lib_versions
+from harness.modelbuild.reference_table import CSV_MISSING, Encoded, Table, encode, inferred_feature, read_table
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -276,7 +276,7 @@ def _derive(
     log: Callable[[str], None],
 ) -> None:
     """Every format the IR can be exported to, unless the artifact already is that format."""
-    from harness.build import export_c, export_onnx, export_pfa, export_pmml
+    from harness.modelbuild import export_c, export_onnx, export_pfa, export_pmml
 
     def onnx() -> dict[str, Any]:
         if isinstance(ir, ir_mod.Mlp):
@@ -294,11 +294,11 @@ def _derive(
 
     def pmml() -> dict[str, Any]:
         export_pmml.write_pmml(ir, root / "model.pmml")
-        return _file_entry(root, "model.pmml", pmml_version="4.4", exporter="harness.build.export_pmml")
+        return _file_entry(root, "model.pmml", pmml_version="4.4", exporter="harness.modelbuild.export_pmml")
 
     def pfa() -> dict[str, Any]:
         export_pfa.write_pfa(ir, root / "model.pfa.json")
-        return _file_entry(root, "model.pfa.json", exporter="harness.build.export_pfa")
+        return _file_entry(root, "model.pfa.json", exporter="harness.modelbuild.export_pfa")
 
     for fmt, make in (("onnx", onnx), ("codegen-c", c), ("pmml", pmml), ("pfa", pfa)):
         if fmt in formats:

@@ -26,10 +26,10 @@ import numpy as np
 
 from adapters.bundle import Bundle, sha256_file
 from adapters.errors import AdapterError
-from harness.build import ir as ir_mod
-from harness.build.errors import BuildError
-from harness.build.parity import parity_gate, verify_bundle
-from harness.build.trained import TrainedModel
+from harness.modelbuild import ir as ir_mod
+from harness.modelbuild.errors import BuildError
+from harness.modelbuild.parity import parity_gate, verify_bundle
+from harness.modelbuild.trained import TrainedModel
 from harness.scenario import Scenario
 
 EXPORTER_VERSION = "1"  # bump when an exporter's output changes in a way the code hash would not show
@@ -131,13 +131,13 @@ def split(sc: Scenario, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nd
 def train_model(sc: Scenario, X: np.ndarray, y: np.ndarray, names: list[str]) -> TrainedModel:
     m = sc.model
     if m.trainer == "lightgbm":
-        from harness.build import train_lightgbm as trainer
+        from harness.modelbuild import train_lightgbm as trainer
     elif m.trainer == "sklearn":
-        from harness.build import train_sklearn as trainer  # type: ignore[no-redef]
+        from harness.modelbuild import train_sklearn as trainer  # type: ignore[no-redef]
     elif m.trainer == "xgboost":
-        from harness.build import train_xgboost as trainer  # type: ignore[no-redef]
+        from harness.modelbuild import train_xgboost as trainer  # type: ignore[no-redef]
     else:
-        from harness.build import train_h2o as trainer  # type: ignore[no-redef]
+        from harness.modelbuild import train_h2o as trainer  # type: ignore[no-redef]
     try:
         return trainer.train(m.algorithm, dict(m.params), X, y, names, m.seed)
     except (ValueError, TypeError) as e:
@@ -208,7 +208,7 @@ def _build_into(sc: Scenario, root: Path, model_id: str, key: str, log: Callable
     t = time.perf_counter()
     cluster = None
     if sc.model.trainer == "h2o":
-        from harness.build.train_h2o import h2o_cluster
+        from harness.modelbuild.train_h2o import h2o_cluster
 
         cluster = h2o_cluster()
         cluster.__enter__()
@@ -279,38 +279,38 @@ def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
 def _export_onnx(trained: TrainedModel, root: Path) -> dict[str, Any]:
     name = "model.onnx"
     if trained.flavor == "h2o" and trained.ir.kind == "tree_ensemble":
-        from harness.build.train_h2o import NATIVE_FILE, write_onnx_h2o
+        from harness.modelbuild.train_h2o import NATIVE_FILE, write_onnx_h2o
 
         info = write_onnx_h2o(root / NATIVE_FILE, root / name)
     elif trained.flavor in ("h2o", "xgboost"):
         # onnxmltools converts only H2O GBMs: an H2O GLM's ONNX is generated from the IR (float64); so is
         # XGBoost's, which then matches the IR's float64 reference (onnxmltools' converter is float32)
-        from harness.build.export_onnx import write_onnx_from_ir
+        from harness.modelbuild.export_onnx import write_onnx_from_ir
 
         info = write_onnx_from_ir(trained.ir, root / name)
     else:
-        from harness.build.export_onnx import write_onnx
+        from harness.modelbuild.export_onnx import write_onnx
 
         info = write_onnx(trained, root / name)
     return _file_entry(root, name, **info)
 
 
 def _export_c(trained: TrainedModel, root: Path) -> dict[str, Any]:
-    from harness.build.export_c import compile_c
+    from harness.modelbuild.export_c import compile_c
 
     name = compile_c(trained.ir, root)
     return _file_entry(root, name, compiler="tl2cgen+gcc" if trained.ir.kind == "tree_ensemble" else "gcc")
 
 
 def _export_pmml(trained: TrainedModel, root: Path) -> dict[str, Any]:
-    from harness.build.export_pmml import write_pmml
+    from harness.modelbuild.export_pmml import write_pmml
 
     write_pmml(trained.ir, root / "model.pmml")
-    return _file_entry(root, "model.pmml", pmml_version="4.4", exporter="harness.build.export_pmml")
+    return _file_entry(root, "model.pmml", pmml_version="4.4", exporter="harness.modelbuild.export_pmml")
 
 
 def _export_pfa(trained: TrainedModel, root: Path) -> dict[str, Any]:
-    from harness.build.export_pfa import write_pfa
+    from harness.modelbuild.export_pfa import write_pfa
 
     write_pfa(trained.ir, root / "model.pfa.json")
-    return _file_entry(root, "model.pfa.json", exporter="harness.build.export_pfa")
+    return _file_entry(root, "model.pfa.json", exporter="harness.modelbuild.export_pfa")

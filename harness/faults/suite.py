@@ -2,7 +2,7 @@
 
     harness faults [--case kill9|broker-restart|server-restart|poison|nan-raise|hang|outage ...]
                    [--guarantee at-least-once|exactly-once ...] [--backlog N] [--bundle B]
-    python -m harness.scoring.faults     (the same)
+    python -m harness.faults     (the same)
 
 Exit code 0 when every row holds (lost 0, nothing misrouted, duplicates 0 in exactly-once), 1 otherwise.
 """
@@ -18,10 +18,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.faults.cases import CASES, Env
+from harness.faults.ledger import Ledger
+from harness.faults.processes import FaultError
 from harness.kafka.broker import Broker
-from harness.scoring.faults.cases import CASES, Env
-from harness.scoring.faults.ledger import Ledger
-from harness.scoring.faults.processes import FaultError
 from harness.scoring.loop import GUARANTEES
 
 
@@ -37,17 +37,27 @@ class Row:
         return self.ledger is not None and self.ledger.holds(self.guarantee == "exactly-once")
 
 
+DEFAULT_SCENARIO = Path("scenarios") / "fraud.yaml"
+
+
+def default_bundle(scenario: Path) -> Path:
+    """The bundle of `scenario` (built into artifacts/ beside the working directory, or reused from there)."""
+    from harness.modelbuild.pipeline import build
+    from harness.scenario import load_scenario
+
+    if not scenario.is_file():
+        raise FaultError(f"no scenario at {scenario}: give --bundle, or --scenario with a scenario file")
+    return build(load_scenario(scenario), artifacts=Path("artifacts")).bundle_dir
+
+
 def make_env(work: Path, backlog: int, bundle: Path | None, log: Callable[[str], None]) -> tuple[Env, Broker]:
     """Start the suite's broker and load the bundle's rows; returns the env and the broker (to stop)."""
     from adapters.bundle import Bundle
-    from harness.build.pipeline import build
     from harness.kafka.config import KafkaTarget
-    from harness.scenario import load_scenario
     from harness.scoring import wire
 
     if bundle is None:
-        root = Path(__file__).resolve().parents[3]
-        bundle = build(load_scenario(root / "scenarios" / "fraud.yaml"), artifacts=root / "artifacts").bundle_dir
+        bundle = default_bundle(DEFAULT_SCENARIO)
     broker = Broker(work / "state")
     st = broker.start(heap_mb=768)
     b = Bundle.open(bundle)
