@@ -144,13 +144,19 @@ ENV = {"auto_envvar_prefix": "HARNESS"}
 
 @app.command("score", context_settings=ENV)
 def score_cmd(
-    bundle: Annotated[Path, typer.Option(help="Model bundle folder (from `harness build`).")],
     adapter: Annotated[
         str, typer.Option(help="Adapter name: native, onnx, codegen-c, h2o-mojo, pmml, pfa, rest, identity.")
     ],
     input_topic: Annotated[str, typer.Option(help="Topic of feature records.")],
     output_topic: Annotated[str, typer.Option(help="Topic for results (created if missing).")],
     group: Annotated[str, typer.Option(help="Consumer group; loops in one group split the partitions.")],
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            help="Model bundle folder (from `harness build`); without it, the current version on --model-topic "
+            "(received over Kafka: no shared folder needed)."
+        ),
+    ] = None,
     dlq_topic: Annotated[str | None, typer.Option(help="Dead-letter topic; default INPUT.dlq.")] = None,
     encoding: Annotated[str, typer.Option(help="json or f64le (see harness/scoring/wire.py).")] = "json",
     batch_max: Annotated[int, typer.Option(min=1, help="Largest micro-batch; 1 = per-record scoring.")] = 64,
@@ -193,6 +199,10 @@ def score_cmd(
         str | None, typer.Option(help="Follow model versions on this compacted topic (`harness publish`).")
     ] = None,
     model_name: Annotated[str | None, typer.Option(help="The model name (record key) to follow there.")] = None,
+    model_cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where bundles received on the model topic are assembled; default: a private temp folder."),
+    ] = None,
     shadow_topic: Annotated[
         str | None, typer.Option(help="Where a shadow version's results go (it scores beside the live one).")
     ] = None,
@@ -248,6 +258,7 @@ def score_cmd(
             checkpoint_every_s=checkpoint_every_s,
             join_window_s=join_window_s,
             cold_start=cold_start,
+            model_cache_dir=model_cache_dir,
         )
     )
 
@@ -362,22 +373,48 @@ def monitor_cmd(
 
 @app.command("publish")
 def publish_cmd(
-    bundle: Annotated[Path, typer.Option(help="The bundle to publish (a folder every scorer can read).")],
-    model_topic: Annotated[str, typer.Option(help="The compacted model topic.")],
+    bundle: Annotated[Path, typer.Option(help="The bundle to publish.")],
+    model_topic: Annotated[str, typer.Option(help="The compacted model topic (one partition; created if missing).")],
     name: Annotated[str, typer.Option(help="The model's name (the record key scorers follow).")],
     shadow: Annotated[bool, typer.Option("--shadow", help="Score beside the live model, to a shadow topic.")] = False,
+    by_reference: Annotated[
+        bool,
+        typer.Option(
+            "--by-reference",
+            help="Publish the bundle's folder path only (every scorer must see that folder); default: the bundle "
+            "itself travels on the topic, compressed and in content-addressed chunks.",
+        ),
+    ] = False,
+    chunk_bytes: Annotated[
+        int | None, typer.Option(min=1024, help="Largest chunk; default: the topic's max.message.bytes less 4 KiB.")
+    ] = None,
     bootstrap: BootstrapOpt = None,
     client_config: ClientConfigOpt = None,
 ) -> None:
-    """Publish a model version on the model topic: scorers following it verify and swap without stopping."""
+    """Publish a model version on the model topic: scorers following it receive, verify and swap it without
+    stopping."""
     from adapters.bundle import Bundle
     from harness.kafka.config import resolve_kafka
-    from harness.scoring.models import publish, version_of
+    from harness.scoring.models import publish, publish_bundle, version_of
 
     Bundle.open(bundle)  # one clear error when it is not a bundle
-    version = version_of(bundle, name, mode="shadow" if shadow else "live")
-    publish(resolve_kafka(bootstrap, client_config), model_topic, version)
-    print(f"published {version.model_id} as {name} ({version.mode}) on {model_topic}")
+    mode = "shadow" if shadow else "live"
+    target = resolve_kafka(bootstrap, client_config)
+    if by_reference:
+        version = version_of(bundle, name, mode=mode)
+        publish(target, model_topic, version)
+        print(f"published {version.model_id} as {name} ({mode}, folder {version.bundle}) on {model_topic}")
+        return
+    done = publish_bundle(target, model_topic, bundle, name, mode, chunk_bytes)
+    v = done.version
+    err_console.print(
+        f"{len(v.files or [])} files, {done.bundle_bytes:,} bytes in {done.chunks} chunks of at most "
+        f"{done.chunk_bytes:,} bytes: {done.chunks_sent} sent ({done.bytes_sent:,} bytes compressed), "
+        f"{done.chunks - done.chunks_sent} already on the topic; {done.swept} superseded chunks tombstoned; "
+        f"{done.seconds:.2f} s",
+        highlight=False,
+    )
+    print(f"published {v.model_id} as {name} ({mode}, carried on the topic) on {model_topic}")
 
 
 @app.command("microbench")
