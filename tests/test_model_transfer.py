@@ -265,6 +265,6 @@ def test_two_scorers_without_a_shared_folder_both_swap_in_order(
     for name, seen in by_scorer.items():
         assert seen[0] == old and seen[-1] == new, (name, errs)  # each scorer started old and ended new
     assert breaks == 0  # per partition: old results, then new ones, never mixed
-    for h, err in zip(hosts, errs, strict=True):
+    for host, err in zip(hosts, errs, strict=True):
         assert f"starting with {old}" in err and "checked and swapped in between two batches" in err, err[-1500:]
-        assert (h / "models").is_dir()
+        assert (host / "models").is_dir()
