@@ -328,17 +328,15 @@ def run_cmd(
 ) -> None:
     """Run each scenario's suite end to end: build, score every adapter through Kafka in repeated, interleaved
     trials, measure, report."""
-    import signal
-
     from harness.bench.run import run_suite, with_overrides
     from harness.kafka.config import resolve_kafka
     from harness.scenario import load_scenario
+    from harness.signals import on_stop_signals
 
-    def stop_run(signum: int, frame: object) -> None:
+    def stop_run() -> None:
         raise KeyboardInterrupt  # unwinds through every `finally`: loops and servers are stopped
 
-    signal.signal(signal.SIGTERM, stop_run)
-    signal.signal(signal.SIGINT, stop_run)
+    on_stop_signals(stop_run)
     loaded = [with_overrides(load_scenario(p), trials, quick) for p in scenarios]
     target = resolve_kafka(bootstrap, client_config)
     err_console.print(f"Kafka at {target.bootstrap}{' (embedded broker)' if target.embedded else ''}")

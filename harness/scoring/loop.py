@@ -28,7 +28,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
-import signal
 import sys
 import threading
 import time
@@ -50,6 +49,7 @@ from harness.scoring.operations import Operations
 from harness.scoring.outage import Backoff, Watchdog
 from harness.scoring.output import AtLeastOnce, ExactlyOnce, Offsets, Output, Rewound
 from harness.scoring.settings import LoopConfig
+from harness.signals import on_stop_signals
 
 
 @dataclass
@@ -159,11 +159,7 @@ class ScoringLoop:
         self._stop.set()
 
     def install_signal_handlers(self) -> None:
-        def handler(signum: int, frame: object) -> None:
-            self._stop.set()
-
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+        on_stop_signals(self._stop.set)
 
     def run(self, max_records: int | None = None, idle_exit_s: float | None = None) -> LoopStats:
         """Run until stop(), a signal, `max_records` consumed, or `idle_exit_s` without records (counted while

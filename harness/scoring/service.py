@@ -9,9 +9,8 @@ programs can call `run_score` directly.
 from __future__ import annotations
 
 import gc
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -53,12 +52,16 @@ def operations(
     if s.model_topic:
         if not s.model_name:
             raise ScoringSetupError("--model-topic needs --model-name (the record key this scorer follows)")
-        alerts = AlertSink(target, s.alerts_topic, b.model_id)
+        from harness.scoring.alerts import KafkaAlertSink, refused_version_alert
+
+        alerts = KafkaAlertSink(target, s.alerts_topic)
 
         def refused(version: object, why: str) -> None:
+            published = str(getattr(version, "model_id", "?"))
+            _log(f"model version {published} refused: {why}; the model in use keeps scoring")
             if metrics is not None:
                 metrics.refused.inc()
-            alerts.refused(version, why)
+            alerts.send(refused_version_alert(b.model_id, published, why))
 
         updates = ModelUpdates(target, s.model_topic, s.model_name, load, b.model_id, on_refused=refused).start()
     learner = None
@@ -90,41 +93,6 @@ def _log(message: str) -> None:
     import sys
 
     print(f"harness score: {message}", file=sys.stderr, flush=True)
-
-
-class AlertSink:
-    """A refused model version: one log line, and an alert event on the alerts topic when there is one."""
-
-    def __init__(self, target: KafkaTarget, topic: str | None, model_id: str) -> None:
-        self.target, self.topic, self.model_id = target, topic, model_id
-        self._producer: Any = None
-
-    def refused(self, version: object, why: str) -> None:
-        from harness.monitoring.rules import Alert
-
-        published = getattr(version, "model_id", "?")
-        _log(f"model version {published} refused: {why}; the model in use keeps scoring")
-        if not self.topic:
-            return
-        from confluent_kafka import Producer
-
-        if self._producer is None:
-            self._producer = Producer(self.target.client_config(**{"acks": "all"}))
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        alert = Alert(
-            rule="ModelVersionRefused",
-            figure="model_version",
-            value=1.0,
-            threshold=0.0,
-            op=">",
-            window_start=now,
-            window_end=now,
-            window_s=0.0,
-            model_id=self.model_id,
-            message=f"version {published} refused: {why}",
-        )
-        self._producer.produce(self.topic, key=b"ModelVersionRefused", value=alert.model_dump_json().encode())
-        self._producer.flush(10)
 
 
 def run_score(s: ScorerSettings) -> LoopStats:
