@@ -21,7 +21,7 @@ from adapters.bundle import Bundle
 from adapters.errors import AdapterError
 from harness.modelbuild.errors import BuildError
 from harness.modelbuild.parity import verify_bundle
-from harness.modelbuild.pipeline import Recipe, _code_hash, build_bundle, lib_versions
+from harness.modelbuild.pipeline import Recipe, build_bundle, code_hash, lib_versions
 from harness.retraining.errors import RetrainError
 from harness.retraining.gate import Verdict, judge
 from harness.retraining.trainingset import TrainingSet
@@ -31,7 +31,7 @@ def challenger_id(ts: TrainingSet, recipe: Recipe) -> tuple[str, str]:
     """(model id, cache key) of the model `recipe` trains on `ts`."""
     h = hashlib.sha256(ts.content_sha256().encode())
     h.update(json.dumps(asdict(recipe), sort_keys=True).encode())
-    h.update(_code_hash().encode())
+    h.update(code_hash().encode())
     h.update(json.dumps(lib_versions(), sort_keys=True).encode())
     key = h.hexdigest()
     return f"{recipe.trainer}-{recipe.algorithm}-r{key[:11]}", key

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import sys
 import threading
 import time
@@ -128,7 +127,7 @@ class Retrainer:
         self._labels_at_last = 0
         self._schedule_at = time.monotonic() + s.every_s
         self._waiting_logged = 0.0
-        self._producer: Any = None
+        self._alerts: Any = None
 
     # ---- the champion ------------------------------------------------------------------------------------------
     def _champion(self) -> tuple[Path, Bundle]:
@@ -149,11 +148,9 @@ class Retrainer:
         self._stop.set()
 
     def install_signal_handlers(self) -> None:
-        def handler(signum: int, frame: object) -> None:
-            self._stop.set()
+        from harness.signals import on_stop_signals
 
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+        on_stop_signals(self._stop.set)
 
     def _consumer(self) -> Any:
         from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
@@ -215,8 +212,6 @@ class Retrainer:
                     break
         finally:
             consumer.close()
-            if self._producer is not None:
-                self._producer.flush(10)
         return self.attempts
 
     # ---- triggers ----------------------------------------------------------------------------------------------
@@ -353,29 +348,25 @@ class Retrainer:
         self.emit("RETRAIN", out)
 
     def _alert_out(self, rule: str, value: float, threshold: float, message: str) -> None:
-        if not self.s.alerts_topic:
-            return
-        from confluent_kafka import Producer
+        from harness.scoring.alerts import Alert, KafkaAlertSink, iso_now
 
-        from harness.monitoring.rules import Alert
-
-        if self._producer is None:
-            self._producer = Producer(self.target.client_config(**{"acks": "all", "client.id": "harness-retrain"}))
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        alert = Alert(
-            rule=rule,
-            figure="auc_gain",
-            value=round(float(value), 6),
-            threshold=threshold,
-            op=">=",
-            window_start=now,
-            window_end=now,
-            window_s=0.0,
-            model_id=self.champion.model_id,
-            message=message,
+        if self._alerts is None:
+            self._alerts = KafkaAlertSink(self.target, self.s.alerts_topic)
+        now = iso_now()
+        self._alerts.send(
+            Alert(
+                rule=rule,
+                figure="auc_gain",
+                value=round(float(value), 6),
+                threshold=threshold,
+                op=">=",
+                window_start=now,
+                window_end=now,
+                window_s=0.0,
+                model_id=self.champion.model_id,
+                message=message,
+            )
         )
-        self._producer.produce(self.s.alerts_topic, key=rule.encode(), value=alert.model_dump_json().encode())
-        self._producer.flush(10)
 
 
 def _iso_ms(text: object) -> int | None:
