@@ -161,3 +161,51 @@ def test_the_gate_judges_with_paired_intervals() -> None:
     assert not same.publish and "within noise" in same.reason
     with pytest.raises(ValueError, match="both classes"):
         judge(np.zeros(10, dtype=int), good[:10], good[:10])
+
+
+def test_the_retrain_service_serves_metrics_and_health_and_stops_on_sigterm(
+    broker: str, small_bundle: Path, topic_name: str, tmp_path: Path
+) -> None:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from harness.kafka.broker import free_port
+
+    models, feedback = f"{topic_name}.models", f"{topic_name}.labels"
+    create_topic(broker, topic_name, partitions=1)
+    create_topic(broker, feedback, partitions=1)
+    publish_bundle(KafkaTarget(broker), models, small_bundle, "fraud")
+    _stream(broker, topic_name, feedback, small_bundle, 300, drift=0.0, flip=0.0, seed=7)
+    port = free_port()
+    settings = {  # every option from the environment, as in a container
+        "INPUT_TOPIC": topic_name, "FEEDBACK_TOPIC": feedback, "MODEL_TOPIC": models, "MODEL_NAME": "fraud",
+        "TRIGGER": "labels schedule", "METRICS_PORT": str(port), "BOOTSTRAP": broker, "WORK_DIR": str(tmp_path / "w"),
+    }  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **{f"HARNESS_{k}": v for k, v in settings.items()}}
+    proc = subprocess.Popen([*HARNESS, "retrain"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "READY", proc.stderr.read() if proc.poll() is not None else ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            fam = {
+                f.name: f for f in text_string_to_metric_families(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
+            }
+            if fam["harness_retrain_labels_joined"].samples[0].value >= 300:
+                break
+            time.sleep(0.3)
+        ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5)
+        live = httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=5)
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    assert ready.status_code == 200 and ready.json() == {"ready": True, "champion": True, "assigned": True}
+    assert live.status_code == 200
+    assert fam["harness_retrain_labels_joined"].samples[0].value == 300
+    assert fam["harness_retrain_window_rows"].samples[0].value == 300
+    assert fam["harness_retrain_labels_malformed"].samples[0].value == 1
+    champion = fam["harness_retrain_champion_info"].samples[0].labels["model_id"]
+    assert champion == Bundle.open(small_bundle).model_id  # received from the model topic
+    assert "RETRAIN" not in out  # 300 labels: below --min-labels, no attempt
