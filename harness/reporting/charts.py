@@ -393,7 +393,8 @@ def chart_lifecycle(an: Analysis, colors: dict[str, str]) -> Chart | None:
         for at, _what in lc.events:
             ax.axvline(at, color="#555", linestyle=":", linewidth=1)
     for at, what in lc.events:
-        top.text(at, 1.0, f" {what}", transform=top.get_xaxis_transform(), rotation=90, va="top", fontsize=6)
+        short = what.split(" (")[0].split(":")[0][:26]  # the table has the whole line
+        top.text(at, 1.0, f" {short}", transform=top.get_xaxis_transform(), rotation=90, va="top", fontsize=6)
     c = lc.counts
     fig.suptitle(
         f"{an.scenario.name}: drift → alert ({lc.time_to_alert_s} s) → training set ({lc.time_to_training_set_s} s) "
