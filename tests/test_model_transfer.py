@@ -149,6 +149,8 @@ def test_a_version_record_names_its_files_and_has_canonical_identity_bytes(small
         ModelVersion(name="fraud", model_id="m", manifest_sha256=manifest.sha256, files=files, bundle="/b")
     with pytest.raises(ValueError, match="manifest.json"):
         ModelVersion(name="fraud", model_id="m", manifest_sha256="0" * 64, files=files)
+    with pytest.raises(ValueError, match="model_id"):  # it names the folder a scorer assembles into
+        ModelVersion(name="fraud", model_id="../../home", manifest_sha256=manifest.sha256, files=files)
     evil = [f.model_dump() for f in files]
     evil[0]["name"] = "../../etc/passwd"
     with pytest.raises(ValueError, match="plain name"):

@@ -67,7 +67,8 @@ class ModelVersion(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1)
-    model_id: str = Field(min_length=1)
+    # a plain name: it names the folder a scorer assembles the bundle in
+    model_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     manifest_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     mode: Literal["live", "shadow"] = "live"
     published_at: float = Field(default_factory=time.time)
