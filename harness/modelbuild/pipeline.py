@@ -26,6 +26,7 @@ import numpy as np
 
 from adapters.bundle import Bundle, sha256_file
 from adapters.errors import AdapterError
+from adapters.runs_code import mark_formats
 from harness.modelbuild import ir as ir_mod
 from harness.modelbuild.errors import BuildError
 from harness.modelbuild.parity import parity_gate, verify_bundle
@@ -342,6 +343,8 @@ def build_bundle(
 
 
 def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    """Write manifest.json, each format marked with whether loading it runs code (adapters/runs_code.py)."""
+    mark_formats(manifest.get("formats", {}))
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False))
 
 
