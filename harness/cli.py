@@ -18,6 +18,8 @@ from jvm.errors import JvmError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark and model-interchange harness.")
 broker_app = typer.Typer(no_args_is_help=True, help="The embedded single-node Apache Kafka broker (KRaft).")
 app.add_typer(broker_app, name="broker")
+keys_app = typer.Typer(no_args_is_help=True, help="Ed25519 keys that sign model versions (docs/trusted-models.md).")
+app.add_typer(keys_app, name="keys")
 
 # a pipe or a CI log gets 140 columns rather than rich's 80, so tables are not cut to "codeg…"
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -29,7 +31,15 @@ BootstrapOpt = Annotated[
 ]
 ClientConfigOpt = Annotated[
     Path | None,
-    typer.Option("--client-config", help="librdkafka properties file (key=value), e.g. SASL/SSL settings."),
+    typer.Option(
+        "--client-config",
+        help="librdkafka properties file (key=value), e.g. SASL/SSL settings; its bootstrap.servers is used when "
+        "--bootstrap is not given (`harness broker start --secure` writes one per principal).",
+    ),
+]
+SigningKeyOpt = Annotated[
+    Path | None,
+    typer.Option(help="Sign each published version with this Ed25519 private key (`harness keys create`)."),
 ]
 
 
@@ -38,49 +48,112 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+SecureOpt = Annotated[
+    bool,
+    typer.Option(
+        "--secure",
+        help="The secured broker: SASL/SCRAM over TLS, ACLs (docs/trusted-models.md); its own state folder.",
+    ),
+]
+
+
 @broker_app.command("start")
 def broker_start(
     port: Annotated[int | None, typer.Option(help="Listener port; default: a free port.")] = None,
     heap_mb: Annotated[int, typer.Option(help="Broker JVM heap in MiB.")] = 1024,
     timeout_s: Annotated[float, typer.Option(help="How long to wait for the broker to answer.")] = 90.0,
+    secure: SecureOpt = False,
+    model_topic: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model-topic",
+            help="--secure: the model topics (prefixes) only the publisher may write; default: models.",
+        ),
+    ] = None,
 ) -> None:
-    """Start the embedded broker (formats its storage on first start) and print its bootstrap address."""
+    """Start the embedded broker (formats its storage on first start) and print its bootstrap address. With
+    --secure: certificates, passwords and one client config per principal (admin, scorer, publisher) are made
+    in the state folder; every harness command reaches the broker with --client-config FILE."""
     from harness.kafka.broker import Broker
 
-    b = Broker()
+    b = Broker(secure=secure, model_topics=tuple(model_topic or ()))
     already = b.running()
     st = b.start(port=port, heap_mb=heap_mb, timeout_s=timeout_s)
     if already is not None:
         err_console.print(f"broker already running (pid {st.pid})")
     else:
         err_console.print(f"broker started: Apache Kafka {st.kafka_version}, KRaft, pid {st.pid}, data {st.data_dir}")
+    if st.secure:
+        err_console.print(
+            "SASL/SCRAM over TLS, StandardAuthorizer; client configs: "
+            + ", ".join(f"{k} {v}" for k, v in (st.client_configs or {}).items()),
+            highlight=False,
+            soft_wrap=True,
+        )
     print(st.bootstrap)
 
 
 @broker_app.command("stop")
-def broker_stop() -> None:
+def broker_stop(secure: SecureOpt = False) -> None:
     """Stop the embedded broker cleanly; leaves no process behind."""
     from harness.kafka.broker import Broker
 
-    if Broker().stop():
+    if Broker(secure=secure).stop():
         err_console.print("broker stopped")
     else:
         err_console.print("no broker was running")
 
 
 @broker_app.command("status")
-def broker_status() -> None:
+def broker_status(secure: SecureOpt = False) -> None:
     """Say whether the embedded broker is up and where; exit 3 when it is not running."""
     from harness.kafka.broker import Broker, metadata_answers
+    from harness.kafka.config import read_client_properties
 
-    st = Broker().running()
+    st = Broker(secure=secure).running()
     if st is None:
         print("stopped")
         raise typer.Exit(3)
-    answers = metadata_answers(st.bootstrap, timeout_s=3.0)
-    print(f"{'running' if answers else 'not answering'} {st.bootstrap} pid={st.pid} kafka={st.kafka_version}")
+    props = None
+    if st.secure and st.client_configs:
+        props = read_client_properties(Path(st.client_configs["admin"]))
+        props.pop("bootstrap.servers", None)
+    answers = metadata_answers(st.bootstrap, timeout_s=3.0, properties=props)
+    mode = " secure=SASL_SSL" if st.secure else ""
+    print(f"{'running' if answers else 'not answering'} {st.bootstrap} pid={st.pid} kafka={st.kafka_version}{mode}")
     if not answers:
         raise typer.Exit(4)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="The key's name: NAME.key (private) and NAME.pub (public).")],
+    dir: Annotated[Path, typer.Option("--dir", help="Where the two files go.")] = Path("keys"),
+) -> None:
+    """Create a signing key pair: DIR/NAME.key (private, mode 0600: for `harness publish --signing-key` and
+    `harness retrain --signing-key`) and DIR/NAME.pub (for scorers' --trusted-key). Never overwrites a key."""
+    from harness.scoring.signing import create_key_pair, inline, key_id, load_public
+
+    private, public = create_key_pair(dir, name)
+    pub = load_public(public)
+    err_console.print(f"private key {private} (keep it secret), public key {public}", highlight=False)
+    print(f"{key_id(pub)} {inline(pub)}")
+
+
+@keys_app.command("id")
+def keys_id(
+    key: Annotated[str, typer.Argument(help="A .pub or .key file, or ed25519:BASE64.")],
+) -> None:
+    """Print a key's id (what a signature names) and its public half inline (a scorer's --trusted-key)."""
+    from harness.scoring.signing import KeyFileError, inline, key_id, load_private, load_public
+
+    try:
+        pub = load_public(key)
+    except KeyFileError as e:
+        if "is a private key" not in str(e):
+            raise
+        pub = load_private(Path(key)).public_key()
+    print(f"{key_id(pub)} {inline(pub)}")
 
 
 @app.command("build")
@@ -171,13 +244,20 @@ def serve_cmd(
     max_rows: Annotated[int, typer.Option(min=1, help="Most rows one request may hold; more get 413.")] = 65_536,
     workers: Annotated[int, typer.Option(min=1, help="Predict calls that run at once (threads).")] = 2,
     max_waiting: Annotated[int, typer.Option(min=0, help="Requests that may wait for a worker; more get 503.")] = 64,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Require 'Authorization: Bearer <token>' (the file's first line; else $HARNESS_SERVE_TOKEN): 401 "
+            "without it. The health probes stay open."
+        ),
+    ] = None,
 ) -> None:
     """Serve a bundle through any adapter as an Open Inference Protocol (KServe V2) REST server."""
     from harness.scoring.server import main_serve
 
     main_serve(
         bundle, adapter, host, port, option or [], max_body_bytes, model_name=model_name,
-        max_rows=max_rows, workers=workers, max_waiting=max_waiting,
+        max_rows=max_rows, workers=workers, max_waiting=max_waiting, token_file=token_file,
     )  # fmt: skip
 
 
@@ -234,6 +314,9 @@ def monitor_cmd(
     rules: Annotated[Path | None, typer.Option(help="Rules YAML; default: drift, latency, dead letters, AUC.")] = None,
     slo_p99_ms: Annotated[float, typer.Option(help="For the default latency rule.")] = 50.0,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus /metrics on this port.")] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="The address the metrics port binds to: loopback unless given (0.0.0.0: all).")
+    ] = "127.0.0.1",
     max_windows: Annotated[int | None, typer.Option(help="Exit after this many windows (tests).")] = None,
     group: Annotated[str | None, typer.Option(help="Consumer group; default monitor-RESULTS.")] = None,
     bootstrap: Annotated[str | None, typer.Option("--bootstrap", help="HOST:PORT.")] = None,
@@ -256,6 +339,7 @@ def monitor_cmd(
             rules=rules,
             slo_p99_ms=slo_p99_ms,
             metrics_port=metrics_port,
+            metrics_host=metrics_host,
             max_windows=max_windows,
             group=group,
             bootstrap=bootstrap,
@@ -282,24 +366,34 @@ def publish_cmd(
     chunk_bytes: Annotated[
         int | None, typer.Option(min=1024, help="Largest chunk; default: the topic's max.message.bytes less 4 KiB.")
     ] = None,
+    signing_key: SigningKeyOpt = None,
     bootstrap: BootstrapOpt = None,
     client_config: ClientConfigOpt = None,
 ) -> None:
-    """Publish a model version on the model topic: scorers following it receive, verify and swap it without
-    stopping."""
+    """Publish a model version on the model topic, signed with --signing-key: scorers that trust its public key
+    receive, verify and swap it without stopping (docs/trusted-models.md)."""
     from adapters.bundle import Bundle
     from harness.kafka.config import resolve_kafka
     from harness.scoring.models import publish, publish_bundle, version_of
+    from harness.scoring.signing import key_id, load_private
 
     Bundle.open(bundle)  # one clear error when it is not a bundle
+    key = load_private(signing_key) if signing_key is not None else None
+    if key is None:
+        err_console.print(
+            "warning: no --signing-key: the version is unsigned, and scorers that trust keys will refuse it",
+            highlight=False,
+        )
+    else:
+        err_console.print(f"signing with key {key_id(key.public_key())} ({signing_key})", highlight=False)
     mode = "shadow" if shadow else "live"
     target = resolve_kafka(bootstrap, client_config)
     if by_reference:
-        version = version_of(bundle, name, mode=mode)
+        version = version_of(bundle, name, mode=mode, signing_key=key)
         publish(target, model_topic, version)
         print(f"published {version.model_id} as {name} ({mode}, folder {version.bundle}) on {model_topic}")
         return
-    done = publish_bundle(target, model_topic, bundle, name, mode, chunk_bytes)
+    done = publish_bundle(target, model_topic, bundle, name, mode, chunk_bytes, signing_key=key)
     v = done.version
     err_console.print(
         f"{len(v.files or [])} files, {done.bundle_bytes:,} bytes in {done.chunks} chunks of at most "
@@ -352,11 +446,22 @@ def retrain_cmd(
     ] = "earliest",
     work_dir: Annotated[Path, typer.Option(help="Snapshots, challengers' bundles, received models.")] = Path("retrain"),
     metrics_port: Annotated[int | None, typer.Option(help="Serve /metrics, /health/live, /health/ready.")] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="The address the metrics port binds to: loopback unless given (0.0.0.0: all).")
+    ] = "127.0.0.1",
     max_attempts: Annotated[int | None, typer.Option(help="Exit after this many retrains (tests).")] = None,
     seed: Annotated[int, typer.Option(help="The holdout split's seed.")] = 0,
     from_snapshot: Annotated[
         Path | None,
         typer.Option(help="Offline: train and gate from a saved snapshot against --bundle, print the verdict, exit."),
+    ] = None,
+    signing_key: SigningKeyOpt = None,
+    trusted_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-key",
+            help="A public key the champion on the model topic may be signed by (besides --signing-key's own).",
+        ),
     ] = None,
     bootstrap: BootstrapOpt = None,
     client_config: ClientConfigOpt = None,
@@ -402,10 +507,13 @@ def retrain_cmd(
             start=start,
             work_dir=work_dir,
             metrics_port=metrics_port,
+            metrics_host=metrics_host,
             max_attempts=max_attempts,
             seed=seed,
             bootstrap=bootstrap,
             client_config=client_config,
+            signing_key=signing_key,
+            trusted_keys=trusted_key or [],
         )
     )
 

@@ -26,7 +26,7 @@ from harness.errors import HarnessError
 M = TypeVar("M", bound=BaseModel)
 
 # short aliases kept from the hand-written options
-SHORT = {"options": ("--option", "-o")}
+SHORT = {"options": ("--option", "-o"), "trusted_keys": ("--trusted-key",)}
 
 
 class SettingsError(HarnessError):
@@ -34,7 +34,7 @@ class SettingsError(HarnessError):
 
 
 def flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+    return SHORT[name][0] if name in SHORT else "--" + name.replace("_", "-")
 
 
 def env_var(model: type[BaseModel], name: str) -> str:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,6 +47,25 @@ def broker(state_dir: Path) -> Iterator[str]:
         yield st.bootstrap
     finally:
         b.stop()
+
+
+@functools.cache
+def publisher_keys() -> tuple[Path, Path]:
+    """The tests' publisher key pair (private, public): versions are signed with it, scorers trust it."""
+    from harness.scoring.signing import create_key_pair
+
+    return create_key_pair(Path(tempfile.mkdtemp(prefix="harness-test-keys-")), "publisher")
+
+
+def publisher_key() -> Any:
+    from harness.scoring.signing import load_private
+
+    return load_private(publisher_keys()[0])
+
+
+def trusted() -> list[str]:
+    """A scorer's flags to trust the tests' publisher key."""
+    return ["--trusted-key", str(publisher_keys()[1])]
 
 
 @pytest.fixture

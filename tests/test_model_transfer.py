@@ -35,7 +35,7 @@ from harness.scoring.bundle_transfer import (
 )
 from harness.scoring.errors import ScoringSetupError
 from harness.scoring.models import ModelCache, ModelVersion, check_candidate, publish_bundle, read_current
-from tests.conftest import HARNESS, ROOT, create_topic
+from tests.conftest import HARNESS, ROOT, create_topic, publisher_key, trusted
 from tests.test_operations import _families, _payloads, _sample
 
 
@@ -45,7 +45,7 @@ def _scorer(cwd: Path, broker: str, topic: str, models: str, *extra: str) -> sub
     proc = subprocess.Popen(
         [*HARNESS, "score", "--adapter", "native", "--input-topic", topic, "--output-topic", f"{topic}.out",
          "--group", f"g-{topic}", "--bootstrap", broker, "--model-topic", models, "--model-name", "fraud",
-         "--model-cache-dir", str(cwd / "models"), *extra],
+         "--model-cache-dir", str(cwd / "models"), *trusted(), *extra],
         cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, stdin=subprocess.DEVNULL,
     )  # fmt: skip
@@ -174,7 +174,7 @@ def _upload(broker: str, topic: str, bundle: Path, chunk_bytes: int, corrupt: in
     p.flush(30)
     v = ModelVersion(
         name="fraud", model_id=Bundle.open(bundle).model_id, manifest_sha256=manifest_sha256(bundle), files=files
-    )
+    ).signed(publisher_key())  # signed by the trusted key: refused for what the topic holds, not for who sent it
     p.produce(topic, key=version_key("fraud", "live"), value=v.model_dump_json(exclude_none=True).encode())
     p.flush(30)
     return v.model_id
@@ -186,7 +186,7 @@ def test_a_corrupted_or_partial_upload_is_refused_with_an_alert(
     create_topic(broker, topic_name, partitions=1)
     models, alerts = f"{topic_name}.models", f"{topic_name}.alerts"
     target = KafkaTarget(broker)
-    publish_bundle(target, models, small_bundle, "fraud")
+    publish_bundle(target, models, small_bundle, "fraud", signing_key=publisher_key())
     old, new = Bundle.open(small_bundle).model_id, Bundle.open(second_bundle).model_id
     port = free_port()
     proc = _scorer(tmp_path / "host", broker, topic_name, models, "--alerts-topic", alerts, "--metrics-port", str(port))
@@ -198,7 +198,7 @@ def test_a_corrupted_or_partial_upload_is_refused_with_an_alert(
              time.time_ns(), 50)  # fmt: skip
         before = _results(broker, f"{topic_name}.out", 50)
         # the same version published properly: the corrupted chunk is sent again (its key held bad bytes)
-        done = publish_bundle(target, models, second_bundle, "fraud", chunk_bytes=4096)
+        done = publish_bundle(target, models, second_bundle, "fraud", chunk_bytes=4096, signing_key=publisher_key())
         deadline = time.monotonic() + 60
         while _sample(_families(port), "harness_score_model_swaps") < 1 and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -211,11 +211,12 @@ def test_a_corrupted_or_partial_upload_is_refused_with_an_alert(
         _, err = proc.communicate(timeout=30)
     assert [e["rule"] for e in events] == ["ModelVersionRefused", "ModelVersionRefused"], events
     assert "corrupted upload" in events[0]["message"] and "partial upload" in events[1]["message"], events
-    assert "refused: corrupted upload" in err and "the model in use keeps scoring" in err
+    assert "refused (incomplete): corrupted upload" in err and "the model in use keeps scoring" in err
     assert len(before) == 50 and set(_models_of(before)) == {old}  # scoring went on with the old model
     assert 1 <= done.chunks_sent < done.chunks  # only what was missing or corrupted was sent again
     assert _models_of(after)[50:] == [new] * 50, err[-2000:]
-    assert _sample(fam, "harness_score_model_refused") == 2 and _sample(fam, "harness_score_model_swaps") == 1
+    assert _sample(fam, "harness_score_model_refused", reason="incomplete") == 2
+    assert _sample(fam, "harness_score_model_swaps") == 1
     kept = {p.name.rsplit("-", 1)[0] for p in (tmp_path / "host" / "models").iterdir()}
     assert kept == {old, new}  # the refused uploads left nothing behind
 
@@ -229,7 +230,7 @@ def test_two_scorers_without_a_shared_folder_both_swap_in_order(
     create_topic(broker, topic_name, partitions=2)
     models = f"{topic_name}.models"
     target = KafkaTarget(broker)
-    publish_bundle(target, models, small_bundle, "fraud")
+    publish_bundle(target, models, small_bundle, "fraud", signing_key=publisher_key())
     old, new = Bundle.open(small_bundle).model_id, Bundle.open(second_bundle).model_id
     hosts = [tmp_path / "host-a", tmp_path / "host-b"]
     procs = [_scorer(h, broker, topic_name, models, "--scorer-name", h.name) for h in hosts]
@@ -244,7 +245,9 @@ def test_two_scorers_without_a_shared_folder_both_swap_in_order(
         offsets = np.arange(int(rate * seconds)) / rate
         t0 = time.time_ns() + 300_000_000
         m.add_point(PointSpec("two", t0, 0.0, seconds, len(offsets), offsets))
-        timer = threading.Timer(2.5, lambda: publish_bundle(target, models, second_bundle, "fraud"))
+        timer = threading.Timer(
+            2.5, lambda: publish_bundle(target, models, second_bundle, "fraud", signing_key=publisher_key())
+        )
         timer.start()
         rep = send(target.client_config(), topic_name, _payloads(small_bundle, 500), offsets, "two", t0, 50)
         timer.join()

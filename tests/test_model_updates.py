@@ -23,7 +23,7 @@ def _follow(broker: str, topic: str, current: str | None) -> tuple[ModelUpdates,
         "fraud",
         lambda b: adapter_class("native").load(b),
         current,
-        on_refused=lambda v, why: refused.append(why),
+        on_refused=lambda v, why, kind: refused.append(why),
     ).start()
     return updates, refused
 

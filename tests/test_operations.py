@@ -24,7 +24,7 @@ from harness.kafka.broker import free_port
 from harness.kafka.config import KafkaTarget
 from harness.scoring import wire
 from harness.scoring.models import publish, version_of
-from tests.conftest import HARNESS, ROOT, create_topic
+from tests.conftest import HARNESS, ROOT, create_topic, publisher_key, trusted
 
 
 def _scorer(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
@@ -125,7 +125,7 @@ def test_hot_swap_under_load_loses_nothing_and_switches_in_order(
         {},
         "--bundle", str(small_bundle), "--adapter", "native", "--input-topic", topic_name,
         "--output-topic", f"{topic_name}.out", "--group", f"g-{topic_name}", "--bootstrap", broker,
-        "--model-topic", models, "--model-name", "fraud",
+        "--model-topic", models, "--model-name", "fraud", *trusted(),
     )  # fmt: skip
     old, new = Bundle.open(small_bundle).model_id, Bundle.open(second_bundle).model_id
     X, y, p = Bundle.open(small_bundle).reference()
@@ -136,7 +136,9 @@ def test_hot_swap_under_load_loses_nothing_and_switches_in_order(
         offsets = np.arange(int(rate * seconds)) / rate
         t0 = time.time_ns() + 300_000_000
         m.add_point(PointSpec("swap", t0, 0.0, seconds, len(offsets), offsets))
-        timer = threading.Timer(2.5, lambda: publish(target, models, version_of(second_bundle, "fraud")))
+        timer = threading.Timer(
+            2.5, lambda: publish(target, models, version_of(second_bundle, "fraud", signing_key=publisher_key()))
+        )
         timer.start()
         rep = send(target.client_config(), topic_name, _payloads(small_bundle, 500), offsets, "swap", t0, 50)
         m.wait_drained("swap", rep.sent, 15)
@@ -166,13 +168,14 @@ def test_a_tampered_version_is_refused_with_an_alert(
         "--bundle", str(small_bundle), "--adapter", "native", "--input-topic", topic_name,
         "--output-topic", f"{topic_name}.out", "--group", f"g-{topic_name}", "--bootstrap", broker,
         "--model-topic", models, "--model-name", "fraud", "--alerts-topic", alerts, "--metrics-port", str(port),
+        *trusted(),
     )  # fmt: skip
     tampered = tmp_path / "tampered"
     shutil.copytree(second_bundle, tampered)
     native = Bundle.open(tampered).format_info("native")["file"]
     (tampered / native).write_bytes((tampered / native).read_bytes() + b"\n# changed")
     try:
-        publish(KafkaTarget(broker), models, version_of(tampered, "fraud"))
+        publish(KafkaTarget(broker), models, version_of(tampered, "fraud", signing_key=publisher_key()))
         c = Consumer({"bootstrap.servers": broker, "group.id": f"a-{topic_name}", "enable.auto.commit": False})
         c.assign([TopicPartition(alerts, 0, OFFSET_BEGINNING)])
         events = []
@@ -203,7 +206,8 @@ def test_a_tampered_version_is_refused_with_an_alert(
     assert events and events[0]["rule"] == "ModelVersionRefused" and "was changed" in events[0]["message"], events
     old = Bundle.open(small_bundle).model_id.encode()
     assert len(results) == 50 and all(wire.headers_dict(r.headers())["model"] == old for r in results)
-    assert _sample(fam, "harness_score_model_refused") == 1 and _sample(fam, "harness_score_model_swaps") == 0
+    assert _sample(fam, "harness_score_model_refused", reason="tampered") == 1
+    assert _sample(fam, "harness_score_model_swaps") == 0
 
 
 def test_the_v2_server_exposes_metrics_on_its_own_port(small_bundle: Path, tmp_path: Path) -> None:

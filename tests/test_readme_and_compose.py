@@ -118,8 +118,10 @@ def test_compose_runs_the_scorer_as_a_service_with_the_monitor_and_prometheus() 
     assert f"localhost:{port}/health/ready" in " ".join(scorer["healthcheck"]["test"])
     assert {"HARNESS_ADAPTER", "HARNESS_INPUT_TOPIC", "HARNESS_OUTPUT_TOPIC", "HARNESS_GROUP"} <= set(env)
     assert env["HARNESS_MODEL_TOPIC"] == "models" and "harness publish" in " ".join(s["models"]["command"])
-    # the scorer shares no folder: its model comes from the model topic
-    assert "HARNESS_BUNDLE" not in env and not scorer.get("volumes")
+    # the scorer shares no model folder: its model comes from the model topic; it sees the publisher's public key
+    assert "HARNESS_BUNDLE" not in env and scorer["volumes"] == ["trusted-keys:/trusted:ro"]
+    assert env["HARNESS_TRUSTED_KEYS"].startswith("/trusted/") and "--signing-key" in " ".join(s["models"]["command"])
+    assert s["retrain"]["environment"]["HARNESS_SIGNING_KEY"].startswith("/signing/")
     # every HARNESS_* variable the services set is an option of the command they run
     from typer.main import get_command
 

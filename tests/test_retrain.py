@@ -24,7 +24,7 @@ from harness.retraining.gate import judge
 from harness.retraining.trainingset import read_snapshot
 from harness.scoring import wire
 from harness.scoring.models import ModelCache, publish_bundle, read_current
-from tests.conftest import HARNESS, ROOT, create_topic, start_loop
+from tests.conftest import HARNESS, ROOT, create_topic, publisher_key, publisher_keys, start_loop, trusted
 from tests.test_model_transfer import _alerts, _models_of, _results
 from tests.test_operations import _payloads
 
@@ -56,7 +56,7 @@ def _retrain(broker: str, cwd: Path, topic: str, models: str, alerts: str, n: in
         [*HARNESS, "retrain", "--input-topic", topic, "--feedback-topic", f"{topic}.labels", "--model-topic", models,
          "--model-name", "fraud", "--alerts-topic", alerts, "--trigger", "labels", "--labels-every", str(n),
          "--min-labels", "2000", "--min-interval-s", "0", "--max-attempts", "1", "--work-dir", str(cwd / "work"),
-         "--bootstrap", broker],
+         "--bootstrap", broker, "--signing-key", str(publisher_keys()[0])],
         cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=600,
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
@@ -73,7 +73,7 @@ def test_a_drifted_stream_trains_a_challenger_that_wins_and_is_published(
     create_topic(broker, topic_name, partitions=2)
     create_topic(broker, feedback, partitions=2)
     target = KafkaTarget(broker)
-    publish_bundle(target, models, small_bundle, "fraud")
+    publish_bundle(target, models, small_bundle, "fraud", signing_key=publisher_key())
     champion = Bundle.open(small_bundle).model_id
     _stream(broker, topic_name, feedback, small_bundle, 6000, drift=1.0, flip=0.0, seed=5)
     out, err = _retrain(broker, tmp_path / "retrain", topic_name, models, alerts, 6000)
@@ -83,8 +83,12 @@ def test_a_drifted_stream_trains_a_challenger_that_wins_and_is_published(
     assert v["auc_gain"]["value"] >= 0.01 and v["auc_gain"]["lo"] > 0, v
     assert v["challenger_auc"]["value"] > v["champion_auc"]["value"]
     assert abs(v["rows"] - 1800) <= 1  # a 30% holdout of the window, stratified
-    # the model topic's current version is the challenger, carried over Kafka
-    version, root = read_current(target, models, "fraud", ModelCache(tmp_path / "check"))
+    # the model topic's current version is the challenger, carried over Kafka, signed with the retrainer's key
+    from harness.scoring.trust import ModelTrust
+
+    trust = ModelTrust.build([str(publisher_keys()[1])], allow_unsigned=False)
+    version, root = read_current(target, models, "fraud", ModelCache(tmp_path / "check"), trust=trust)
+    assert trust.signer(version) is not None
     assert version.model_id == out["challenger"] != champion and version.carried
     manifest = Bundle.open(root).manifest
     assert manifest["trainer"]["params"] == Bundle.open(small_bundle).manifest["trainer"]["params"]  # the recipe
@@ -120,12 +124,12 @@ def test_poisoned_labels_are_refused_and_the_champion_keeps_scoring(
     create_topic(broker, topic_name, partitions=2)
     create_topic(broker, feedback, partitions=2)
     target = KafkaTarget(broker)
-    publish_bundle(target, models, small_bundle, "fraud")
+    publish_bundle(target, models, small_bundle, "fraud", signing_key=publisher_key())
     champion = Bundle.open(small_bundle).model_id
     scored = f"{topic_name}.live"
     create_topic(broker, scored, partitions=1)
     scorer = start_loop(broker, small_bundle, "native", scored, f"g-{scored}", "--model-topic", models,
-                        "--model-name", "fraud")  # fmt: skip
+                        "--model-name", "fraud", *trusted())  # fmt: skip
     try:
         _stream(broker, topic_name, feedback, small_bundle, 6000, drift=0.0, flip=0.4, seed=6)
         out, err = _retrain(broker, tmp_path / "retrain", topic_name, models, alerts, 6000)
@@ -174,12 +178,13 @@ def test_the_retrain_service_serves_metrics_and_health_and_stops_on_sigterm(
     models, feedback = f"{topic_name}.models", f"{topic_name}.labels"
     create_topic(broker, topic_name, partitions=1)
     create_topic(broker, feedback, partitions=1)
-    publish_bundle(KafkaTarget(broker), models, small_bundle, "fraud")
+    publish_bundle(KafkaTarget(broker), models, small_bundle, "fraud", signing_key=publisher_key())
     _stream(broker, topic_name, feedback, small_bundle, 300, drift=0.0, flip=0.0, seed=7)
     port = free_port()
     settings = {  # every option from the environment, as in a container
         "INPUT_TOPIC": topic_name, "FEEDBACK_TOPIC": feedback, "MODEL_TOPIC": models, "MODEL_NAME": "fraud",
         "TRIGGER": "labels schedule", "METRICS_PORT": str(port), "BOOTSTRAP": broker, "WORK_DIR": str(tmp_path / "w"),
+        "SIGNING_KEY": str(publisher_keys()[0]),
     }  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), **{f"HARNESS_{k}": v for k, v in settings.items()}}
     proc = subprocess.Popen([*HARNESS, "retrain"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,

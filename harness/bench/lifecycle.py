@@ -36,6 +36,7 @@ from harness.results.schema import Lifecycle, LifecycleWindow
 from harness.scenario import AdapterSpec, LoadProfile
 from harness.scoring import wire
 from harness.scoring.models import publish_bundle
+from harness.scoring.signing import create_key_pair, load_private
 
 DRIFT_RULES = ("ScoreDriftPSI", "ScoreDriftKS")
 AUC_RECOVERED_WITHIN = 0.05  # the monitor's LiveAUCDropped threshold: recovered = back within it of before
@@ -101,8 +102,11 @@ def _labels(ctx: RunContext, topic: str, prefix: str, labels: np.ndarray, plan: 
     p.flush(30)
 
 
-def _retrain_service(ctx: RunContext, input_topic: str, topics: dict[str, str], plan: LifecyclePlan) -> Child:
-    """`harness retrain` as a process of its own, triggered by the monitor's drift alerts; ready when it says so."""
+def _retrain_service(
+    ctx: RunContext, input_topic: str, topics: dict[str, str], plan: LifecyclePlan, signing_key: Path
+) -> Child:
+    """`harness retrain` as a process of its own, triggered by the monitor's drift alerts; ready when it says so.
+    It signs what it publishes with the run's key, which the scorer trusts."""
     work = Path(tempfile.mkdtemp(prefix="harness-retrain-"))
     argv = [
         *HARNESS, "retrain", "--input-topic", input_topic, "--feedback-topic", topics["labels"],
@@ -110,6 +114,7 @@ def _retrain_service(ctx: RunContext, input_topic: str, topics: dict[str, str], 
         "--encoding", ctx.sc.encoding, "--trigger", "alert", "--min-labels", str(plan.min_labels),
         "--window-rows", str(max(plan.min_labels, 20_000)), "--min-interval-s", "0", "--margin", str(plan.margin),
         "--max-attempts", "1", "--work-dir", str(work), "--bootstrap", ctx.target.bootstrap,
+        "--signing-key", str(signing_key),
     ]  # fmt: skip
     for rule in DRIFT_RULES:
         argv += ["--trigger-rule", rule]
@@ -125,9 +130,14 @@ def lifecycle(ctx: RunContext, spec: AdapterSpec, plan: LifecyclePlan, progress:
     tag = f"h.{ctx.tag}"
     topics = {"models": f"{tag}.models", "alerts": f"{tag}.alerts", "labels": f"{tag}.labels"}
     ensure_topics(ctx.target, {topics["alerts"]: 1, topics["labels"]: ctx.sc.loop.partitions})
-    published = publish_bundle(ctx.target, topics["models"], ctx.bundle_dir, plan.model_name)  # the champion
+    # the run's own signing key: the champion and the retrainer's versions are signed, the scorer trusts it
+    private, public = create_key_pair(Path(tempfile.mkdtemp(prefix="harness-keys-")), "lifecycle")
+    published = publish_bundle(
+        ctx.target, topics["models"], ctx.bundle_dir, plan.model_name, signing_key=load_private(private)
+    )  # the champion
     ctx.log(f"champion {old_id} on {topics['models']}: {published.chunks} chunks, {published.bytes_sent:,} bytes")
-    loop_args = ["--model-topic", topics["models"], "--model-name", plan.model_name, "--alerts-topic", topics["alerts"]]
+    loop_args = ["--model-topic", topics["models"], "--model-name", plan.model_name, "--alerts-topic", topics["alerts"],
+                 "--trusted-key", str(public)]  # fmt: skip
     events: list[tuple[float, str]] = []
     monitor_windows: list[WindowFigures] = []
     started = {"t": 0.0, "wall_ns": 0}
@@ -150,7 +160,7 @@ def lifecycle(ctx: RunContext, spec: AdapterSpec, plan: LifecyclePlan, progress:
     retrainer: Child | None = None
     try:
         with AdapterSession(ctx, spec, 300, progress, payloads=payloads, loop_args=loop_args) as s:
-            retrainer = _retrain_service(ctx, s.topics.input, topics, plan)
+            retrainer = _retrain_service(ctx, s.topics.input, topics, plan, private)
             _, y, p = ctx.bundle.reference()
             monitor = Monitor(
                 ctx.target,

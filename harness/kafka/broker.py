@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.kafka import secure as secure_mode
 from harness.kafka.errors import BrokerError
 from jvm.errors import JvmError
 from jvm.maven import resolve_classpath
@@ -54,6 +55,9 @@ class BrokerState:
     log_file: str
     started_at: float
     kafka_version: str
+    secure: bool = False  # SASL/SCRAM over TLS with ACLs (harness/kafka/secure.py)
+    internal_port: int | None = None
+    client_configs: dict[str, str] | None = None  # principal -> its client config file (secure only)
 
 
 def kafka_version() -> str:
@@ -129,8 +133,10 @@ class _SilentLogger:
 
 
 class Broker:
-    def __init__(self, root: Path | None = None) -> None:
-        self.root = (root or state_root()) / "broker"
+    def __init__(self, root: Path | None = None, secure: bool = False, model_topics: tuple[str, ...] = ()) -> None:
+        self.secure = secure
+        self.model_topics = model_topics
+        self.root = (root or state_root()) / ("secure-broker" if secure else "broker")
         self.state_file = self.root / "state.json"
         self.data_dir = self.root / "data"
         self.log_file = self.root / "server.log"
@@ -176,14 +182,25 @@ class Broker:
         port, controller_port = self._ports(port)
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "server.properties"
-        config.write_text(_server_properties(port, controller_port, self.data_dir))
+        files = None
+        internal_port = None
+        if self.secure:
+            files = secure_mode.prepare(self.root / "secure")
+            internal_port = free_port()
+            while internal_port in (port, controller_port):
+                internal_port = free_port()
+            config.write_text(secure_mode.server_properties(port, controller_port, internal_port, self.data_dir, files))
+            config.chmod(0o600)
+        else:
+            config.write_text(_server_properties(port, controller_port, self.data_dir))
         log4j = self.root / "log4j2.properties"
         log4j.write_text(_log4j_properties(self.log_file))
         env = dict(os.environ)
         env.pop("KAFKA_OPTS", None)
         jvm = self._jvm(java, heap_mb, log4j)
         if not (self.data_dir / "meta.properties").exists():
-            self._format_storage([*jvm, "-cp", classpath], config, env)
+            extra = secure_mode.scram_arguments(files) if files is not None else []
+            self._format_storage([*jvm, "-cp", classpath], config, env, extra)
         with open(self.root / "stdout.log", "ab") as out:
             proc = subprocess.Popen(
                 [*jvm, "-cp", classpath, "kafka.Kafka", str(config)],
@@ -202,8 +219,19 @@ class Broker:
             log_file=str(self.log_file),
             started_at=time.time(),
             kafka_version=kafka_version(),
+            secure=self.secure,
+            internal_port=internal_port,
         )
-        self._wait_answers(proc, st.bootstrap, timeout_s)
+        props = files.client_properties("admin") if files is not None else None
+        self._wait_answers(proc, st.bootstrap, timeout_s, props)
+        if files is not None:
+            try:
+                secure_mode.apply_acls(st.bootstrap, files, self.model_topics or secure_mode.DEFAULT_MODEL_TOPICS)
+            except BaseException:
+                self._kill(proc.pid, grace_s=10)
+                raise
+            configs = secure_mode.write_client_configs(files, st.bootstrap)
+            st.client_configs = {k: str(v) for k, v in configs.items()}
         self.state_file.write_text(json.dumps(asdict(st), indent=2))
         return st
 
@@ -243,11 +271,13 @@ class Broker:
             f"-Dlog4j2.configurationFile={log4j}",
         ]
 
-    def _format_storage(self, java_cp: list[str], config: Path, env: dict[str, str]) -> None:
+    def _format_storage(
+        self, java_cp: list[str], config: Path, env: dict[str, str], extra: list[str] | None = None
+    ) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cluster_id = new_cluster_id()
         fmt = subprocess.run(
-            [*java_cp, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+            [*java_cp, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config), *(extra or [])],
             capture_output=True,
             text=True,
             timeout=120,
@@ -257,12 +287,15 @@ class Broker:
             tail = (fmt.stdout + fmt.stderr).strip().splitlines()[-1:] or ["no output"]
             raise BrokerError(f"formatting the broker's storage failed: {tail[0]}")
 
-    def _wait_answers(self, proc: subprocess.Popen[bytes], bootstrap: str, timeout_s: float) -> None:
+    def _wait_answers(
+        self, proc: subprocess.Popen[bytes], bootstrap: str, timeout_s: float, props: dict[str, str] | None = None
+    ) -> None:
         deadline = time.monotonic() + timeout_s
         while True:
             if proc.poll() is not None:
                 raise BrokerError(f"the broker exited with code {proc.returncode} while starting; {self._log_tail()}")
-            if metadata_answers(bootstrap, timeout_s=max(0.2, min(2.0, deadline - time.monotonic()))):
+            wait = max(0.2, min(2.0, deadline - time.monotonic()))
+            if metadata_answers(bootstrap, timeout_s=wait, properties=props):
                 return
             if time.monotonic() > deadline:
                 self._kill(proc.pid, grace_s=5)

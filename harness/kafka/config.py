@@ -41,11 +41,14 @@ class KafkaTarget:
 
 
 def resolve_kafka(bootstrap: str | None, client_config: Path | None = None, timeout_s: float = 10.0) -> KafkaTarget:
-    """The cluster a command talks to: `bootstrap` when given (it must answer), else the embedded broker,
+    """The cluster a command talks to: `bootstrap` when given (it must answer), else the client config's
+    bootstrap.servers (`harness broker start --secure` writes one per principal), else the embedded broker,
     started here when it is not running yet."""
     from harness.kafka.broker import Broker, metadata_answers
 
     props = read_client_properties(client_config)
+    bootstrap = bootstrap or props.pop("bootstrap.servers", None)
+    props.pop("bootstrap.servers", None)
     if bootstrap:
         if not metadata_answers(bootstrap, timeout_s=timeout_s, properties=props):
             raise HarnessError(

@@ -53,6 +53,6 @@ class MonitorMetrics:
         put(self.auc_drop, f.auc_drop)
         self.window_end.set(f.end_ns / 1e9)
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
+    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """/metrics on `port` (a daemon thread)."""
         start_http_server(port, addr=addr, registry=self.registry)

@@ -23,6 +23,7 @@ class MonitorSettings:
     rules: Path | None = None
     slo_p99_ms: float = 50.0
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"  # loopback unless an address is given (0.0.0.0: every interface)
     max_windows: int | None = None
     group: str | None = None
     bootstrap: str | None = None
@@ -72,7 +73,7 @@ def run_monitor(s: MonitorSettings, log: Callable[[str], None]) -> None:
         ensure_topics(target, {s.alerts_topic: 1})
     metrics = MonitorMetrics()
     if s.metrics_port is not None:
-        metrics.serve(s.metrics_port)
+        metrics.serve(s.metrics_port, s.metrics_host)
     cfg = MonitorConfig(
         results_topic=s.results_topic,
         dlq_topic=s.dlq_topic,

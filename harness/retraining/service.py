@@ -60,10 +60,27 @@ class RetrainSettings:
     start: str = "earliest"
     work_dir: Path = Path("retrain")
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"  # loopback unless an address is given (0.0.0.0: every interface)
     max_attempts: int | None = None
     seed: int = 0
     bootstrap: str | None = None
     client_config: Path | None = None
+    signing_key: Path | None = None  # signs each published version (harness/scoring/signing.py)
+    trusted_keys: list[str] = field(default_factory=list)  # the champion read from the topic must be signed by one
+
+
+def _signing(s: RetrainSettings, log: Callable[[str], None]) -> tuple[Any, Any]:
+    """The key that signs what this service publishes, and the rules for the champion it reads from the model
+    topic: signed by one of --trusted-key or by its own key. Without a signing key it publishes unsigned versions
+    (scorers that trust keys refuse them) and takes any champion, with a warning."""
+    from harness.scoring.signing import inline, load_private
+    from harness.scoring.trust import ModelTrust
+
+    key = load_private(s.signing_key) if s.signing_key is not None else None
+    trusted = [*s.trusted_keys, *([inline(key.public_key())] if key is not None else [])]
+    if key is None:
+        log("WARNING: no --signing-key: published versions are unsigned, and scorers that trust keys refuse them")
+    return key, ModelTrust.build(trusted, allow_unsigned=not trusted)
 
 
 @dataclass
@@ -112,6 +129,7 @@ class Retrainer:
         self.target, self.s, self.log, self.emit = target, s, log, emit
         self.metrics, self.health = RetrainMetrics(), RetrainHealth()
         self.cache = ModelCache(s.work_dir / "received")
+        self.signing_key, self.trust = _signing(s, log)
         self.champion_dir, self.champion = self._champion()
         self.health.champion = True
         self.metrics.champion.info({"model_id": self.champion.model_id})
@@ -136,7 +154,7 @@ class Retrainer:
         from harness.scoring.models import read_current
 
         try:
-            _, root = read_current(self.target, self.s.model_topic, self.s.model_name, self.cache)
+            _, root = read_current(self.target, self.s.model_topic, self.s.model_name, self.cache, trust=self.trust)
             return root, Bundle.open(root)
         except ScoringSetupError as e:
             if self.s.bundle is None:
@@ -309,7 +327,7 @@ class Retrainer:
         if verdict.publish:
             from harness.scoring.models import publish_bundle
 
-            done = publish_bundle(self.target, s.model_topic, challenger, s.model_name)
+            done = publish_bundle(self.target, s.model_topic, challenger, s.model_name, signing_key=self.signing_key)
             out.update(outcome="published", published_ns=time.time_ns(), chunks_sent=done.chunks_sent)
             self.log(
                 f"published {done.version.model_id} on {s.model_topic}: AUC {verdict.challenger_auc.text()} against "
@@ -392,7 +410,7 @@ def run_retrain(s: RetrainSettings) -> list[dict[str, Any]]:
     if s.metrics_port is not None:
         from harness.scoring.metrics import MetricsServer
 
-        MetricsServer(s.metrics_port, r.metrics, r.health).start()
+        MetricsServer(s.metrics_port, r.metrics, r.health, host=s.metrics_host).start()
     r.install_signal_handlers()
     try:
         return r.run()

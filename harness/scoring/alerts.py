@@ -35,6 +35,7 @@ class Alert(BaseModel):
     model_id: str
     message: str
     at: str = Field(default_factory=iso_now)
+    reason: str | None = Field(None, description="a refused model version: the kind of refusal (trust.py's KINDS)")
 
 
 class AlertSink(Protocol):
@@ -59,7 +60,7 @@ class KafkaAlertSink:
         self._producer.flush(10)
 
 
-def refused_version_alert(model_id: str, published: str, why: str) -> Alert:
+def refused_version_alert(model_id: str, published: str, why: str, kind: str | None = None) -> Alert:
     """The event for a model version the scorer refused (it keeps scoring with the model in use)."""
     now = iso_now()
     return Alert(
@@ -73,6 +74,7 @@ def refused_version_alert(model_id: str, published: str, why: str) -> Alert:
         window_s=0.0,
         model_id=model_id,
         message=f"version {published} refused: {why}",
+        reason=kind,
     )
 
 

@@ -10,7 +10,7 @@ Metric names (all prefixed harness_score_, see deploy/prometheus/alerts.yml):
     batch_size (histogram), scoring_seconds (histogram, one predict call per batch), end_to_end_seconds
     (histogram, from the t_intended_ns header when the producer set it), in_flight_batches (gauge),
     consumer_lag{partition} (gauge), engine_unavailable (gauge 0/1), outages_total, model_info{model_id,
-    version, adapter}, model_swaps_total, model_refused_total.
+    version, adapter}, model_swaps_total, model_refused_total{reason} (harness/scoring/trust.py's kinds).
 """
 
 from __future__ import annotations
@@ -77,7 +77,12 @@ class ScoreMetrics:
         self.outages = Counter(f"{PREFIX}_outages", "Engine outages ridden out.", registry=r)
         self.model = Info(f"{PREFIX}_model", "The model scoring now.", registry=r)
         self.swaps = Counter(f"{PREFIX}_model_swaps", "New model versions swapped in.", registry=r)
-        self.refused = Counter(f"{PREFIX}_model_refused", "Model versions refused.", registry=r)
+        self.refused = Counter(
+            f"{PREFIX}_model_refused",
+            "Model versions refused, by reason (unsigned, untrusted-key, bad-signature, replayed, tampered, ...).",
+            ["reason"],
+            registry=r,
+        )
         self.assigned = Gauge(f"{PREFIX}_assigned_partitions", "Partitions this scorer owns.", registry=r)
 
     def dead_letter(self, stage: str, reason: str) -> None:
@@ -128,7 +133,7 @@ class MetricsServer:
     """/metrics and /health/* on one port (a daemon thread); the answers never wait for the loop. Serves the
     scorer's metrics and health, and any other service's of the same shape (the retrain service's)."""
 
-    def __init__(self, port: int, metrics: HasRegistry, health: HealthChecks, host: str = "0.0.0.0") -> None:
+    def __init__(self, port: int, metrics: HasRegistry, health: HealthChecks, host: str = "127.0.0.1") -> None:
         self.metrics, self.health = metrics, health
         handler = self._handler()
         self.httpd = ThreadingHTTPServer((host, port), handler)

@@ -16,14 +16,17 @@ for each new version of N:
     every row within the format's parity tolerance ─► ready: the loop swaps between two batches (live), or
     scores beside it (shadow)
 
-A record that is not a version, an upload with a chunk missing or corrupted, a bundle that fails a check, or a
-candidate that does not load or score is refused: one log line, an alert event on the alerts topic (rule
-"ModelVersionRefused"), and the model in use keeps scoring. Loading and checking run on a background thread;
-the loop only picks up what is ready.
+Before any of that, the scorer's rules (harness/scoring/trust.py, `ModelTrust`): the record's key is the
+version's own name and mode, the version is signed by a key the scorer trusts (harness/scoring/signing.py: Ed25519
+over `ModelVersion.identity_bytes()`, the canonical bytes of the name, mode, model id, manifest sha256, every
+file's sha256 and chunks and the publication time; the `signature` field is not part of those bytes), and it was
+published after the version accepted last (no replay); after the files are assembled and hashed, the format the
+adapter loads must be one the scorer takes (--model-formats).
 
-Signing (a later issue) signs `ModelVersion.identity_bytes()`: the canonical bytes of everything that says
-which model this is and what it is made of (name, mode, model id, manifest sha256, every file's sha256 and
-chunks, publication time); the `signature` field is reserved for it and is not part of those bytes.
+A record that is not a version, an unsigned, wrongly signed or replayed version, an upload with a chunk missing or
+corrupted, a bundle that fails a check, a format the scorer does not take, or a candidate that does not load or
+score is refused: one log line, an alert event on the alerts topic (rule "ModelVersionRefused"), and the model in
+use keeps scoring. Loading and checking run on a background thread; the loop only picks up what is ready.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import orjson
@@ -45,7 +48,6 @@ from adapters.base import Adapter
 from adapters.bundle import Bundle
 from harness.kafka.config import KafkaTarget
 from harness.scoring.bundle_transfer import (
-    SHADOW_SUFFIX,
     ChunkStore,
     Incomplete,
     StoredFile,
@@ -56,6 +58,12 @@ from harness.scoring.bundle_transfer import (
     version_key,
 )
 from harness.scoring.errors import ScoringSetupError
+from harness.scoring.trust import ModelTrust, Refused, follows
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+__all__ = ["Refused", "ModelTrust"]
 
 H_MODEL = "model"  # result header: the model id that scored the record
 
@@ -74,7 +82,9 @@ class ModelVersion(BaseModel):
     published_at: float = Field(default_factory=time.time)
     files: list[StoredFile] | None = Field(None, description="the bundle on the topic: each file and its chunks")
     bundle: str | None = Field(None, min_length=1, description="the bundle's folder, as the scorer sees it")
-    signature: str | None = Field(None, description="reserved: a signature over identity_bytes() (not checked yet)")
+    signature: str | None = Field(
+        None, description="ed25519:<key id>:<base64>, over identity_bytes() (harness/scoring/signing.py)"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelVersion:
@@ -101,14 +111,26 @@ class ModelVersion(BaseModel):
 
     def describe(self) -> str:
         where = f"{len(self.files or [])} files on the topic" if self.carried else f"folder {self.bundle}"
-        return f"{self.model_id} ({self.mode}, {where})"
+        parts = (self.signature or "").split(":")
+        signed = f", signed by key {parts[1]}" if len(parts) == 3 else ""
+        return f"{self.model_id} ({self.mode}, {where}{signed})"
+
+    def signed(self, key: Ed25519PrivateKey | None) -> ModelVersion:
+        """This version signed with `key` (unchanged when None: an unsigned version)."""
+        if key is None:
+            return self
+        from harness.scoring.signing import sign
+
+        return self.model_copy(update={"signature": sign(self.identity_bytes(), key)})
 
 
 def manifest_sha256(bundle_dir: Path) -> str:
     return hashlib.sha256((Path(bundle_dir) / "manifest.json").read_bytes()).hexdigest()
 
 
-def version_of(bundle_dir: Path, name: str, mode: str = "live") -> ModelVersion:
+def version_of(
+    bundle_dir: Path, name: str, mode: str = "live", signing_key: Ed25519PrivateKey | None = None
+) -> ModelVersion:
     """A version that names the bundle's folder (`harness publish --by-reference`): every scorer must see it."""
     b = Bundle.open(bundle_dir)
     return ModelVersion.model_validate(
@@ -119,7 +141,7 @@ def version_of(bundle_dir: Path, name: str, mode: str = "live") -> ModelVersion:
             "manifest_sha256": manifest_sha256(bundle_dir),
             "mode": mode,
         }
-    )
+    ).signed(signing_key)
 
 
 def _producer(target: KafkaTarget, max_message_bytes: int | None = None) -> Any:
@@ -172,9 +194,11 @@ def publish_bundle(
     name: str,
     mode: str = "live",
     chunk_bytes: int | None = None,
+    signing_key: Ed25519PrivateKey | None = None,
 ) -> Published:
     """Put the bundle itself on the model topic: its chunks (those not already there), then — once the broker
-    acknowledged every chunk — the version record; then tombstones for chunks no retained version names."""
+    acknowledged every chunk — the version record (signed with `signing_key` when given); then tombstones for
+    chunks no retained version names."""
     t0 = time.perf_counter()
     limit = ensure_model_topic(target, topic)
     size = min(chunk_bytes or limit, limit)
@@ -186,7 +210,7 @@ def publish_bundle(
         manifest_sha256=manifest_sha256(bundle_dir),
         mode=mode,  # type: ignore[arg-type]
         files=files,
-    )
+    ).signed(signing_key)
     index = read_index(target, topic)
     p = _producer(target, size + 8192)
     errors: list[str] = []
@@ -223,34 +247,42 @@ def publish_bundle(
     )
 
 
-class Refused(Exception):
-    """A version that must not score: why, in one line."""
-
-
-def check_candidate(version: ModelVersion, load: Callable[[Bundle], Adapter], root: Path | None = None) -> Adapter:
+def check_candidate(
+    version: ModelVersion,
+    load: Callable[[Bundle], Adapter],
+    root: Path | None = None,
+    trust: ModelTrust | None = None,
+) -> Adapter:
     """Open, verify, load and parity-check a candidate (at `root`: where its files were assembled, or the folder
-    it names); raises Refused with the reason."""
+    it names); raises Refused with the reason. The signature and replay checks (`trust.admit`) come before this:
+    here, after every hash is checked, the format the adapter loads must be one `trust` allows."""
     root = root if root is not None else Path(str(version.bundle))
     try:
         actual = manifest_sha256(root)
     except OSError as e:
-        raise Refused(f"bundle {root} cannot be read: {e.strerror or e}") from None
+        raise Refused(f"bundle {root} cannot be read: {e.strerror or e}", "tampered") from None
     if actual != version.manifest_sha256:
         raise Refused(
-            f"bundle {root}: manifest sha256 {actual[:12]}… is not the published {version.manifest_sha256[:12]}…"
+            f"bundle {root}: manifest sha256 {actual[:12]}… is not the published {version.manifest_sha256[:12]}…",
+            "tampered",
         )
     try:
         b = Bundle.open(root)
         if b.model_id != version.model_id:
-            raise Refused(f"bundle {root} holds model {b.model_id}, not the published {version.model_id}")
+            raise Refused(f"bundle {root} holds model {b.model_id}, not the published {version.model_id}", "tampered")
         for fmt in b.formats():
             b.verified_bytes(fmt)
         X, _, p = b.reference()
-        adapter = load(b)
     except Refused:
         raise
-    except Exception as e:  # a bundle error, an adapter that cannot load: the candidate is refused
-        raise Refused(f"{type(e).__name__}: {e}") from None
+    except Exception as e:  # a file that does not match the manifest, a manifest that is not a bundle's
+        raise Refused(f"{type(e).__name__}: {e}", "tampered") from None
+    if trust is not None:
+        trust.check_format(b)
+    try:
+        adapter = load(b)
+    except Exception as e:  # an adapter that cannot load: the candidate is refused
+        raise Refused(f"{type(e).__name__}: {e}", "load") from None
     try:
         _parity(adapter, b, X, p)
     except BaseException:
@@ -286,7 +318,7 @@ class ModelCache:
     again when loaded."""
 
     def __init__(self, root: Path | None = None) -> None:
-        self._temporary = root is None
+        self.temporary = root is None
         self.root = Path(tempfile.mkdtemp(prefix="harness-models-")) if root is None else Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
 
@@ -301,17 +333,17 @@ class ModelCache:
             store.assemble(version.files or [], dest)
         except Incomplete as e:
             shutil.rmtree(dest, ignore_errors=True)
-            raise Refused(str(e)) from None
+            raise Refused(str(e), "incomplete") from None
         except OSError as e:
             shutil.rmtree(dest, ignore_errors=True)
-            raise Refused(f"cannot write the bundle into {dest}: {e.strerror or e}") from None
+            raise Refused(f"cannot write the bundle into {dest}: {e.strerror or e}", "load") from None
         return dest
 
     def discard(self, version: ModelVersion) -> None:
         shutil.rmtree(self.folder(version), ignore_errors=True)
 
     def close(self) -> None:
-        if self._temporary:
+        if self.temporary:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -320,29 +352,67 @@ def _parse_version(raw: Any) -> ModelVersion:
         return ModelVersion.model_validate_json(raw or b"")
     except ValidationError as e:
         first = e.errors()[0]
-        raise Refused(f"not a model version: {'.'.join(str(x) for x in first['loc'])}: {first['msg']}") from None
+        where = ".".join(str(x) for x in first["loc"])
+        raise Refused(f"not a model version: {where}: {first['msg']}", "invalid") from None
 
 
-def _follows(key: bytes | None, name: str) -> bool:
-    k = (key or b"").decode("utf-8", "replace")
-    return k == name or k == name + SHADOW_SUFFIX
+OnRefused = Callable[[ModelVersion | None, str, str], None]  # (the version if it parsed, why, the kind)
+
+
+def newest(
+    records: list[tuple[bytes, Any]], trust: ModelTrust
+) -> tuple[ModelVersion | None, tuple[ModelVersion | None, Refused] | None]:
+    """Of one record key's version records (in offset order, read while catching up with the topic), the newest
+    published one that parses and whose signature the scorer accepts — not simply the last record: an old version
+    sent again after a newer one is not the current one. Also the last record's refusal when it is not that one
+    (its own reason, or `replayed`); the records in between are history and are not reported."""
+    best: ModelVersion | None = None
+    last: tuple[ModelVersion | None, Refused] | None = None
+    for i, (key, raw) in enumerate(records):
+        v: ModelVersion | None = None
+        try:
+            v = _parse_version(raw)
+            trust.signer(v)
+            expected = version_key(v.name, v.mode)
+            if key != expected:
+                raise Refused(f"the record's key {key!r} is not the version's own ({expected!r})", "mismatch")
+        except Refused as e:
+            if i == len(records) - 1:
+                last = (v, e)
+            continue
+        if best is None or v.published_at >= best.published_at:
+            best = v
+        elif i == len(records) - 1:
+            last = (v, Refused(
+                f"replayed: version {v.model_id} was published at {v.published_at:.3f}, before the newest signed "
+                f"version on the topic ({best.model_id}, published at {best.published_at:.3f})",
+                "replayed",
+            ))  # fmt: skip
+    return best, last
 
 
 def read_current(
-    target: KafkaTarget, topic: str, name: str, cache: ModelCache, timeout_s: float = 60.0
+    target: KafkaTarget,
+    topic: str,
+    name: str,
+    cache: ModelCache,
+    timeout_s: float = 60.0,
+    trust: ModelTrust | None = None,
+    on_refused: OnRefused | None = None,
 ) -> tuple[ModelVersion, Path]:
-    """The live version of `name` the model topic holds now (read from its start to its end), its bundle
-    assembled into `cache` (or its folder): what a scorer started without --bundle scores with."""
+    """The live version of `name` the model topic holds now (read from its start to its end: the newest one
+    `trust` admits), its bundle assembled into `cache` (or its folder): what a scorer started without --bundle
+    scores with. The caller checks it (check_candidate) before it scores."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+    trust = trust if trust is not None else ModelTrust(keys=None)
     c = Consumer(
         target.client_config(
             **{"group.id": f"model-read-{time.time_ns()}", "enable.auto.commit": False, "client.id": "harness-models"}
         )
     )
     store = ChunkStore()
-    last: ModelVersion | None = None
-    why = ""
+    records: list[tuple[bytes, Any]] = []
     try:
         md = c.list_topics(topic, timeout=30)
         if topic not in md.topics or md.topics[topic].error is not None:
@@ -356,27 +426,39 @@ def read_current(
                     raise ScoringSetupError(f"could not read model topic {topic} to its end within {timeout_s:.0f} s")
                 for m in c.consume(500, timeout=1.0):
                     if m.error() is not None:
+                        _topic_error(m.error(), topic)
                         continue
                     done = done or int(m.offset() or 0) >= high - 1
                     if store.take(m.key() or b"", m.value()) or m.key() != name.encode():
                         continue
-                    try:
-                        v = _parse_version(m.value())
-                    except Refused as e:
-                        why = str(e)
-                        continue
-                    if v.mode == "live":
-                        last = v
+                    records.append((m.key() or b"", m.value()))
     finally:
         c.close()
+    last, refused = newest(records, trust)
+    if refused is not None and on_refused is not None:
+        on_refused(refused[0], str(refused[1]), refused[1].kind)
     if last is None:
-        extra = f" (the last record was refused: {why})" if why else ""
-        raise ScoringSetupError(f"model topic {topic} holds no live version of {name!r}{extra}")
+        extra = f" (the last record was refused: {refused[1]})" if refused else ""
+        raise ScoringSetupError(f"model topic {topic} holds no live version of {name!r} this scorer takes{extra}")
+    mark = trust.marks.get(version_key(last.name, last.mode).decode())
+    if mark is not None and last.published_at < mark:
+        raise ScoringSetupError(
+            f"the newest version of {name!r} on {topic} ({last.model_id}, published at {last.published_at:.3f}) is "
+            f"older than the one this scorer accepted before (published at {mark:.3f}): refused as replayed"
+        )
     try:
         root = cache.assemble(last, store) if last.carried else Path(str(last.bundle))
     except Refused as e:
         raise ScoringSetupError(f"the current version {last.model_id} of {name!r} on {topic} is refused: {e}") from None
     return last, root
+
+
+def _topic_error(err: Any, topic: str) -> None:
+    """An authorization error reading the model topic is the scorer's set-up, not a passing fault: say so."""
+    from confluent_kafka import KafkaError
+
+    if err.code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED):
+        raise ScoringSetupError(f"not allowed to read model topic {topic}: {err.str()}")
 
 
 def _position(consumer: Any, topic: str) -> int:
@@ -399,12 +481,14 @@ class ModelUpdates:
         name: str,
         load: Callable[[Bundle], Adapter],
         current_model_id: str | None,
-        on_refused: Callable[[ModelVersion | None, str], None],
+        on_refused: OnRefused,
         on_accepted: Callable[[ModelVersion], None] | None = None,
         cache: ModelCache | None = None,
+        trust: ModelTrust | None = None,
     ) -> None:
         from confluent_kafka import Consumer
 
+        self.trust = trust if trust is not None else ModelTrust(keys=None)
         self.topic = topic
         self.name = name
         self.load = load
@@ -461,53 +545,79 @@ class ModelUpdates:
             return self._shadow
 
     def _run(self) -> None:
-        """Catch up with the topic first — only the latest version record per key that was there when the scorer
-        started counts (older ones, not compacted away yet, are history, not updates) — then every new record."""
+        """Catch up with the topic first — of the version records per key that were there when the scorer started,
+        only the newest signed one counts (older ones, not compacted away yet, are history, not updates; a last
+        record older than it is reported as replayed) — then every new record."""
         from confluent_kafka import TopicPartition
 
         try:
             _, end = self.consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=30)
         except Exception:  # the topic does not exist yet: nothing to catch up with
             end = 0
-        latest: dict[bytes, Any] = {}
+        history: dict[bytes, list[tuple[bytes, Any]]] = {}
         caught_up = end <= 0
         while not self._stop.is_set():
             m = self.consumer.poll(0.2)
             if m is None and not caught_up and _position(self.consumer, self.topic) >= end:
                 m, caught_up = None, True  # the end was compacted away: caught up all the same
-                for raw in latest.values():
-                    self._consider(raw)
-                latest.clear()
+                self._catch_up(history)
             if m is None or m.error() is not None:
                 continue
-            if self.chunks.take(m.key() or b"", m.value()) or not _follows(m.key(), self.name):
+            key = m.key() or b""
+            if self.chunks.take(key, m.value()) or not follows(key, self.name):
                 pass
             elif caught_up:
-                self._consider(m.value())
+                self._consider(key, m.value())
             else:
-                latest[m.key() or b""] = m.value()
+                history.setdefault(key, []).append((key, m.value()))
             if not caught_up and int(m.offset() or 0) >= end - 1:
                 caught_up = True
-                for raw in latest.values():
-                    self._consider(raw)
-                latest.clear()
+                self._catch_up(history)
 
-    def _consider(self, raw: Any) -> None:
+    def _catch_up(self, history: dict[bytes, list[tuple[bytes, Any]]]) -> None:
+        for records in history.values():
+            best, refused = newest(records, self.trust)
+            if best is not None:
+                self._take(best, None)
+            if refused is not None:
+                version, why = refused
+                self._refuse(version, why)
+        history.clear()
+
+    def _refuse(self, version: ModelVersion | None, why: Refused) -> None:
+        if version is not None and version.carried:
+            self.cache.discard(version)
+        self.on_refused(version, str(why), why.kind)
+
+    def _consider(self, key: bytes, raw: Any) -> None:
         try:
             version = _parse_version(raw)
         except Refused as e:
-            self.on_refused(None, str(e))
+            self._refuse(None, e)
             return
-        if version.model_id == self.current_model_id and version.mode == "live":
-            return  # the version in use (a restart reads the compacted topic from the start)
+        self._take(version, key)
+
+    def _take(self, version: ModelVersion, key: bytes | None) -> None:
+        """The record key, signature and replay checks, then (unless it is the version in use) assemble, verify,
+        check the format, load and parity-check; hand over what passes."""
+        in_use = version.model_id == self.current_model_id and version.mode == "live"
+        try:
+            self.trust.admit(version, key)
+        except Refused as e:
+            if in_use and e.kind == "replayed":
+                return  # the version in use sent again: nothing changes
+            self._refuse(version, e)
+            return
+        if in_use:
+            self.trust.accepted(version)  # the version in use (a restart reads the compacted topic from the start)
+            return
         try:
             root = self.cache.assemble(version, self.chunks) if version.carried else None
-            adapter = check_candidate(version, self.load, root)
+            adapter = check_candidate(version, self.load, root, self.trust)
         except Refused as e:
-            if version.carried:
-                self.cache.discard(version)
-            self.on_refused(version, str(e))
+            self._refuse(version, e)
             return
+        self.trust.accepted(version)
         with self._lock:
             slot = "_live" if version.mode == "live" else "_shadow"
             old = getattr(self, slot)

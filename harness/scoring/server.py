@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 import uuid
@@ -180,8 +181,10 @@ def create_app(
     max_rows: int = DEFAULT_MAX_ROWS,
     workers: int = DEFAULT_WORKERS,
     max_waiting: int = DEFAULT_MAX_WAITING,
+    token: str | None = None,
 ) -> FastAPI:
-    """A V2 server for one loaded adapter. model_version defaults to the bundle's model_id."""
+    """A V2 server for one loaded adapter. model_version defaults to the bundle's model_id. With `token`, every
+    request but the health probes must carry `Authorization: Bearer <token>` (401 otherwise)."""
     limits = Limits(max_body_bytes, max_rows, workers, max_waiting)
     limits.check()
     model = HostedModel(adapter, model_name, model_version or adapter.bundle.model_id)
@@ -194,8 +197,50 @@ def create_app(
     _add_health_routes(app)
     _add_metadata_routes(app, model)
     _add_infer_routes(app, model, limits, ScoringPool(adapter.predict, limits.workers, limits.max_waiting))
+    if token is not None:
+        _add_bearer_check(app, token)  # inside the metrics middleware: a 401 is counted
     _add_metrics(app, model)
     return app
+
+
+OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})  # probes (a kubelet sends no token)
+TOKEN_ENV = "HARNESS_SERVE_TOKEN"
+
+
+def _add_bearer_check(app: FastAPI, token: str) -> None:
+    """Refuse a request without `Authorization: Bearer <token>`: 401 with a body, compared in constant time."""
+    import hmac
+
+    expected = token.encode()
+
+    @app.middleware("http")
+    async def bearer(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        if request.url.path in OPEN_PATHS:
+            return await call_next(request)  # type: ignore[no-any-return]
+        given = request.headers.get("authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), expected):
+            return await call_next(request)  # type: ignore[no-any-return]
+        why = "a wrong bearer token" if given else "no Authorization header"
+        return error_response(
+            401,
+            f"unauthorized: {why}; this server needs 'Authorization: Bearer <token>' (harness serve --token-file)",
+            {"www-authenticate": 'Bearer realm="harness"'},
+        )
+
+
+def read_token(token_file: str | Path | None) -> str | None:
+    """The bearer token: the file's first line (--token-file), else $HARNESS_SERVE_TOKEN, else None (open)."""
+    if token_file is not None:
+        try:
+            text = Path(token_file).read_text().strip()
+        except OSError as e:
+            raise AdapterError(f"--token-file {token_file} cannot be read: {e.strerror or e}") from None
+        if not text:
+            raise AdapterError(f"--token-file {token_file} is empty")
+        return text.splitlines()[0].strip()
+    env = os.environ.get(TOKEN_ENV, "").strip()
+    return env or None
 
 
 def _route_label(path: str) -> str:
@@ -368,6 +413,7 @@ def serve(
     max_rows: int = DEFAULT_MAX_ROWS,
     workers: int = DEFAULT_WORKERS,
     max_waiting: int = DEFAULT_MAX_WAITING,
+    token: str | None = None,
 ) -> None:
     """Load `adapter_name` from the bundle and serve it over V2 REST until interrupted (Ctrl-C / SIGTERM).
 
@@ -382,9 +428,12 @@ def serve(
     adapter = adapter_class(adapter_name).load(bundle_dir, **(options or {}))
     try:
         name = model_name or adapter.bundle.model_id
-        app = create_app(adapter, name, max_body_bytes, max_rows=max_rows, workers=workers, max_waiting=max_waiting)
+        app = create_app(
+            adapter, name, max_body_bytes, max_rows=max_rows, workers=workers, max_waiting=max_waiting, token=token
+        )
+        auth = "a bearer token required" if token else "no token: anyone who reaches the port may call it"
         print(
-            f"serving adapter {adapter_name!r} as V2 model {name!r} on http://{host}:{port}/v2/models/{name}",
+            f"serving adapter {adapter_name!r} as V2 model {name!r} on http://{host}:{port}/v2/models/{name} ({auth})",
             file=sys.stderr,
             flush=True,
         )
@@ -417,6 +466,7 @@ def main_serve(
     max_rows: int = DEFAULT_MAX_ROWS,
     workers: int = DEFAULT_WORKERS,
     max_waiting: int = DEFAULT_MAX_WAITING,
+    token_file: str | Path | None = None,
 ) -> None:
     """CLI entry: `harness serve --bundle B --adapter A [--host H --port P --option k=v ...]`.
 
@@ -425,6 +475,7 @@ def main_serve(
     from jvm.inprocess import exit_process
 
     try:
+        token = read_token(token_file)
         serve(
             bundle,
             adapter,
@@ -437,6 +488,7 @@ def main_serve(
             max_rows=max_rows,
             workers=workers,
             max_waiting=max_waiting,
+            token=token,
         )
     except AdapterError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -459,10 +511,11 @@ def _main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--max-waiting", type=int, default=DEFAULT_MAX_WAITING, help="requests queued for a worker")
     ap.add_argument("--model-name", default=None, help="V2 model name (default: the bundle's model_id)")
     ap.add_argument("--log-level", default="warning")
+    ap.add_argument("--token-file", default=None, help=f"bearer token file (else ${TOKEN_ENV}); 401 without it")
     a = ap.parse_args(argv)
     main_serve(
         a.bundle, a.adapter, a.host, a.port, a.option, a.max_body_bytes, a.model_name, a.log_level,
-        a.max_rows, a.workers, a.max_waiting,
+        a.max_rows, a.workers, a.max_waiting, a.token_file,
     )  # fmt: skip
 
 

@@ -24,7 +24,7 @@ from harness.scoring.settings import ScorerSettings
 
 if TYPE_CHECKING:
     from harness.scoring.learning import FeedbackLearner
-    from harness.scoring.models import ModelCache
+    from harness.scoring.models import ModelCache, ModelTrust
     from harness.scoring.operations import Operations
 
 
@@ -44,6 +44,7 @@ def operations(
     load: Callable[[Bundle], Adapter],
     model: Adapter,
     cache: ModelCache | None = None,
+    trust: ModelTrust | None = None,
 ) -> Operations:
     """Metrics and health (--metrics-port), and model updates from the model topic (--model-topic)."""
     from harness.scoring.metrics import Health, MetricsServer, ScoreMetrics
@@ -53,7 +54,7 @@ def operations(
     metrics = health = None
     if s.metrics_port is not None:
         metrics, health = ScoreMetrics(), Health()
-        MetricsServer(s.metrics_port, metrics, health).start()
+        MetricsServer(s.metrics_port, metrics, health, host=s.metrics_host).start()
     updates = None
     if s.model_topic:
         if not s.model_name:
@@ -62,15 +63,15 @@ def operations(
 
         alerts = KafkaAlertSink(target, s.alerts_topic)
 
-        def refused(version: object, why: str) -> None:
+        def refused(version: object, why: str, kind: str) -> None:
             published = str(getattr(version, "model_id", "?"))
-            _log(f"model version {published} refused: {why}; the model in use keeps scoring")
+            _log(f"model version {published} refused ({kind}): {why}; the model in use keeps scoring")
             if metrics is not None:
-                metrics.refused.inc()
-            alerts.send(refused_version_alert(b.model_id, published, why))
+                metrics.refused.labels(reason=kind).inc()
+            alerts.send(refused_version_alert(b.model_id, published, why, kind))
 
         updates = ModelUpdates(
-            target, s.model_topic, s.model_name, load, b.model_id, on_refused=refused, cache=cache
+            target, s.model_topic, s.model_name, load, b.model_id, on_refused=refused, cache=cache, trust=trust
         ).start()
     learner = None
     if s.feedback_topic:
@@ -103,25 +104,67 @@ def _log(message: str) -> None:
     print(f"harness score: {message}", file=sys.stderr, flush=True)
 
 
+def model_trust(s: ScorerSettings, cache: ModelCache | None) -> ModelTrust:
+    """The scorer's rules for the models it loads: the keys it trusts and the formats it takes. Following a model
+    topic needs trusted keys, or --allow-unsigned-models said explicitly (with a warning)."""
+    from adapters.registry import adapter_class
+    from harness.scoring.models import ModelTrust
+
+    if s.model_topic and not s.trusted_keys and not s.allow_unsigned_models:
+        raise ScoringSetupError(
+            "--model-topic: this scorer trusts no key, so anyone who can write to the model topic could run a model "
+            "here; give --trusted-key FILE (the publisher's public key, docs/trusted-models.md) or, knowingly, "
+            "--allow-unsigned-models"
+        )
+    if s.trusted_keys and s.allow_unsigned_models:
+        raise ScoringSetupError("give --trusted-key or --allow-unsigned-models, not both")
+    if s.model_topic and s.allow_unsigned_models:
+        _log(
+            f"WARNING: --allow-unsigned-models: every version on {s.model_topic} is loaded, signed or not, whoever "
+            "wrote it; give --trusted-key to load only versions your publisher signed"
+        )
+    marks = cache.root if cache is not None and not cache.temporary else None
+    trust = ModelTrust.build(
+        s.trusted_keys, s.allow_unsigned_models, s.model_formats, adapter_class(s.adapter).format, marks
+    )
+    if s.model_topic or s.model_formats:
+        _log(trust.describe())
+    return trust
+
+
 def _first_model(
-    s: ScorerSettings, target: KafkaTarget, load: Callable[[Bundle], Adapter], cache: ModelCache | None
+    s: ScorerSettings,
+    target: KafkaTarget,
+    load: Callable[[Bundle], Adapter],
+    cache: ModelCache | None,
+    trust: ModelTrust,
 ) -> tuple[Bundle, Adapter]:
     """The bundle folder given (--bundle), or else the model topic's current version, received over Kafka and
-    checked like any later version (a scorer that shares no folder with anyone)."""
+    checked like any later version (a scorer that shares no folder with anyone). Either way its format must be
+    one the scorer takes."""
     from harness.scoring.models import Refused, check_candidate, read_current
 
     if s.bundle is not None:
         b = Bundle.open(s.bundle)
+        try:
+            trust.check_format(b)
+        except Refused as e:
+            raise ScoringSetupError(f"--bundle {s.bundle}: {e}") from None
         return b, load(b)
     if not (s.model_topic and s.model_name) or cache is None:
         raise ScoringSetupError(
             "give --bundle, or --model-topic and --model-name to start with the model topic's current version"
         )
-    version, root = read_current(target, s.model_topic, s.model_name, cache)
+
+    def skipped(version: object, why: str, kind: str) -> None:
+        _log(f"model version {getattr(version, 'model_id', '?')} on {s.model_topic} refused ({kind}): {why}")
+
+    version, root = read_current(target, s.model_topic, s.model_name, cache, trust=trust, on_refused=skipped)
     try:
-        model = check_candidate(version, load, root)
+        model = check_candidate(version, load, root, trust)
     except Refused as e:
         raise ScoringSetupError(f"the current version {version.model_id} on {s.model_topic} is refused: {e}") from None
+    trust.accepted(version)
     _log(f"starting with {version.describe()} from {s.model_topic}")
     return model.bundle, model
 
@@ -152,8 +195,9 @@ def run_score(s: ScorerSettings) -> LoopStats:
 
     cache = ModelCache(s.model_cache_dir) if s.model_topic else None
     try:
-        b, model = _first_model(s, target, load, cache)
-        ops = operations(s, target, b, load, model, cache)
+        trust = model_trust(s, cache)
+        b, model = _first_model(s, target, load, cache, trust)
+        ops = operations(s, target, b, load, model, cache, trust)
     except BaseException:
         if cache is not None:
             cache.close()

@@ -12,12 +12,14 @@ reads it from the object it is handed.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from adapters.runs_code import KNOWN_LABELS, NO_CODE
 from harness.scoring.wire import Encoding
 
 Guarantee = Literal["at-least-once", "exactly-once"]
@@ -104,6 +106,11 @@ class ScorerSettings(BaseSettings, LoopConfig):
     metrics_port: int | None = Field(
         None, ge=0, le=65535, description="Serve /metrics (Prometheus), /health/live and /health/ready on this port."
     )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="The address the metrics and health port binds to: loopback unless you name one (0.0.0.0 for "
+        "every interface, e.g. in a container scraped by Prometheus).",
+    )
     model_topic: str | None = Field(
         None, description="Follow model versions on this compacted topic (`harness publish`)."
     )
@@ -115,6 +122,22 @@ class ScorerSettings(BaseSettings, LoopConfig):
         None, description="Where a shadow version's results go (it scores beside the live one)."
     )
     alerts_topic: str | None = Field(None, description="Where a refused model version is reported.")
+    trusted_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="A public key whose model versions this scorer loads from --model-topic: a .pub file from "
+        "`harness keys create`, or ed25519:BASE64 (`harness keys id` prints it). Repeatable (two keys while one is "
+        "rotated); a version not signed by one of them is refused (docs/trusted-models.md).",
+    )
+    allow_unsigned_models: bool = Field(
+        False,
+        description="Follow --model-topic without trusted keys: every version is loaded, whoever wrote it (a "
+        "warning says so). Without this or --trusted-key, --model-topic is refused.",
+    )
+    model_formats: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=f"Load only these formats (comma-separated), e.g. {','.join(NO_CODE)}: the formats that run no "
+        "code. codegen-c, h2o-mojo, pfa, native:sklearn and native:h2o run code when loaded. Default: any.",
+    )
     feedback_topic: str | None = Field(
         None, description="Labels (by rid or src) that teach an online learner (--adapter online)."
     )
@@ -123,3 +146,33 @@ class ScorerSettings(BaseSettings, LoopConfig):
     checkpoint_every_s: float = Field(10.0, ge=0.1, description="How often the learner checkpoints.")
     join_window_s: float = Field(300.0, ge=0, description="How long a row waits for its label.")
     cold_start: bool = Field(False, description="Start the learner fresh when its checkpoint is refused.")
+
+    @field_validator("trusted_keys", "model_formats", mode="before")
+    @classmethod
+    def _list(cls, v: Any) -> Any:
+        """A list from the command line (repeated or comma-separated) or the environment (commas or JSON)."""
+        return split_list(v)
+
+    @field_validator("model_formats")
+    @classmethod
+    def _known_formats(cls, v: list[str]) -> list[str]:
+        unknown = [f for f in v if f not in KNOWN_LABELS]
+        if unknown:
+            raise ValueError(f"unknown format {unknown[0]!r}; valid: {', '.join(KNOWN_LABELS)}")
+        return v
+
+
+def split_list(v: Any) -> Any:
+    """ "a,b" or ["a,b", "c"] or '["a", "b"]' -> ["a", "b", "c"] (blank items dropped)."""
+    if isinstance(v, str):
+        text = v.strip()
+        if text.startswith("["):
+            try:
+                v = json.loads(text)
+            except ValueError:
+                return v
+        else:
+            v = [text]
+    if isinstance(v, list | tuple):
+        return [part.strip() for item in v for part in str(item).split(",") if part.strip()]
+    return v
