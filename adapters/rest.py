@@ -26,6 +26,7 @@ One httpx.Client per adapter: HTTP/1.1 keep-alive, the connection is reused acro
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 from urllib.parse import quote
@@ -53,6 +54,9 @@ class RestOptions(BaseModel):
     backoff_s: float = Field(0.05, ge=0, description="sleep before the first retry; doubles each retry")
     max_rows_per_request: int = Field(1024, ge=1, description="larger batches are split into several requests")
     input_name: str | None = Field(None, description="input tensor name; default: from the model metadata")
+    token_file: str | None = Field(
+        None, description="bearer token file of a server started with --token-file; default: $HARNESS_SERVE_TOKEN"
+    )
 
     @field_validator("url")
     @classmethod
@@ -60,6 +64,19 @@ class RestOptions(BaseModel):
         if not v.startswith(("http://", "https://")):
             raise ValueError(f"url must start with http:// or https://, got {v!r}")
         return v.rstrip("/")
+
+
+def _authorization(token_file: str | None) -> dict[str, str]:
+    """The Authorization header for a server that requires a bearer token (`harness serve --token-file`)."""
+    if token_file is not None:
+        try:
+            with open(token_file) as f:
+                token = f.readline().strip()
+        except OSError as e:
+            raise AdapterError(f"rest: token_file {token_file} cannot be read: {e.strerror or e}") from None
+    else:
+        token = os.environ.get("HARNESS_SERVE_TOKEN", "").strip()
+    return {"authorization": f"Bearer {token}"} if token else {}
 
 
 class RestAdapter(Adapter):
@@ -81,7 +98,7 @@ class RestAdapter(Adapter):
             timeout=httpx.Timeout(o.timeout_s),
             # expire idle connections before common servers do (uvicorn: 5 s), so a reused one is rarely stale
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=16, keepalive_expiry=4.0),
-            headers={"accept": "application/json"},
+            headers={"accept": "application/json", **_authorization(o.token_file)},
         )
         try:
             self._input_name, self._datatype = self._handshake(base)

@@ -10,8 +10,11 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
 from adapters.bundle import Bundle
+from adapters.errors import AdapterError
+from adapters.registry import adapter_class
 from harness.scoring.metrics import Health, MetricsServer, ScoreMetrics
 from harness.scoring.settings import ScorerSettings
 from tests.conftest import HARNESS, ROOT
@@ -36,6 +39,14 @@ def test_serve_without_the_token_answers_401(small_bundle: Path, tmp_path: Path)
         metrics = httpx.get(f"{url}/metrics", timeout=10)
         ok = httpx.post(infer, json=_body(small_bundle), headers={"authorization": "Bearer s3cret-token"}, timeout=10)
         live = httpx.get(f"{url}/v2/health/ready", timeout=10)
+        # the harness's own client of a V2 server (the rest adapter) sends the token from a file
+        client = adapter_class("rest").load(small_bundle, url=url, token_file=str(token_file))
+        X, _, p = Bundle.open(small_bundle).reference()
+        got = client.predict(X[:3])
+        client.close()
+        with pytest.raises(AdapterError, match="401|unauthorized"):
+            adapter_class("rest").load(small_bundle, url=url)
+    assert abs(got - p[:3]).max() < 1e-6
     assert none.status_code == 401 and "no Authorization header" in none.json()["error"], none.text
     assert none.headers["www-authenticate"].startswith("Bearer")
     assert wrong.status_code == 401 and "wrong bearer token" in wrong.json()["error"]
@@ -67,7 +78,8 @@ def test_serve_with_an_unreadable_token_file_is_one_error_line(small_bundle: Pat
 
 
 def test_the_metrics_port_binds_to_loopback_by_default() -> None:
-    assert ScorerSettings(input_topic="t", output_topic="o").metrics_host == "127.0.0.1"  # type: ignore[call-arg]
+    s = ScorerSettings(adapter="native", input_topic="t", output_topic="o", group="g")  # type: ignore[call-arg]
+    assert s.metrics_host == "127.0.0.1"
     server = MetricsServer(0, ScoreMetrics(), Health())
     try:
         assert server.httpd.server_address[0] == "127.0.0.1"

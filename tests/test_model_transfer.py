@@ -217,7 +217,7 @@ def test_a_corrupted_or_partial_upload_is_refused_with_an_alert(
     assert _models_of(after)[50:] == [new] * 50, err[-2000:]
     assert _sample(fam, "harness_score_model_refused", reason="incomplete") == 2
     assert _sample(fam, "harness_score_model_swaps") == 1
-    kept = {p.name.rsplit("-", 1)[0] for p in (tmp_path / "host" / "models").iterdir()}
+    kept = {p.name.rsplit("-", 1)[0] for p in (tmp_path / "host" / "models").iterdir() if p.is_dir()}
     assert kept == {old, new}  # the refused uploads left nothing behind
 
 

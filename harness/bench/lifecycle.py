@@ -16,6 +16,7 @@ harness experiment scenarios/drift.yaml lifecycle
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import threading
 import time
@@ -118,6 +119,12 @@ def _retrain_service(
     ]  # fmt: skip
     for rule in DRIFT_RULES:
         argv += ["--trigger-rule", rule]
+    if ctx.target.properties:  # SASL/TLS settings: a private file in the retrainer's own (0700) work folder
+        props = work / "client.properties"
+        fd = os.open(props, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(f"{k}={v}\n" for k, v in ctx.target.properties.items()))
+        argv += ["--client-config", str(props)]
     child = Child("harness retrain", argv)
     child.wait_for_line("READY", 120)
     return child

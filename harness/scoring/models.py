@@ -585,8 +585,6 @@ class ModelUpdates:
         history.clear()
 
     def _refuse(self, version: ModelVersion | None, why: Refused) -> None:
-        if version is not None and version.carried:
-            self.cache.discard(version)
         self.on_refused(version, str(why), why.kind)
 
     def _consider(self, key: bytes, raw: Any) -> None:
@@ -604,8 +602,8 @@ class ModelUpdates:
         try:
             self.trust.admit(version, key)
         except Refused as e:
-            if in_use and e.kind == "replayed":
-                return  # the version in use sent again: nothing changes
+            if e.kind == "replayed" and self.trust.is_last_accepted(version):
+                return  # the record of the version accepted last, read again (a restart, a rebalance): no news
             self._refuse(version, e)
             return
         if in_use:
@@ -615,6 +613,8 @@ class ModelUpdates:
             root = self.cache.assemble(version, self.chunks) if version.carried else None
             adapter = check_candidate(version, self.load, root, self.trust)
         except Refused as e:
+            if version.carried:  # what was assembled (a version refused before this wrote nothing)
+                self.cache.discard(version)
             self._refuse(version, e)
             return
         self.trust.accepted(version)

@@ -176,6 +176,10 @@ class ModelTrust:
         except OSError:
             pass  # a read-only cache: the marks hold for this process's life
 
+    def is_last_accepted(self, version: ModelVersion) -> bool:
+        """The version accepted last for its record key (the same publication), as opposed to an older one."""
+        return self.marks.get(version_key(version.name, version.mode).decode()) == version.published_at
+
     def describe(self) -> str:
         keys = "any version (unsigned allowed)" if self.keys is None else f"keys {', '.join(self.keys.ids())}"
         formats = ", ".join(sorted(self.formats)) if self.formats else "any format"
