@@ -242,7 +242,7 @@ class AdapterSession:
         offsets = schedule_s(profile)
         start_at = time.time_ns() + START_DELAY_NS
         m.add_point(PointSpec(prefix, start_at, profile.warmup_s, profile.duration_s, len(offsets), offsets))
-        cpu0, scpu0 = self.deployment.cpu_seconds()
+        cpu0, scpu0 = self.deployment.cpu_ns()
         self.monitor.begin()
         gen.start(offsets, prefix, start_at)
         task = self.progress.add_task(f"{self.spec.display} · {profile.display}", total=len(offsets), p99="-")
@@ -255,7 +255,7 @@ class AdapterSession:
         self.progress.remove_task(task)
         window = (start_at + int(profile.warmup_s * 1e9), start_at + int(profile.duration_s * 1e9))
         interference = self.monitor.end(window)
-        cpu1, scpu1 = self.deployment.cpu_seconds()
+        cpu1, scpu1 = self.deployment.cpu_ns()
         rss, srss = self.deployment.peak_rss_mib()
         v = ctx.limits
         # enough windows for the stability check even on a short search step
@@ -270,9 +270,9 @@ class AdapterSession:
             sent=rep.sent,
         )
         events = max(1, measured.counts.scored + measured.counts.dead_lettered)
-        cost = Cost(cpu_s_per_1000=round((cpu1 - cpu0) / events * 1000, 4), peak_rss_mib=round(rss, 1))
-        if scpu0 is not None and scpu1 is not None:
-            cost.server_cpu_s_per_1000 = round((scpu1 - scpu0) / events * 1000, 4)
+        cost = Cost(cpu_s_per_1000=round((cpu1 - cpu0) / 1e9 / events * 1000, 5), peak_rss_mib=round(rss, 1))
+        if self.deployment.server is not None:
+            cost.server_cpu_s_per_1000 = round((scpu1 - scpu0) / 1e9 / events * 1000, 5)
             cost.server_peak_rss_mib = round(srss if srss is not None else float("nan"), 1)
         point = Point(
             **measured.model_dump(),

@@ -21,14 +21,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from harness.errors import first_validation_error
+from harness.results.base import Interference, Model
+from harness.results.cost import CostSummary, FractionResult, RoundOrder, Window
 from harness.results.errors import ResultsError
 from harness.results.fmt import DASH, fmt_diff
 from harness.results.stats import DEFAULT_CONFIDENCE, Stat, relative_difference, stat
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 OLDEST_SCHEMA_READ = 1
 RESULTS_FILE = "results.json"
 CHART_PREFIX = "report-"
@@ -50,19 +52,6 @@ SCHEDULE_KEPT = "schedule kept"
 MIN_MEASURED = "min measured events"
 NO_LOST = "no lost records"
 THROUGHPUT_STABLE = "throughput stable"
-
-
-class Model(BaseModel):
-    """Base of every results model: unknown fields ignored, JSON null read as the field's default."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_is_missing(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if v is not None}
-        return data
 
 
 def _finite(v: float | None) -> float | None:
@@ -169,19 +158,6 @@ class ValidityLimits(Model):
     stable_windows: int = 3
     window_s: float = 1.0
     min_measured_events: int = 200
-
-
-class Interference(Model):
-    """What else happened on the machine while a point was measured (its measured window)."""
-
-    gc_pause_max_ms: float = 0.0  # the longest broker GC pause that overlapped the window
-    gc_pause_total_ms: float = 0.0
-    steal_pct: float | None = None  # CPU stolen by the hypervisor, % of the machine's CPU time
-    other_cpu_pct: float | None = None  # CPU used by processes outside the run, % of one core
-    load_average: float | None = None
-    disturbed: bool = False
-    busy: bool = False  # disturbed from outside the run (CPU steal, other processes), not by the broker's GC
-    reasons: list[str] = Field(default_factory=list)
 
 
 class Point(Measurement):
@@ -435,6 +411,11 @@ class AdapterResult(Model):
     trials: list[Trial] = Field(default_factory=list)
     stats: AdapterStats | None = None
     problems: list[str] = Field(default_factory=list)  # inconsistent figures: never recommended on
+    # randomized rounds (schema 4): every window measured, what they add up to, latency at each load fraction
+    windows: list[Window] = Field(default_factory=list)
+    cost: CostSummary | None = None
+    fractions: list[FractionResult] = Field(default_factory=list)
+    saturation: Sustainable | None = None  # `--thorough`: this machine's saturation point (the bisecting search)
     loop_vs_inprocess_ratio: float | None = None
     capacity_vs_inprocess_ratio: float | None = None
     vs_kafka_ceiling: float | None = None
@@ -832,7 +813,13 @@ class ScenarioResult(Model):
     bundle_parity: dict[str, BundleParity] = Field(default_factory=dict)
     trials: int = 1
     confidence: float = DEFAULT_CONFIDENCE
-    rounds: list[list[str]] = Field(default_factory=list)  # the adapters in the order each round ran them
+    rounds: list[list[str]] = Field(default_factory=list)  # trials (schema 3): the order each round ran them
+    # randomized rounds (schema 4)
+    method: Literal["trials", "rounds"] = "trials"
+    control: str | None = None  # the contestant every ratio is taken to (the identity scorer)
+    round_orders: list[RoundOrder] = Field(default_factory=list)
+    round_settings: dict[str, Any] = Field(default_factory=dict)  # the scenario's `rounds` section as run
+    minutes: float | None = None
     noise: NoiseFloor | None = None
     ceilings: Ceilings | None = None
     experiments: Experiments | None = None
