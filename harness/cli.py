@@ -419,8 +419,8 @@ def _finish_run(run_dir: Path, report: bool) -> None:
     from harness.results.schema import load_results
 
     try:
-        from harness.reporting.analysis import summary_table
         from harness.reporting.report import write_report
+        from harness.reporting.verdict import summary_table
     except ImportError:  # the report extra (matplotlib) is not installed: results.json is still there
         summary_table = None  # type: ignore[assignment]
         write_report = None  # type: ignore[assignment]
@@ -437,8 +437,8 @@ def _finish_run(run_dir: Path, report: bool) -> None:
 @app.command("report")
 def report_cmd(run_dir: Annotated[Path, typer.Argument(help="results/<run-id> or its results.json")]) -> None:
     """Write report.md (+ PNG charts) and a self-contained report.html for a finished run."""
-    from harness.reporting.analysis import summary_table
     from harness.reporting.report import write_report
+    from harness.reporting.verdict import summary_table
     from harness.results.schema import load_results
 
     md, html = write_report(run_dir)
@@ -460,10 +460,12 @@ def compare_cmd(
 @app.command("repeatability")
 def repeatability_cmd(
     runs: Annotated[list[Path], typer.Argument(help="Runs of the same scenario, e.g. three `make demo` runs.")],
-    tolerance_pct: Annotated[float, typer.Option(help="Largest spread (±%) of a median across the runs.")] = 15.0,
+    tolerance_pct: Annotated[
+        float, typer.Option(help="Largest spread (±%) of a median cost ratio across the runs.")
+    ] = 10.0,
 ) -> None:
-    """Do identical runs agree? Per adapter, the spread of the headline figures across runs, and whether the
-    recommendations agree; exit 1 when they do not."""
+    """Do identical runs agree? Per strategy, the spread of its median cost ratio across the runs, and whether
+    the tiers hold the same members in every run; exit 1 when they do not."""
     from harness.reporting.repeatability import repeatability
 
     raise typer.Exit(repeatability(runs, tolerance_pct, console=console))

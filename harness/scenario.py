@@ -118,7 +118,6 @@ class Slo(Strict):
 class SustainableSearch(Strict):
     """The sustainable-throughput search (harness/bench/search.py): bracket, confirm failures, bisect."""
 
-    enabled: bool = True
     start_rate_per_s: float = Field(500.0, gt=0)
     factor: float = Field(1.6, gt=1.0)
     max_rate_per_s: float = Field(50_000.0, gt=0)
@@ -200,7 +199,6 @@ class Scenario(Strict):
     adapters: list[AdapterSpec] = Field(default_factory=list)
     encoding: Literal["json", "f64le"] = "json"
     loop: LoopSpec = Field(default_factory=lambda: LoopSpec())
-    load: list[LoadProfile] = Field(default_factory=list)
     slo: Slo = Field(default_factory=lambda: Slo())
     sustainable: SustainableSearch = Field(default_factory=lambda: SustainableSearch())
     rounds: Rounds = Field(default_factory=lambda: Rounds())
@@ -210,11 +208,22 @@ class Scenario(Strict):
     @model_validator(mode="before")
     @classmethod
     def _renamed(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "trials" in data:
+        """Keys of scenarios written before schema 4's rounds: one line saying what replaced them."""
+        if not isinstance(data, dict):
+            return data
+        if "trials" in data:
             raise ValueError(
                 "'trials' was replaced by 'rounds' (randomized rounds ranked on cost: docs/methodology.md); "
                 "e.g. rounds: {count: 5, aa_identity: true}"
             )
+        if "load" in data:
+            raise ValueError(
+                "'load' was replaced by rounds.fractions: load windows at fractions of each strategy's own flat-out "
+                "rate (docs/methodology.md); e.g. rounds: {fractions: [0.5, 0.7, 0.85]}"
+            )
+        sus = data.get("sustainable")
+        if isinstance(sus, dict) and "enabled" in sus:
+            raise ValueError("'sustainable.enabled' is gone: the search runs with `harness run --thorough`")
         return data
 
     @model_validator(mode="after")
@@ -238,7 +247,7 @@ class Scenario(Strict):
         return self
 
     def content_hash(self) -> str:
-        exclude = {"adapters", "load", "slo", "sustainable", "validity", "loop", "rounds", "interference"}
+        exclude = {"adapters", "slo", "sustainable", "validity", "loop", "rounds", "interference"}
         data = self.model_dump(mode="json", exclude=exclude)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 

@@ -20,7 +20,7 @@ from hdrh.histogram import HdrHistogram
 
 from harness.kafka.config import KafkaTarget
 from harness.kafka.topics import partitions_when_listed
-from harness.results.schema import Accuracy, Counts, Measurement, Percentiles, Throughput
+from harness.results.point import Accuracy, Counts, Measurement, Percentiles, Throughput
 from harness.scoring import wire
 
 HDR_MAX_US = 3_600_000_000  # one hour

@@ -30,7 +30,15 @@ from harness.bench.interference import InterferenceMonitor, Thresholds
 from harness.bench.session import AdapterSession, RunContext, search_start
 from harness.bench.windows import EndOffsets, backlog_window, latency_sample, load_window
 from harness.errors import HarnessError
-from harness.results.cost import FractionResult, RoundOrder, Window, highest_passed, judge_fraction, summarize
+from harness.results.cost import (
+    FractionResult,
+    RoundOrder,
+    Window,
+    counted_backlog_costs,
+    highest_passed,
+    judge_fraction,
+    summarize,
+)
 from harness.results.schema import AdapterResult, ScenarioResult
 from harness.results.stats import stat
 from harness.scenario import AdapterSpec, LoadProfile
@@ -318,14 +326,16 @@ class RoundRunner:
         control = next((e for e in self.entrants if e.name == CONTROL), None)
         control_costs = None
         if control is not None:
-            from harness.results.cost import counted_backlog_costs
-
             control_costs = counted_backlog_costs(control.result.windows)
         for e in self.entrants:
             if e.result.error:
                 continue
             a = e.result
             a.cost = summarize(a.windows, None if e is control else control_costs, conf)
+            if e.session is not None:
+                rss, server_rss = e.session.deployment.peak_rss_mib()
+                a.cost.peak_rss_mib = round(rss, 1) if rss == rss else None  # NaN: the process is gone
+                a.cost.server_peak_rss_mib = round(server_rss, 1) if server_rss and server_rss == server_rss else None
             a.fractions = []
             for f in self.plan.fractions:
                 lats = e.latencies.get(f, [])

@@ -286,7 +286,7 @@ def run_experiment(
     """`harness experiment`: scale-out (capacity over partitions × processes) or rebalance (a scorer joins
     and leaves under load), written as results.json with the scenario header and `experiments`."""
     from harness.bench.experiments import rebalance, scale_out
-    from harness.results.schema import Experiments
+    from harness.results.experiments import Experiments
 
     console = console or Console(stderr=True)
 

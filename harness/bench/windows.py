@@ -27,7 +27,7 @@ from harness.bench.session import START_DELAY_NS, AdapterSession
 from harness.kafka.config import KafkaTarget
 from harness.kafka.topics import partitions_when_listed
 from harness.results.cost import LatencySample, Window
-from harness.results.schema import NO_LOST, SCHEDULE_KEPT, Point
+from harness.results.point import NO_LOST, SCHEDULE_KEPT, Point
 from harness.scenario import LoadProfile
 
 POLL_S = 0.02  # how often a backlog window reads the output's end offsets
@@ -173,6 +173,7 @@ def load_window(
         rows_per_s=point.achieved_per_s(),
         seconds=profile.duration_s,
         latency=latency_sample(lat, slo),
+        accuracy=point.accuracy,
         generator_behind_share=point.generator.behind_share if point.generator else None,
         interference=point.interference,
         busy=bool(point.interference and point.interference.busy),

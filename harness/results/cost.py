@@ -24,6 +24,7 @@ from pydantic import Field
 
 from harness.results import early_stopping
 from harness.results.base import Interference, Model
+from harness.results.point import Accuracy
 from harness.results.stats import Stat, stat
 
 WindowKind = Literal["backlog", "load"]
@@ -58,6 +59,7 @@ class Window(Model):
     rows_per_s: float | None = None  # backlog: the flat-out rate; load: the achieved rate
     seconds: float | None = None
     latency: LatencySample | None = None
+    accuracy: Accuracy | None = None  # load windows: each score against the reference, AUC on the same records
     generator_behind_share: float | None = None
     problems: list[str] = Field(default_factory=list)  # why this window's figures do not count
     interference: Interference | None = None
@@ -105,6 +107,8 @@ class CostSummary(Model):
     flat_out_per_s: Stat | None = None  # this machine's figure
     load_cpu_us_per_record: dict[str, Stat] = Field(default_factory=dict)  # by fraction ("0.5")
     remeasured: int = 0  # busy windows measured again in their round
+    peak_rss_mib: float | None = None  # the scorer's peak resident memory over the run
+    server_peak_rss_mib: float | None = None
     highest_fraction_passed: float | None = None
     rate_at_highest_fraction: float | None = None  # what that fraction meant on this machine (median)
 
