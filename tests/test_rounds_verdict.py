@@ -19,6 +19,20 @@ def st(*values: float):  # type: ignore[no-untyped-def]
     return s
 
 
+# ---- randomized rounds --------------------------------------------------------------------------------------
+def test_every_round_is_a_fresh_random_order_reproducible_from_its_seed() -> None:
+    from harness.bench.rounds import round_orders
+
+    orders = round_orders(8, 200, seed=5)
+    assert all(sorted(o) == list(range(8)) for o in orders)  # every contestant once per round
+    assert orders == round_orders(8, 200, seed=5) and orders != round_orders(8, 200, seed=6)
+    assert len({tuple(o) for o in orders}) > 190  # fresh each round, not a rotation
+    # over many rounds every contestant takes every position about equally often (uniform permutations)
+    for who in range(8):
+        firsts = sum(1 for o in orders if o[0] == who)
+        assert 8 <= firsts <= 45, (who, firsts)
+
+
 # ---- early stopping (MLPerf LoadGen's rule) ---------------------------------------------------------------
 def test_early_stopping_needs_459_clean_samples_for_a_p99_at_99_percent() -> None:
     assert early_stopping.min_samples(0) == 459  # 0.99^459 < 0.01 < 0.99^458
@@ -44,26 +58,32 @@ def backlog(round_: int, cost: float, **kw: object) -> Window:
     return Window(round=round_, position=0, kind="backlog", records=1000, cpu_us_per_record=cost, **kw)
 
 
-def test_a_strategy_is_judged_against_the_control_of_the_same_round() -> None:
+def test_a_strategy_is_judged_against_the_control_windows_around_it() -> None:
     """The host halves its speed between rounds 1 and 2: costs double for everyone, the ratios do not move."""
-    control = {1: 7.0, 2: 14.0, 3: 7.2}
-    model = {1: 10.5, 2: 21.0, 3: 10.8}
-    ratios, diffs = within_round(model, control)
+    ws = [
+        backlog(1, 10.5, control_us_per_record=7.0),
+        backlog(2, 21.0, control_us_per_record=14.0),
+        backlog(3, 10.8, control_us_per_record=7.2),
+    ]
+    ratios, diffs = within_round(ws)
     assert ratios == pytest.approx([1.5, 1.5, 1.5])
     assert diffs == pytest.approx([3.5, 7.0, 3.6])
-    # a round the control missed is not compared with another round's control
-    ratios, _ = within_round({1: 10.0, 4: 30.0}, control)
-    assert ratios == pytest.approx([10.0 / 7.0])
+    # a window without a control measured around it is not compared with another round's control
+    ratios, _ = within_round([backlog(4, 30.0)])
+    assert ratios == []
+    # nor are the control's own windows, warm-up windows or windows with problems
+    assert within_round([backlog(5, 7.0, control=True, control_us_per_record=7.0)]) == ([], [])
+    assert within_round([backlog(0, 9.0, warmup=True, control_us_per_record=7.0)]) == ([], [])
 
 
 def test_busy_windows_measured_again_count_once_and_problems_not_at_all() -> None:
     ws = [
-        backlog(1, 20.0, busy=True, superseded=True),
-        backlog(1, 10.0, repeat=True),
-        backlog(2, 11.0),
-        backlog(3, 99.0, problems=["12 records lost"]),
+        backlog(1, 20.0, busy=True, superseded=True, control_us_per_record=5.0),
+        backlog(1, 10.0, repeat=True, control_us_per_record=5.0),
+        backlog(2, 11.0, control_us_per_record=5.5),
+        backlog(3, 99.0, problems=["12 records lost"], control_us_per_record=5.0),
     ]
-    s = summarize(ws, {1: 5.0, 2: 5.5, 3: 5.0}, 0.9)
+    s = summarize(ws, 0.9)
     assert s.rounds == 2 and s.remeasured == 1
     assert s.ratio is not None and s.ratio.values == pytest.approx([2.0, 2.0])
     assert s.cpu_us_per_record is not None and s.cpu_us_per_record.median == pytest.approx(10.5)

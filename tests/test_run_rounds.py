@@ -48,18 +48,24 @@ def test_run_measures_every_contestant_in_randomized_rounds(broker: str, small_b
     assert all(sorted(o["load_order"]) == sorted(names) for o in orders[1:])
     for a in out["adapters"]:
         assert a["error"] is None, a["error"]
-        backlog = [w for w in a["windows"] if w["kind"] == "backlog"]
+        own = [w for w in a["windows"] if w["kind"] == "backlog" and not w["control"]]
         load = [w for w in a["windows"] if w["kind"] == "load"]
-        assert sorted({w["round"] for w in backlog}) == [0, 1, 2] and len(load) == 2
-        for w in backlog:
+        counted = [w for w in own if not w["warmup"] and not w["superseded"]]
+        assert any(w["warmup"] for w in own) and [w["round"] for w in counted] == [1, 2]
+        assert len(load) == 2
+        for w in own:
             assert w["cpu_us_per_record"] > 0 and w["rows_per_s"] > 0, w
             assert w["lost"] == 0 and w["scored"] == w["records"], w
             assert w["interference"] is not None  # every window says what else ran
+        for w in counted:  # each between two windows of the control, its ratio taken to them
+            assert w["control_us_per_record"] > 0
         for w in load:
             assert w["latency"]["measured"] > 0 and w["lost"] == 0 and w["fraction"] == 0.3
         assert a["cost"]["rounds"] == 2 and len(a["fractions"]) == 1
-    control = out["adapters"][0]["cost"]
-    assert control["ratio"]["median"] == 1.0  # the control against itself, round by round
+    # the control: a window before the first contestant and after each, in every round
+    controls = [w for w in out["adapters"][0]["windows"] if w["control"]]
+    assert len(controls) == 2 * (len(names) + 1) and all(w["cpu_us_per_record"] > 0 for w in controls)
+    assert 0.5 < out["adapters"][0]["cost"]["ratio"]["median"] < 2.0  # the identity against its own control
     onnx = out["adapters"][1]["cost"]
     assert onnx["ratio"]["n"] == 2 and onnx["ratio"]["median"] > 0
     assert out["ceilings"]["loop_cpu_us_per_record"] > 0 and out["ceilings"]["loop_capacity_per_s"] > 0

@@ -1,23 +1,28 @@
 """Randomized multiple interleaved trials (RMIT; Abedi & Brecht, ICPE 2017): how `harness run` measures.
 
-Every contestant's processes are started once and kept warm for the whole run. A run is a warm-up round (it
-sizes each contestant's backlog and warms every process up; not counted) and then `rounds.count` counted
-rounds. Each round measures every contestant once, in a fresh random order (seeded, recorded in results.json):
+Every contestant's processes are started once and kept warm for the whole run. First a warm-up: each
+contestant drains backlogs until its CPU per record settles (two windows in a row within `WARM_SETTLED`, a
+JVM's JIT included) and its flat-out rate sizes its backlog for the whole run (`rounds.backlog_s` of work).
+Then `rounds.count` rounds, each measuring every contestant once, in a fresh random order (seeded, recorded in
+results.json):
 
-    phase 1  a backlog window per contestant (harness/bench/windows.py): its CPU time per record, flat out
-    phase 2  load windows per contestant, at each fraction of the flat-out rate it just showed (random order)
+    phase 1  control, A, control, B, control, ...: a backlog window per contestant (harness/bench/windows.py),
+             each between two windows of the control (the identity scorer: the loop with no model)
+    phase 2  load windows per contestant, at each fraction of its flat-out rate (random order)
 
-The windows are seconds long, so a round takes about a minute and the host's drift falls on every contestant
-of a round alike; a contestant is judged by its cost as a ratio to the control (the identity scorer) measured
-in the same round (harness/results/cost.py). A window during which CPU steal or other processes passed the
-thresholds is measured again once in the same round, and counted; when the repeat is busy too, the machine
-is busy throughout and the rest of the round is not repeated (repeating would only double the run).
+A contestant's cost in a round is its CPU per record over the control's in the windows just before and just
+after it — seconds apart, so whatever the host does to a core's speed falls on both (duet-like pairing; the
+order is random, so drift within a round falls on all contestants alike). harness/results/cost.py adds the
+rounds up. A window during which CPU steal or other processes passed the thresholds is measured again once in
+the same round, and counted; when the repeat is busy too, the machine is busy throughout and the rest of the
+round is not repeated (repeating would only double the run).
 """
 
 from __future__ import annotations
 
 import contextlib
 import random
+import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +39,6 @@ from harness.results.cost import (
     FractionResult,
     RoundOrder,
     Window,
-    counted_backlog_costs,
     highest_passed,
     judge_fraction,
     summarize,
@@ -44,6 +48,9 @@ from harness.results.stats import stat
 from harness.scenario import AdapterSpec, LoadProfile
 
 CONTROL = "identity"  # the display name of the contestant every ratio is taken to
+WARM_SETTLED = 0.15  # the warm-up ends when two windows in a row cost within this share of each other
+WARM_MAX_WINDOWS = 6
+WARM_MAX_S = 25.0  # ... or after this long for one contestant
 
 
 def round_orders(n: int, rounds: int, seed: int) -> list[list[int]]:
@@ -60,7 +67,9 @@ class Entrant:
     index: int
     result: AdapterResult
     session: AdapterSession | None = None
-    flat_out: float | None = None  # the latest flat-out rate measured (sizes the next backlog and the loads)
+    flat_out: float | None = None  # the median flat-out rate measured so far (sizes the loads)
+    n: int = 0  # records per backlog window, fixed by the warm-up
+    rates: list[float] = field(default_factory=list)  # flat-out rates of the backlog windows
     latencies: dict[float, list[np.ndarray]] = field(default_factory=dict)  # fraction -> measured latencies
     offered: dict[float, list[float]] = field(default_factory=dict)
 
@@ -93,6 +102,11 @@ class Clock:
         return total
 
 
+def _mean(a: float | None, b: float | None) -> float | None:
+    vals = [v for v in (a, b) if v]
+    return sum(vals) / len(vals) if vals else None
+
+
 def _mmss(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     return f"{m}m{s:02d}s"
@@ -123,7 +137,9 @@ class RoundRunner:
             ctx.broker_gc_log, self._run_pids, Thresholds(th.gc_pause_ms, th.other_cpu_pct, th.steal_pct)
         )
         n, f = len(entrants), len(self.plan.fractions)
-        self.clock = Clock({"backlog": n * (self.plan.count + 1), "load": n * f * self.plan.count})
+        # the warm-up takes about two windows per contestant; each round a window per contestant and one of the
+        # control between each two
+        self.clock = Clock({"backlog": 2 * n + self.plan.count * (2 * n + 1), "load": n * f * self.plan.count})
 
     # ---- the processes of the run ----------------------------------------------------------------------
     def _run_pids(self) -> list[int]:
@@ -191,52 +207,93 @@ class RoundRunner:
             # itself costs about as much as a fast model), or a guess for the identity and the apps
             e.flat_out = min(rate / 3, 50_000.0) if rate else (50_000.0 if e.spec.name == "identity" else 2_000.0)
 
+    def control(self) -> Entrant | None:
+        return next((e for e in self.live() if e.name == CONTROL), None)
+
+    def _size(self, e: Entrant) -> int:
+        plan = self.plan
+        rate = e.flat_out or 2_000.0
+        return int(min(plan.backlog_max_records, max(plan.backlog_min_records, rate * plan.backlog_s)))
+
     def run(self) -> None:
         plan = self.plan
-        n = len(self.entrants)
-        orders = round_orders(n, plan.count + 1, plan.seed)
+        self.warm_up()
         load_rng = random.Random(plan.seed + 1)
-        for r, order in enumerate(orders):
+        for r, order in enumerate(round_orders(len(self.entrants), plan.count, plan.seed), start=1):
             t0 = time.monotonic()
-            warm = r == 0
             field_ = [self.entrants[i] for i in order if self.entrants[i] in self.live()]
-            ro = RoundOrder(round=r, warmup=warm, backlog_order=[e.name for e in field_])
+            ro = RoundOrder(round=r, backlog_order=[e.name for e in field_])
             self.scenario.round_orders.append(ro)
-            repeats_allowed = True
-            for pos, e in enumerate(field_):
-                repeats_allowed = self._backlog(e, r, pos, warm, repeats_allowed)
-            if not warm:
-                load_order = load_rng.sample(field_, len(field_))
-                ro.load_order = [e.name for e in load_order]
-                for pos, e in enumerate(load_order):
-                    fracs = load_rng.sample(plan.fractions, len(plan.fractions))
-                    for f in fracs:
-                        self._load(e, r, pos, f)
+            self._backlog_phase(r, field_)
+            load_order = load_rng.sample(field_, len(field_))
+            ro.load_order = [e.name for e in load_order]
+            for pos, e in enumerate(load_order):
+                for f in load_rng.sample(plan.fractions, len(plan.fractions)):
+                    self._load(e, r, pos, f)
             ro.seconds = round(time.monotonic() - t0, 1)
             self.save()
 
-    def _label(self, r: int) -> str:
-        return "warm-up round" if r == 0 else f"round {r}/{self.plan.count}"
+    def warm_up(self) -> None:
+        """Round 0: every contestant (random order) drains backlogs until its CPU per record settles; its
+        flat-out rate then fixes its backlog size for every counted round."""
+        t0 = time.monotonic()
+        field_ = random.Random(self.plan.seed - 1).sample(self.live(), len(self.live()))
+        self.scenario.round_orders.append(RoundOrder(round=0, warmup=True, backlog_order=[e.name for e in field_]))
+        for pos, e in enumerate(field_):
+            started, prev = time.monotonic(), None
+            for k in range(WARM_MAX_WINDOWS):
+                w = self._measure_backlog(e, 0, pos, self._size(e), f"w{k}")
+                w.warmup = True
+                e.result.windows.append(w)
+                if w.rows_per_s and not w.problems:
+                    e.flat_out = w.rows_per_s
+                self._log(e, 0, w)
+                cost = w.cpu_us_per_record if not w.problems else None
+                settled = prev is not None and cost is not None and abs(cost / prev - 1.0) <= WARM_SETTLED
+                if settled or time.monotonic() - started > WARM_MAX_S:
+                    break
+                prev = cost
+            e.n = self._size(e)
+            e.rates = [e.flat_out] if e.flat_out else []
+        self.scenario.round_orders[0].seconds = round(time.monotonic() - t0, 1)
+        self.save()
 
-    def _backlog(self, e: Entrant, r: int, pos: int, warm: bool, repeats_allowed: bool) -> bool:
-        """One backlog window (and its repeat when busy); returns whether repeats are still allowed."""
-        plan = self.plan
-        rate = e.flat_out or 2_000.0
-        n = int(min(plan.backlog_max_records, max(plan.backlog_min_records, rate * plan.backlog_s)))
-        w = self._measure_backlog(e, r, pos, n, "")
-        if w.busy and not warm and repeats_allowed:
-            w.superseded = True
+    def _control_window(self, r: int, slot: int) -> float | None:
+        """One backlog window of the control between two contestants' windows; its CPU per record."""
+        c = self.control()
+        if c is None:
+            return None
+        w = self._measure_backlog(c, r, slot, c.n or self._size(c), f"c{slot}")
+        w.control = True
+        c.result.windows.append(w)
+        return w.cpu_us_per_record if not w.problems else None
+
+    def _backlog_phase(self, r: int, field_: list[Entrant]) -> None:
+        """control, A, control, B, ..., control: each contestant's window between two of the control's."""
+        before = self._control_window(r, 0)
+        repeats_allowed = True
+        for pos, e in enumerate(field_):
+            w = self._measure_backlog(e, r, pos, e.n or self._size(e), "")
+            after = self._control_window(r, pos + 1)
+            w.control_us_per_record = _mean(before, after)
+            if w.busy and repeats_allowed:
+                w.superseded = True
+                e.result.windows.append(w)
+                self._log(e, r, w, "busy: measuring again")
+                w = self._measure_backlog(e, r, pos, e.n or self._size(e), "b")
+                w.repeat = True
+                before, after = after, self._control_window(r, pos + 1)
+                w.control_us_per_record = _mean(before, after)
+                repeats_allowed = not w.busy  # the machine is busy throughout: no more repeats this round
             e.result.windows.append(w)
-            self._log(e, r, w, "busy: measuring again")
-            w = self._measure_backlog(e, r, pos, n, "b")
-            w.repeat = True
-            repeats_allowed = not w.busy  # the machine is busy throughout: no more repeats this round
-        w.warmup = warm
-        e.result.windows.append(w)
-        if w.rows_per_s and not w.problems:
-            e.flat_out = w.rows_per_s
-        self._log(e, r, w)
-        return repeats_allowed
+            if w.rows_per_s and not w.problems:
+                e.rates.append(w.rows_per_s)
+                e.flat_out = statistics.median(e.rates)
+            self._log(e, r, w)
+            before = after
+
+    def _label(self, r: int) -> str:
+        return "warm-up" if r == 0 else f"round {r}/{self.plan.count}"
 
     def _measure_backlog(self, e: Entrant, r: int, pos: int, n: int, suffix: str) -> Window:
         t0 = time.monotonic()
@@ -245,7 +302,7 @@ class RoundRunner:
             w = backlog_window(e.s(), self.monitor, self.offsets[e.name], prefix, n, r, pos)
         except (HarnessError, RuntimeError) as exc:
             w = Window(round=r, position=pos, kind="backlog", records=n, problems=[f"failed: {exc}"])
-        if not suffix:  # a repeat is extra time the clock did not plan for
+        if suffix != "b":  # a repeat is extra time the clock did not plan for
             self.clock.done("backlog", time.monotonic() - t0)
         return w
 
@@ -323,15 +380,11 @@ class RoundRunner:
     # ---- what the windows add up to ------------------------------------------------------------------------
     def finish(self) -> None:
         conf = self.plan.confidence
-        control = next((e for e in self.entrants if e.name == CONTROL), None)
-        control_costs = None
-        if control is not None:
-            control_costs = counted_backlog_costs(control.result.windows)
         for e in self.entrants:
             if e.result.error:
                 continue
             a = e.result
-            a.cost = summarize(a.windows, None if e is control else control_costs, conf)
+            a.cost = summarize(a.windows, conf)
             if e.session is not None:
                 rss, server_rss = e.session.deployment.peak_rss_mib()
                 a.cost.peak_rss_mib = round(rss, 1) if rss == rss else None  # NaN: the process is gone

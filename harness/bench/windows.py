@@ -79,10 +79,13 @@ def drain(offsets: EndOffsets, base: int, n: int, idle_timeout_s: float) -> Drai
         if now - last_move > idle_timeout_s:
             break
         time.sleep(POLL_S)
-    rate = None
-    if 0.1 in marks and 0.9 in marks and marks[0.9] > marks[0.1]:
+    seconds = time.monotonic() - t0
+    rate = min(seen, n) / seconds if seen and seconds > 0 else None
+    # the slope between 10% and 90% leaves out the wake-up and the last partial batch, when it spans enough
+    # readings of the end offsets to be measured (else the whole drain, start-up included)
+    if 0.1 in marks and 0.9 in marks and marks[0.9] - marks[0.1] >= 5 * POLL_S:
         rate = 0.8 * n / (marks[0.9] - marks[0.1])
-    return Drain(records=min(seen, n), seconds=time.monotonic() - t0, rate_per_s=rate, complete=seen >= n)
+    return Drain(records=min(seen, n), seconds=seconds, rate_per_s=rate, complete=seen >= n)
 
 
 def backlog_window(
@@ -99,7 +102,6 @@ def backlog_window(
     assert m is not None and gen is not None, "use the session as a context manager"
     scorer, server = s.deployment.process_tree()
     m.pause()
-    m.add_point(PointSpec(prefix, time.time_ns(), 0.0, 1.0, n, np.zeros(n)))
     base = offsets.total()
     stopped = freeze(scorer + server)
     try:
@@ -114,6 +116,9 @@ def backlog_window(
     d = drain(offsets, base, rep.sent, ctx.sc.validity.drain_timeout_s)
     c1 = cpu_ns(scorer), cpu_ns(server)
     interference = monitor.end((t_start, time.time_ns()))
+    # the measurer was paused: the records wait for it on the output topics; registered only now, so that its
+    # idle timeout counts from here and not from before the drain
+    m.add_point(PointSpec(prefix, t_start, 0.0, 1.0, rep.sent, np.zeros(rep.sent)))
     m.resume()
     m.wait_drained(prefix, rep.sent, ctx.sc.validity.drain_timeout_s)
     scored, dead, _ = m.progress(prefix)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.reporting.verdict import Verdict
-from harness.results.cost import counted_backlog_costs
 from harness.results.errors import ResultsError
 from harness.results.schema import ScenarioResult
 
@@ -129,13 +128,11 @@ def chart_latency_fractions(v: Verdict) -> Chart | None:
 
 
 def chart_rounds(v: Verdict) -> Chart | None:
-    """Per round: each strategy's absolute CPU per record (it moves with the host) and its ratio (it should not)."""
+    """Per round: each strategy's absolute CPU per record (it moves with the host) and its ratio to the control
+    windows around it (it should not)."""
     sc = v.scenario
-    control = sc.control_result()
-    if control is None:
-        return None
-    base = counted_backlog_costs(control.windows)
-    if len(base) < 2:
+    counted = {a.adapter: [w for w in a.counted("backlog") if w.cpu_us_per_record] for a in sc.adapters}
+    if sum(len(ws) for ws in counted.values()) < 4:
         return None
     from matplotlib.figure import Figure
 
@@ -143,32 +140,29 @@ def chart_rounds(v: Verdict) -> Chart | None:
     fig = Figure(figsize=(9.0, 4.2), layout="constrained")
     left, right = fig.subplots(1, 2)
     for a in sc.adapters:
-        costs = counted_backlog_costs(a.windows)
-        rounds = sorted(costs)
-        if not rounds:
+        ws = sorted(counted.get(a.adapter, []), key=lambda w: w.round)
+        if not ws:
             continue
         style = ":" if a.is_baseline else "-"
-        left.plot(rounds, [costs[r] for r in rounds], style, marker=".", color=colors[a.adapter], label=a.adapter)
-        both = [r for r in rounds if r in base]
-        right.plot(both, [costs[r] / base[r] for r in both], style, marker=".", color=colors[a.adapter])
-    left.set_yscale("log")
-    right.set_yscale("log")
-    _plain_ticks(left.yaxis)
-    _plain_ticks(right.yaxis)
-    left.set_xlabel("round")
-    right.set_xlabel("round")
-    left.set_ylabel("CPU µs per record (this machine)")
-    right.set_ylabel("÷ identity in the same round")
+        rounds = [w.round for w in ws]
+        left.plot(rounds, [w.cpu_us_per_record for w in ws], style, marker=".", color=colors[a.adapter], label=a.adapter)
+        paired = [w for w in ws if w.ratio is not None]
+        right.plot([w.round for w in paired], [w.ratio for w in paired], style, marker=".", color=colors[a.adapter])
     for ax in (left, right):
+        ax.set_yscale("log")
+        _plain_ticks(ax.yaxis)
+        ax.set_xlabel("round")
         ax.grid(True, alpha=0.3)
+    left.set_ylabel("CPU µs per record (this machine)")
+    right.set_ylabel("÷ the control windows around it")
     left.legend(fontsize=7, loc="upper left")
     fig.suptitle(f"{sc.name}: round by round, absolute and as a ratio", fontsize=10)
     return Chart(
         "rounds",
         "Round by round",
         "Left: each strategy's CPU per record in each round's backlog window, as this machine measured it. Right: "
-        "the same divided by the identity scorer's in that round: the host's drift between rounds falls on both "
-        "and cancels.",
+        "the same over the control (the identity scorer) measured just before and just after it: the host's "
+        "drift falls on both and cancels.",
         fig,
     )
 

@@ -259,7 +259,7 @@ def main_compare(runs: list[Path], threshold_pct: float, console: Console | None
     con.print(compare_table(res))
     for name, per_run in res.tiers.items():
         texts = [" | ".join(", ".join(g) for g in tiers) or "none" for tiers in per_run]
-        same = len({str(x) for x in per_run}) == 1
+        same = len({str([sorted(g) for g in tiers]) for tiers in per_run}) == 1  # members, not their order
         for i, text in enumerate(texts):
             con.print(f"{name} tiers in {res.run_ids[i]}: {text}", highlight=False, soft_wrap=True)
         con.print(f"{name}: tiers {'the same' if same else '[bold]differ[/]'}", highlight=False)

@@ -136,7 +136,8 @@ def _recommend(v: Verdict) -> str:
         r = ratio_of(aa) if aa else None
         return (
             "No ranking from this run: the two identical identity contestants landed in different tiers "
-            f"({AA_LABEL} costs {r.fmt(lambda x: f'{x:.2f}') if r else '?'}× the identity in the same rounds), so "
+            f"({AA_LABEL} costs {r.fmt(lambda x: f'{x:.2f}') if r else '?'}× the control around it, the identity "
+            f"{_ratio_cell(ratio_of(control)) if control else '?'}), so "
             "this run's noise is larger than the differences its tiers would claim. "
             + ("Run it again; " if control is not None else "")
             + "see the caveats for what disturbed the rounds."

@@ -47,6 +47,7 @@ class Window(Model):
     round: int
     position: int  # where in the round's random order it ran (0 = first)
     kind: WindowKind
+    control: bool = False  # a control window: the identity scorer measured between two contestants' windows
     fraction: float | None = None  # load windows: the share of this round's flat-out rate offered
     offered_per_s: float | None = None
     records: int = 0  # sent
@@ -56,6 +57,9 @@ class Window(Model):
     duplicates: int = 0
     cpu_us_per_record: float | None = None  # every process of the strategy (scorer and model server)
     server_cpu_us_per_record: float | None = None  # of which the model server's
+    # backlog windows of a contestant: the control's CPU per record in the control windows measured just
+    # before and just after this one (their mean): what this window's ratio is taken to
+    control_us_per_record: float | None = None
     rows_per_s: float | None = None  # backlog: the flat-out rate; load: the achieved rate
     seconds: float | None = None
     latency: LatencySample | None = None
@@ -71,7 +75,14 @@ class Window(Model):
 
     @property
     def counts(self) -> bool:
-        return not self.superseded and not self.warmup and not self.problems
+        return not self.superseded and not self.warmup and not self.problems and not self.control
+
+    @property
+    def ratio(self) -> float | None:
+        """This window's CPU per record over the control's just before and after it."""
+        if self.cpu_us_per_record and self.control_us_per_record:
+            return self.cpu_us_per_record / self.control_us_per_record
+        return None
 
 
 class RoundOrder(Model):
@@ -122,10 +133,15 @@ def counted_backlog_costs(windows: Iterable[Window]) -> dict[int, float]:
     return out
 
 
-def within_round(cost: dict[int, float], control: dict[int, float]) -> tuple[list[float], list[float]]:
-    """(ratios, differences) to the control, one per round that measured both: the only comparison made."""
-    rounds = sorted(set(cost) & set(control))
-    return [cost[r] / control[r] for r in rounds], [cost[r] - control[r] for r in rounds]
+def within_round(windows: Iterable[Window]) -> tuple[list[float], list[float]]:
+    """(ratios, differences) of each counted backlog window to the control windows measured around it: the
+    only comparison made (the control was measured seconds before and after, by the same kernel accounting)."""
+    ratios, diffs = [], []
+    for w in windows:
+        if w.kind == "backlog" and w.counts and w.cpu_us_per_record and w.control_us_per_record:
+            ratios.append(w.cpu_us_per_record / w.control_us_per_record)
+            diffs.append(w.cpu_us_per_record - w.control_us_per_record)
+    return ratios, diffs
 
 
 def pool_latency(samples: Sequence[LatencySample]) -> LatencySample:
@@ -146,14 +162,10 @@ def judge_fraction(latency: LatencySample) -> tuple[bool | None, int]:
     return None, need
 
 
-def summarize(
-    windows: Sequence[Window], control_costs: dict[int, float] | None, confidence: float
-) -> CostSummary:
-    """The cost summary of one strategy's windows (`control_costs`: the control's backlog costs by round; None
-    when this strategy is the control itself)."""
+def summarize(windows: Sequence[Window], confidence: float) -> CostSummary:
+    """The cost summary of one strategy's windows over the counted rounds."""
     costs = counted_backlog_costs(windows)
-    control = control_costs if control_costs is not None else costs
-    ratios, diffs = within_round(costs, control)
+    ratios, diffs = within_round(windows)
     cpu = stat(list(costs.values()), confidence)
     s = CostSummary(
         rounds=len(costs),
