@@ -145,7 +145,8 @@ def chart_rounds(v: Verdict) -> Chart | None:
             continue
         style = ":" if a.is_baseline else "-"
         rounds = [w.round for w in ws]
-        left.plot(rounds, [w.cpu_us_per_record for w in ws], style, marker=".", color=colors[a.adapter], label=a.adapter)
+        color = colors[a.adapter]
+        left.plot(rounds, [w.cpu_us_per_record for w in ws], style, marker=".", color=color, label=a.adapter)
         paired = [w for w in ws if w.ratio is not None]
         right.plot([w.round for w in paired], [w.ratio for w in paired], style, marker=".", color=colors[a.adapter])
     for ax in (left, right):
