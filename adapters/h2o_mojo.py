@@ -151,8 +151,10 @@ def _batch_loop(j: dict[str, Any], model: Any, k: int, preds_size: int, out_inde
 def _divide_by(j: dict[str, Any], n: int) -> Any:
     """(int) -> int: x / n (Math.floorDiv)."""
     mt, jpype = j["MethodType"], j["jpype"]
-    div = j["MethodHandles"].publicLookup().findStatic(
-        jpype.JClass("java.lang.Math"), "floorDiv", mt.methodType(j["int_t"], j["int_t"], j["int_t"])
+    div = (
+        j["MethodHandles"]
+        .publicLookup()
+        .findStatic(jpype.JClass("java.lang.Math"), "floorDiv", mt.methodType(j["int_t"], j["int_t"], j["int_t"]))
     )
     return j["MethodHandles"].insertArguments(div, 1, jpype.JInt(n))
 

@@ -139,6 +139,15 @@ class TaskSpec:
         return np.full((n_rows,) if self.vector else (n_rows, self.n_outputs), np.nan)
 
 
+V2_OUTPUT = {"binary": "probability", "regression": "prediction", "multiclass": "probabilities"}
+
+
+def v2_output_name(task: str) -> str:
+    """The Open Inference Protocol output a V2 server writes for a task: "probability" [n] (binary),
+    "prediction" [n] (regression), "probabilities" [n, k] (multiclass, columns in class order)."""
+    return V2_OUTPUT[task]
+
+
 def finite_rows(out: np.ndarray) -> np.ndarray:
     """(n,) bool: rows whose every output is a finite number (a (n,) or (n, k) array)."""
     fin = np.isfinite(out)

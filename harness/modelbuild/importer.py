@@ -36,6 +36,7 @@ import numpy as np
 from adapters.bundle import Bundle, sha256_file
 from adapters.errors import AdapterError
 from adapters.schema import Feature, FeatureSchema
+from adapters.tasks import TaskSpec
 from harness.modelbuild import ir as ir_mod
 from harness.modelbuild.errors import BuildError, ImportInputError
 from harness.modelbuild.import_readers import Artifact, read_artifact
@@ -63,6 +64,7 @@ class _Subject:
     ir: ir_mod.ModelIR | None
     flavor: str
     native_tolerance: float | None = None
+    task: TaskSpec = TaskSpec()
 
 
 def bundle_name(req: ImportRequest) -> str:
@@ -293,8 +295,10 @@ def _derive(
         return _file_entry(root, lib, compiler="tl2cgen+gcc" if ir.kind == "tree_ensemble" else "gcc")
 
     def pmml() -> dict[str, Any]:
-        export_pmml.write_pmml(ir, root / "model.pmml")
-        return _file_entry(root, "model.pmml", pmml_version="4.4", exporter="harness.modelbuild.export_pmml")
+        fields = export_pmml.write_pmml(ir, root / "model.pmml")
+        return _file_entry(
+            root, "model.pmml", pmml_version="4.4", exporter="harness.modelbuild.export_pmml", output_fields=fields
+        )
 
     def pfa() -> dict[str, Any]:
         export_pfa.write_pfa(ir, root / "model.pfa.json")

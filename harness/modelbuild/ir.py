@@ -264,7 +264,7 @@ ModelIR = TreeEnsemble | Glm | Mlp
 
 
 def task_of(model: ModelIR) -> str:
-    """"binary", "regression" or "multiclass" (adapters/tasks.py), from the link."""
+    """ "binary", "regression" or "multiclass" (adapters/tasks.py), from the link."""
     return {"logistic": "binary", "identity": "regression", "softmax": "multiclass"}[model.link]
 
 

@@ -44,8 +44,15 @@ original scale (H2O folds its standardization into the MOJO), so the IR is coeff
 intercept = beta[last], missing_replacement = num_means (doubles printed by Java's Double.toString in
 model.ini, which round-trip exactly). Measured max |IR - genmodel| ~2e-16 (summation order only).
 
-Refused (ConversionError): other distributions/families/links, multinomial, categorical columns,
-balance_classes, calibration, MOJO versions before 1.2.
+Regression and multinomial (adapters/tasks.py): a gaussian GBM's preds[0] = init_f + the sum of its trees (IR link
+identity); a multinomial GBM has one tree per class per iteration (genmodel's graph of tree group i holds one
+subgraph per class), init_f 0, and genmodel's GBM_rescale is a softmax over the class sums with the largest
+subtracted (IR n_classes k, link softmax); a gaussian GLM's preds[0] = beta . x' + intercept (IR GLM, link identity).
+A multinomial GLM, DRF and Deep Learning MOJOs are scored by h2o-genmodel but not converted (ConversionError:
+their bundles have native and h2o-mojo only).
+
+Refused (ConversionError): other distributions/families/links, categorical columns, balance_classes, calibration,
+MOJO versions before 1.2.
 
 ONNX: `write_onnx_h2o(mojo_path, path)` is onnxmltools' H2O converter (what `onnxmltools.convert_h2o`
 runs: genmodel's `PrintMojo --format json`, then its TreeEnsembleClassifier converter) with one fix:
@@ -77,6 +84,7 @@ from typing import Any
 
 import numpy as np
 
+from adapters.tasks import TaskSpec
 from harness.modelbuild.ir import Glm, ModelIR, Split, Tree, TreeEnsemble, tree_from_nodes
 from harness.modelbuild.trained import TrainedModel
 
@@ -88,9 +96,16 @@ _FLOAT_MAX = sys.float_info.max
 _LABEL = "label"
 
 _GBM_DEFAULTS: dict[str, Any] = {"ntrees": 50, "max_depth": 5, "learn_rate": 0.1, "ignore_const_cols": False}
-_GBM_FIXED: dict[str, Any] = {"distribution": "bernoulli"}
+_GBM_FIXED: dict[str, dict[str, Any]] = {
+    "binary": {"distribution": "bernoulli"},
+    "regression": {"distribution": "gaussian"},
+    "multiclass": {"distribution": "multinomial"},
+}
 _GLM_DEFAULTS: dict[str, Any] = {"ignore_const_cols": False}
-_GLM_FIXED: dict[str, Any] = {"family": "binomial", "link": "logit", "missing_values_handling": "MeanImputation"}
+_GLM_FIXED: dict[str, dict[str, Any]] = {
+    "binary": {"family": "binomial", "link": "logit", "missing_values_handling": "MeanImputation"},
+    "regression": {"family": "gaussian", "link": "identity", "missing_values_handling": "MeanImputation"},
+}
 # Estimator parameters whose effect the IR cannot hold (or that need extra frame columns).
 _REFUSED = (
     "balance_classes",
@@ -220,6 +235,7 @@ class H2OTrainedModel(TrainedModel):
         self.feature_names = list(feature_names)
         self.info = mojo_info(mojo_bytes)
         self._scorer = MojoScorer(mojo_bytes, self.feature_names, label=f"({algorithm} MOJO)")
+        self.task = self._scorer.task
         self.model = self._scorer.model  # hex.genmodel.MojoModel (a JPype proxy)
         self.ir = mojo_to_ir(mojo_bytes, self.feature_names, model=self.model)
 
@@ -260,10 +276,12 @@ def train(
     y: np.ndarray,
     feature_names: list[str],
     seed: int,
+    task: TaskSpec = TaskSpec(),
 ) -> H2OTrainedModel:
-    """Train an H2O "gbm" (bernoulli) or "glm" (binomial, logit, MeanImputation) on X (NaN = missing)
-    and y (0/1). `params` go to the H2O estimator (e.g. ntrees, max_depth, learn_rate, lambda_, alpha);
-    `seed` is the estimator's seed. Uses the enclosing `h2o_cluster()` or starts a cluster for this call."""
+    """Train an H2O "gbm" (bernoulli, gaussian or multinomial by task) or "glm" (binomial/logit or
+    gaussian/identity, MeanImputation) on X (NaN = missing) and y (0/1, the value, or the class index).
+    `params` go to the H2O estimator (e.g. ntrees, max_depth, learn_rate, lambda_, alpha); `seed` is the
+    estimator's seed. Uses the enclosing `h2o_cluster()` or starts a cluster for this call."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"h2o trainer: unknown algorithm {algorithm!r} (valid: {', '.join(ALGORITHMS)})")
     X = np.asarray(X, dtype=np.float64)
@@ -272,12 +290,21 @@ def train(
         raise ValueError(f"X has shape {X.shape}, expected (n, {len(feature_names)})")
     if y.shape != (X.shape[0],):
         raise ValueError(f"y has shape {y.shape}, expected ({X.shape[0]},)")
-    labels = set(np.unique(y).tolist())
-    if labels != {0, 1}:
-        raise ValueError(f"h2o trainer: y must hold both labels 0 and 1, got {sorted(labels)}")
+    if task.task != "regression":
+        labels = set(np.unique(y).tolist())
+        if labels != set(range(len(task.classes))):
+            raise ValueError(
+                f"h2o trainer: y must hold every class index 0..{len(task.classes) - 1}, got {sorted(labels)[:12]}"
+            )
     if np.isinf(X).any():
         raise ValueError("h2o trainer: X has an infinite value (use NaN for missing)")
-    fixed = _GBM_FIXED if algorithm == "gbm" else _GLM_FIXED
+    fixed_by_task = _GBM_FIXED if algorithm == "gbm" else _GLM_FIXED
+    if task.task not in fixed_by_task:
+        raise ValueError(
+            f"h2o trainer: {algorithm} for a {task.task} task is not supported here (a multinomial GLM is not in "
+            "the IR): use gbm"
+        )
+    fixed = fixed_by_task[task.task]
     for key, value in params.items():
         if key in fixed and str(value) != str(fixed[key]):
             raise ValueError(f"h2o trainer: {algorithm} {key}={value!r} is not supported (only {fixed[key]!r})")
@@ -295,7 +322,7 @@ def train(
     from h2o.estimators import H2OGeneralizedLinearEstimator, H2OGradientBoostingEstimator
 
     with h2o_cluster():
-        frame = _h2o_frame(X, y, list(feature_names), label)
+        frame = _h2o_frame(X, y, list(feature_names), label, task)
         est_cls = H2OGradientBoostingEstimator if algorithm == "gbm" else H2OGeneralizedLinearEstimator
         est = est_cls(**full)
         try:
@@ -311,19 +338,24 @@ def train(
     return trained
 
 
-def _h2o_frame(X: np.ndarray, y: np.ndarray, feature_names: list[str], label: str) -> Any:
-    """An H2OFrame of X (real columns, NaN -> NA) and y as a 2-level factor with domain ["0", "1"]."""
+def _h2o_frame(X: np.ndarray, y: np.ndarray, feature_names: list[str], label: str, task: TaskSpec) -> Any:
+    """An H2OFrame of X (real columns, NaN -> NA) and y: a real column (regression), or a factor whose domain is the
+    task's classes in order (y holds class indices: the class labels are uploaded, H2O sorts its levels)."""
     import h2o
     import pandas as pd
 
     df = pd.DataFrame(X, columns=feature_names)
-    df[label] = y.astype(np.int64)
-    types = {**{f: "real" for f in feature_names}, label: "int"}
-    frame = h2o.H2OFrame(df, column_types=types)
-    frame[label] = frame[label].asfactor()
-    domain = frame[label].levels()[0]
-    if domain != ["0", "1"]:
-        raise RuntimeError(f"h2o trainer: label levels are {domain}, expected ['0', '1']")
+    if task.task == "regression":
+        df[label] = np.asarray(y, dtype=np.float64)
+        frame = h2o.H2OFrame(df, column_types={**{f: "real" for f in feature_names}, label: "real"})
+    else:
+        df[label] = np.asarray(task.classes, dtype=object)[np.asarray(y, dtype=np.int64)]
+        frame = h2o.H2OFrame(df, column_types={**{f: "real" for f in feature_names}, label: "enum"})
+        domain = frame[label].levels()[0]
+        if domain != list(task.classes):
+            raise RuntimeError(
+                f"h2o trainer: label levels are {domain}, expected the classes in order {list(task.classes)}"
+            )
     na = [int(v) for v in frame[feature_names].nacnt()]
     expected = np.isnan(X).sum(axis=0).astype(int).tolist()
     if na != expected:
@@ -366,8 +398,9 @@ def mojo_info(source: str | Path | bytes) -> dict[str, Any]:
 
 
 def mojo_to_ir(source: str | Path | bytes, feature_names: list[str], model: Any = None) -> ModelIR:
-    """The IR of an H2O binomial GBM or GLM MOJO (path or bytes); `feature_names` is the IR's feature
-    order (the MOJO's columns are matched by name). `model` is the MOJO already loaded by genmodel, if any."""
+    """The IR of an H2O GBM (binomial, gaussian, multinomial) or GLM (binomial, gaussian) MOJO (path or bytes);
+    `feature_names` is the IR's feature order (the MOJO's columns are matched by name). `model` is the MOJO already
+    loaded by genmodel, if any."""
     meta = mojo_info(source)
     info = meta["info"]
     n_features = int(info.get("n_features", -1))
@@ -378,8 +411,8 @@ def mojo_to_ir(source: str | Path | bytes, feature_names: list[str], model: Any 
     categorical = [mojo_features[i] for i in meta["domains"] if i < n_features]
     if categorical:
         raise ConversionError(f"categorical columns are not supported: {categorical[:5]}")
-    if info.get("n_classes") != "2" or info.get("supervised") != "true":
-        raise ConversionError(f"only binomial models are supported (n_classes={info.get('n_classes')})")
+    if info.get("supervised") != "true" or int(info.get("n_classes", "0")) < 1:
+        raise ConversionError(f"only supervised models are supported (n_classes={info.get('n_classes')})")
     if info.get("balance_classes", "false") != "false":
         raise ConversionError("balance_classes=true rescales probabilities: not supported")
     col_map = [feature_names.index(f) for f in mojo_features]
@@ -392,29 +425,62 @@ def mojo_to_ir(source: str | Path | bytes, feature_names: list[str], model: Any 
         return _gbm_ir(info, model, col_map, feature_names)
     if algo == "glm":
         return _glm_ir(info, col_map, feature_names)
-    raise ConversionError(f"MOJO algorithm {algo!r} is not supported (only gbm and glm)")
+    raise ConversionError(
+        f"H2O {algo} MOJOs are scored by h2o-genmodel only: the IR reads gbm and glm (not drf, deeplearning, ...)"
+    )
+
+
+_GBM_LINKS = {
+    ("bernoulli", "logit"): "logistic",
+    ("gaussian", "identity"): "identity",
+    ("multinomial", "log"): "softmax",
+}
 
 
 def _gbm_ir(info: dict[str, str], model: Any, col_map: list[int], feature_names: list[str]) -> TreeEnsemble:
-    if info.get("distribution") != "bernoulli" or info.get("link_function") != "logit":
+    link = _GBM_LINKS.get((info.get("distribution", ""), info.get("link_function", "")))
+    if link is None:
         raise ConversionError(
-            f"GBM distribution {info.get('distribution')!r} / link {info.get('link_function')!r}: "
-            "only bernoulli / logit is supported"
+            f"GBM distribution {info.get('distribution')!r} / link {info.get('link_function')!r}: the IR holds "
+            "bernoulli / logit, gaussian / identity and multinomial / log"
         )
     if float(info.get("mojo_version", "0")) < 1.2:
         raise ConversionError(f"MOJO version {info.get('mojo_version')} predates genmodel's current tree format")
-    if int(info.get("n_trees_per_class", "1")) != 1:
-        raise ConversionError("GBM with more than one tree per iteration is not supported")
-    if any(k.startswith("calib") for k in info):
+    k = int(info.get("n_trees_per_class", "1"))
+    if (k != 1) != (link == "softmax"):
+        raise ConversionError(f"GBM with {k} trees per iteration and link {link} is not supported")
+    if any(key.startswith("calib") for key in info):
         raise ConversionError("calibrated GBMs are not supported")
     n_groups = int(model.getNTreeGroups())
-    trees = [_tree_from_graph(model.computeGraph(i).subgraphArray.get(0).rootNode, col_map) for i in range(n_groups)]
+    if link != "softmax":
+        trees = [
+            _tree_from_graph(model.computeGraph(i).subgraphArray.get(0).rootNode, col_map) for i in range(n_groups)
+        ]
+        return TreeEnsemble(
+            feature_names=list(feature_names),
+            trees=trees,
+            base_score=float(info["init_f"]),
+            link=link,  # type: ignore[arg-type]
+            split_op="<",
+        )
+    if float(info.get("init_f", "0")) != 0.0:
+        raise ConversionError(f"a multinomial GBM with init_f {info.get('init_f')} (genmodel ignores it; expected 0)")
+    trees, tree_class = [], []
+    for i in range(n_groups):
+        graph = model.computeGraph(i)
+        if int(graph.subgraphArray.size()) != k:
+            raise ConversionError(f"tree group {i} has {int(graph.subgraphArray.size())} class trees, expected {k}")
+        for c in range(k):
+            trees.append(_tree_from_graph(graph.subgraphArray.get(c).rootNode, col_map))
+            tree_class.append(c)
     return TreeEnsemble(
         feature_names=list(feature_names),
         trees=trees,
-        base_score=float(info["init_f"]),
-        link="logistic",
+        link="softmax",
         split_op="<",
+        n_classes=k,
+        tree_class=tree_class,
+        class_base_scores=[0.0] * k,
     )
 
 
@@ -437,9 +503,12 @@ def _tree_from_graph(root: Any, col_map: list[int]) -> Tree:
 
 
 def _glm_ir(info: dict[str, str], col_map: list[int], feature_names: list[str]) -> Glm:
-    if info.get("family") != "binomial" or info.get("link") != "logit":
+    links = {("binomial", "logit"): "logistic", ("gaussian", "identity"): "identity"}
+    link = links.get((info.get("family", ""), info.get("link", "")))
+    if link is None:
         raise ConversionError(
-            f"GLM family {info.get('family')!r} / link {info.get('link')!r}: only binomial / logit is supported"
+            f"GLM family {info.get('family')!r} / link {info.get('link')!r}: the IR holds binomial / logit and "
+            "gaussian / identity (a multinomial GLM is scored by h2o-genmodel only)"
         )
     if int(info.get("cats", "0")) != 0:
         raise ConversionError("GLM with categorical columns is not supported")
@@ -457,7 +526,7 @@ def _glm_ir(info: dict[str, str], col_map: list[int], feature_names: list[str]) 
         feature_names=list(feature_names),
         coefficients=coefficients,
         intercept=beta[-1],
-        link="logistic",
+        link=link,  # type: ignore[arg-type]
         missing_replacement=replacement,
     )
 
