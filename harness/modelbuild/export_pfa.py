@@ -3,8 +3,8 @@
 Input: an array of doubles in the IR's feature order (`{"type": "array", "items": "double"}`), NaN for
 missing. Output: one double, P(class 1) for a logistic link (`m.link.logit` of the margin), the margin for
 an identity link (a regression); a multiclass model (link softmax) returns an array of doubles, the class
-probabilities in output order (exp(margin - max) / sum, written out: `_softmax`). The feature names are kept in the document's
-metadata (`feature_names`, JSON text).
+probabilities in output order (exp(margin - max) / sum, written out: `_softmax`). The feature names are kept in
+the document's metadata (`feature_names`, JSON text).
 
 titus's comparison operators (`<`, `<=`, ...) are slow (each call parses an Avro type), so the per-node
 work uses none: a split's side is `m.signum(x - threshold)` (exact: for float64, x - t is 0 only when

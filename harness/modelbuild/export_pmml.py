@@ -237,9 +237,9 @@ def _multiclass_ensemble(root: ET.Element, ir: TreeEnsemble, target: str, taken:
     )
     _mining_schema(reg, margins, target)
     local = ET.SubElement(reg, "LocalTransformations")
-    top = _fresh("max_margin", taken)
-    taken.add(top)
-    df = ET.SubElement(local, "DerivedField", {"name": top, "optype": "continuous", "dataType": "double"})
+    max_field = _fresh("max_margin", taken)
+    taken.add(max_field)
+    df = ET.SubElement(local, "DerivedField", {"name": max_field, "optype": "continuous", "dataType": "double"})
     apply_max = ET.SubElement(df, "Apply", {"function": "max"})
     for margin_field in margins:
         ET.SubElement(apply_max, "FieldRef", {"field": margin_field})
@@ -251,7 +251,7 @@ def _multiclass_ensemble(root: ET.Element, ir: TreeEnsemble, target: str, taken:
         df = ET.SubElement(local, "DerivedField", {"name": name, "optype": "continuous", "dataType": "double"})
         sub = ET.SubElement(df, "Apply", {"function": "-"})
         ET.SubElement(sub, "FieldRef", {"field": margin_field})
-        ET.SubElement(sub, "FieldRef", {"field": top})
+        ET.SubElement(sub, "FieldRef", {"field": max_field})
     for c, name in enumerate(shifted):
         t = ET.SubElement(reg, "RegressionTable", {"targetCategory": str(c), "intercept": "0.0"})
         ET.SubElement(t, "NumericPredictor", {"name": name, "coefficient": "1.0"})

@@ -146,7 +146,7 @@ def parity_gate(
         checked = ~excluded
         got = compare(p, p_native, tol, checked, names)
         with_nan = compare(p, p_native, tol, checked & nan_rows, names)
-        everything = compare(p, p_native, tol, np.ones_like(checked), names)
+        everything = compare(p, p_native, tol, np.ones(len(checked), dtype=bool), names)
         max_diff, worst = got["max_abs_diff"], got["max_abs_diff_row"]
         parity = {
             "evaluator": evaluator,
