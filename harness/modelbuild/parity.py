@@ -194,7 +194,7 @@ def expected_parity(
     tol = tolerance if isinstance(tolerance, Tolerance) else Tolerance(float(tolerance))
     exp2 = np.asarray(expected, dtype=np.float64).reshape(len(expected), -1)
     names = names or [f"output {j}" for j in range(exp2.shape[1])]
-    given = ~np.isnan(exp2).all(axis=1)
+    given = np.asarray(~np.isnan(exp2).all(axis=1), dtype=bool)
     got = compare(p, expected, tol, given, names)
     out = {
         "evaluator": evaluator,
