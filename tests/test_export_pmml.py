@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from adapters.errors import AdapterClosed, BadInput, BundleError
-from harness.modelbuild.export_pmml import OUTPUT_FIELD, write_pmml
+from harness.modelbuild.export_pmml import OUTPUT_FIELD, output_fields, write_pmml
 from harness.modelbuild.ir import LEAF, Glm, ModelIR, SplitOp, Tree, TreeEnsemble, predict
 
 ATOL = 1e-9
@@ -189,10 +189,12 @@ def pmml_model_class() -> Any:
 def pypmml_predict(model_class: Any, path: Path, ir: ModelIR, X: np.ndarray) -> np.ndarray:
     """Score with pypmml's own public API (a DataFrame; NaN becomes a missing value)."""
     model = model_class.fromFile(str(path))
+    fields = output_fields(ir)  # one (binary: probability_1, regression: prediction), or one per class
     if ir.n_features == 0:
-        return np.array([model.predict({})[OUTPUT_FIELD] for _ in range(len(X))], dtype=np.float64)
+        return np.array([[model.predict({})[f] for f in fields] for _ in range(len(X))], dtype=np.float64).squeeze(1)
     out = model.predict(pd.DataFrame(X, columns=ir.feature_names))
-    return out[OUTPUT_FIELD].to_numpy(dtype=np.float64)
+    values = out[fields].to_numpy(dtype=np.float64)
+    return values[:, 0] if len(fields) == 1 else values
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

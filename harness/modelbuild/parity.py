@@ -89,9 +89,6 @@ class ParitySubject(Protocol):
     @property
     def flavor(self) -> str: ...
 
-    @property
-    def task(self) -> TaskSpec: ...
-
 
 # the adapter that is each format's independent evaluator
 EVALUATOR = {
@@ -116,7 +113,8 @@ def parity_gate(
     from adapters.registry import adapter_class
 
     nan_rows = np.isnan(X).any(axis=1)
-    names = trained.task.output_names
+    task: TaskSpec = getattr(trained, "task", None) or TaskSpec()  # a subject without one: binary
+    names = task.output_names
     ir = trained.ir
     ref_name = "reference" if getattr(trained, "native_tolerance", None) is not None else "native"
     # the IR itself first: PMML, PFA and the C library are all generated from it
@@ -224,7 +222,7 @@ def _tolerance(
 ) -> tuple[Tolerance, np.ndarray, str]:
     none = np.zeros(X.shape[0], dtype=bool)
     native_tol = getattr(trained, "native_tolerance", None)
-    regression = trained.task.task == "regression"
+    regression = getattr(getattr(trained, "task", None), "task", "binary") == "regression"
     if fmt == "native" and native_tol is not None:
         return (
             Tolerance(float(native_tol), float(native_tol) if regression else 0.0),

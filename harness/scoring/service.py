@@ -17,6 +17,7 @@ import numpy as np
 
 from adapters.base import Adapter
 from adapters.bundle import Bundle
+from adapters.errors import BundleError
 from harness.kafka.config import KafkaTarget
 from harness.scoring import protocol, wire
 from harness.scoring.errors import ScoringSetupError
@@ -123,7 +124,19 @@ def operations(
                 metrics.refused.inc()
             alerts.refused(version, why)
 
-        updates = ModelUpdates(target, s.model_topic, s.model_name, load, b.model_id, on_refused=refused).start()
+        def load_same_task(candidate: Bundle) -> Adapter:
+            """A new version must produce what this scorer's results carry: the same task and outputs."""
+            if candidate.task != b.task:
+                raise BundleError(
+                    f"the candidate is a {candidate.task.task} model with outputs {candidate.task.output_names}; "
+                    f"this scorer serves a {b.task.task} model ({b.task.output_names}): a new task needs its own "
+                    "output topic and scorer"
+                )
+            return load(candidate)
+
+        updates = ModelUpdates(
+            target, s.model_topic, s.model_name, load_same_task, b.model_id, on_refused=refused
+        ).start()
     learner = None
     if s.feedback_topic:
         learner = _learner(s, target, model)
