@@ -73,6 +73,8 @@ class TaskSpec:
     def from_manifest(cls, manifest: dict[str, Any]) -> TaskSpec:
         task = manifest.get("task", "binary")
         if task == "regression":
+            if manifest.get("classes"):
+                raise TaskError("a regression task has no classes")
             spec = cls.regression()
         elif task == "multiclass":
             spec = cls.multiclass(list(manifest.get("classes") or []))

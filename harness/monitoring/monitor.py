@@ -245,7 +245,7 @@ class Monitor:
             obj = orjson.loads(m.value() or b"")
             if not isinstance(obj, dict):
                 raise ValueError("not an object")
-            label = self._label(obj["label"])
+            label = parse_label(self.task, obj["label"], self._class_index)
             key = obj.get("rid") or obj.get("src") or (m.key() or b"").decode("utf-8", "replace")
             if not key:
                 raise ValueError("no rid, src or key")
@@ -258,25 +258,6 @@ class Monitor:
             self._pending[str(key)] = (label, time.monotonic())
         else:
             w.pairs.append((score, label))
-
-    def _label(self, raw: Any) -> Any:
-        """A feedback label as the task's quality figures take it; ValueError when it is not one."""
-        if isinstance(raw, bool):
-            raise ValueError("a label is not a boolean")
-        if self.task.task == "regression":
-            value = float(raw)
-            if not math.isfinite(value):
-                raise ValueError("a regression label must be a finite number")
-            return value
-        if self.task.task == "multiclass":
-            index = self._class_index.get(raw if isinstance(raw, str) else str(raw))
-            if index is None:
-                raise ValueError(f"unknown class {raw!r}")
-            return index
-        label = int(raw)
-        if label not in (0, 1) or label != raw:
-            raise ValueError("label must be 0 or 1")
-        return label
 
     # ---- closing a window ------------------------------------------------------------------------------
     def _close(self, w: _Window, end_ns: int) -> WindowFigures:
@@ -360,6 +341,28 @@ class Monitor:
         f.alerts.append(rule.name)
         self.metrics.alerts.labels(rule=rule.name).inc()
         self.alerts.send(alert)
+
+
+def parse_label(task: TaskSpec, raw: Any, class_index: dict[str, int] | None = None) -> Any:
+    """A feedback label as the task's quality figures take it: 0 or 1 (binary), a finite number (regression), the
+    class's index (multiclass: the class as the manifest names it; a number is read as its text). ValueError when
+    it is none of these."""
+    if isinstance(raw, bool):
+        raise ValueError("a label is not a boolean")
+    if task.task == "regression":
+        value = float(raw)
+        if not math.isfinite(value):
+            raise ValueError("a regression label must be a finite number")
+        return value
+    if task.task == "multiclass":
+        index = (class_index or {c: i for i, c in enumerate(task.classes)}).get(str(raw))
+        if index is None:
+            raise ValueError(f"unknown class {raw!r}")
+        return index
+    label = int(raw)
+    if label not in (0, 1) or label != raw:
+        raise ValueError("label must be 0 or 1")
+    return label
 
 
 def drift(reference: np.ndarray, live: np.ndarray) -> tuple[float, float]:
