@@ -5,6 +5,7 @@ model IR passes against the reference. An import that cannot work is one `error:
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -305,3 +306,90 @@ def test_an_import_that_cannot_work_says_why_in_one_line(audit: Any, tmp_path: P
     )
     r = run_cli("import", str(tmp_path / "rank.txt"), "--reference", str(csv), "--task", "ranking")
     assert r.returncode == 2 and "--task 'ranking': valid tasks are binary, regression, multiclass" in r.stderr
+
+
+# ---- H2O MOJOs of every algorithm and task ------------------------------------------------------------------
+
+
+H2O_ALGOS = ("gbm", "glm", "drf", "deeplearning")
+H2O_TASKS = ("binary", "regression", "multiclass")
+
+
+@pytest.fixture(scope="module")
+def h2o_mojos(audit: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], tuple[Path, Path]]:
+    """A MOJO of each algorithm and task, trained by a local H2O cluster, with H2O's own in-cluster predictions as
+    the expected scores of the reference rows (the cluster is shut down before the tests run)."""
+    import h2o
+    from h2o.estimators import (
+        H2ODeepLearningEstimator,
+        H2OGeneralizedLinearEstimator,
+        H2OGradientBoostingEstimator,
+        H2ORandomForestEstimator,
+    )
+
+    from harness.modelbuild.h2o_cluster import h2o_cluster
+
+    train, ref = _numeric(audit[0]), _numeric(audit[1])
+    for frame, src in ((train, audit[0]), (ref, audit[1])):
+        frame["adjusted"] = src["adjusted"].astype(str)
+        frame["risk"] = src["risk"]
+        frame["segment"] = src["segment"]
+    out = tmp_path_factory.mktemp("mojos")
+    features = ["age", "income", "hours"]
+    targets = {"binary": "adjusted", "regression": "risk", "multiclass": "segment"}
+    estimators = {
+        "gbm": lambda: H2OGradientBoostingEstimator(ntrees=15, max_depth=4, seed=1),
+        "drf": lambda: H2ORandomForestEstimator(ntrees=10, max_depth=6, seed=1),
+        "deeplearning": lambda: H2ODeepLearningEstimator(hidden=[8], epochs=3, reproducible=True, seed=1),
+    }
+    families = {"binary": "binomial", "regression": "gaussian", "multiclass": "multinomial"}
+    made: dict[tuple[str, str], tuple[Path, Path]] = {}
+    types = dict.fromkeys(features, "real") | {"adjusted": "enum", "risk": "real", "segment": "enum"}
+    with h2o_cluster():
+        htrain = h2o.H2OFrame(train, column_types=types)
+        href = h2o.H2OFrame(ref, column_types=types)
+        for algo in H2O_ALGOS:
+            for task in H2O_TASKS:
+                est = (
+                    H2OGeneralizedLinearEstimator(family=families[task], seed=1)
+                    if algo == "glm"
+                    else estimators[algo]()
+                )
+                est.train(x=features, y=targets[task], training_frame=htrain)
+                mojo = Path(est.download_mojo(path=str(out)))
+                mojo = mojo.rename(out / f"{algo}-{task}.zip")
+                with warnings.catch_warnings():  # "install polars for a faster conversion"
+                    warnings.simplefilter("ignore")
+                    pred = est.predict(href).as_data_frame(use_multi_thread=False)
+                if task == "regression":
+                    expected = {"e": pred["predict"].to_numpy()}
+                elif task == "binary":
+                    expected = {"e": pred["1"].to_numpy() if "1" in pred else pred["p1"].to_numpy()}
+                else:
+                    expected = {f"e_{c}": pred[c].to_numpy() for c in SEGMENTS}
+                table = ref[features].assign(y=ref[targets[task]])
+                made[(algo, task)] = (mojo, pr.reference_csv(table, out / f"{algo}-{task}.csv", expected))
+    return made
+
+
+@pytest.mark.parametrize("algo", H2O_ALGOS)
+def test_h2o_mojos_of_every_task_import_against_h2os_own_predictions(
+    algo: str, h2o_mojos: dict[tuple[str, str], tuple[Path, Path]], tmp_path: Path
+) -> None:
+    for task in H2O_TASKS:
+        mojo, csv = h2o_mojos[(algo, task)]
+        expected = "e_" if task == "multiclass" else "e"
+        m = import_model(
+            ImportRequest(mojo, csv, "y", expected, f"{algo}-{task}"), tmp_path, log=lambda s: None
+        ).manifest
+        assert m["task"] == task, (algo, task)
+        if task == "multiclass":
+            assert m["classes"] == SEGMENTS
+        assert m["expected"]["passed"] and m["expected"]["max_abs_diff"] < 1e-9 * max(1.0, 60.0), (algo, task)
+        formats = _formats_within(m)
+        in_ir = algo == "gbm" or (algo == "glm" and task != "multiclass")
+        if in_ir:  # converted into the IR: every format, each held to genmodel's scores
+            assert formats == {"ir", "native", "h2o-mojo", "onnx", "codegen-c", "pmml", "pfa"}, (algo, task)
+        else:  # scored by h2o-genmodel only, and the manifest says why the others are absent
+            assert formats == {"native", "h2o-mojo"}, (algo, task)
+            assert "h2o-genmodel" in m["absent"]["onnx"] or "multinomial GLM" in m["absent"]["onnx"], m["absent"]
