@@ -126,9 +126,8 @@ def train(
     if task.task != "regression":
         labels = set(np.unique(y).tolist())
         if labels != set(range(len(task.classes))):
-            raise ValueError(
-                f"h2o trainer: y must hold every class index 0..{len(task.classes) - 1}, got {sorted(labels)[:12]}"
-            )
+            want = "both labels 0 and 1" if task.task == "binary" else f"every class index 0..{len(task.classes) - 1}"
+            raise ValueError(f"h2o trainer: y must hold {want}, got {sorted(labels)[:12]}")
     if np.isinf(X).any():
         raise ValueError("h2o trainer: X has an infinite value (use NaN for missing)")
     fixed_by_task = _GBM_FIXED if algorithm == "gbm" else _GLM_FIXED

@@ -88,6 +88,7 @@ class WindowFigures:
     feedback_malformed: int = 0
     model_ids: list[str] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
+    task: str = "binary"
 
     def figures(self) -> dict[str, float | None]:
         return {
@@ -280,7 +281,7 @@ class Monitor:
         seconds = max((end_ns - w.start_ns) / 1e9, 1e-9)
         n = len(w.scores)
         scores = np.asarray(w.scores, dtype=np.float64)
-        f = WindowFigures(w.start_ns, end_ns, results=n, dead_letters=w.dead_letters)
+        f = WindowFigures(w.start_ns, end_ns, results=n, dead_letters=w.dead_letters, task=self.task.task)
         f.throughput_per_s = round(n / seconds, 2)
         f.dead_letter_rate = w.dead_letters / (n + w.dead_letters) if n + w.dead_letters else None
         if w.latencies_ms:

@@ -39,9 +39,9 @@ def describe(f: object) -> str:
         return "-" if v is None else format(v, spec)
 
     alerts = f" ALERT {','.join(f.alerts)}" if f.alerts else ""
-    if f.live_rmse is not None or f.rmse_ratio is not None:
+    if f.task == "regression":
         live = f"rmse {num(f.live_rmse, '.4g')} mae {num(f.live_mae, '.4g')} (x{num(f.rmse_ratio, '.2f')} ref)"
-    elif f.live_accuracy is not None:
+    elif f.task == "multiclass":
         live = f"accuracy {num(f.live_accuracy, '.3f')} logloss {num(f.live_logloss, '.3f')}"
     else:
         live = f"auc {num(f.live_auc, '.3f')}"
