@@ -21,10 +21,11 @@ from adapters.bundle import Bundle
 from adapters.errors import BundleError, ScoringFailed
 from adapters.tasks import TaskError, TaskSpec, finite_rows, predicted_class
 from harness.bench.measure import accuracy_of
-from harness.monitoring.monitor import drift, parse_label
+from harness.monitoring.monitor import drift
 from harness.monitoring.rules import default_rules
 from harness.scoring import quality, wire
 from harness.scoring.isolation import BatchScorer
+from harness.scoring.quality import parse_label
 
 CLASSES = ("none", "tool_wear", "power")
 
@@ -217,3 +218,41 @@ def _manifest(task: TaskSpec) -> dict[str, Any]:
 def _bundle(root: Path, task: TaskSpec) -> Bundle:
     (root / "manifest.json").write_text(json.dumps(_manifest(task)))
     return Bundle.open(root)
+
+
+# ---- the online learner learns each task river has ----------------------------------------------------------
+
+
+def _reference_bundle(root: Path, task: TaskSpec, X: np.ndarray, y: np.ndarray) -> Bundle:
+    np.savez(root / "reference.npz", X=X, y=y, p=np.zeros((len(X),) if task.vector else (len(X), task.n_outputs)))
+    from adapters.bundle import sha256_file
+
+    manifest = _manifest(task) | {"reference": {"file": "reference.npz", "sha256": sha256_file(root / "reference.npz")}}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return Bundle.open(root)
+
+
+@pytest.mark.parametrize("kind", ["lr", "hat"])
+def test_the_online_learner_learns_regression_and_multiclass_labels(kind: str, tmp_path: Path) -> None:
+    from adapters.online import OnlineAdapter
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(3000, 2))
+    value = 40 + 10 * X[:, 0] - 5 * X[:, 1]
+    cls = np.digitize(X[:, 0] + 0.3 * X[:, 1], [-0.5, 0.5])
+    for task, y, figure in (
+        (TaskSpec.regression(), value, "rmse"),
+        (TaskSpec.multiclass(CLASSES), cls, "log_loss"),
+    ):
+        root = tmp_path / task.task
+        root.mkdir()
+        bundle = _reference_bundle(root, task, X[:100], y[:100])
+        with OnlineAdapter.load(bundle, model=kind) as learner:
+            test, ty = X[2000:], y[2000:]
+            before = quality.quality(task.task, ty, learner.predict(test))[figure]
+            learner.learn(X[100:2000], y[100:2000])
+            after = quality.quality(task.task, ty, learner.predict(test))[figure]
+            restored = OnlineAdapter.load(bundle, model=kind, warm_start=False)
+            restored.restore(learner.state())
+            assert np.array_equal(restored.predict(test[:20]), learner.predict(test[:20]))
+        assert before is not None and after is not None and after < 0.85 * before, (task.task, kind, before, after)

@@ -40,6 +40,7 @@ from harness.monitoring.metrics import MonitorMetrics
 from harness.monitoring.rules import Rule, RuleState
 from harness.scoring import quality, wire
 from harness.scoring.alerts import Alert, KafkaAlertSink
+from harness.scoring.quality import parse_label
 from harness.signals import on_stop_signals
 
 MAX_REMEMBERED_SCORES = 1_000_000  # scores kept for joining labels (oldest forgotten first)
@@ -342,28 +343,6 @@ class Monitor:
         f.alerts.append(rule.name)
         self.metrics.alerts.labels(rule=rule.name).inc()
         self.alerts.send(alert)
-
-
-def parse_label(task: TaskSpec, raw: Any, class_index: dict[str, int] | None = None) -> Any:
-    """A feedback label as the task's quality figures take it: 0 or 1 (binary), a finite number (regression), the
-    class's index (multiclass: the class as the manifest names it; a number is read as its text). ValueError when
-    it is none of these."""
-    if isinstance(raw, bool):
-        raise ValueError("a label is not a boolean")
-    if task.task == "regression":
-        value = float(raw)
-        if not math.isfinite(value):
-            raise ValueError("a regression label must be a finite number")
-        return value
-    if task.task == "multiclass":
-        index = (class_index or {c: i for i, c in enumerate(task.classes)}).get(str(raw))
-        if index is None:
-            raise ValueError(f"unknown class {raw!r}")
-        return index
-    label = int(raw)
-    if label not in (0, 1) or label != raw:
-        raise ValueError("label must be 0 or 1")
-    return label
 
 
 def drift(reference: np.ndarray, live: np.ndarray) -> tuple[float, float]:

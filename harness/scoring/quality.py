@@ -16,10 +16,11 @@ with no labelled row) is None.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
-from adapters.tasks import predicted_class
+from adapters.tasks import TaskSpec, predicted_class
 
 LOG_LOSS_EPS = 1e-15
 FIGURES: dict[str, tuple[str, ...]] = {
@@ -99,3 +100,25 @@ def quality(task: str, y: np.ndarray, outputs: np.ndarray) -> dict[str, float | 
     if task == "multiclass":
         return {"log_loss": log_loss(yk, out), "accuracy": accuracy(yk, out)}
     return {"rmse": rmse(yk, out), "mae": mae(yk, out)}
+
+
+def parse_label(task: TaskSpec, raw: Any, class_index: dict[str, int] | None = None) -> Any:
+    """A feedback label as the task's quality figures take it: 0 or 1 (binary), a finite number (regression), the
+    class's index (multiclass: the class as the manifest names it; a number is read as its text). ValueError when
+    it is none of these."""
+    if isinstance(raw, bool):
+        raise ValueError("a label is not a boolean")
+    if task.task == "regression":
+        value = float(raw)
+        if not math.isfinite(value):
+            raise ValueError("a regression label must be a finite number")
+        return value
+    if task.task == "multiclass":
+        index = (class_index or {c: i for i, c in enumerate(task.classes)}).get(str(raw))
+        if index is None:
+            raise ValueError(f"unknown class {raw!r}")
+        return index
+    label = int(raw)
+    if label not in (0, 1) or label != raw:
+        raise ValueError("label must be 0 or 1")
+    return label
