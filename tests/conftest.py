@@ -16,10 +16,14 @@ HARNESS = [sys.executable, "-m", "harness.cli"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test that uses the broker is marked `kafka`; `make check` runs the others (`-m "not kafka ..."`)."""
+    """A test that uses the broker is marked `kafka`, one that builds the shipped scenarios' bundles (H2O, a
+    JVM per format) `heavy`; `make check` runs the others (`-m "not kafka and not heavy ..."`)."""
     for item in items:
-        if "broker" in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if "broker" in names:
             item.add_marker(pytest.mark.kafka)
+        if "bundles" in names:
+            item.add_marker(pytest.mark.heavy)
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,8 @@ from harness.modelbuild import export_onnx_h2o, h2o_cluster, ir
 from harness.modelbuild import mojo_reader as mr
 from harness.modelbuild import train_h2o as th
 
+pytestmark = pytest.mark.heavy  # an H2O cluster: not in `make check`
+
 FEATURES = ["amount", "age", "score", "ratio", "count", "noise"]
 SEED = 11
 N_TREES = 40

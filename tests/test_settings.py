@@ -3,6 +3,7 @@ Broker-free: these check how settings are parsed, not the loop."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,8 @@ def test_every_field_is_a_flag_of_harness_score() -> None:
     for name in ScorerSettings.model_fields:
         want = "--option" if name == "options" else flag(name)
         assert want in result.output, f"{want} missing from harness score --help"
+        flat = re.sub(r"[\s│]+", " ", result.output)  # rich wraps long help over box-drawn lines
+        assert f"env HARNESS_{name.upper()}" in flat, f"--help does not name HARNESS_{name.upper()}"
     # the loop's own settings are a part of the scorer's, not a copy
     assert set(LoopConfig.model_fields) <= set(ScorerSettings.model_fields)
 
