@@ -256,3 +256,45 @@ def test_the_online_learner_learns_regression_and_multiclass_labels(kind: str, t
             restored.restore(learner.state())
             assert np.array_equal(restored.predict(test[:20]), learner.predict(test[:20]))
         assert before is not None and after is not None and after < 0.85 * before, (task.task, kind, before, after)
+
+
+# ---- the report and compare show the task's figures ----------------------------------------------------------
+
+
+def _regression_run(run_id: str, onnx_rmse: float) -> dict[str, Any]:
+    from tests.test_report import make_results
+
+    data = make_results(run_id)
+    for a in data["scenarios"][0]["adapters"]:
+        for point in [*a.get("points", []), *(p for t in a.get("trials", []) for p in t.get("points", []))]:
+            rmse = onnx_rmse if a["adapter"] == "onnx" else 11.8
+            point["accuracy"] = {
+                "max_abs_diff": 3e-6,
+                "share_beyond_tolerance": 0.0,
+                "tolerance": 1e-5,
+                "task": "regression",
+                "rmse": rmse,
+                "rmse_reference": 11.8,
+                "mae": 9.9,
+                "mae_reference": 9.9,
+            }
+    return data
+
+
+def test_the_report_and_compare_show_and_judge_a_regression_models_figures(tmp_path: Path) -> None:
+    from harness.reporting.analysis import analyse, ranking_table
+    from harness.reporting.compare import compare
+    from harness.results.schema import parse_results
+    from tests.test_report import write_run
+
+    a = _regression_run("20261203-100000-fraud", 11.8)
+    table = ranking_table(analyse(parse_results(a).scenarios[0]))
+    assert "RMSE / reference; MAE / reference" in table.header
+    col = table.header.index("RMSE / reference; MAE / reference")
+    onnx = next(r for r in table.rows if r[1] == "onnx")
+    assert onnx[col] == "11.8 / 11.8; 9.9 / 9.9"
+    same = compare([write_run(tmp_path, a), write_run(tmp_path, _regression_run("20261203-110000-fraud", 11.8))], 10)
+    assert not [r for r in same.regressions if "RMSE" in r]
+    worse = compare([write_run(tmp_path, a), write_run(tmp_path, _regression_run("20261203-120000-fraud", 12.5))], 10)
+    rows = [r for r in worse.regressions if "RMSE / reference − 1" in r]
+    assert len(rows) == 1 and rows[0].startswith("fraud/onnx") and "+0.00% → +5.93%" in rows[0]

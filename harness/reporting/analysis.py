@@ -391,12 +391,48 @@ def _latency_cell(a: AdapterResult, name: str) -> str:
     return f"{_stat_ms(ps.p50_ms)} / {_stat_ms(ps.p99_ms)}{mark}"
 
 
+QUALITY_HEADERS = {
+    "binary": "AUC / reference",
+    "regression": "RMSE / reference; MAE / reference",
+    "multiclass": "log-loss / reference; accuracy / reference",
+}
+
+
+def quality_header(an: Analysis) -> str:
+    """The task's quality figures (harness/scoring/quality.py), each beside the reference's on the same events."""
+    tasks = {r.adapter.quality()[0] for r in an.ranked if not r.adapter.is_baseline}
+    task = next(iter(tasks)) if len(tasks) == 1 else "binary"
+    return QUALITY_HEADERS.get(task, QUALITY_HEADERS["binary"])
+
+
+def quality_cell(a: AdapterResult) -> str:
+    _, figures = a.quality()
+    cells = []
+    for name, (v, ref) in figures.items():
+        if v is None:
+            continue
+        spec = ".4f" if name in ("auc", "accuracy", "log_loss") else ".4g"
+        cells.append(format(v, spec) + (f" / {format(ref, spec)}" if ref is not None else ""))
+    return "; ".join(cells) or DASH
+
+
+def _quality_short(a: AdapterResult) -> str:
+    """The first quality figure of the task, named: "AUC 0.9452 / 0.9452", "RMSE 11.8 / 11.8"."""
+    _, figures = a.quality()
+    names = {"auc": "AUC", "log_loss": "log-loss", "accuracy": "accuracy", "rmse": "RMSE", "mae": "MAE"}
+    for name, (v, ref) in figures.items():
+        if v is not None:
+            spec = ".4f" if name in ("auc", "accuracy", "log_loss") else ".4g"
+            return f"{names[name]} {format(v, spec)}" + (f" / {format(ref, spec)}" if ref is not None else "")
+    return DASH
+
+
 def ranking_table(an: Analysis) -> TableData:
     sc = an.scenario
     names = sc.load_point_names()
     header = ["#", "Adapter", "Family", "Sustainable rows/s", "Limited by", "% of ceiling"]
     header += [f"p50 / p99 ms @ {n}" for n in names]
-    header += ["max abs diff", "AUC / reference", "CPU s / 1000 ev", "Peak RSS MiB", "Verdict"]
+    header += ["max abs diff", quality_header(an), "CPU s / 1000 ev", "Peak RSS MiB", "Verdict"]
     ceiling = an.ceiling
     rows = []
     for r in an.ranked:
@@ -411,12 +447,8 @@ def ranking_table(an: Analysis) -> TableData:
             fmt_pct(rate / ceiling) if (rate is not None and ceiling) else DASH,
         ]
         row += [_latency_cell(a, n) for n in names]
-        auc, auc_ref = a.auc()
         row.append("n/a" if a.is_baseline else fmt_diff(a.max_abs_diff()))
-        if a.is_baseline or auc is None:
-            row.append("n/a" if a.is_baseline else DASH)
-        else:
-            row.append(f"{auc:.4f}" + (f" / {auc_ref:.4f}" if auc_ref is not None else ""))
+        row.append("n/a" if a.is_baseline else quality_cell(a))
         row.append(_cpu_cell(a))
         rss, srv = a.peak_rss_mib()
         row.append(fmt_mib(rss) + (f" + {fmt_mib(srv)} server" if srv is not None else ""))
@@ -665,6 +697,7 @@ def summary_table(results: Results | dict[str, Any]) -> Table:
         ("Sustainable rows/s [interval]", {"justify": "right"}),
         ("p99 ms @ top load", {"justify": "right"}),
         ("max abs diff", {"justify": "right"}),
+        ("Quality / reference", {"justify": "right"}),
         ("CPU s/1000", {"justify": "right"}),
         ("Peak MiB", {"justify": "right"}),
         ("Verdict", {}),
@@ -688,18 +721,22 @@ def summary_table(results: Results | dict[str, Any]) -> Table:
                 _sustainable_cell(a),
                 p99,
                 "n/a" if a.is_baseline else fmt_diff(a.max_abs_diff()),
+                "n/a" if a.is_baseline else _quality_short(a),
                 _cpu_cell(a),
                 fmt_mib(a.peak_rss_mib()[0]),
                 f"[{style}]{verdict}[/]",
             )
         if an.best is not None:
-            t.add_row(sc.name, f"→ use {an.best.adapter}", "", "", "", "", "", "", "", style="dim")
+            t.add_row(sc.name, f"→ use {an.best.adapter}", "", "", "", "", "", "", "", "", style="dim")
         elif an.tied:
             t.add_row(
-                sc.name, "→ tied: " + ", ".join(a.adapter for a in an.tied), "", "", "", "", "", "", "", style="dim"
+                sc.name, "→ tied: " + ", ".join(a.adapter for a in an.tied), "", "", "", "", "", "", "", "", style="dim"
             )
         if sc.noise and sc.noise.sustainable_pct is not None:
             t.add_row(
-                sc.name, f"noise floor (A/A) {sc.noise.sustainable_pct:.0f}%", "", "", "", "", "", "", "", style="dim"
+                sc.name,
+                f"noise floor (A/A) {sc.noise.sustainable_pct:.0f}%",
+                *([""] * 8),
+                style="dim",
             )
     return t

@@ -18,8 +18,10 @@ moved 25 % between the runs has not shown a change the runs can tell from noise.
 floors for the metric (sustainable, capacity, p99 at that load point) raises the threshold for that row; runs
 without an A/A pair keep the plain threshold. Runs of one trial have intervals of one point, so for them this
 is the plain ratio test. Accuracy gets worse when predictions cross the tolerance or the AUC (less the
-reference AUC on the same records) drops by more than `AUC_DROP`; records lost, or a point that was VALID
-turning INVALID, are regressions too.
+reference AUC on the same records) drops by more than `AUC_DROP`; for the other tasks, the same for their quality
+figures (harness/scoring/quality.py) against the reference's on the same records: multiclass accuracy lower by more
+than `AUC_DROP`, log-loss, and a regression's RMSE and MAE, higher by more than `QUALITY_RISE` of the reference's;
+records lost, or a point that was VALID turning INVALID, are regressions too.
 CPU per 1,000 events is a cost a machine's speed moves as much as code does: between two runs of identical code
 on the shared 2-core VM, pmml's and rest(onnx)'s rose 13-14% while the identity scorer's (the Kafka-only
 baseline: the loop with no model) rose 5%. So a strategy's CPU row is judged as its ratio to the same run's
@@ -53,8 +55,16 @@ NEAR_CAPACITY = (
 )
 AUC_DROP = 0.005  # an AUC lower (against the reference on the same records) by more than this is a regression
 AUC_GAP = "AUC − reference AUC"
+QUALITY_RISE = 0.01  # log-loss, RMSE or MAE above the reference's on the same records by more than 1 % of it
+# the other tasks' quality rows: (figure, row name, higher is better, as a share of the reference's)
+QUALITY_GAPS = {
+    "accuracy": ("accuracy − reference accuracy", True, False),
+    "log_loss": ("log-loss / reference − 1", False, True),
+    "rmse": ("RMSE / reference − 1", False, True),
+    "mae": ("MAE / reference − 1", False, True),
+}
 
-Better = Literal["higher", "lower", "accuracy", "count", "verdict"]
+Better = Literal["higher", "lower", "accuracy", "count", "verdict", "quality_up", "quality_down"]
 
 
 @dataclass
@@ -125,6 +135,12 @@ def _judge(better: Better, base: float | str | None, v: float | str | None, t: f
     if better == "count":
         b = base if isinstance(base, int | float) else 0
         return f"{b:g} → {v:g}" if isinstance(v, int | float) and v > b else ""
+    if better in ("quality_up", "quality_down"):  # a gap to the reference on the same records
+        if not isinstance(v, int | float) or not isinstance(base, int | float):
+            return ""
+        if better == "quality_up":
+            return f"{base:+.4f} → {v:+.4f}" if v < base - AUC_DROP else ""
+        return f"{base:+.2%} → {v:+.2%}" if v > base + QUALITY_RISE else ""
     # accuracy: "max abs diff" (with tolerance) or "AUC"
     if not isinstance(v, int | float) or not isinstance(base, int | float):
         return ""
@@ -203,6 +219,18 @@ def _auc_gap(a: AdapterResult | None) -> float | None:
     return round(auc - ref, 6) if auc is not None and ref is not None else None
 
 
+def _quality_gap(a: AdapterResult | None, figure: str, relative: bool) -> float | None:
+    """A quality figure against the reference's on the same records: the difference, or the relative rise."""
+    if a is None:
+        return None
+    v, ref = a.quality()[1].get(figure, (None, None))
+    if v is None or ref is None:
+        return None
+    if relative:
+        return round(v / ref - 1, 6) if ref else None
+    return round(v - ref, 6)
+
+
 def _adapter_specs(
     runs: list[AdapterResult | None], run_ids: list[str]
 ) -> list[tuple[str, Better, list[Any], float | None]]:
@@ -239,6 +267,10 @@ def _adapter_specs(
         # the AUC lost against the reference scorer on the same records: each run scores its own subset of the
         # holdout (~1% positives), so raw AUCs of identical predictions differed by 0.007 between two runs
         add(AUC_GAP, "accuracy", [_auc_gap(a) for a in runs])
+    for figure, (row, higher, relative) in QUALITY_GAPS.items():
+        gaps = [_quality_gap(a, figure, relative) for a in runs]
+        if any(g is not None for g in gaps):
+            add(row, "quality_up" if higher else "quality_down", gaps)
     add(
         "lost + dead-lettered",
         "count",
@@ -408,8 +440,10 @@ def _fmt(metric: str, v: float | str | None) -> str:
         return fmt_rate(v)
     if metric == "max abs diff":
         return fmt_diff(v)
-    if metric == AUC_GAP:
+    if metric == AUC_GAP or metric == QUALITY_GAPS["accuracy"][0]:
         return f"{v:+.4f}"
+    if metric in {row for row, _, relative in QUALITY_GAPS.values() if relative}:
+        return f"{v:+.2%}" if isinstance(v, float) else str(v)
     return fmt_num(v, 4)
 
 

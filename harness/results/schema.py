@@ -592,6 +592,16 @@ class AdapterResult(Model):
         _, acc = max(pts, key=lambda pa: pa[0].counts.measured)
         return acc.auc, acc.auc_reference
 
+    def quality(self) -> tuple[str, dict[str, tuple[float | None, float | None]]]:
+        """(the model's task, {figure: (the scorer's, the reference's on the same events)}) on the point that measured
+        the most events: AUC (binary), log-loss and accuracy (multiclass), RMSE and MAE (regression)."""
+        pts = [(p, a) for p, a in self._accuracy_points() if any(v is not None for v, _ in a.figures().values())]
+        if not pts:
+            task = next((a.task for _, a in self._accuracy_points() if a.task), None)
+            return task or "binary", {}
+        _, acc = max(pts, key=lambda pa: pa[0].counts.measured)
+        return acc.task or "binary", acc.figures()
+
     def accuracy_failures(self) -> list[str]:
         """One phrase per point whose predictions fall outside the tolerance."""
         out = []
