@@ -298,3 +298,23 @@ def test_the_report_and_compare_show_and_judge_a_regression_models_figures(tmp_p
     worse = compare([write_run(tmp_path, a), write_run(tmp_path, _regression_run("20261203-120000-fraud", 12.5))], 10)
     rows = [r for r in worse.regressions if "RMSE / reference − 1" in r]
     assert len(rows) == 1 and rows[0].startswith("fraud/onnx") and "+0.00% → +5.93%" in rows[0]
+
+
+def test_the_built_in_regression_and_multiclass_scenarios_and_what_a_scenario_refuses() -> None:
+    from pydantic import ValidationError
+
+    from harness.scenario import Scenario, load_scenario
+    from tests.conftest import ROOT
+
+    rul = load_scenario(ROOT / "scenarios" / "maintenance_rul.yaml")
+    kind = load_scenario(ROOT / "scenarios" / "maintenance_failure_type.yaml")
+    assert (rul.task, rul.dataset and rul.dataset.params["target"]) == ("regression", "rul")
+    assert (kind.task, kind.dataset and kind.dataset.params["target"]) == ("multiclass", "failure_type")
+    assert "kstreams-mojo" in [a.name for a in rul.adapters] and "kstreams-mojo" not in [a.name for a in kind.adapters]
+    for bad, message in (
+        ({"task": "regression", "model": {"trainer": "sklearn", "algorithm": "logistic_regression"}}, "is binary"),
+        ({"task": "multiclass", "model": {"trainer": "h2o", "algorithm": "glm"}}, "multinomial"),
+        ({"task": "ranking"}, "task"),
+    ):
+        with pytest.raises(ValidationError, match=message):
+            Scenario.model_validate({"name": "x", "dataset": {"generator": "fraud"}, **bad})
