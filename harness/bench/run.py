@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.bench.environment import environment
+from harness.bench.errors import RunError
 from harness.bench.experiments import RebalancePlan, ScaleOutPlan
 from harness.bench.lifecycle import LifecyclePlan, lifecycle
 from harness.bench.online import OnlinePlan, online
@@ -362,11 +363,17 @@ def run_experiment(
 
     kinds = {ScaleOutPlan: "scale-out", RebalancePlan: "rebalance", LifecyclePlan: "lifecycle", OnlinePlan: "online"}
     kind = kinds[type(plan)]
+
     started = _now()
     run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{sc.name}-{kind}"
     res = build(sc, artifacts=artifacts, log=log)
     gc_log, broker_pid = _broker_facts(target)
     ctx = RunContext(sc, target, res.bundle_dir, run_id, log, gc_log, broker_pid)
+    if kind in ("lifecycle", "online") and ctx.bundle.task.task != "binary":
+        raise RunError(
+            f"the {kind} experiment drifts fraud data and follows a binary model's AUC; scenario {sc.name!r} is a "
+            f"{ctx.bundle.task.task} model (its drift and live quality are in `harness monitor`)"
+        )
     log(f"warming the broker up: {warm_broker(ctx):.1f} s")
     scenario = scenario_header(ctx, res.bundle_dir)
     spec = next((s for s in sc.adapters if adapter in (s.name, s.display)), AdapterSpec(name=adapter))
