@@ -200,6 +200,8 @@ def scenario_header(ctx: RunContext, bundle_dir: Path) -> ScenarioResult:
         model_id=ctx.bundle.model_id,
         bundle=str(bundle_dir),
         trainer=f"{manifest['trainer']['name']}/{manifest['trainer']['algorithm']}",
+        task=ctx.bundle.task.task,
+        outputs=manifest.get("output"),
         slo_p99_ms=sc.slo.p99_ms,
         encoding=sc.encoding,
         loop=LoopConfig.model_validate(sc.loop.model_dump()),

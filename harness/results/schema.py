@@ -854,6 +854,8 @@ class ScenarioResult(Model):
     model_id: str = ""
     bundle: str | None = None
     trainer: str = ""
+    task: str | None = None  # binary, regression, multiclass (adapters/tasks.py); None: written before tasks
+    outputs: str | None = None  # what a result means, in words (the manifest's "output")
     slo_p99_ms: float | None = None
     encoding: str | None = None
     loop: LoopConfig | None = None
