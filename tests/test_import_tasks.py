@@ -372,6 +372,7 @@ def h2o_mojos(audit: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[tupl
     return made
 
 
+@pytest.mark.heavy  # an H2O cluster: not in `make check`
 @pytest.mark.parametrize("algo", H2O_ALGOS)
 def test_h2o_mojos_of_every_task_import_against_h2os_own_predictions(
     algo: str, h2o_mojos: dict[tuple[str, str], tuple[Path, Path]], tmp_path: Path
