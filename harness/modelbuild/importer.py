@@ -273,7 +273,14 @@ def _import_into(
         formats[fmt] = file_entry(root, file, **extra)
     manifest = _manifest(req, art, table, schema, name, model_id, key, formats)
     write_manifest(root, manifest)
-    log(f"{name}: {art.kind} ({art.algorithm}), {len(schema.features)} features, {enc.X.shape[0]} reference rows")
+    task = art.task
+    what = task.task + (
+        f", {len(task.classes)} classes ({', '.join(task.classes[:6])})" if task.task == "multiclass" else ""
+    )
+    log(
+        f"{name}: {art.kind} ({art.algorithm}), {what}, {len(schema.features)} features, "
+        f"{enc.X.shape[0]} reference rows"
+    )
 
     X, y, p_primary = _reference_rows(req, art, table, enc, root, manifest, log)
 
