@@ -650,17 +650,14 @@ def read_pickle(path: Path, data: bytes, hints: Hints) -> Artifact:
 
 def _sklearn_artifact(path: Path, model: Any, file: str, data: bytes, extras: dict[str, Any], hints: Hints) -> Artifact:
     import sklearn
+    from sklearn.base import is_regressor
 
     if hasattr(model, "predict_proba"):
         classes = [str(c) for c in getattr(model, "classes_", [])]
         task = task_from_classes(path, classes, type(model).__name__)
         if task.task == "binary" and task.classes != tuple(classes):  # predict_proba's column 1 is classes_[1]
             task = TaskSpec.binary(classes[0], classes[1])
-    elif (
-        hasattr(model, "predict")
-        and getattr(model, "_estimator_type", "") == "regressor"
-        or (hasattr(model, "steps") and getattr(model.steps[-1][1], "_estimator_type", "") == "regressor")
-    ):
+    elif hasattr(model, "predict") and is_regressor(model):
         task = TaskSpec.regression()
     else:
         raise ImportInputError(
