@@ -265,10 +265,14 @@ def _regression_run(run_id: str, onnx_rmse: float) -> dict[str, Any]:
     from tests.test_report import make_results
 
     data = make_results(run_id)
-    for a in data["scenarios"][0]["adapters"]:
-        for point in [*a.get("points", []), *(p for t in a.get("trials", []) for p in t.get("points", []))]:
+    sc = data["scenarios"][0]
+    sc["task"], sc["outputs"] = "regression", "the predicted rul"
+    for a in sc["adapters"]:
+        for w in a["windows"]:
+            if w["kind"] != "load" or "identity" in a["adapter"]:
+                continue
             rmse = onnx_rmse if a["adapter"] == "onnx" else 11.8
-            point["accuracy"] = {
+            w["accuracy"] = {
                 "max_abs_diff": 3e-6,
                 "share_beyond_tolerance": 0.0,
                 "tolerance": 1e-5,
@@ -282,22 +286,31 @@ def _regression_run(run_id: str, onnx_rmse: float) -> dict[str, Any]:
 
 
 def test_the_report_and_compare_show_and_judge_a_regression_models_figures(tmp_path: Path) -> None:
-    from harness.reporting.analysis import analyse, ranking_table
+    from rich.console import Console
+
     from harness.reporting.compare import compare
+    from harness.reporting.report import write_report
+    from harness.reporting.verdict import summary_table, tier_table, verdict
     from harness.results.schema import parse_results
     from tests.test_report import write_run
 
     a = _regression_run("20261203-100000-fraud", 11.8)
-    table = ranking_table(analyse(parse_results(a).scenarios[0]))
-    assert "RMSE / reference; MAE / reference" in table.header
-    col = table.header.index("RMSE / reference; MAE / reference")
+    table = tier_table(verdict(parse_results(a).scenarios[0]))
+    assert "max abs diff · RMSE · MAE" in table.header
+    col = table.header.index("max abs diff · RMSE · MAE")
     onnx = next(r for r in table.rows if r[1] == "onnx")
-    assert onnx[col] == "11.8 / 11.8; 9.9 / 9.9"
+    assert onnx[col].endswith("RMSE 11.8/11.8 · MAE 9.9/9.9"), onnx[col]
+    md = (write_report(write_run(tmp_path, a))[0]).read_text()
+    assert "**Task:** regression: each result is the predicted rul" in md and "RMSE 11.8/11.8" in md
+    con = Console(record=True, width=250)
+    con.print(summary_table(a))
+    assert "RMSE 11.8/11.8 · MAE 9.9/9.9" in con.export_text()
     same = compare([write_run(tmp_path, a), write_run(tmp_path, _regression_run("20261203-110000-fraud", 11.8))], 10)
     assert not [r for r in same.regressions if "RMSE" in r]
+    assert not [r for r in same.rows if r.metric.startswith("AUC")]  # a regression has no AUC row
     worse = compare([write_run(tmp_path, a), write_run(tmp_path, _regression_run("20261203-120000-fraud", 12.5))], 10)
     rows = [r for r in worse.regressions if "RMSE / reference − 1" in r]
-    assert len(rows) == 1 and rows[0].startswith("fraud/onnx") and "+0.00% → +5.93%" in rows[0]
+    assert len(rows) == 1 and rows[0].startswith("fraud/onnx") and "+0.00% → +5.93%" in rows[0], rows
 
 
 def test_the_built_in_regression_and_multiclass_scenarios_and_what_a_scenario_refuses() -> None:
