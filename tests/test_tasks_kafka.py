@@ -188,3 +188,40 @@ def test_the_monitor_alerts_when_a_regression_models_predictions_drift(
     families = {f.name: f for f in text_string_to_metric_families(metrics)}
     assert families["harness_monitor_rmse_ratio"].samples[0].value > 1.25
     assert families["harness_monitor_live_rmse"].samples[0].value > 20  # minutes of remaining life
+
+
+def test_models_of_each_task_travel_over_the_model_topic_and_retrain_refuses_them(
+    broker: str, rul_bundle: Path, type_bundle: Path, topic_name: str, tmp_path: Path
+) -> None:
+    """A regression and a multiclass bundle travel in chunks and arrive scoring as built (the transfer carries files,
+    whatever the task); `harness retrain` trains and gates binary classifiers only and says so in one line."""
+    from adapters.registry import adapter_class
+    from harness.kafka.config import KafkaTarget
+    from harness.scoring.models import ModelCache, publish_bundle, read_current
+
+    target = KafkaTarget(broker)
+    for name, src in (("rul", rul_bundle), ("type", type_bundle)):
+        publish_bundle(target, topic_name, src, name, chunk_bytes=16 * 1024)
+        version, root = read_current(target, topic_name, name, ModelCache(tmp_path / name))
+        received = Bundle.open(root)
+        assert version.model_id == received.model_id == Bundle.open(src).model_id
+        assert (
+            received.task == Bundle.open(src).task
+            and received.manifest["outputs"] == Bundle.open(src).task.output_names
+        )
+        X, _, p = received.reference()
+        with adapter_class("codegen-c").load(received) as a:
+            got = a.predict(X)
+        assert got.shape == p.shape and np.abs(got - p).max() < 1e-9
+    create_topic(broker, f"{topic_name}.in")
+    create_topic(broker, f"{topic_name}.feedback")
+    create_topic(broker, f"{topic_name}.alerts")
+    r = subprocess.run(
+        [*HARNESS, "retrain", "--input-topic", f"{topic_name}.in", "--feedback-topic", f"{topic_name}.feedback",
+         "--model-topic", topic_name, "--model-name", "rul", "--alerts-topic", f"{topic_name}.alerts",
+         "--bootstrap", broker, "--work-dir", str(tmp_path / "w")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is a regression model: harness retrain trains and gates binary classifiers" in lines[0]
