@@ -225,3 +225,25 @@ def test_models_of_each_task_travel_over_the_model_topic_and_retrain_refuses_the
     assert r.returncode != 0
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "is a regression model: harness retrain trains and gates binary classifiers" in lines[0]
+    # a scorer of the regression model refuses a multiclass version published under its name, and keeps scoring
+    alerts = f"{topic_name}.alerts"
+    loop = start_loop(broker, rul_bundle, "codegen-c", f"{topic_name}.in", f"g-{topic_name}", "--model-topic",
+                      topic_name, "--model-name", "rul", "--alerts-topic", alerts)  # fmt: skip
+    try:
+        publish_bundle(target, topic_name, type_bundle, "rul", chunk_bytes=16 * 1024)
+        c = Consumer({"bootstrap.servers": broker, "group.id": f"a-{topic_name}", "enable.auto.commit": False})
+        c.assign([TopicPartition(alerts, 0, OFFSET_BEGINNING)])
+        events: list[dict] = []  # type: ignore[type-arg]
+        deadline = time.monotonic() + 60
+        while not events and time.monotonic() < deadline:
+            events += [json.loads(m.value()) for m in c.consume(10, timeout=1) if m.error() is None]
+        c.close()
+    finally:
+        loop.terminate()
+        loop.communicate(timeout=30)
+    assert [e["rule"] for e in events] == ["ModelVersionRefused"], events
+    assert events[0]["model_id"] == Bundle.open(rul_bundle).model_id
+    assert (
+        "is a multiclass model" in events[0]["message"]
+        and "a new task needs its own output topic" in events[0]["message"]
+    )
