@@ -272,6 +272,8 @@ def _regression_run(run_id: str, onnx_rmse: float) -> dict[str, Any]:
             if w["kind"] != "load" or "identity" in a["adapter"]:
                 continue
             rmse = onnx_rmse if a["adapter"] == "onnx" else 11.8
+            if a["adapter"] == "onnx":  # timing disturbed by other processes: what it predicted still counts
+                w["problems"] = ["disturbed: other processes used 120% of a core"]
             w["accuracy"] = {
                 "max_abs_diff": 3e-6,
                 "share_beyond_tolerance": 0.0,

@@ -76,9 +76,15 @@ class AdapterResult(Model):
         return sum(w.lost for w in self.windows if not w.warmup)
 
     def _accuracy(self) -> list[tuple[Window, Accuracy]]:
+        """Every load window's accuracy, those that do not count for timing included (disturbed by other processes,
+        or measured again): what a strategy predicted does not depend on how busy the machine was."""
         if self.is_baseline:  # the identity adapter scores nothing: accuracy does not apply
             return []
-        return [(w, w.accuracy) for w in self.counted("load") if w.accuracy is not None and not w.accuracy.note]
+        return [
+            (w, w.accuracy)
+            for w in self.windows
+            if w.kind == "load" and not w.warmup and w.accuracy is not None and not w.accuracy.note
+        ]
 
     def max_abs_diff(self) -> float | None:
         vals = [a.max_abs_diff for _, a in self._accuracy() if a.max_abs_diff is not None]
