@@ -444,6 +444,7 @@ def microbench_cmd(
     from adapters.registry import adapter_class
     from harness.bench.microbench import run
 
+    _exits_without_teardown.add("microbench")  # a PMML, PFA or MOJO adapter runs in this process's JVM
     b = Bundle.open(bundle)
     X, _, _ = b.reference()
     with adapter_class(adapter).load(b, **parse_options(option)) as a:

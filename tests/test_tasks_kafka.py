@@ -188,6 +188,11 @@ def test_the_monitor_alerts_when_a_regression_models_predictions_drift(
     families = {f.name: f for f in text_string_to_metric_families(metrics)}
     assert families["harness_monitor_rmse_ratio"].samples[0].value > 1.25
     assert families["harness_monitor_live_rmse"].samples[0].value > 20  # minutes of remaining life
+    print(
+        f"ScoreDriftPSI {drift['value']:.3f} (threshold {drift['threshold']}), ScoreDriftKS "
+        f"{by_rule['ScoreDriftKS']['value']:.3f}, LiveRMSERose rmse_ratio {by_rule['LiveRMSERose']['value']:.2f}; "
+        f"live RMSE {families['harness_monitor_live_rmse'].samples[0].value:.1f} min"
+    )
 
 
 def test_models_of_each_task_travel_over_the_model_topic_and_retrain_refuses_them(
