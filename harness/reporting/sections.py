@@ -109,6 +109,8 @@ def scenario_facts(sc: ScenarioResult) -> list[tuple[str, str]]:
             parts.append(f"load generator {c.generator_per_s:,.0f}/s")
         if c.measurer_per_s:
             parts.append(f"measurer {c.measurer_per_s:,.0f}/s flat out")
+        if c.pipeline_per_s:
+            parts.append(f"the whole pipeline end to end {c.pipeline_per_s:,.0f}/s (identity)")
         facts.append(("This machine's ceilings", "; ".join(parts)))
     return facts
 

@@ -157,6 +157,9 @@ class Ceilings(Model):
     measurer_per_s: float | None = None
     loop_cpu_us_per_record: float | None = None
     loop_capacity_per_s: float | None = None
+    # the whole pipeline end to end (the identity scorer under open-loop load above what it can carry: generator,
+    # broker, loop and measurer on the same cores); load windows are fractions of at most this
+    pipeline_per_s: float | None = None
 
     def problems(self) -> list[str]:
         out = []
