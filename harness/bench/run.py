@@ -27,7 +27,7 @@ from harness.bench.errors import RunError
 from harness.bench.experiments import RebalancePlan, ScaleOutPlan
 from harness.bench.lifecycle import LifecyclePlan, lifecycle
 from harness.bench.online import OnlinePlan, online
-from harness.bench.rounds import CONTROL, Entrant, RoundRunner
+from harness.bench.rounds import AA_TWIN, CONTROL, Entrant, RoundRunner
 from harness.bench.session import RunContext
 from harness.errors import HarnessError
 from harness.kafka.config import KafkaTarget
@@ -46,7 +46,6 @@ from harness.scenario import AdapterSpec, Scenario
 if TYPE_CHECKING:
     from harness.kafka.broker import Broker, BrokerState
 
-AA_LABEL = "identity (A/A)"
 LOAD_CEILING_SHARE = 0.8  # load windows stay under this share of the generator's and the measurer's ceilings
 
 
@@ -129,7 +128,7 @@ def select_adapters(sc: Scenario, only: list[str] | None, with_identity: bool) -
     if with_identity and not any(s.name == "identity" for s in specs):
         specs.insert(0, AdapterSpec(name="identity"))
     if with_identity and sc.rounds.aa_identity:
-        specs.append(AdapterSpec(name="identity", label=AA_LABEL))
+        specs.append(AdapterSpec(name="identity", label=AA_TWIN))
     return specs
 
 
