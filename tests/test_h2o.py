@@ -112,6 +112,32 @@ def test_cluster_is_shut_down_after_training(h2o_models: dict[str, Any]) -> None
     assert h2o_models["process"].poll() is not None, "the H2O JVM is still running"
 
 
+def test_a_start_that_gives_up_leaves_no_jvm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """h2o stops waiting for its JVM after its start limit and leaves the JVM running: the cluster kills it (a busy
+    machine's make test leaked a 1 GiB H2O JVM that way) and removes its temp files."""
+    import time
+
+    from h2o.backend import H2OLocalServer
+    from h2o.exceptions import H2OServerError
+
+    monkeypatch.setattr(h2o_cluster, "START_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(H2OLocalServer, "_TIME_TO_START", 0.5)  # a JVM never starts in half a second
+    cluster = h2o_cluster.H2OCluster()
+    with pytest.raises(H2OServerError):
+        cluster.start()
+    ice_root = cluster._ice_root.encode()
+    assert ice_root and not Path(cluster._ice_root).exists()
+    time.sleep(0.5)  # SIGKILL is delivered; the zombie is reaped by its parent (this process) or init
+    left = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and ice_root in (proc / "cmdline").read_bytes().split(b"\0"):
+                left.append(proc.name)
+        except OSError:
+            continue
+    assert not left, f"the H2O JVM of a failed start still runs: pid {left}"
+
+
 def test_trainer_refuses_what_the_ir_cannot_hold() -> None:
     X, y = _data(50, np.random.default_rng(0))
     with pytest.raises(ValueError, match="unknown algorithm"):

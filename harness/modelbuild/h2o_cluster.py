@@ -1,35 +1,42 @@
 """A local H2O cluster for training (harness/modelbuild/train_h2o.py).
 
-Cluster. `train()` needs an H2O cluster: it uses the one an enclosing `with h2o_cluster():` started,
-or starts one for its own call and shuts it down before returning. A build that trains several H2O
-models wraps them in one `with h2o_cluster():` to pay H2O's start-up (~6 s) once. The cluster is a new
-local H2O (its own JVM, the h2o package's h2o.jar) started with `H2OLocalServer.start` and connected
-with `h2o.connect` -- what `h2o.init` does, minus `h2o.init`'s "attach to whatever already listens on
-port 54321", which could adopt (and later shut down) somebody else's cluster. On exit:
-`h2o.cluster().shutdown()`, then wait for the process to end (SIGTERM after 15 s, SIGKILL after
-30 s) and remove its temp files. The training frame is removed after training; the H2O model stays
-in the cluster (`trained.h2o_estimator`, for in-cluster predictions or coefficients) until the
-cluster shuts down. Note: an H2OFrame upload goes through CSV, H2O's number parser and its column
-compression, which move ~9% of random doubles by one ulp (measured); H2O trains on those values.
-The native predictions are genmodel's on the exact doubles, so the cluster's own `predict` can
-differ from them on rows that sit on a split value (tests/test_h2o.py shows genmodel reproduces the
-cluster exactly on the values the cluster holds).
+Cluster. `train()` needs an H2O cluster: it uses the one an enclosing `with h2o_cluster():` started, or
+starts one for its own call and shuts it down before returning. A build that trains several H2O models
+wraps them in one `with h2o_cluster():` to pay H2O's start-up (~6 s) once. The cluster is a new local
+H2O (its own JVM, the h2o package's h2o.jar) started with `H2OLocalServer.start` and connected with
+`h2o.connect` -- what `h2o.init` does, minus `h2o.init`'s "attach to whatever already listens on port
+54321", which could adopt (and later shut down) somebody else's cluster. The JVM gets START_TIMEOUT_S to
+start (h2o's 60 s is too short on a busy machine); a start that fails kills the JVM h2o left behind. On
+exit: `h2o.cluster().shutdown()`, then wait for the process to end (SIGTERM after 15 s, SIGKILL after 30
+s) and remove its temp files. The training frame is removed after training; the H2O model stays in the
+cluster (`trained.h2o_estimator`, for in-cluster predictions or coefficients) until the cluster shuts
+down. Note: an H2OFrame upload goes through CSV, H2O's number parser and its column compression, which
+move ~9% of random doubles by one ulp (measured); H2O trains on those values. The native predictions are
+genmodel's on the exact doubles, so the cluster's own `predict` can differ from them on rows that sit on
+a split value (tests/test_h2o.py shows genmodel reproduces the cluster exactly on the values the cluster
+holds).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
+import signal
 import subprocess
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 # ---------------------------------------------------------------------------------------------------
 # The H2O cluster
 # ---------------------------------------------------------------------------------------------------
+
+START_TIMEOUT_S = 240.0  # how long a new H2O JVM may take to start before the build gives up (h2o's own: 60 s)
 
 _cluster_lock = threading.Lock()
 _active: H2OCluster | None = None
@@ -43,19 +50,31 @@ class H2OCluster:
         self.nthreads = nthreads
         self.base_port = base_port
         self._server: Any = None
+        self._ice_root = ""  # H2O's temp files (its -ice_root), removed on stop
 
     def start(self) -> None:
         import h2o
         from h2o.backend import H2OLocalServer
 
-        self._server = H2OLocalServer.start(
-            nthreads=self.nthreads,
-            max_mem_size=self.max_mem_mb << 20,
-            enable_assertions=False,
-            port=f"{self.base_port}+",
-            name=f"harness-{uuid.uuid4().hex[:12]}",
-            verbose=False,
-        )
+        # h2o gives its JVM 60 s to start (a class attribute, read when it waits): a JVM at nice 19 on a busy 2-core
+        # VM took longer (make test beside other tenants, load ~30), and h2o then gives up without stopping it
+        H2OLocalServer._TIME_TO_START = max(H2OLocalServer._TIME_TO_START, START_TIMEOUT_S)
+        name = f"harness-{uuid.uuid4().hex[:12]}"
+        self._ice_root = tempfile.mkdtemp(prefix="harness-h2o-")
+        try:
+            self._server = H2OLocalServer.start(
+                nthreads=self.nthreads,
+                max_mem_size=self.max_mem_mb << 20,
+                enable_assertions=False,
+                port=f"{self.base_port}+",
+                name=name,
+                ice_root=self._ice_root,
+                verbose=False,
+            )
+        except BaseException:
+            _kill_jvm_named(name)  # the JVM h2o started and stopped waiting for (it would run on, 1 GiB of heap)
+            shutil.rmtree(self._ice_root, ignore_errors=True)
+            raise
         try:
             # h2o.connect prints a "your H2O is N months old" notice to stdout: not ours to show.
             with contextlib.redirect_stdout(io.StringIO()):
@@ -85,9 +104,7 @@ class H2OCluster:
                 except subprocess.TimeoutExpired:
                     continue
             server._process = None
-        tmp = getattr(server, "_tempdir", None)
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(self._ice_root, ignore_errors=True)
 
     @property
     def running(self) -> bool:
@@ -99,6 +116,20 @@ class H2OCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _kill_jvm_named(name: str) -> None:
+    """SIGKILL the process whose command line has `-name <name>` (a cluster name is unique to one start)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone, or not ours to read
+            continue
+        if b"-name" in args and name.encode() in args:
+            with contextlib.suppress(OSError):
+                os.kill(int(proc.name), signal.SIGKILL)
 
 
 @contextlib.contextmanager
