@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -104,6 +105,13 @@ def _feedback(broker: str, topic: str, prefix: str, labels: np.ndarray, n: int) 
     p.flush(10)
 
 
+def _alerted(families: dict) -> set[str]:  # type: ignore[type-arg]
+    """The rules /metrics counts at least one alert for."""
+    return {
+        s.labels["rule"] for s in families["harness_monitor_alerts"].samples if s.name.endswith("_total") and s.value
+    }
+
+
 def test_monitor_alerts_on_a_drifting_stream(broker: str, small_bundle: Path, topic_name: str) -> None:
     create_topic(broker, topic_name, partitions=2)
     alerts, feedback = f"{topic_name}.alerts", f"{topic_name}.feedback"
@@ -111,13 +119,16 @@ def test_monitor_alerts_on_a_drifting_stream(broker: str, small_bundle: Path, to
     create_topic(broker, feedback)
     loop = start_loop(broker, small_bundle, "native", topic_name, f"g-{topic_name}")
     port = free_port()
+    # --max-windows is a cap (90 s): the test stops the monitor once /metrics counts both alerts, so a busy machine
+    # (sending late, a slow scorer) lengthens the run instead of ending the monitor before the drift reached it
     monitor = subprocess.Popen(
         [*HARNESS, "monitor", "--bundle", str(small_bundle), "--results-topic", f"{topic_name}.out",
          "--dlq-topic", f"{topic_name}.dlq", "--feedback-topic", feedback, "--alerts-topic", alerts,
-         "--window-s", str(WINDOW_S), "--metrics-port", str(port), "--max-windows", "9", "--bootstrap", broker,
+         "--window-s", str(WINDOW_S), "--metrics-port", str(port), "--max-windows", "45", "--bootstrap", broker,
          "--join-window-s", "3"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
     )  # fmt: skip
+    psi_seen, metrics = 0.0, ""
     try:
         # the scorer holds its partitions before anything is sent: a scorer still starting on a busy machine would
         # score the reference and drifted records in one late burst, and the windows would mix them
@@ -132,7 +143,22 @@ def test_monitor_alerts_on_a_drifting_stream(broker: str, small_bundle: Path, to
         drift_offsets = np.arange(int(RATE * 6)) / RATE
         send(conf, topic_name, after, drift_offsets, "drift", time.time_ns() + 100_000_000, 50)
         _feedback(broker, feedback, "drift", labels, len(drift_offsets))
-        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        deadline = time.monotonic() + 90
+        while monitor.poll() is None and time.monotonic() < deadline:  # until both alerts and both bad labels count
+            try:
+                scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            except httpx.TransportError:  # not listening yet (a monitor still starting on a busy machine)
+                time.sleep(0.5)
+                continue
+            metrics = scraped
+            families = {f.name: f for f in text_string_to_metric_families(scraped)}
+            psi_now = families["harness_monitor_score_psi"].samples[0].value
+            psi_seen = max(psi_seen, psi_now if psi_now == psi_now else 0.0)  # NaN: a window without results
+            counted = [families[f"harness_monitor_feedback_{k}"].samples[0].value for k in ("unjoined", "malformed")]
+            if {"ScoreDriftPSI", "LiveAUCDropped"} <= _alerted(families) and min(counted) >= 1:
+                break
+            time.sleep(WINDOW_S / 2)
+        monitor.send_signal(signal.SIGTERM)
         out, err = monitor.communicate(timeout=60)
         assert monitor.returncode == 0, err[-2000:]
     finally:
@@ -145,28 +171,32 @@ def test_monitor_alerts_on_a_drifting_stream(broker: str, small_bundle: Path, to
     c.assign([TopicPartition(alerts, 0, OFFSET_BEGINNING)])
     events = [json.loads(m.value()) for m in c.consume(100, timeout=5) if m.error() is None]
     c.close()
-    by_rule = {e["rule"]: e for e in events}
+    by_rule: dict[str, dict] = {}  # type: ignore[type-arg]
+    for e in events:  # each rule's first alert
+        by_rule.setdefault(e["rule"], e)
     assert "ScoreDriftPSI" in by_rule, (events, err[-2000:])
     drift = by_rule["ScoreDriftPSI"]
     model_id = Bundle.open(small_bundle).model_id
     assert drift["value"] > 0.2 and drift["threshold"] == 0.2 and drift["model_id"] == model_id
-    # the alert came in the first windows after the drift began, not before it
+    # the first drift alert came in a window after the drift began, not before it (how many windows after depends on
+    # how far behind a busy machine's scorer is: not asserted)
     start = time.mktime(time.strptime(drift["window_start"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
-    assert drift_at_ns / 1e9 - WINDOW_S - 1 <= start <= drift_at_ns / 1e9 + 2 * WINDOW_S, (drift, drift_at_ns)
+    assert start >= drift_at_ns / 1e9 - WINDOW_S - 1, (drift, drift_at_ns)
     assert "LiveAUCDropped" in by_rule, (events, err[-2000:])  # the labels show the static model ranks worse
-    # every window is logged; the unknown id and the malformed record are counted, never a stop
-    assert err.count("window:") == 9
+    # every window closed is logged, the feedback's bad records never stopped the monitor
+    windows = err.count("window:")
+    assert windows >= 5, err[-2000:]  # 4 s of reference and 6 s of drifted records at least
     families = {f.name: f for f in text_string_to_metric_families(metrics)}
-    psi_now = families["harness_monitor_score_psi"].samples[0].value
-    assert psi_now > 0.2
-    alerts_by_rule = {
-        s.labels["rule"]: s.value for s in families["harness_monitor_alerts"].samples if s.name.endswith("_total")
-    }
-    assert alerts_by_rule.get("ScoreDriftPSI", 0) >= 1
+    assert psi_seen > 0.2  # /metrics showed the drift while the drifted results were read
+    assert _alerted(families) >= {"ScoreDriftPSI", "LiveAUCDropped"}
     assert families["harness_monitor_results"].samples[0].value > 0
     assert families["harness_monitor_model_info"].samples[0].labels["model_id"] == model_id
-    assert sum(int(x) for x in re.findall(r"(\d+) malformed", err)) == 1
-    assert sum(int(x) for x in re.findall(r"(\d+) unjoined", err)) == 1
+    # the labels' unknown id (unjoined once its join window passed) and the malformed record: counted once each, on
+    # /metrics (a window's log line names them when that window closes; the test may stop the monitor before it does)
+    assert families["harness_monitor_feedback_unjoined"].samples[0].value == 1
+    assert families["harness_monitor_feedback_malformed"].samples[0].value == 1
+    assert sum(int(x) for x in re.findall(r"(\d+) malformed", err)) <= 1
+    assert sum(int(x) for x in re.findall(r"(\d+) unjoined", err)) <= 1
 
 
 def test_promtool_accepts_the_prometheus_config_of_the_compose_set_up() -> None:
