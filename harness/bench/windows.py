@@ -307,7 +307,13 @@ def load_window(
         ),
         rows_per_s=point.achieved_per_s(),
         seconds=profile.duration_s,
-        latency=latency_sample(lat, slo),
+        latency=latency_sample(lat, slo).model_copy(
+            update={
+                "queueing_p99_ms": point.queueing_ms.p99 if point.queueing_ms else None,
+                "scoring_p99_ms": point.scoring_ms.p99 if point.scoring_ms else None,
+                "delivery_p99_ms": point.delivery_ms.p99 if point.delivery_ms else None,
+            }
+        ),
         accuracy=point.accuracy,
         generator_behind_share=point.generator.behind_share if point.generator else None,
         interference=point.interference,

@@ -39,6 +39,11 @@ class LatencySample(Model):
     p99_ms: float | None = None
     p999_ms: float | None = None
     max_ms: float | None = None
+    # one window's: where its p99 went — waiting to be consumed by the scorer (send, broker, the scorer's
+    # queue), the scoring itself (batch wait included) and the result's way to the measurer
+    queueing_p99_ms: float | None = None
+    scoring_p99_ms: float | None = None
+    delivery_p99_ms: float | None = None
 
 
 class Window(Model):
