@@ -7,7 +7,9 @@ Then `rounds.count` rounds, each measuring every contestant once, in a fresh ran
 results.json):
 
     phase 1  control, A, control, B, control, ...: a backlog window per contestant (harness/bench/windows.py),
-             each between two windows of the control (the identity scorer: the loop with no model)
+             each between two windows of the control (the identity scorer: the loop with no model); or, with
+             `rounds.pairing: concurrent`, each contestant's backlog drained at the same time as one of the
+             control's (the control's own slot beside its A/A twin)
     phase 2  load windows per contestant, at each fraction of its flat-out rate (random order)
 
 A contestant's cost in a round is its CPU per record over the control's in the windows just before and just
