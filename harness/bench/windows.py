@@ -8,7 +8,7 @@ While it drains, nothing else of the harness runs: the load generator has finish
 paused (it would take the other core at the contestant's own speed) — completion is read from the output and
 dead-letter topics' end offsets, and the measurer checks every record afterwards. Results and CPU are read
 every POLL_S: the cost and the flat-out rate are taken between 10% and 90% of the backlog (start-up and the
-last partial batch left out), and the costs of its 0.2-second sub-spans are kept beside them.
+last partial batch left out), and the costs of its 0.1-second sub-spans are kept beside them.
 
 Paired backlog window (`rounds.pairing: concurrent`). A strategy and the control drain their backlogs at the
 same time; each one's cost is taken over the moments in which both drained in full.
@@ -124,7 +124,7 @@ def common_span(samples: list[Sample], n: tuple[int, ...], lo: float = 0.1, hi: 
     return i, j
 
 
-SPAN_S = 0.2  # the sub-spans of a drain whose costs are kept beside the window's (see `span_costs`)
+SPAN_S = 0.1  # the sub-spans of a drain whose costs are kept beside the window's (see `span_costs`)
 
 
 def span_costs(samples: list[Sample], side: int, i: int, j: int, span_s: float = SPAN_S) -> list[float]:

@@ -68,7 +68,7 @@ class Window(Model):
     control_us_per_record: float | None = None
     rows_per_s: float | None = None  # backlog: the flat-out rate; load: the achieved rate
     seconds: float | None = None
-    # backlog: the cost (µs per result) of each 0.2-second sub-span of the drain, in order (for how the cost
+    # backlog: the cost (µs per result) of each 0.1-second sub-span of the drain, in order (for how the cost
     # moved within the window; the window's cost is over the whole span)
     span_us_per_record: list[float] = Field(default_factory=list)
     latency: LatencySample | None = None
