@@ -40,13 +40,15 @@ def _stream(broker: str, topic: str, feedback: str, bundle: Path, n: int, drift:
     labels = np.where(flipped, 1 - y, y)
     codec = wire.FeatureCodec.for_bundle(b, "json")
     p = Producer({"bootstrap.servers": broker, "linger.ms": 5})
+    # counted, never a stop; first on its partition, so it is read before that partition's last label: a retrain
+    # triggered by the n-th label has counted it (sent last, it could be read after the trigger)
+    p.produce(feedback, value=b"not a label")
     for i in range(n):
         rid = f"r{seed}-{i}"
         p.produce(topic, key=rid.encode(), value=codec.encode(X[i]), headers=[(wire.H_RID, rid.encode())])
         p.produce(feedback, key=rid.encode(), value=json.dumps({"rid": rid, "label": int(labels[i])}).encode())
         if i % 500 == 0:
             p.poll(0)
-    p.produce(feedback, value=b"not a label")  # counted, never a stop
     p.flush(30)
 
 
