@@ -14,7 +14,9 @@ from harness.errors import HarnessError
 from jvm.errors import JvmError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark and model-interchange harness.")
-broker_app = typer.Typer(no_args_is_help=True, help="The embedded single-node Apache Kafka broker (KRaft).")
+broker_app = typer.Typer(
+    no_args_is_help=True, help="The embedded Apache Kafka (KRaft): a single broker, or a three-node cluster."
+)
 app.add_typer(broker_app, name="broker")
 
 # a pipe or a CI log gets 140 columns rather than rich's 80, so tables are not cut to "codeg…"
@@ -38,47 +40,90 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 @broker_app.command("start")
 def broker_start(
-    port: Annotated[int | None, typer.Option(help="Listener port; default: a free port.")] = None,
-    heap_mb: Annotated[int, typer.Option(help="Broker JVM heap in MiB.")] = 1024,
-    timeout_s: Annotated[float, typer.Option(help="How long to wait for the broker to answer.")] = 90.0,
+    brokers: Annotated[
+        int,
+        typer.Option(
+            help="1: the single broker; 3: a three-node KRaft cluster (replication factor 3, min.insync.replicas 2)."
+        ),
+    ] = 1,
+    port: Annotated[int | None, typer.Option(help="Listener port of the single broker; default: a free port.")] = None,
+    heap_mb: Annotated[
+        int | None, typer.Option(help="JVM heap in MiB per node; default 1024 (single broker), 256 (cluster).")
+    ] = None,
+    timeout_s: Annotated[float, typer.Option(help="How long to wait for the broker(s) to answer.")] = 90.0,
 ) -> None:
-    """Start the embedded broker (formats its storage on first start) and print its bootstrap address."""
-    from harness.kafka.broker import Broker
+    """Start the embedded broker or cluster (formats storage on first start) and print its bootstrap address."""
+    from harness.kafka.broker import DEFAULT_HEAP_MB, Broker
+    from harness.kafka.cluster import DEFAULT_CLUSTER_HEAP_MB, Cluster
 
-    b = Broker()
-    already = b.running()
-    st = b.start(port=port, heap_mb=heap_mb, timeout_s=timeout_s)
-    if already is not None:
-        err_console.print(f"broker already running (pid {st.pid})")
-    else:
-        err_console.print(f"broker started: Apache Kafka {st.kafka_version}, KRaft, pid {st.pid}, data {st.data_dir}")
-    print(st.bootstrap)
+    if brokers == 1:
+        b = Broker()
+        already = b.running()
+        st = b.start(port=port, heap_mb=heap_mb or DEFAULT_HEAP_MB, timeout_s=timeout_s)
+        if already is not None:
+            err_console.print(f"broker already running (pid {st.pid})")
+        else:
+            err_console.print(
+                f"broker started: Apache Kafka {st.kafka_version}, KRaft, pid {st.pid}, data {st.data_dir}"
+            )
+        print(st.bootstrap)
+        return
+    if port is not None:
+        fail("--port is for the single broker; a cluster's nodes listen on free ports (see `harness broker status`)")
+    c = Cluster()
+    up = c.running()
+    cst = c.start(brokers, heap_mb=heap_mb or DEFAULT_CLUSTER_HEAP_MB, timeout_s=max(timeout_s, 120.0))
+    pids = ", ".join(str(n.pid) for n in cst.nodes)
+    what = "cluster already running" if up is not None and len(up.alive()) == brokers else "cluster started"
+    err_console.print(
+        f"{what}: Apache Kafka {cst.kafka_version}, KRaft, {brokers} combined broker+controller nodes "
+        f"(pids {pids}), replication factor 3, min.insync.replicas 2, data {c.root}",
+        highlight=False,
+    )
+    print(cst.bootstrap)
 
 
 @broker_app.command("stop")
 def broker_stop() -> None:
-    """Stop the embedded broker cleanly; leaves no process behind."""
+    """Stop the embedded broker and cluster cleanly; leaves no process behind."""
     from harness.kafka.broker import Broker
+    from harness.kafka.cluster import Cluster
 
-    if Broker().stop():
-        err_console.print("broker stopped")
-    else:
-        err_console.print("no broker was running")
+    stopped = [name for name, ran in (("broker", Broker().stop()), ("cluster", Cluster().stop())) if ran]
+    err_console.print(f"{' and '.join(stopped)} stopped" if stopped else "no broker was running")
 
 
 @broker_app.command("status")
 def broker_status() -> None:
-    """Say whether the embedded broker is up and where; exit 3 when it is not running."""
+    """Say whether the embedded broker or cluster is up and where (a line per node for a cluster); exit 3 when
+    neither runs, 4 when one does not answer."""
     from harness.kafka.broker import Broker, metadata_answers
+    from harness.kafka.cluster import Cluster
+    from harness.kafka.node import broker_count, pid_alive
 
     st = Broker().running()
-    if st is None:
+    c = Cluster()
+    cst = c.running()
+    if st is None and cst is None:
         print("stopped")
         raise typer.Exit(3)
-    answers = metadata_answers(st.bootstrap, timeout_s=3.0)
-    print(f"{'running' if answers else 'not answering'} {st.bootstrap} pid={st.pid} kafka={st.kafka_version}")
-    if not answers:
-        raise typer.Exit(4)
+    code = 0
+    if st is not None:
+        answers = metadata_answers(st.bootstrap, timeout_s=3.0)
+        print(f"{'running' if answers else 'not answering'} {st.bootstrap} pid={st.pid} kafka={st.kafka_version}")
+        code = code or (0 if answers else 4)
+    if cst is not None:
+        registered = broker_count(cst.bootstrap, timeout_s=3.0)
+        state = "running" if registered == len(cst.nodes) else "degraded" if registered else "not answering"
+        print(f"{state} {cst.bootstrap} brokers={registered}/{len(cst.nodes)} kafka={cst.kafka_version} cluster")
+        controller = c.active_controller()
+        for n in cst.nodes:
+            role = " active controller" if n.node_id == controller else ""
+            up = "up" if pid_alive(n.pid) else "down"
+            print(f"  node {n.node_id} 127.0.0.1:{n.port} (controller port {n.controller_port}) pid={n.pid} {up}{role}")
+        code = code or (0 if registered else 4)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("build")

@@ -28,16 +28,23 @@ def partitions_of(target: KafkaTarget, topic: str, timeout_s: float = 10.0) -> i
 def ensure_topics(
     target: KafkaTarget,
     topics: dict[str, int],
-    replication: int = 1,
+    replication: int | None = None,
     timeout_s: float = 30.0,
     config: dict[str, str] | None = None,
 ) -> None:
     """Create each missing topic with the given partition count (and topic `config`, e.g. compaction);
-    existing topics are left as they are."""
+    existing topics are left as they are. The replication factor is the cluster's default unless given: 1 on
+    the single embedded broker, 3 on the embedded cluster (with min.insync.replicas 2, a broker setting),
+    whatever a user's cluster sets as default.replication.factor."""
     a = admin(target)
     existing = set(a.list_topics(timeout=timeout_s).topics)
     new = [
-        NewTopic(t, num_partitions=p, replication_factor=replication, config=dict(config or {}))
+        NewTopic(
+            t,
+            num_partitions=p,
+            replication_factor=-1 if replication is None else replication,
+            config=dict(config or {}),
+        )
         for t, p in topics.items()
         if t not in existing
     ]

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adapters.base import Adapter
 from adapters.bundle import Bundle
-from harness.kafka.config import KafkaTarget
+from harness.kafka.config import DURABLE_PRODUCER, KafkaTarget
 
 H_MODEL = "model"  # result header: the model id that scored the record
 
@@ -72,7 +72,7 @@ def publish(target: KafkaTarget, topic: str, version: ModelVersion) -> None:
     from harness.kafka.topics import ensure_topics
 
     ensure_topics(target, {topic: 1}, config={"cleanup.policy": "compact"})
-    p = Producer(target.client_config(**{"acks": "all"}))
+    p = Producer(target.client_config(**DURABLE_PRODUCER))
     errors: list[str] = []
     p.produce(
         topic,

@@ -40,7 +40,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from harness.kafka.config import KafkaTarget
+from harness.kafka.config import DURABLE_PRODUCER, KafkaTarget
 from harness.scoring.errors import LoopError
 
 Offsets = dict[tuple[str, int], int]  # (topic, partition) -> next offset to commit
@@ -74,8 +74,7 @@ class Output(Protocol):
 
 def producer_config(client_id: str) -> dict[str, Any]:
     return {
-        "acks": "all",
-        "enable.idempotence": True,
+        **DURABLE_PRODUCER,
         "linger.ms": 1,
         "batch.num.messages": 10_000,
         "client.id": client_id,

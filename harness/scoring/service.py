@@ -17,7 +17,7 @@ import numpy as np
 
 from adapters.base import Adapter
 from adapters.bundle import Bundle
-from harness.kafka.config import KafkaTarget
+from harness.kafka.config import DURABLE_PRODUCER, KafkaTarget
 from harness.scoring import protocol, wire
 from harness.scoring.errors import ScoringSetupError
 from harness.scoring.loop import GUARANTEES, Guarantee, LoopConfig, LoopStats
@@ -172,7 +172,7 @@ class AlertSink:
         from confluent_kafka import Producer
 
         if self._producer is None:
-            self._producer = Producer(self.target.client_config(**{"acks": "all"}))
+            self._producer = Producer(self.target.client_config(**DURABLE_PRODUCER))
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         alert = Alert(
             rule="ModelVersionRefused",
