@@ -4,6 +4,7 @@ Read from metadata answers (librdkafka's admin client); the fault suite picks it
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import time
 from dataclasses import dataclass
@@ -63,9 +64,10 @@ def leader_of(target: KafkaTarget, topic: str, partition: int = 0, timeout_s: fl
 def group_coordinator(target: KafkaTarget, group: str, timeout_s: float = 10.0) -> int:
     """The node coordinating consumer group `group`."""
     try:
-        d = _admin(target).describe_consumer_groups([group], request_timeout=timeout_s)[group].result(timeout_s)
-    except KafkaException as e:
-        raise KafkaSetupError(f"cannot describe consumer group {group}: {e}") from None
+        a = _admin(target)  # held until the answer came: a collected client never completes its futures
+        d = a.describe_consumer_groups([group], request_timeout=timeout_s)[group].result(timeout_s + 5)
+    except (KafkaException, concurrent.futures.TimeoutError) as e:
+        raise KafkaSetupError(f"cannot describe consumer group {group}: {e or 'timed out'}") from None
     return int(d.coordinator.id)
 
 

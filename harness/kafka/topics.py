@@ -58,6 +58,18 @@ def ensure_topics(
                 raise KafkaSetupError(f"cannot create topic {name}: {e.args[0].str() if e.args else e}") from None
 
 
+def create_placed_topics(target: KafkaTarget, assignments: dict[str, list[list[int]]], timeout_s: float = 30.0) -> None:
+    """Create topics whose replicas sit on given nodes: `assignments[topic][partition]` lists the partition's
+    replicas, the first one its preferred leader (the fault suite places input and output leaders apart)."""
+    a = admin(target)
+    new = [NewTopic(t, num_partitions=len(r), replica_assignment=r) for t, r in assignments.items()]
+    for name, fut in a.create_topics(new, operation_timeout=timeout_s).items():
+        try:
+            fut.result(timeout=timeout_s)
+        except KafkaException as e:
+            raise KafkaSetupError(f"cannot create topic {name}: {e.args[0].str() if e.args else e}") from None
+
+
 def delete_topics(target: KafkaTarget, topics: list[str], timeout_s: float = 30.0) -> None:
     a = admin(target)
     existing = set(a.list_topics(timeout=timeout_s).topics)
