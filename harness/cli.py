@@ -328,37 +328,58 @@ def faults_cmd(
         typer.Option(
             "--case",
             help="Only these faults (repeatable): kill9, broker-restart, server-restart, poison, nan-raise, hang, "
-            "outage; default: all.",
+            "outage, or a row of the replication matrix (see --matrix); default: all.",
         ),
     ] = None,
+    matrix: Annotated[
+        bool,
+        typer.Option(
+            "--matrix",
+            help="Only the replication matrix, on a three-node cluster: input/output partition leader clean "
+            "shutdown, hard kill, clean and hard bounce; controller kill; SIGSTOP; isolation; coordinator kill.",
+        ),
+    ] = False,
     guarantee: Annotated[
         list[str] | None, typer.Option("--guarantee", help="at-least-once and/or exactly-once; default: both.")
     ] = None,
     backlog: Annotated[int, typer.Option(min=100, help="Records in the kill -9 backlog.")] = 100_000,
     bundle: Annotated[Path | None, typer.Option(help="Bundle to score; default: the fraud scenario's.")] = None,
+    rate: Annotated[
+        float | None, typer.Option(min=1, help="Records/s of the matrix's and the soak's senders (300, 200).")
+    ] = None,
+    soak: Annotated[
+        str | None,
+        typer.Option(help="Run the soak instead, this long (e.g. 30m): a random matrix fault every ~60 s."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="The soak's fault schedule (printed before it starts).")] = 1,
+    fault_every: Annotated[float, typer.Option(min=10, help="Seconds between the soak's faults (±25%).")] = 60.0,
+    results: Annotated[Path, typer.Option(help="Where the soak's folder is written.")] = Path("results"),
 ) -> None:
-    """Run the scoring loop through every fault on a broker of its own (kill -9, broker and model server
-    restarts, poison records, NaN, exceptions, hangs, outages); print sent / scored / dead-lettered / lost /
-    duplicates per fault and guarantee. Exit 1 when a record was lost (or duplicated in exactly-once)."""
-    from harness.faults.cases import CASES
-    from harness.faults.suite import HEADER, format_row, run
+    """Run the scoring loop through every fault (kill -9, broker and model server restarts, poison records,
+    NaN, exceptions, hangs, outages on a broker of its own; the replication matrix on a three-node cluster of
+    its own); print sent / scored / dead-lettered / lost / duplicates per fault and guarantee. Exit 1 when a
+    record was lost (or duplicated in exactly-once). --soak: the long run with random faults."""
+    from harness.faults.processes import FaultError
+    from harness.faults.suite import ALL_CASES, execute
+    from harness.faults.suite import soak as run_soak
     from harness.scoring.loop import GUARANTEES
 
-    unknown = [c for c in case or [] if c not in CASES] + [g for g in guarantee or [] if g not in GUARANTEES]
+    unknown = [c for c in case or [] if c not in ALL_CASES] + [g for g in guarantee or [] if g not in GUARANTEES]
     if unknown:
-        valid = f"faults: {', '.join(CASES)}; guarantees: {', '.join(GUARANTEES)}"
+        valid = f"faults: {', '.join(ALL_CASES)}; guarantees: {', '.join(GUARANTEES)}"
         fail(f"unknown fault or guarantee {unknown[0]!r}; {valid}")
-    rows = run(
-        case or list(CASES),
-        guarantee or list(GUARANTEES),
-        backlog,
-        bundle,
-        lambda m: err_console.print(m, highlight=False),
-    )
-    print(HEADER)
-    for r in rows:
-        print(format_row(r))
-    raise typer.Exit(0 if all(r.holds() for r in rows) else 1)
+
+    def log(m: str) -> None:
+        err_console.print(m, highlight=False)
+
+    try:
+        if soak:
+            code = run_soak(soak, seed, rate, fault_every, bundle, results, log)
+        else:
+            code = execute(case, matrix, guarantee, backlog, bundle, rate, log)
+    except FaultError as e:
+        fail(str(e))
+    raise typer.Exit(code)
 
 
 @app.command("monitor", context_settings=ENV)

@@ -53,6 +53,7 @@ class Outcomes:
                     "group.id": f"ledger-{uuid.uuid4().hex[:8]}",
                     "enable.auto.commit": False,
                     "isolation.level": "read_committed",
+                    "fetch.wait.max.ms": 10,  # an output is read as soon as it is readable (its arrival time)
                     "log_level": 0,
                 }
             )

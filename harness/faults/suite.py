@@ -23,8 +23,9 @@ from typing import Any
 
 from harness.faults.cases import CASES, Env
 from harness.faults.ledger import Ledger
+from harness.faults.pipeline import ClusterEnv
 from harness.faults.processes import FaultError
-from harness.faults.replication import MATRIX, ClusterEnv
+from harness.faults.replication import MATRIX
 from harness.kafka.broker import Broker
 from harness.kafka.cluster import Cluster
 from harness.scoring.loop import GUARANTEES
@@ -97,9 +98,7 @@ def cluster_env(
     try:
         st = cluster.start(3)
         log(f"cluster of 3 nodes at {st.bootstrap}" + (f" (no isolation row: {missing})" if missing else ""))
-        env = ClusterEnv(
-            cluster, KafkaTarget(st.bootstrap, brokers=3), bundle, payloads, work, log, isolation, missing
-        )
+        env = ClusterEnv(cluster, KafkaTarget(st.bootstrap, brokers=3), bundle, payloads, work, log, isolation, missing)
         if rate_per_s:
             env.rate_per_s = rate_per_s
         yield env
@@ -182,19 +181,79 @@ def format_row(r: Row) -> str:
     return line + "".join(f"\n    {n}" for n in led.notes)
 
 
+def soak(
+    duration: str,
+    seed: int,
+    rate_per_s: float | None,
+    fault_every_s: float,
+    bundle: Path | None,
+    results: Path,
+    log: Callable[[str], None],
+) -> int:
+    """The soak (soak.py) on a cluster of its own; prints the account, the recovery per fault kind, the faults
+    and the timeline; writes them to results/<soak-id>/. Exit 0 when nothing was lost (nor duplicated in
+    exactly-once) and every fault was carried out."""
+    from harness.faults import soak as soak_mod
+
+    try:
+        seconds = soak_mod.parse_duration(duration)
+    except ValueError as e:
+        raise FaultError(str(e)) from None
+    plan = soak_mod.SoakPlan(duration_s=seconds, seed=seed, fault_every_s=fault_every_s)
+    if rate_per_s:
+        plan.rate_per_s = rate_per_s
+    if seconds < plan.warm_s + plan.tail_s:
+        raise FaultError(f"a soak needs at least {plan.warm_s + plan.tail_s:.0f} s (warm-up and tail)")
+    with tempfile.TemporaryDirectory(prefix="harness-soak-") as tmp, cluster_env(Path(tmp), bundle, log) as env:
+        r = soak_mod.run_soak(env, plan, log)
+    folder = soak_mod.write(r, results / (time.strftime("%Y%m%d-%H%M%S", time.gmtime(r.started_at)) + "-soak"))
+    for block in (soak_mod.account_lines(r), soak_mod.recovery_lines(r), soak_mod.fault_lines(r),
+                  soak_mod.timeline_lines(r)):  # fmt: skip
+        print("\n".join(block) + "\n")
+    log(f"soak written to {folder}")
+    return 0 if r.holds() else 1
+
+
+def execute(
+    cases: Sequence[str] | None,
+    matrix_only: bool,
+    guarantees: Sequence[str] | None,
+    backlog: int,
+    bundle: Path | None,
+    rate_per_s: float | None,
+    log: Callable[[str], None],
+) -> int:
+    """Run the chosen cases (all of them by default; only the replication matrix with `matrix_only`), print the
+    table; 0 when every row holds."""
+    chosen = list(cases or (MATRIX if matrix_only else ALL_CASES))
+    rows = run(chosen, guarantees or list(GUARANTEES), backlog, bundle, log, rate_per_s)
+    print(HEADER)
+    for r in rows:
+        print(format_row(r))
+    return 0 if all(r.holds() for r in rows) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="harness faults", description=__doc__.splitlines()[0])
-    ap.add_argument("--case", action="append", choices=list(CASES), help="only these cases (repeatable)")
+    ap.add_argument("--case", action="append", choices=ALL_CASES, help="only these cases (repeatable)")
+    ap.add_argument("--matrix", action="store_true", help="only the replication matrix (three-node cluster)")
     ap.add_argument("--guarantee", action="append", choices=list(GUARANTEES), help="only these guarantees")
     ap.add_argument("--backlog", type=int, default=100_000, help="records in the kill -9 backlog")
     ap.add_argument("--bundle", type=Path, default=None, help="bundle to score (default: the fraud scenario's)")
+    ap.add_argument("--rate", type=float, default=None, help="records/s of the matrix's and the soak's senders")
+    ap.add_argument("--soak", default=None, help="run the soak for this long instead (e.g. 30m)")
+    ap.add_argument("--seed", type=int, default=1, help="the soak's fault schedule")
+    ap.add_argument("--fault-every", type=float, default=60.0, help="seconds between the soak's faults (±25%%)")
+    ap.add_argument("--results", type=Path, default=Path("results"), help="where the soak's folder is written")
     a = ap.parse_args(argv)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    rows = run(a.case or list(CASES), a.guarantee or list(GUARANTEES), a.backlog, a.bundle, log)
-    print(HEADER)
-    for r in rows:
-        print(format_row(r))
-    return 0 if all(r.holds() for r in rows) else 1
+    try:
+        if a.soak:
+            return soak(a.soak, a.seed, a.rate, a.fault_every, a.bundle, a.results, log)
+        return execute(a.case, a.matrix, a.guarantee, a.backlog, a.bundle, a.rate, log)
+    except FaultError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
