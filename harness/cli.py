@@ -501,8 +501,10 @@ def run_cmd(
     signal.signal(signal.SIGTERM, stop_run)
     signal.signal(signal.SIGINT, stop_run)
     loaded = [with_overrides(load_scenario(p), trials, quick) for p in scenarios]
-    target = resolve_kafka(bootstrap, client_config)
-    err_console.print(f"Kafka at {target.bootstrap}{' (embedded broker)' if target.embedded else ''}")
+    # a scenario may ask for the embedded three-node cluster (kafka: {brokers: 3}); --bootstrap names any cluster
+    target = resolve_kafka(bootstrap, client_config, brokers=max(sc.kafka.brokers for sc in loaded))
+    where = " (embedded three-node cluster)" if target.embedded and target.brokers > 1 else " (embedded broker)"
+    err_console.print(f"Kafka at {target.bootstrap}{where if target.embedded else ''}")
     for sc in loaded:
         run_dir = run_suite(
             sc, target, artifacts, results, only=adapters, console=err_console, with_identity=not no_identity
@@ -557,7 +559,7 @@ def experiment_cmd(
     else:
         plan = LifecyclePlan(rate_per_s=rate_per_s, duration_s=duration_s, drift_at_s=duration_s / 4)
     sc = load_scenario(scenario)
-    target = resolve_kafka(bootstrap, client_config)
+    target = resolve_kafka(bootstrap, client_config, brokers=sc.kafka.brokers)
     run_dir = run_experiment(sc, target, artifacts, results, plan, adapter, err_console)
     _finish_run(run_dir, True)
 

@@ -111,6 +111,16 @@ class LoopSpec(Strict):
     processes: int = Field(1, ge=1)
 
 
+class KafkaSpec(Strict):
+    """The embedded Kafka a run uses when no --bootstrap is given."""
+
+    brokers: Literal[1, 3] = Field(
+        1,
+        description="1: the single broker; 3: the three-node cluster (replication factor 3, min.insync.replicas 2, "
+        "acks=all): what production pays for durability, measured",
+    )
+
+
 class Slo(Strict):
     p99_ms: float = Field(50.0, gt=0)
 
@@ -180,6 +190,7 @@ class Scenario(Strict):
     adapters: list[AdapterSpec] = Field(default_factory=list)
     encoding: Literal["json", "f64le"] = "json"
     loop: LoopSpec = Field(default_factory=lambda: LoopSpec())
+    kafka: KafkaSpec = Field(default_factory=lambda: KafkaSpec())
     load: list[LoadProfile] = Field(default_factory=list)
     slo: Slo = Field(default_factory=lambda: Slo())
     sustainable: SustainableSearch = Field(default_factory=lambda: SustainableSearch())
@@ -208,7 +219,7 @@ class Scenario(Strict):
         return self
 
     def content_hash(self) -> str:
-        exclude = {"adapters", "load", "slo", "sustainable", "validity", "loop", "trials", "interference"}
+        exclude = {"adapters", "load", "slo", "sustainable", "validity", "loop", "kafka", "trials", "interference"}
         data = self.model_dump(mode="json", exclude=exclude)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 

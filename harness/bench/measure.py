@@ -70,7 +70,9 @@ class Measurer:
         labels: np.ndarray,
         result_format: Literal["wire", "v2"] = "wire",
     ) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+        from confluent_kafka import Consumer
+
+        from harness.kafka.topics import partitions_from_start
 
         self.encoding = encoding
         self.result_format = result_format
@@ -92,12 +94,9 @@ class Measurer:
                 }
             )
         )
-        parts = []
-        md = self.consumer.list_topics(timeout=10)
-        for t in (output_topic, dlq_topic):
-            if t in md.topics:
-                parts += [TopicPartition(t, p, OFFSET_BEGINNING) for p in md.topics[t].partitions]
-        self.consumer.assign(parts)
+        # the topics were created a moment ago: wait until the answering broker knows them (on a cluster it
+        # may not yet, and the measurer would read nothing)
+        self.consumer.assign(partitions_from_start(self.consumer, [output_topic, dlq_topic]))
         self._thread = threading.Thread(target=self._run, name="measurer", daemon=True)
         self.errors: list[str] = []
 

@@ -16,10 +16,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import Consumer
 
+from harness.faults.processes import FaultError
 from harness.faults.timeline import Timing
 from harness.kafka.config import KafkaTarget
+from harness.kafka.errors import KafkaSetupError
+from harness.kafka.topics import partitions_from_start
 from harness.scoring import wire
 
 RESULT = "result"
@@ -58,14 +61,10 @@ class Outcomes:
                 }
             )
         )
-        md = self.consumer.list_topics(timeout=30)
-        parts = [
-            TopicPartition(t, p, OFFSET_BEGINNING)
-            for t in (output_topic, dlq_topic)
-            if t in md.topics
-            for p in md.topics[t].partitions
-        ]
-        self.consumer.assign(parts)
+        try:
+            self.consumer.assign(partitions_from_start(self.consumer, [output_topic, dlq_topic]))
+        except KafkaSetupError as e:
+            raise FaultError(f"the ledger cannot read the outputs: {e}") from None
         self.dlq_topic = dlq_topic
         self.results: dict[str, int] = {}
         self.dead: dict[str, list[str]] = {}

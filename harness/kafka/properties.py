@@ -106,14 +106,23 @@ def _replication(layout: Layout) -> dict[str, str]:
 
 
 def _resources(layout: Layout) -> dict[str, str]:
-    """Few threads per node: three nodes share two cores with the load generator and the scorers."""
-    threads = "4" if layout.size == 1 else "2"
-    return {
+    """The single broker as it always was; a cluster's nodes small: three share two cores (and the memory of a
+    machine shared with others) with the load generator and the scorers."""
+    props = {
         "num.network.threads": "2",
-        "num.io.threads": threads,
+        "num.io.threads": "4",
         "log.retention.hours": "24",
         "log.segment.bytes": str(64 * 1024 * 1024),
     }
+    if layout.size > 1:
+        props |= {
+            "num.io.threads": "2",
+            "background.threads": "4",
+            # the log cleaner (compacted topics: consumer offsets, transaction log, model versions) allocates
+            # its dedupe buffer up front, 128 MiB by default: half of a node's heap; 16 MiB index ~500k keys
+            "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
+        }
+    return props
 
 
 def layout_of(addresses: Sequence[NodeAddress]) -> Layout:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Sequence
+from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from harness.kafka.config import KafkaTarget
@@ -68,6 +70,22 @@ def create_placed_topics(target: KafkaTarget, assignments: dict[str, list[list[i
             fut.result(timeout=timeout_s)
         except KafkaException as e:
             raise KafkaSetupError(f"cannot create topic {name}: {e.args[0].str() if e.args else e}") from None
+
+
+def partitions_from_start(client: Any, topics: Sequence[str], timeout_s: float = 30.0) -> list[TopicPartition]:
+    """Every partition of `topics` at the beginning, for a consumer that reads them by assignment. A topic
+    created a moment ago may not be in the answering broker's metadata yet (on a cluster, brokers learn of it
+    from the controller a little later): wait for each, or the reader would silently read nothing."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        md = client.list_topics(timeout=10)
+        known = {t: md.topics[t] for t in topics if t in md.topics and md.topics[t].error is None}
+        if len(known) == len(topics) and all(m.partitions for m in known.values()):
+            return [TopicPartition(t, p, OFFSET_BEGINNING) for t, m in known.items() for p in m.partitions]
+        if time.monotonic() > deadline:
+            missing = [t for t in topics if t not in known] or list(topics)
+            raise KafkaSetupError(f"topic {missing[0]} is not in the cluster's metadata after {timeout_s:.0f} s")
+        time.sleep(0.2)
 
 
 def delete_topics(target: KafkaTarget, topics: list[str], timeout_s: float = 30.0) -> None:
