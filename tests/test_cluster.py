@@ -65,13 +65,9 @@ def test_start_status_and_replication_of_harness_topics(cluster_dir: Path) -> No
     ensure_topics(target, {"t-replicated": 2})
     parts = placement.partitions(target, "t-replicated")
     assert [len(p.replicas) for p in parts] == [3, 3] and all(p.fully_replicated for p in parts)
-    cfg = AdminClient({"bootstrap.servers": target.bootstrap}).describe_configs(
-        [ConfigResource("topic", "t-replicated")]
-    )
-    (res,) = [f.result(30) for f in cfg.values()]
+    admin = AdminClient({"bootstrap.servers": target.bootstrap})  # held until the answer came
+    (res,) = [f.result(30) for f in admin.describe_configs([ConfigResource("topic", "t-replicated")]).values()]
     assert res["min.insync.replicas"].value == "2" and res["unclean.leader.election.enable"].value == "false"
-    for internal in (placement.OFFSETS_TOPIC, placement.TRANSACTION_LOG):
-        assert all(len(p.replicas) == 3 for p in placement.partitions(target, internal) or [])
     # another command, unchanged, against it
     r = run_cli("ping", "--bootstrap", target.bootstrap)
     assert r.returncode == 0 and r.stdout.count("127.0.0.1:") >= 4, r.stdout + r.stderr
@@ -102,6 +98,10 @@ def test_input_leader_hard_killed_under_exactly_once_load(
     # and the cluster is whole again for whatever runs next
     st = cluster.state()
     assert st is not None and all(cluster.node_alive(n.node_id) for n in st.nodes)
+    # the group's offsets and the transactions lived through it because they are replicated three times too
+    for internal in (placement.OFFSETS_TOPIC, placement.TRANSACTION_LOG):
+        parts = placement.partitions(target, internal)
+        assert parts and all(len(p.replicas) == 3 and p.fully_replicated for p in parts), internal
 
 
 def test_harness_run_measures_on_the_cluster(cluster_dir: Path, bundles: dict[str, Path], tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from harness.faults.pipeline import ClusterEnv, Pipeline
 from harness.faults.processes import FaultError
 from harness.faults.timeline import Timing
 
-WARM_S = 8.0
+WARM_S = 10.0
 AFTER_S = 15.0
 
 
