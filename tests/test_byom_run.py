@@ -22,7 +22,8 @@ from adapters.registry import adapter_class
 from harness.kafka.config import KafkaTarget
 from harness.modelbuild.importer import ImportRequest, import_model
 from harness.scoring import wire
-from harness.scoring.loop import LoopConfig, ScoringLoop
+from harness.scoring.loop import ScoringLoop
+from harness.scoring.settings import LoopConfig
 from tests.conftest import ROOT, consume_all, create_topic, run_cli
 
 BYOM = ROOT / "scenarios" / "byom"

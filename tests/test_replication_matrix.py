@@ -14,7 +14,7 @@ import pytest
 from harness.faults.pipeline import ClusterEnv
 from harness.faults.replication import MATRIX
 from harness.faults.suite import cluster_env
-from harness.scoring.loop import GUARANTEES
+from harness.scoring.settings import GUARANTEES
 
 pytestmark = pytest.mark.faults
 

@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     from harness.kafka.config import resolve_kafka
     from harness.kafka.topics import delete_topics, ensure_topics
     from harness.scoring import wire
-    from harness.scoring.loop import LoopConfig, ScoringLoop
+    from harness.scoring.loop import ScoringLoop
+    from harness.scoring.settings import LoopConfig
 
     bundle_dir = a.bundle or _fraud_bundle()
     b = Bundle.open(bundle_dir)
@@ -56,7 +57,13 @@ def main(argv: list[str] | None = None) -> None:
         t = time.perf_counter()
         rep = send(target.client_config(), topic, payloads, np.zeros(a.records), "c", time.time_ns(), 1e9)
         print(f"backlog: {rep.sent:,} records written in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-        cfg = LoopConfig(topic, f"{topic}.out", f"{topic}.g", encoding=a.encoding, batch_max=a.batch_max)
+        cfg = LoopConfig(
+            input_topic=topic,
+            output_topic=f"{topic}.out",
+            group=f"{topic}.g",
+            encoding=a.encoding,
+            batch_max=a.batch_max,
+        )
         loop = ScoringLoop(target, IdentityAdapter.load(b), b.feature_names, cfg, log=lambda m: None)
         prof = cProfile.Profile()
         cpu0, t0 = _cpu_s(), time.perf_counter()

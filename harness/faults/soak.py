@@ -26,7 +26,7 @@ from harness.faults.ledger import Ledger
 from harness.faults.pipeline import ClusterEnv, Pipeline
 from harness.faults.processes import FaultError
 from harness.faults.timeline import Bucket, buckets, percentile, recovery_s
-from harness.scoring.loop import GUARANTEES
+from harness.scoring.settings import GUARANTEES
 
 BUCKET_S = 10.0
 HOLD_S = 20.0  # a node a fault stopped stays down this long before the cluster is restored

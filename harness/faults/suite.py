@@ -28,7 +28,7 @@ from harness.faults.processes import FaultError
 from harness.faults.replication import MATRIX
 from harness.kafka.broker import Broker
 from harness.kafka.cluster import Cluster
-from harness.scoring.loop import GUARANTEES
+from harness.scoring.settings import GUARANTEES
 
 ALL_CASES = [*CASES, *MATRIX]
 

@@ -124,14 +124,14 @@ class Timing:
     longest_gap_s: float
     gap_at_s: float | None  # when that gap began, seconds from the fault's first action
     p99_around_ms: float | None
-    p99_before_ms: float | None  # the records intended 6 to 1 s before the fault (the row's own baseline)
+    p99_before_ms: float | None  # records intended 8 to 3 s before the fault (the row's baseline, untouched by it)
     fault_s: float  # from the fault's first action to its last
 
     @classmethod
     def of(cls, ss: Sequence[Sample], arrivals: Iterable[float], first_action: float, last_action: float) -> Timing:
         gap, at = longest_gap(arrivals)
         around = p99_around(ss, first_action, last_action)
-        before = percentile(window(ss, first_action - 6.0, first_action - 1.0), 0.99)
+        before = percentile(window(ss, first_action - 8.0, first_action - 3.0), 0.99)
         return cls(
             longest_gap_s=round(gap, 3),
             gap_at_s=None if at is None else round(at - first_action, 1),
