@@ -6,7 +6,9 @@ fully replicated, preferred leaders back) the oldest scorer leaves, so every fau
 
 At the end: the account per guarantee (lost must be 0, exactly-once duplicates 0), the latency timeline
 (10-s buckets of intended send time) with every fault marked, and the recovery time per fault kind (from the
-fault's start until latency stayed under a threshold for 10 s: timeline.recovery_s). Written to
+fault's start until latency stayed under a threshold for 10 s: timeline.recovery_s). A fault starts at its
+planned time or, when the one before is still being undone (five bounces take minutes), `MIN_CALM_S` after
+the cluster is whole again; the faults that no longer fit before the end are listed as not run. Written to
 `<results>/<soak-id>/` as soak.json, soak.md and timeline.png.
 """
 
@@ -29,7 +31,8 @@ from harness.faults.timeline import Bucket, buckets, percentile, recovery_s
 from harness.scoring.settings import GUARANTEES
 
 BUCKET_S = 10.0
-HOLD_S = 20.0  # a node a fault stopped stays down this long before the cluster is restored
+HOLD_S = 15.0  # a node a fault stopped stays down this long before the cluster is restored
+MIN_CALM_S = 15.0  # a fault starts at its planned time, but no sooner than this after the cluster is whole again
 
 
 @dataclass
@@ -94,6 +97,7 @@ class SoakResult:
     struck: list[Struck]
     accounts: dict[str, Ledger]
     timeline: dict[str, list[Bucket]]
+    not_run: list[Planned]
     baseline_p99_ms: dict[str, float | None]
     threshold_ms: dict[str, float]
     machine: str
@@ -130,14 +134,23 @@ def run_soak(env: ClusterEnv, plan: SoakPlan, log: Callable[[str], None]) -> Soa
         log(f"  {_mmss(f.at_s)}  {f.kind:<30} (victim picked from the {f.guarantee} pipeline's topics)")
     pipes = {g: Pipeline(env, "soak", g, plan.rate_per_s) for g in GUARANTEES}
     struck: list[Struck] = []
+    not_run: list[Planned] = []
     accounts: dict[str, Ledger] = {}
     try:
         for p in pipes.values():
             p.start()
         t0 = min(p.sender.started_at for p in pipes.values() if p.sender)
+        whole_at = t0
         for planned in sched:
-            _sleep_until(t0 + planned.at_s)
+            start_at = max(t0 + planned.at_s, whole_at + MIN_CALM_S)
+            if start_at > t0 + plan.duration_s - plan.tail_s:
+                not_run.append(planned)
+                continue
+            _sleep_until(start_at)
             struck.append(_strike(env, pipes, planned, t0, log))
+            whole_at = t0 + struck[-1].restored_s
+        if not_run:
+            log(f"{len(not_run)} planned faults did not fit before the end: {', '.join(p.kind for p in not_run)}")
         _sleep_until(t0 + plan.duration_s)
         for g, p in pipes.items():
             accounts[g] = p.finish(settle_idle_s=90)
@@ -158,7 +171,7 @@ def run_soak(env: ClusterEnv, plan: SoakPlan, log: Callable[[str], None]) -> Soa
             until = t0 + (struck[i + 1].started_s if i + 1 < len(struck) else plan.duration_s)
             r = recovery_s(ss, t0 + s.started_s, until, thr)
             s.recovery_s[g] = None if r is None else round(r, 1)
-    return SoakResult(plan, t0, finished, sched, struck, accounts, timeline, base, threshold, _machine())
+    return SoakResult(plan, t0, finished, sched, struck, accounts, timeline, not_run, base, threshold, _machine())
 
 
 def _strike(env: ClusterEnv, pipes: dict[str, Pipeline], planned: Planned, t0: float,
@@ -288,6 +301,7 @@ def write(r: SoakResult, folder: Path) -> Path:
         "recovery_threshold_ms": r.threshold_ms,
         "schedule": [asdict(p) for p in r.schedule],
         "faults": [asdict(s) for s in r.struck],
+        "not_run": [asdict(p) for p in r.not_run],
         "recovery_by_kind": r.recovery_by_kind(),
         "timeline": {g: [asdict(b) for b in bs] for g, bs in r.timeline.items()},
     }
@@ -315,6 +329,10 @@ def write(r: SoakResult, folder: Path) -> Path:
         "```",
         "",
         "## The faults, in order",
+        "",
+        f"Planned (seed {r.plan.seed}): "
+        + ", ".join(f"{_mmss(p.at_s)} {p.kind}" for p in r.schedule)
+        + (f". Not run (no time left): {', '.join(p.kind for p in r.not_run)}." if r.not_run else "."),
         "",
         "```text",
         *fault_lines(r),
