@@ -52,11 +52,13 @@ def broker_start(
     heap_mb: Annotated[
         int | None, typer.Option(help="JVM heap in MiB per node; default 1024 (single broker), 256 (cluster).")
     ] = None,
-    timeout_s: Annotated[float, typer.Option(help="How long to wait for the broker(s) to answer.")] = 90.0,
+    timeout_s: Annotated[
+        float, typer.Option(help="How long to wait for the broker to answer (a cluster: at least 300 s).")
+    ] = 90.0,
 ) -> None:
     """Start the embedded broker or cluster (formats storage on first start) and print its bootstrap address."""
     from harness.kafka.broker import DEFAULT_HEAP_MB, Broker
-    from harness.kafka.cluster import DEFAULT_CLUSTER_HEAP_MB, Cluster
+    from harness.kafka.cluster import DEFAULT_CLUSTER_HEAP_MB, DEFAULT_CLUSTER_START_TIMEOUT_S, Cluster
 
     if brokers == 1:
         b = Broker()
@@ -74,7 +76,9 @@ def broker_start(
         fail("--port is for the single broker; a cluster's nodes listen on free ports (see `harness broker status`)")
     c = Cluster()
     up = c.running()
-    cst = c.start(brokers, heap_mb=heap_mb or DEFAULT_CLUSTER_HEAP_MB, timeout_s=max(timeout_s, 120.0))
+    cst = c.start(
+        brokers, heap_mb=heap_mb or DEFAULT_CLUSTER_HEAP_MB, timeout_s=max(timeout_s, DEFAULT_CLUSTER_START_TIMEOUT_S)
+    )
     pids = ", ".join(str(n.pid) for n in cst.nodes)
     what = "cluster already running" if up is not None and len(up.alive()) == brokers else "cluster started"
     err_console.print(

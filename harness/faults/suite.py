@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
 from harness.faults.cases import CASES, Env
 from harness.faults.ledger import Ledger
 from harness.faults.pipeline import ClusterEnv
@@ -149,7 +150,7 @@ def _run_cases(
             t0 = time.monotonic()
             try:
                 row = Row(title, g, case(env, g), time.monotonic() - t0)
-            except FaultError as e:
+            except (FaultError, HarnessError) as e:  # a broker that did not come back, a topic not created...
                 row = Row(title, g, None, time.monotonic() - t0, str(e))
             rows.append(row)
             log(format_row(row))

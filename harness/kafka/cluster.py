@@ -43,7 +43,9 @@ from harness.kafka.properties import Layout, NodeAddress, broker_properties
 
 CLUSTER_SIZES = (3, 4, 5)
 DEFAULT_CLUSTER_HEAP_MB = 256  # per node: three of them share the machine with the load and the scorers
-DEFAULT_CLUSTER_START_TIMEOUT_S = 150.0
+# three JVMs starting at once on two shared cores: minutes, when the machine is busy (a restarted node also
+# recovers its logs and catches up with the metadata log before it answers)
+DEFAULT_CLUSTER_START_TIMEOUT_S = 300.0
 
 # A hook the fault suite uses to place a node's JVM (e.g. in a cgroup of its own) before it opens a socket:
 # called with the node id, it returns a function run in the child between fork and exec, or None.
@@ -270,7 +272,7 @@ class Cluster:
     def thaw_node(self, node_id: int) -> None:
         os.kill(self._node(node_id).pid, signal.SIGCONT)
 
-    def start_node(self, node_id: int, timeout_s: float = 120.0) -> NodeState:
+    def start_node(self, node_id: int, timeout_s: float = DEFAULT_CLUSTER_START_TIMEOUT_S) -> NodeState:
         """Start a stopped node again on its ports and wait until it answers and is registered."""
         with self._lock:
             st = self.state()

@@ -231,7 +231,7 @@ def wait_answers(
     while True:
         if proc.poll() is not None:
             raise BrokerError(f"the {what} exited with code {proc.returncode} while starting; {log_tail()}")
-        if metadata_answers(bootstrap, timeout_s=max(0.2, min(2.0, deadline - time.monotonic()))):
+        if metadata_answers(bootstrap, timeout_s=max(0.2, min(5.0, deadline - time.monotonic()))):
             return
         if time.monotonic() > deadline:
             terminate(proc.pid, grace_s=5)
@@ -248,7 +248,10 @@ def terminate(pid: int, grace_s: float) -> None:
         return
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        if _reaped(pid) or not pid_alive(pid):
+        if _reaped(pid):
+            return
+        if not pid_alive(pid):
+            _reaped(pid)  # it exited between the two looks: a zombie child holds its cgroup until reaped
             return
         time.sleep(0.1)
     kill(pid)
