@@ -272,6 +272,7 @@ def faults_cmd(
     from harness.faults.suite import ALL_CASES, execute
     from harness.faults.suite import soak as run_soak
     from harness.scoring.settings import GUARANTEES
+    from harness.signals import on_stop_signals
 
     unknown = [c for c in case or [] if c not in ALL_CASES] + [g for g in guarantee or [] if g not in GUARANTEES]
     if unknown:
@@ -281,6 +282,10 @@ def faults_cmd(
     def log(m: str) -> None:
         err_console.print(m, highlight=False)
 
+    def stop_suite() -> None:
+        raise KeyboardInterrupt  # unwinds through every `finally`: scorers, the cluster, the isolation rules
+
+    on_stop_signals(stop_suite)
     try:
         if soak:
             code = run_soak(soak, seed, rate, fault_every, bundle, results, log)

@@ -49,6 +49,7 @@ def _target(state: Path) -> KafkaTarget:
     return KafkaTarget(st.bootstrap, brokers=3)
 
 
+@pytest.mark.kafka
 def test_start_status_and_replication_of_harness_topics(cluster_dir: Path) -> None:
     env = {"HARNESS_STATE_DIR": str(cluster_dir)}
     target = _target(cluster_dir)
@@ -76,6 +77,7 @@ def test_start_status_and_replication_of_harness_topics(cluster_dir: Path) -> No
     assert r.returncode != 0 and r.stderr.strip().startswith("error:") and "Traceback" not in r.stderr
 
 
+@pytest.mark.kafka
 def test_input_leader_hard_killed_under_exactly_once_load(
     cluster_dir: Path, bundles: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -104,6 +106,7 @@ def test_input_leader_hard_killed_under_exactly_once_load(
         assert parts and all(len(p.replicas) == 3 and p.fully_replicated for p in parts), internal
 
 
+@pytest.mark.kafka
 def test_harness_run_measures_on_the_cluster(cluster_dir: Path, bundles: dict[str, Path], tmp_path: Path) -> None:
     """`harness run` with --bootstrap on the cluster: a short exactly-once point, every record accounted for,
     and results.json says how many brokers it ran on."""
