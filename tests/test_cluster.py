@@ -39,8 +39,9 @@ def cluster_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     finally:
         r = run_cli("broker", "stop", env=env, timeout=120)
         assert r.returncode == 0, r.stderr
-        assert not any(pid_alive(p) for p in Cluster(state).state().nodes) if Cluster(state).state() else True  # type: ignore[union-attr]
         assert not any(pid_alive(p) for p in pids)
+        assert Cluster(state).running() is None
+        assert run_cli("broker", "status", env=env).returncode == 3
 
 
 def _target(state: Path) -> KafkaTarget:

@@ -229,13 +229,16 @@ class Cluster:
 
     # ---- stop --------------------------------------------------------------------------------
     def stop(self, timeout_s: float = 30.0) -> bool:
-        """Stop every node (SIGTERM at once, SIGKILL after `timeout_s`); False when none was running."""
+        """Stop every node (SIGTERM at once, SIGKILL after `timeout_s`); False when none was running. The state
+        stays (pids cleared): the next start reuses the cluster id and, when free, the ports."""
         st = self.state()
         if st is None:
             return False
         was_alive = bool(st.alive())
         self._stop_nodes(st, timeout_s)
-        self.state_file.unlink(missing_ok=True)
+        for n in st.nodes:
+            n.pid = 0
+        self._save(st)
         return was_alive
 
     def _stop_nodes(self, st: ClusterState, grace_s: float) -> None:
