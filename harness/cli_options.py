@@ -19,6 +19,7 @@ import typer
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
+from rich.markup import escape
 
 from harness.errors import HarnessError
 
@@ -69,7 +70,7 @@ def _help(model: type[BaseModel], name: str, info: FieldInfo) -> str:
     choices = _choices(info.annotation)
     if choices:
         base += f" One of: {', '.join(map(str, choices))}."
-    return f"{base} [env {env_var(model, name)}]".strip()
+    return f"{base} " + escape(f"[env {env_var(model, name)}]")  # rich markup would eat a bare [...]
 
 
 def _parameter(model: type[BaseModel], name: str, info: FieldInfo) -> inspect.Parameter:

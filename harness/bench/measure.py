@@ -19,7 +19,8 @@ import orjson
 from hdrh.histogram import HdrHistogram
 
 from harness.kafka.config import KafkaTarget
-from harness.results.schema import Accuracy, Counts, Measurement, Percentiles, Throughput
+from harness.kafka.topics import partitions_when_listed
+from harness.results.point import Accuracy, Counts, Measurement, Percentiles, Throughput
 from harness.scoring import wire
 
 HDR_MAX_US = 3_600_000_000  # one hour
@@ -72,8 +73,6 @@ class Measurer:
     ) -> None:
         from confluent_kafka import Consumer
 
-        from harness.kafka.topics import partitions_from_start
-
         self.encoding = encoding
         self.result_format = result_format
         self.reference = reference
@@ -94,9 +93,9 @@ class Measurer:
                 }
             )
         )
-        # the topics were created a moment ago: wait until the answering broker knows them (on a cluster it
-        # may not yet, and the measurer would read nothing)
-        self.consumer.assign(partitions_from_start(self.consumer, [output_topic, dlq_topic]))
+        listed = partitions_when_listed(self.consumer, [output_topic, dlq_topic])
+        self.consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, ps in listed.items() for p in ps])
+        self._paused = self._want_paused = False
         self._thread = threading.Thread(target=self._run, name="measurer", daemon=True)
         self.errors: list[str] = []
 
@@ -108,6 +107,33 @@ class Measurer:
         self._thread.join(10)
         self.consumer.close()
 
+    def pause(self) -> None:
+        """Stop fetching (a measurer that waits for another contestant's turn costs the broker nothing). The
+        consumer's own thread pauses it: librdkafka's pause, called from another thread while this one polls,
+        can block until the poll returns."""
+        self._set_paused(True)
+
+    def resume(self) -> None:
+        self._set_paused(False)
+
+    def _set_paused(self, paused: bool) -> None:
+        if not self._thread.is_alive():  # not started (or closed): apply it here
+            parts = self.consumer.assignment()
+            (self.consumer.pause if paused else self.consumer.resume)(parts)
+            self._paused = paused
+            return
+        self._want_paused = paused
+        deadline = time.monotonic() + 10
+        while self._paused != paused and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+    def _apply_pause(self) -> None:
+        want = self._want_paused
+        if want != self._paused:
+            parts = self.consumer.assignment()
+            (self.consumer.pause if want else self.consumer.resume)(parts)
+            self._paused = want
+
     def add_point(self, spec: PointSpec) -> None:
         with self._lock:
             self._points[spec.prefix] = _Acc(spec)
@@ -117,7 +143,8 @@ class Measurer:
         dlq = self.dlq_topic
         models: dict[bytes, str] = {}  # one str per model id (interned)
         while not self._stop.is_set():
-            first = self.consumer.poll(0.1)  # returns at the first record (consume(n) would wait for n)
+            self._apply_pause()
+            first = self.consumer.poll(0.05)  # returns at the first record (consume(n) would wait for n)
             if first is None:
                 continue
             msgs = [first, *self.consumer.consume(5000, timeout=0)]
@@ -237,6 +264,20 @@ class Measurer:
             elif model == old and partition in seen_new:
                 breaks += 1
         return breaks
+
+    def duplicates(self, prefix: str) -> int:
+        with self._lock:
+            return self._points[prefix].duplicates
+
+    def latencies_ms(self, prefix: str) -> np.ndarray:
+        """End-to-end latency (ms, from the intended send time) of the point's results sent after its warm-up."""
+        with self._lock:
+            acc = self._points[prefix]
+            intended = np.asarray(acc.intended, dtype=np.int64)
+            received = np.asarray(acc.received, dtype=np.int64)
+            warm_end = acc.spec.t0_ns + int(acc.spec.warmup_s * 1e9)
+        keep = intended >= warm_end
+        return (received[keep] - intended[keep]) / 1e6
 
     def received_span(self, prefix: str) -> tuple[int, int, int]:
         """(results, first received ns, last received ns) of a point."""

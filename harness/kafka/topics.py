@@ -72,20 +72,28 @@ def create_placed_topics(target: KafkaTarget, assignments: dict[str, list[list[i
             raise KafkaSetupError(f"cannot create topic {name}: {e.args[0].str() if e.args else e}") from None
 
 
-def partitions_from_start(client: Any, topics: Sequence[str], timeout_s: float = 30.0) -> list[TopicPartition]:
-    """Every partition of `topics` at the beginning, for a consumer that reads them by assignment. A topic
-    created a moment ago may not be in the answering broker's metadata yet (on a cluster, brokers learn of it
-    from the controller a little later): wait for each, or the reader would silently read nothing."""
+def partitions_when_listed(client: Any, topics: list[str], timeout_s: float = 15.0) -> dict[str, list[int]]:
+    """Each topic's partitions as `client`'s metadata lists them, waiting until every topic is listed: a topic
+    created a moment ago by another client may not be in this one's first metadata answer (seen when several
+    sessions create their topics at once)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        md = client.list_topics(timeout=10)
-        known = {t: md.topics[t] for t in topics if t in md.topics and md.topics[t].error is None}
-        if len(known) == len(topics) and all(m.partitions for m in known.values()):
-            return [TopicPartition(t, p, OFFSET_BEGINNING) for t, m in known.items() for p in m.partitions]
+        md = client.list_topics(timeout=max(1.0, deadline - time.monotonic()))
+        found = {t: sorted(md.topics[t].partitions) for t in topics if t in md.topics and md.topics[t].partitions}
+        if len(found) == len(topics):
+            return found
         if time.monotonic() > deadline:
-            missing = [t for t in topics if t not in known] or list(topics)
-            raise KafkaSetupError(f"topic {missing[0]} is not in the cluster's metadata after {timeout_s:.0f} s")
-        time.sleep(0.2)
+            missing = ", ".join(t for t in topics if t not in found)
+            raise KafkaSetupError(f"topic(s) {missing} not listed by the broker within {timeout_s:.0f} s")
+        time.sleep(0.1)
+
+
+def partitions_from_start(client: Any, topics: Sequence[str], timeout_s: float = 30.0) -> list[TopicPartition]:
+    """Every partition of `topics` at the beginning, for a consumer that reads them by assignment, once the
+    answering broker lists them all (on a cluster, brokers learn of a new topic from the controller a little
+    later: without the wait the reader would silently read nothing)."""
+    listed = partitions_when_listed(client, list(topics), timeout_s)
+    return [TopicPartition(t, p, OFFSET_BEGINNING) for t, ps in listed.items() for p in ps]
 
 
 def delete_topics(target: KafkaTarget, topics: list[str], timeout_s: float = 30.0) -> None:

@@ -9,7 +9,7 @@ The accounting invariant: every consumed record ends in exactly one of
     a dead letter     (dead-letter topic: reason, stage "decode" or "score", source),
     not committed     (it is delivered again, to this process or to the partition's next owner).
 
-Faults and what the loop does (see the README's production section):
+Faults and what the loop does (see docs/production.md):
 - a record that cannot be decoded, a row the model fails on alone (any exception), a score that is not a
   finite number: a dead letter; the loop carries on;
 - the engine unavailable (isolation.EngineDown): the assigned partitions are paused, the loop keeps
