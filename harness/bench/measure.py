@@ -71,7 +71,7 @@ class Measurer:
         labels: np.ndarray,
         result_format: Literal["wire", "v2"] = "wire",
     ) -> None:
-        from confluent_kafka import Consumer
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
         self.encoding = encoding
         self.result_format = result_format

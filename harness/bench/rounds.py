@@ -143,7 +143,8 @@ class RoundRunner:
 
     # ---- the processes of the run ----------------------------------------------------------------------
     def _run_pids(self) -> list[int]:
-        """Every process of the run (all contestants, their generators, the broker or every node of the cluster): not 'other processes'."""
+        """Every process of the run (all contestants, their generators, the broker or each node of the
+        cluster): not 'other processes'."""
         pids: list[int] = []
         for e in self.entrants:
             if e.session is not None:
