@@ -155,14 +155,14 @@ class Rounds(Strict):
     aa_identity: bool = Field(True, description="measure the identity scorer twice: the A/A pair must share a tier")
     confidence: float = Field(0.9, gt=0, lt=1, description="for the median's order-statistic interval")
     tie_pct: float = Field(10.0, ge=0, description="cost ratios closer than this share one tier")
-    backlog_s: float = Field(1.0, gt=0, description="a backlog window holds about this long at the flat-out rate")
+    backlog_s: float = Field(0.5, gt=0, description="a backlog window holds about this long at the flat-out rate")
     backlog_min_records: int = Field(100, ge=10)
     backlog_max_records: int = Field(200_000, ge=10)
     fractions: list[float] = Field(
-        default_factory=lambda: [0.5, 0.7, 0.85], description="load windows at these shares of the flat-out rate"
+        default_factory=lambda: [0.5, 0.85], description="load windows at these shares of the flat-out rate"
     )
-    load_window_s: float = Field(1.5, gt=0, description="length of a load window, its warm-up included")
-    load_warmup_s: float = Field(0.3, ge=0)
+    load_window_s: float = Field(1.0, gt=0, description="length of a load window, its warm-up included")
+    load_warmup_s: float = Field(0.2, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> Rounds:
@@ -204,6 +204,11 @@ class Scenario(Strict):
     )
     features: list[str] | None = None
     label: str = "label"
+    task: Literal["binary", "regression", "multiclass"] = Field(
+        "binary",
+        description="what the model predicts (adapters/tasks.py): P(label = 1), a value, or the probability of each "
+        "class (the label's distinct values)",
+    )
     model: ModelSpec = Field(default_factory=lambda: ModelSpec())
     formats: list[str] = Field(default_factory=lambda: ["onnx", "codegen-c", "pmml", "pfa"])
     adapters: list[AdapterSpec] = Field(default_factory=list)
@@ -242,7 +247,7 @@ class Scenario(Strict):
         if (self.dataset is None) == (self.bundle is None):
             raise ValueError("give exactly one of 'dataset' (train a model) or 'bundle' (an imported bundle)")
         if self.bundle is not None:
-            given = sorted(self.model_fields_set & {"model", "formats", "features", "label"})
+            given = sorted(self.model_fields_set & {"model", "formats", "features", "label", "task"})
             if given:
                 raise ValueError(f"'{given[0]}' does not go with 'bundle': an imported bundle brings its own model")
             return self
@@ -251,6 +256,10 @@ class Scenario(Strict):
             raise ValueError(f"unknown format {bad[0]!r}; valid: {', '.join(FORMATS)}")
         if "h2o-mojo" in self.formats and self.model.trainer != "h2o":
             raise ValueError("format 'h2o-mojo' needs model.trainer 'h2o'")
+        if self.task != "binary" and self.model.algorithm == "logistic_regression":
+            raise ValueError(f"model.algorithm 'logistic_regression' is binary; a {self.task} task takes gbm or mlp")
+        if self.task == "multiclass" and self.model.trainer == "h2o" and self.model.algorithm == "glm":
+            raise ValueError("a multiclass h2o glm (multinomial) is not in the model IR: use algorithm gbm")
         if "codegen-c" in self.formats and self.model.algorithm == "mlp":
             raise ValueError(
                 "format 'codegen-c' cannot hold an MLP: the C generator compiles tree ensembles (treelite) and GLMs"

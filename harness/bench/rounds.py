@@ -48,9 +48,10 @@ from harness.results.stats import stat
 from harness.scenario import AdapterSpec, LoadProfile
 
 CONTROL = "identity"  # the display name of the contestant every ratio is taken to
+AA_TWIN = "identity (A/A)"
 WARM_SETTLED = 0.15  # the warm-up ends when two windows in a row cost within this share of each other
-WARM_MAX_WINDOWS = 6
-WARM_MAX_S = 25.0  # ... or after this long for one contestant
+WARM_MAX_WINDOWS = 4
+WARM_MAX_S = 15.0  # ... or after this long for one contestant
 
 
 def round_orders(n: int, rounds: int, seed: int) -> list[list[int]]:
@@ -200,7 +201,7 @@ class RoundRunner:
     def inprocess(self) -> None:
         """Each strategy's in-process micro-benchmark (the model alone, no Kafka), once."""
         for e in self.live():
-            if e.name != "identity (A/A)":
+            if e.name != AA_TWIN:
                 e.result.inprocess = e.s().inprocess()
             rate = e.result.inprocess.batch_rows_per_s if e.result.inprocess else None
             # the first backlog: about a second of the loop at the model's in-process speed (the loop
@@ -218,6 +219,7 @@ class RoundRunner:
     def run(self) -> None:
         plan = self.plan
         self.warm_up()
+        self.calibrate()
         load_rng = random.Random(plan.seed + 1)
         for r, order in enumerate(round_orders(len(self.entrants), plan.count, plan.seed), start=1):
             t0 = time.monotonic()
@@ -225,7 +227,9 @@ class RoundRunner:
             ro = RoundOrder(round=r, backlog_order=[e.name for e in field_])
             self.scenario.round_orders.append(ro)
             self._backlog_phase(r, field_)
-            load_order = load_rng.sample(field_, len(field_))
+            # the A/A twin is there for the cost tiers; its latency would repeat the control's
+            loaded = [e for e in field_ if e.name != AA_TWIN]
+            load_order = load_rng.sample(loaded, len(loaded))
             ro.load_order = [e.name for e in load_order]
             for pos, e in enumerate(load_order):
                 for f in load_rng.sample(plan.fractions, len(plan.fractions)):
@@ -306,13 +310,55 @@ class RoundRunner:
             self.clock.done("backlog", time.monotonic() - t0)
         return w
 
+    def calibrate(self) -> None:
+        """The whole pipeline at full stretch, once: the control under open-loop load at the harness's own
+        ceiling. What it carries end to end (generator → broker → loop → broker → measurer, all on these cores)
+        is the most any strategy can be offered here; a strategy whose flat-out rate alone is higher is loaded
+        at fractions of this instead (a fraction of a rate the pipeline cannot carry only measures a queue)."""
+        c = self.control()
+        if c is None or self.load_cap is None:
+            return
+        plan = self.plan
+        profile = LoadProfile(
+            name="pipeline",
+            pattern="poisson",
+            rate_per_s=round(self.load_cap, 1),
+            duration_s=1.0,
+            warmup_s=0.2,
+            seed=plan.seed * 1000 + 999,
+        )
+        t0 = time.monotonic()
+        try:
+            w, _ = load_window(c.s(), f"{c.index}cal", 1.0, self.load_cap, profile, 0, 0)
+        except (HarnessError, RuntimeError) as exc:
+            self.ctx.log(f"  the pipeline's ceiling: not measured ({exc})")
+            return
+        finally:
+            m = c.s().measurer
+            if m is not None:
+                m.pause()
+        # every result in, from the first send to the drain's end (the window's set-up counts against it: a
+        # conservative figure)
+        carried = (w.scored or 0) / max(time.monotonic() - t0, 1e-3)
+        if carried > 0:
+            offered = self.load_cap
+            self.load_cap = min(self.load_cap, carried)
+            if self.scenario.ceilings is not None:
+                self.scenario.ceilings.pipeline_per_s = round(carried, 1)
+            self.ctx.log(
+                f"  the pipeline end to end (identity offered {offered:,.0f}/s): it carried {carried:,.0f}/s; "
+                "load windows are fractions of at most this"
+            )
+
     def _load(self, e: Entrant, r: int, pos: int, fraction: float) -> None:
         plan = self.plan
         base = e.flat_out or 0.0
-        rate = fraction * base
-        capped = self.load_cap is not None and rate > self.load_cap
+        # a fraction of what this strategy can do in this pipeline: its own flat-out rate, or the pipeline's
+        # end-to-end ceiling when that is lower (the harness's own processes share the cores)
+        capped = self.load_cap is not None and base > self.load_cap
         if capped and self.load_cap is not None:
-            rate = self.load_cap
+            base = self.load_cap
+        rate = fraction * base
         t0 = time.monotonic()
         if rate < 1.0:
             self.clock.done("load", 0.0)
@@ -340,7 +386,7 @@ class RoundRunner:
             e.latencies.setdefault(fraction, []).append(lat)
             e.offered.setdefault(fraction, []).append(w.offered_per_s or rate)
         self.clock.done("load", time.monotonic() - t0)
-        self._log(e, r, w, "capped by the harness's ceilings" if capped else "")
+        self._log(e, r, w, "of the pipeline's ceiling" if capped else "")
 
     def _log(self, e: Entrant, r: int, w: Window, note: str = "") -> None:
         what = (
@@ -390,7 +436,7 @@ class RoundRunner:
                 a.cost.peak_rss_mib = round(rss, 1) if rss == rss else None  # NaN: the process is gone
                 a.cost.server_peak_rss_mib = round(server_rss, 1) if server_rss and server_rss == server_rss else None
             a.fractions = []
-            for f in self.plan.fractions:
+            for f in self.plan.fractions if e.name != AA_TWIN else []:
                 lats = e.latencies.get(f, [])
                 pooled = np.concatenate(lats) if lats else np.empty(0)
                 fr = FractionResult(

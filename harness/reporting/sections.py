@@ -66,6 +66,8 @@ def scenario_facts(sc: ScenarioResult) -> list[tuple[str, str]]:
     facts = []
     if sc.model_id or sc.trainer:
         facts.append(("Model", " ".join(x for x in (sc.model_id, f"({sc.trainer})" if sc.trainer else "") if x)))
+    if sc.task:
+        facts.append(("Task", sc.task + (f": each result is {sc.outputs}" if sc.outputs else "")))
     if sc.slo_p99_ms is not None:
         facts.append(("SLO", f"p99 ≤ {sc.slo_p99_ms:g} ms, measured from the intended send time"))
     if sc.loop:
@@ -107,6 +109,8 @@ def scenario_facts(sc: ScenarioResult) -> list[tuple[str, str]]:
             parts.append(f"load generator {c.generator_per_s:,.0f}/s")
         if c.measurer_per_s:
             parts.append(f"measurer {c.measurer_per_s:,.0f}/s flat out")
+        if c.pipeline_per_s:
+            parts.append(f"the whole pipeline end to end {c.pipeline_per_s:,.0f}/s (identity)")
         facts.append(("This machine's ceilings", "; ".join(parts)))
     return facts
 

@@ -96,6 +96,7 @@ class ScoringLoop:
         self.ops = ops or Operations(adapter.bundle.model_id, adapter.name, log=log)
         self.log = log
         self.codec = wire.FeatureCodec.for_bundle(adapter.bundle, cfg.encoding)
+        self.results = wire.ResultCodec(adapter.task, cfg.encoding)  # what a result's value carries, by task
         self.stats = LoopStats()
         self._stop = threading.Event()
         self._on_assigned = on_assigned
@@ -403,10 +404,10 @@ class ScoringLoop:
         now = wire.now_ns()
         scored_h = (wire.H_SCORED, str(now).encode())
         scores, failures = outcome.scores.tolist(), outcome.failures
-        send, topic, enc, scorer, model = (
+        send, topic, encode, scorer, model = (
             out.send,
             cfg.output_topic,
-            cfg.encoding,
+            self.results.encode,
             self._scorer_header,
             ops.model_header,
         )
@@ -416,7 +417,7 @@ class ScoringLoop:
                 dead.append((i, "score", failures[k]))
                 continue
             copied, rid, intended = wire.carried(m.headers())
-            value = wire.encode_score(None if rid is None else rid.decode("utf-8", "replace"), scores[k], enc)
+            value = encode(None if rid is None else rid.decode("utf-8", "replace"), scores[k])
             headers = wire.result_headers(
                 copied, wire.source(m.topic(), m.partition(), m.offset()), consumed_h, scored_h, scorer
             )
@@ -449,12 +450,12 @@ class ScoringLoop:
         if got is None or self.ops.shadow_topic is None:
             return
         model, scores = got
-        producer, enc = self.output.producer, self.cfg.encoding
+        producer, values = self.output.producer, scores.tolist()
         for k, i in enumerate(rows):
             m = records[i]
             h = wire.headers_dict(m.headers())
             rid = h.get(wire.H_RID)
-            value = wire.encode_score(None if rid is None else rid.decode("utf-8", "replace"), float(scores[k]), enc)
+            value = self.results.encode(None if rid is None else rid.decode("utf-8", "replace"), values[k])
             headers: list[Any] = [(name, h[name]) for name in wire.COPIED_HEADERS if name in h]
             headers += [(wire.H_SRC, wire.source(m.topic(), m.partition(), m.offset())), (H_MODEL, model)]
             with contextlib.suppress(BufferError):
