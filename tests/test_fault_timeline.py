@@ -78,6 +78,15 @@ def test_soak_schedule_is_seeded_spaced_and_leaves_a_tail() -> None:
     assert {p.kind for p in one} <= set(kinds) and {p.guarantee for p in one} == {"at-least-once", "exactly-once"}
 
 
+def test_soak_deals_every_kind_before_any_comes_again() -> None:
+    """The first len(kinds) faults are every kind once (a shuffled deck), and so is each later hand."""
+    kinds = [f"k{i}" for i in range(12)]
+    for seed in range(5):
+        one = [p.kind for p in schedule(SoakPlan(duration_s=1800, fault_every_s=60, seed=seed), kinds)]
+        assert sorted(one[:12]) == sorted(kinds) and len(set(one[12:24])) == len(one[12:24])
+        assert one[:12] != kinds  # shuffled, not in the matrix's order
+
+
 @pytest.mark.parametrize(("text", "seconds"), [("30m", 1800), ("90s", 90), ("1h30m", 5400), ("45", 45), ("2.5m", 150)])
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
