@@ -34,6 +34,11 @@ from typing import Any
 _cluster_lock = threading.Lock()
 _active: H2OCluster | None = None
 
+# How long the h2o client waits for its JVM to announce itself. The h2o package gives up after 60 s, and leaves
+# the JVM running when it does: a `make test` on the shared 2-core VM (niced, load average ~13) saw H2O report
+# "started in 57518ms" just after the client had given up, and four tests fail on that alone.
+START_TIMEOUT_S = 300.0
+
 
 class H2OCluster:
     """A local H2O cluster of one node (its own JVM), started on enter and shut down on exit."""
@@ -48,14 +53,20 @@ class H2OCluster:
         import h2o
         from h2o.backend import H2OLocalServer
 
-        self._server = H2OLocalServer.start(
-            nthreads=self.nthreads,
-            max_mem_size=self.max_mem_mb << 20,
-            enable_assertions=False,
-            port=f"{self.base_port}+",
-            name=f"harness-{uuid.uuid4().hex[:12]}",
-            verbose=False,
-        )
+        H2OLocalServer._TIME_TO_START = max(H2OLocalServer._TIME_TO_START, START_TIMEOUT_S)
+        name = f"harness-{uuid.uuid4().hex[:12]}"
+        try:
+            self._server = H2OLocalServer.start(
+                nthreads=self.nthreads,
+                max_mem_size=self.max_mem_mb << 20,
+                enable_assertions=False,
+                port=f"{self.base_port}+",
+                name=name,
+                verbose=False,
+            )
+        except BaseException:
+            _kill_named(name)  # the h2o package does not end the JVM it gave up on
+            raise
         try:
             # h2o.connect prints a "your H2O is N months old" notice to stdout: not ours to show.
             with contextlib.redirect_stdout(io.StringIO()):
@@ -99,6 +110,22 @@ class H2OCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _kill_named(name: str) -> None:
+    """SIGKILL the H2O JVM started with `-name <name>` (ours: the name is a fresh uuid), if it runs."""
+    import os
+    import signal
+    from pathlib import Path
+
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            args = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"-name" in args and name.encode() in args and any(a.endswith(b"h2o.jar") for a in args):
+            with contextlib.suppress(OSError):
+                os.kill(int(d.name), signal.SIGKILL)
 
 
 @contextlib.contextmanager
