@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha256sum | cut -c1-12)
 
-.PHONY: demo test check lint bench setup toolchain chromium promtool lock repeatability
+.PHONY: demo test check lint bench setup toolchain chromium promtool iptables faults soak lock repeatability
 
 # root installs system packages itself; anyone else through sudo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -63,6 +63,20 @@ promtool:
 	@command -v promtool >/dev/null || { command -v apt-get >/dev/null && \
 	  ($(APT) update -qq && $(APT) install -y -qq prometheus >/dev/null) || \
 	  echo "warning: could not install promtool (apt-get install prometheus); the rules test will fail"; }
+
+# the fault suite: the single-broker cases and the replication matrix on a three-node cluster (about an hour);
+# the matrix's isolation row cuts a node off with iptables (root), installed here when missing
+faults: $(STAMP) iptables
+	$(BIN)/harness faults
+
+# the 30-minute soak: a random matrix fault about every minute, both guarantees (results/<id>-soak/)
+soak: $(STAMP) iptables
+	$(BIN)/harness faults --soak 30m
+
+iptables:
+	@command -v iptables >/dev/null || { command -v apt-get >/dev/null && \
+	  ($(APT) update -qq && $(APT) install -y -qq iptables >/dev/null) || \
+	  echo "warning: could not install iptables (apt-get install iptables); the isolation row will fail"; }
 
 bench: $(STAMP)
 	$(BIN)/pytest tests/bench -q --benchmark-only --benchmark-json=results/bench.json -p no:randomly

@@ -16,7 +16,9 @@ from harness.scoring.settings import ScorerSettings
 from jvm.errors import JvmError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark and model-interchange harness.")
-broker_app = typer.Typer(no_args_is_help=True, help="The embedded single-node Apache Kafka broker (KRaft).")
+broker_app = typer.Typer(
+    no_args_is_help=True, help="The embedded Apache Kafka (KRaft): a single broker, or a three-node cluster."
+)
 app.add_typer(broker_app, name="broker")
 keys_app = typer.Typer(no_args_is_help=True, help="Ed25519 keys that sign model versions (docs/trusted-models.md).")
 app.add_typer(keys_app, name="keys")
@@ -59,9 +61,19 @@ SecureOpt = Annotated[
 
 @broker_app.command("start")
 def broker_start(
-    port: Annotated[int | None, typer.Option(help="Listener port; default: a free port.")] = None,
-    heap_mb: Annotated[int, typer.Option(help="Broker JVM heap in MiB.")] = 1024,
-    timeout_s: Annotated[float, typer.Option(help="How long to wait for the broker to answer.")] = 90.0,
+    brokers: Annotated[
+        int,
+        typer.Option(
+            help="1: the single broker; 3: a three-node KRaft cluster (replication factor 3, min.insync.replicas 2)."
+        ),
+    ] = 1,
+    port: Annotated[int | None, typer.Option(help="Listener port of the single broker; default: a free port.")] = None,
+    heap_mb: Annotated[
+        int | None, typer.Option(help="JVM heap in MiB per node; default 1024 (single broker), 256 (cluster).")
+    ] = None,
+    timeout_s: Annotated[
+        float, typer.Option(help="How long to wait for the broker to answer (a cluster: at least 300 s).")
+    ] = 90.0,
     secure: SecureOpt = False,
     model_topic: Annotated[
         list[str] | None,
@@ -71,58 +83,101 @@ def broker_start(
         ),
     ] = None,
 ) -> None:
-    """Start the embedded broker (formats its storage on first start) and print its bootstrap address. With
-    --secure: certificates, passwords and one client config per principal (admin, scorer, publisher) are made
-    in the state folder; every harness command reaches the broker with --client-config FILE."""
-    from harness.kafka.broker import Broker
+    """Start the embedded broker or cluster (formats storage on first start) and print its bootstrap address.
+    With --secure (single broker): certificates, passwords and one client config per principal (admin, scorer,
+    publisher) are made in the state folder; every harness command reaches the broker with --client-config FILE."""
+    from harness.kafka.broker import DEFAULT_HEAP_MB, Broker
+    from harness.kafka.cluster import DEFAULT_CLUSTER_HEAP_MB, DEFAULT_CLUSTER_START_TIMEOUT_S, Cluster
 
-    b = Broker(secure=secure, model_topics=tuple(model_topic or ()))
-    already = b.running()
-    st = b.start(port=port, heap_mb=heap_mb, timeout_s=timeout_s)
-    if already is not None:
-        err_console.print(f"broker already running (pid {st.pid})")
-    else:
-        err_console.print(f"broker started: Apache Kafka {st.kafka_version}, KRaft, pid {st.pid}, data {st.data_dir}")
-    if st.secure:
-        err_console.print(
-            "SASL/SCRAM over TLS, StandardAuthorizer; client configs: "
-            + ", ".join(f"{k} {v}" for k, v in (st.client_configs or {}).items()),
-            highlight=False,
-            soft_wrap=True,
-        )
-    print(st.bootstrap)
+    if brokers == 1:
+        b = Broker(secure=secure, model_topics=tuple(model_topic or ()))
+        already = b.running()
+        st = b.start(port=port, heap_mb=heap_mb or DEFAULT_HEAP_MB, timeout_s=timeout_s)
+        if already is not None:
+            err_console.print(f"broker already running (pid {st.pid})")
+        else:
+            err_console.print(
+                f"broker started: Apache Kafka {st.kafka_version}, KRaft, pid {st.pid}, data {st.data_dir}"
+            )
+        if st.secure:
+            err_console.print(
+                "SASL/SCRAM over TLS, StandardAuthorizer; client configs: "
+                + ", ".join(f"{k} {v}" for k, v in (st.client_configs or {}).items()),
+                highlight=False,
+                soft_wrap=True,
+            )
+        print(st.bootstrap)
+        return
+    if secure or model_topic:
+        fail("--secure is for the single broker (--brokers 1); the three-node cluster listens in plaintext")
+    if port is not None:
+        fail("--port is for the single broker; a cluster's nodes listen on free ports (see `harness broker status`)")
+    c = Cluster()
+    up = c.running()
+    cst = c.start(
+        brokers, heap_mb=heap_mb or DEFAULT_CLUSTER_HEAP_MB, timeout_s=max(timeout_s, DEFAULT_CLUSTER_START_TIMEOUT_S)
+    )
+    pids = ", ".join(str(n.pid) for n in cst.nodes)
+    what = "cluster already running" if up is not None and len(up.alive()) == brokers else "cluster started"
+    err_console.print(
+        f"{what}: Apache Kafka {cst.kafka_version}, KRaft, {brokers} combined broker+controller nodes "
+        f"(pids {pids}), replication factor 3, min.insync.replicas 2, data {c.root}",
+        highlight=False,
+    )
+    print(cst.bootstrap)
 
 
 @broker_app.command("stop")
 def broker_stop(secure: SecureOpt = False) -> None:
-    """Stop the embedded broker cleanly; leaves no process behind."""
+    """Stop the embedded broker and cluster (with --secure: the secured broker) cleanly; leaves no process
+    behind."""
     from harness.kafka.broker import Broker
+    from harness.kafka.cluster import Cluster
 
-    if Broker(secure=secure).stop():
-        err_console.print("broker stopped")
+    if secure:
+        stopped = ["secure broker"] if Broker(secure=True).stop() else []
     else:
-        err_console.print("no broker was running")
+        stopped = [name for name, ran in (("broker", Broker().stop()), ("cluster", Cluster().stop())) if ran]
+    err_console.print(f"{' and '.join(stopped)} stopped" if stopped else "no broker was running")
 
 
 @broker_app.command("status")
 def broker_status(secure: SecureOpt = False) -> None:
-    """Say whether the embedded broker is up and where; exit 3 when it is not running."""
+    """Say whether the embedded broker or cluster (with --secure: the secured broker) is up and where (a line
+    per node for a cluster); exit 3 when none runs, 4 when one does not answer."""
     from harness.kafka.broker import Broker, metadata_answers
+    from harness.kafka.cluster import Cluster
     from harness.kafka.config import read_client_properties
+    from harness.kafka.node import broker_count, pid_alive
 
     st = Broker(secure=secure).running()
-    if st is None:
+    c = Cluster()
+    cst = None if secure else c.running()
+    if st is None and cst is None:
         print("stopped")
         raise typer.Exit(3)
-    props = None
-    if st.secure and st.client_configs:
-        props = read_client_properties(Path(st.client_configs["admin"]))
-        props.pop("bootstrap.servers", None)
-    answers = metadata_answers(st.bootstrap, timeout_s=3.0, properties=props)
-    mode = " secure=SASL_SSL" if st.secure else ""
-    print(f"{'running' if answers else 'not answering'} {st.bootstrap} pid={st.pid} kafka={st.kafka_version}{mode}")
-    if not answers:
-        raise typer.Exit(4)
+    code = 0
+    if st is not None:
+        props = None
+        if st.secure and st.client_configs:
+            props = read_client_properties(Path(st.client_configs["admin"]))
+            props.pop("bootstrap.servers", None)
+        answers = metadata_answers(st.bootstrap, timeout_s=3.0, properties=props)
+        mode = " secure=SASL_SSL" if st.secure else ""
+        print(f"{'running' if answers else 'not answering'} {st.bootstrap} pid={st.pid} kafka={st.kafka_version}{mode}")
+        code = code or (0 if answers else 4)
+    if cst is not None:
+        registered = broker_count(cst.bootstrap, timeout_s=3.0)
+        state = "running" if registered == len(cst.nodes) else "degraded" if registered else "not answering"
+        print(f"{state} {cst.bootstrap} brokers={registered}/{len(cst.nodes)} kafka={cst.kafka_version} cluster")
+        controller = c.active_controller()
+        for n in cst.nodes:
+            role = " active controller" if n.node_id == controller else ""
+            up = "up" if pid_alive(n.pid) else "down"
+            print(f"  node {n.node_id} 127.0.0.1:{n.port} (controller port {n.controller_port}) pid={n.pid} {up}{role}")
+        code = code or (0 if registered else 4)
+    if code:
+        raise typer.Exit(code)
 
 
 @keys_app.command("create")
@@ -286,37 +341,63 @@ def faults_cmd(
         typer.Option(
             "--case",
             help="Only these faults (repeatable): kill9, broker-restart, server-restart, poison, nan-raise, hang, "
-            "outage; default: all.",
+            "outage, or a row of the replication matrix (see --matrix); default: all.",
         ),
     ] = None,
+    matrix: Annotated[
+        bool,
+        typer.Option(
+            "--matrix",
+            help="Only the replication matrix, on a three-node cluster: input/output partition leader clean "
+            "shutdown, hard kill, clean and hard bounce; controller kill; SIGSTOP; isolation; coordinator kill.",
+        ),
+    ] = False,
     guarantee: Annotated[
         list[str] | None, typer.Option("--guarantee", help="at-least-once and/or exactly-once; default: both.")
     ] = None,
     backlog: Annotated[int, typer.Option(min=100, help="Records in the kill -9 backlog.")] = 100_000,
     bundle: Annotated[Path | None, typer.Option(help="Bundle to score; default: the fraud scenario's.")] = None,
+    rate: Annotated[
+        float | None, typer.Option(min=1, help="Records/s of the matrix's and the soak's senders (300, 200).")
+    ] = None,
+    soak: Annotated[
+        str | None,
+        typer.Option(help="Run the soak instead, this long (e.g. 30m): a random matrix fault every ~60 s."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="The soak's fault schedule (printed before it starts).")] = 1,
+    fault_every: Annotated[float, typer.Option(min=10, help="Seconds between the soak's faults (±25%).")] = 60.0,
+    results: Annotated[Path, typer.Option(help="Where the soak's folder is written.")] = Path("results"),
 ) -> None:
-    """Run the scoring loop through every fault on a broker of its own (kill -9, broker and model server
-    restarts, poison records, NaN, exceptions, hangs, outages); print sent / scored / dead-lettered / lost /
-    duplicates per fault and guarantee. Exit 1 when a record was lost (or duplicated in exactly-once)."""
-    from harness.faults.cases import CASES
-    from harness.faults.suite import HEADER, format_row, run
+    """Run the scoring loop through every fault (kill -9, broker and model server restarts, poison records,
+    NaN, exceptions, hangs, outages on a broker of its own; the replication matrix on a three-node cluster of
+    its own); print sent / scored / dead-lettered / lost / duplicates per fault and guarantee. Exit 1 when a
+    record was lost (or duplicated in exactly-once). --soak: the long run with random faults."""
+    from harness.faults.processes import FaultError
+    from harness.faults.suite import ALL_CASES, execute
+    from harness.faults.suite import soak as run_soak
     from harness.scoring.settings import GUARANTEES
+    from harness.signals import on_stop_signals
 
-    unknown = [c for c in case or [] if c not in CASES] + [g for g in guarantee or [] if g not in GUARANTEES]
+    unknown = [c for c in case or [] if c not in ALL_CASES] + [g for g in guarantee or [] if g not in GUARANTEES]
     if unknown:
-        valid = f"faults: {', '.join(CASES)}; guarantees: {', '.join(GUARANTEES)}"
+        valid = f"faults: {', '.join(ALL_CASES)}; guarantees: {', '.join(GUARANTEES)}"
         fail(f"unknown fault or guarantee {unknown[0]!r}; {valid}")
-    rows = run(
-        case or list(CASES),
-        guarantee or list(GUARANTEES),
-        backlog,
-        bundle,
-        lambda m: err_console.print(m, highlight=False),
-    )
-    print(HEADER)
-    for r in rows:
-        print(format_row(r))
-    raise typer.Exit(0 if all(r.holds() for r in rows) else 1)
+
+    def log(m: str) -> None:
+        err_console.print(m, highlight=False)
+
+    def stop_suite() -> None:
+        raise KeyboardInterrupt  # unwinds through every `finally`: scorers, the cluster, the isolation rules
+
+    on_stop_signals(stop_suite)
+    try:
+        if soak:
+            code = run_soak(soak, seed, rate, fault_every, bundle, results, log)
+        else:
+            code = execute(case, matrix, guarantee, backlog, bundle, rate, log)
+    except FaultError as e:
+        fail(str(e))
+    raise typer.Exit(code)
 
 
 @app.command("monitor", context_settings=ENV)
@@ -599,8 +680,10 @@ def run_cmd(
 
     on_stop_signals(stop_run)
     loaded = [with_overrides(load_scenario(p), rounds, quick) for p in scenarios]
-    target = resolve_kafka(bootstrap, client_config)
-    err_console.print(f"Kafka at {target.bootstrap}{' (embedded broker)' if target.embedded else ''}")
+    # a scenario may ask for the embedded three-node cluster (kafka: {brokers: 3}); --bootstrap names any cluster
+    target = resolve_kafka(bootstrap, client_config, brokers=max(sc.kafka.brokers for sc in loaded))
+    where = " (embedded three-node cluster)" if target.embedded and target.brokers > 1 else " (embedded broker)"
+    err_console.print(f"Kafka at {target.bootstrap}{where if target.embedded else ''}")
     for sc in loaded:
         run_dir = run_suite(
             sc,
@@ -662,7 +745,7 @@ def experiment_cmd(
     else:
         plan = LifecyclePlan(rate_per_s=rate_per_s, duration_s=duration_s, drift_at_s=duration_s / 4)
     sc = load_scenario(scenario)
-    target = resolve_kafka(bootstrap, client_config)
+    target = resolve_kafka(bootstrap, client_config, brokers=sc.kafka.brokers)
     run_dir = run_experiment(sc, target, artifacts, results, plan, adapter, err_console)
     _finish_run(run_dir, True)
 

@@ -111,6 +111,16 @@ class LoopSpec(Strict):
     processes: int = Field(1, ge=1)
 
 
+class KafkaSpec(Strict):
+    """The embedded Kafka a run uses when no --bootstrap is given."""
+
+    brokers: Literal[1, 3] = Field(
+        1,
+        description="1: the single broker; 3: the three-node cluster (replication factor 3, min.insync.replicas 2, "
+        "acks=all): what production pays for durability, measured",
+    )
+
+
 class Slo(Strict):
     p99_ms: float = Field(50.0, gt=0)
 
@@ -210,6 +220,7 @@ class Scenario(Strict):
     adapters: list[AdapterSpec] = Field(default_factory=list)
     encoding: Literal["json", "f64le"] = "json"
     loop: LoopSpec = Field(default_factory=lambda: LoopSpec())
+    kafka: KafkaSpec = Field(default_factory=lambda: KafkaSpec())
     slo: Slo = Field(default_factory=lambda: Slo())
     sustainable: SustainableSearch = Field(default_factory=lambda: SustainableSearch())
     rounds: Rounds = Field(default_factory=lambda: Rounds())
@@ -262,7 +273,7 @@ class Scenario(Strict):
         return self
 
     def content_hash(self) -> str:
-        exclude = {"adapters", "slo", "sustainable", "validity", "loop", "rounds", "interference"}
+        exclude = {"adapters", "slo", "sustainable", "validity", "loop", "kafka", "rounds", "interference"}
         data = self.model_dump(mode="json", exclude=exclude)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 

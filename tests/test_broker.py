@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from harness.kafka import broker as broker_module
+from harness.kafka import node as node_module
 from harness.kafka.broker import Broker, metadata_answers, new_cluster_id, pid_alive
 from tests.conftest import create_topic, run_cli
 
@@ -22,7 +22,7 @@ def test_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) ->
     """kafka-storage reads '-t -abc...' as a missing argument: a fresh broker failed CI that way (1 in 64)."""
     dash_first = uuid.UUID(bytes=bytes([0xF8]) + bytes(15))  # base64 of 0b111110... is '-'
     drawn = iter([dash_first, uuid.UUID(int=1)])
-    monkeypatch.setattr(broker_module.uuid, "uuid4", lambda: next(drawn))
+    monkeypatch.setattr(node_module.uuid, "uuid4", lambda: next(drawn))
     cid = new_cluster_id()
     assert not cid.startswith("-") and len(cid) == 22, cid
     monkeypatch.undo()

@@ -403,3 +403,15 @@ def test_readme_is_a_front_door_with_a_real_table() -> None:
     assert "results/example-fraud/" in readme and "20261203-135913-fraud" in readme
     for page in ("results", "methodology", "production", "your-own-model", "design", "kafka", "trusted-models"):
         assert f"(docs/{page}.md)" in readme, f"the README does not link docs/{page}.md"
+
+
+def test_readme_links_every_docs_page_from_its_table() -> None:
+    """Every page under docs/ has its row in the README's "Where to go next" table (the front door names them
+    all: a page no one links is a page no one reads)."""
+    readme = (ROOT / "README.md").read_text()
+    section = re.search(r"## Where to go next\n(.*?)\n## ", readme, re.S)
+    assert section, "the README lost its 'Where to go next' table"
+    linked = set(re.findall(r"^\| \[[^\]]+\]\(docs/([\w.-]+\.md)\) \|", section.group(1), re.M))
+    pages = {p.name for p in (ROOT / "docs").glob("*.md")}
+    assert pages - linked == set(), f"docs pages missing from the README's table: {sorted(pages - linked)}"
+    assert "cluster-faults.md" in linked

@@ -240,7 +240,7 @@ def test_a_step_is_busy_only_for_interference_from_outside_the_run() -> None:
     try:
         time.sleep(0.3)
         for th, busy in ((Thresholds(other_cpu_pct=5.0, steal_pct=1e9), True), (Thresholds(1e9, 1e9, 1e9), False)):
-            mon = InterferenceMonitor(None, lambda: [], th)
+            mon = InterferenceMonitor([], lambda: [], th)
             mon.begin()
             time.sleep(0.8)
             inter = mon.end((time.time_ns() - 800_000_000, time.time_ns()))

@@ -36,6 +36,7 @@ def environment(target: KafkaTarget, libraries: dict[str, str]) -> Environment:
         kafka_version=kafka_version() if target.embedded else "external cluster",
         bootstrap=target.bootstrap,
         embedded_broker=target.embedded,
+        brokers=target.brokers,
         libraries=libraries,
         load_average_at_start=list(os.getloadavg()),
         machine_note=(

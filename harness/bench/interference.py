@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -82,8 +82,10 @@ class InterferenceMonitor:
     """Brackets measured windows: `begin()` before, `end(window)` after, with the pids that belong to the run
     (broker, scorers, model server, load generator, this process) given by `pids()` each time."""
 
-    def __init__(self, gc_log: Path | None, pids: Callable[[], list[int]], thresholds: Thresholds | None = None):
-        self.gc_log = gc_log
+    def __init__(
+        self, gc_logs: Sequence[Path], pids: Callable[[], list[int]], thresholds: Thresholds | None = None
+    ) -> None:
+        self.gc_logs = list(gc_logs)  # the broker's, or every node's of the embedded cluster
         self.pids = pids
         self.thresholds = thresholds or Thresholds()
         self._start: _Snapshot | None = None
@@ -108,7 +110,7 @@ class InterferenceMonitor:
         steal_pct = (b.steal_s - a.steal_s) / total * 100.0
         other = max(0.0, (b.busy_s - a.busy_s) - (b.ours_s - a.ours_s))
         other_pct = other / wall * 100.0
-        pauses = gc_pauses(self.gc_log, *window_ns) if self.gc_log is not None else []
+        pauses = [p for log in self.gc_logs for p in gc_pauses(log, *window_ns)]
         reasons = []
         if pauses and max(pauses) >= th.gc_pause_ms:
             reasons.append(f"broker GC pause {max(pauses):.0f} ms")

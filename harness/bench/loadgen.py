@@ -79,7 +79,9 @@ class GeneratorReport:
 def make_producer(conf: dict[str, Any]) -> Any:
     from confluent_kafka import Producer
 
-    return Producer({**conf, "linger.ms": 1, "acks": "all", "enable.idempotence": True, "client.id": "loadgen"})
+    from harness.kafka.config import DURABLE_PRODUCER
+
+    return Producer({**conf, **DURABLE_PRODUCER, "linger.ms": 1, "client.id": "loadgen"})
 
 
 def send(

@@ -138,7 +138,7 @@ class RoundRunner:
         self.offsets: dict[str, EndOffsets] = {}
         th = ctx.sc.interference
         self.monitor = InterferenceMonitor(
-            ctx.broker_gc_log, self._run_pids, Thresholds(th.gc_pause_ms, th.other_cpu_pct, th.steal_pct)
+            ctx.broker_gc_logs, self._run_pids, Thresholds(th.gc_pause_ms, th.other_cpu_pct, th.steal_pct)
         )
         n, f = len(entrants), len(self.plan.fractions)
         # the warm-up takes about two windows per contestant; each round a window per contestant and one of the
@@ -148,7 +148,8 @@ class RoundRunner:
 
     # ---- the processes of the run ----------------------------------------------------------------------
     def _run_pids(self) -> list[int]:
-        """Every process of the run (all contestants, their generators, the broker): not 'other processes'."""
+        """Every process of the run (all contestants, their generators, the broker or each node of the
+        cluster): not 'other processes'."""
         pids: list[int] = []
         for e in self.entrants:
             if e.session is not None:
@@ -156,8 +157,7 @@ class RoundRunner:
                 gen = e.session.generator
                 if gen is not None and gen.pid:
                     pids.append(gen.pid)
-        if self.ctx.broker_pid:
-            pids.append(self.ctx.broker_pid)
+        pids += self.ctx.broker_pids  # the broker's, or every node's of the embedded cluster
         return pids
 
     def start(self, stack: contextlib.ExitStack) -> None:

@@ -17,7 +17,6 @@ import contextlib
 import gc
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -31,6 +30,7 @@ from harness.bench.rounds import AA_TWIN, CONTROL, Entrant, RoundRunner
 from harness.bench.session import RunContext
 from harness.errors import HarnessError
 from harness.kafka.config import KafkaTarget
+from harness.kafka.embedded import embedded
 from harness.kafka.topics import delete_topics, ensure_topics
 from harness.modelbuild.pipeline import build, lib_versions
 from harness.results.schema import (
@@ -42,9 +42,6 @@ from harness.results.schema import (
     ScenarioResult,
 )
 from harness.scenario import AdapterSpec, Scenario
-
-if TYPE_CHECKING:
-    from harness.kafka.broker import Broker, BrokerState
 
 LOAD_CEILING_SHARE = 0.8  # load windows stay under this share of the generator's and the measurer's ceilings
 
@@ -59,18 +56,18 @@ def warm_seconds(target: KafkaTarget) -> float:
     records only). In three runs that began on a just-started broker, the first round's trials ran at
     0.47-0.6 of the later rounds' rates (its JVM was still compiling its hot paths); runs on a broker that
     had served a run before did not."""
-    b, st = _embedded_broker(target)
-    if b is None or st is None or time.time() - st.started_at >= FRESH_BROKER_S:
+    e = embedded(target)
+    if e is None or time.time() - e.started_at >= FRESH_BROKER_S:
         return 0.0
-    marker = b.root / "warmed"
-    return 0.0 if marker.exists() and marker.read_text().strip() == str(st.pid) else WARM_FRESH_S
+    marker = e.root / "warmed"
+    return 0.0 if marker.exists() and marker.read_text().strip() == e.ident else WARM_FRESH_S
 
 
 def mark_warmed(target: KafkaTarget) -> None:
     """Remember that the running embedded broker has had its warm-up (once per broker process)."""
-    b, st = _embedded_broker(target)
-    if b is not None and st is not None:
-        (b.root / "warmed").write_text(str(st.pid))
+    e = embedded(target)
+    if e is not None:
+        (e.root / "warmed").write_text(e.ident)
 
 
 def warm_broker(ctx: RunContext, seconds: float = 0.0, records: int = 30_000) -> float:
@@ -190,8 +187,8 @@ def run_suite(
     specs = select_adapters(sc, only, with_identity)
     res = build(sc, artifacts=artifacts, log=log)
     log(f"bundle {res.bundle_dir} ({'cache hit' if res.cache_hit else 'built'} in {res.seconds:.1f} s)")
-    gc_log, broker_pid = _broker_facts(target)
-    ctx = RunContext(sc, target, res.bundle_dir, run_id, log, gc_log, broker_pid)
+    gc_logs, broker_pids = _broker_facts(target)
+    ctx = RunContext(sc, target, res.bundle_dir, run_id, log, gc_logs, broker_pids)
     # the measurer runs in this process: keep full garbage collections off the long-lived objects
     # (a full pass over them took ~60 ms; see harness/scoring/service.py)
     gc.collect()
@@ -250,22 +247,11 @@ def _ceilings(ctx: RunContext) -> Ceilings:
     return c
 
 
-def _broker_facts(target: KafkaTarget) -> tuple[Path | None, int | None]:
-    """The embedded broker's GC log and pid (for the interference monitor); nothing for an external cluster."""
-    b, st = _embedded_broker(target)
-    if b is None:
-        return None, None
-    return b.gc_log, (st.pid if st else None)
-
-
-def _embedded_broker(target: KafkaTarget) -> tuple[Broker | None, BrokerState | None]:
-    """The embedded broker and its state when it runs; (None, None) for an external cluster."""
-    if not target.embedded:
-        return None, None
-    from harness.kafka.broker import Broker
-
-    b = Broker()
-    return b, b.running()
+def _broker_facts(target: KafkaTarget) -> tuple[list[Path], list[int]]:
+    """The embedded broker's (or cluster's) GC logs and pids (for the interference monitor); nothing for an
+    external cluster."""
+    e = embedded(target)
+    return (e.gc_logs, e.pids) if e is not None else ([], [])
 
 
 def run_experiment(
@@ -293,8 +279,8 @@ def run_experiment(
     started = _now()
     run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{sc.name}-{kind}"
     res = build(sc, artifacts=artifacts, log=log)
-    gc_log, broker_pid = _broker_facts(target)
-    ctx = RunContext(sc, target, res.bundle_dir, run_id, log, gc_log, broker_pid)
+    gc_logs, broker_pids = _broker_facts(target)
+    ctx = RunContext(sc, target, res.bundle_dir, run_id, log, gc_logs, broker_pids)
     if kind in ("lifecycle", "online") and ctx.bundle.task.task != "binary":
         raise RunError(
             f"the {kind} experiment drifts fraud data and follows a binary model's AUC; scenario {sc.name!r} is a "

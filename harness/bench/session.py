@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +64,8 @@ class RunContext:
         bundle_dir: Path,
         run_id: str,
         log: Callable[[str], None],
-        broker_gc_log: Path | None = None,
-        broker_pid: int | None = None,
+        broker_gc_logs: Sequence[Path] = (),
+        broker_pids: Sequence[int] = (),
     ) -> None:
         self.sc = sc
         self.target = target
@@ -78,8 +78,8 @@ class RunContext:
         self.log = log
         self.tag = uuid.uuid4().hex[:6]
         self.limits = ValidityLimits.model_validate(sc.validity.model_dump())
-        self.broker_gc_log = broker_gc_log
-        self.broker_pid = broker_pid
+        self.broker_gc_logs = list(broker_gc_logs)  # the embedded broker's, or each node's of the cluster
+        self.broker_pids = list(broker_pids)
         self._v2: list[bytes] | None = None
 
     def v2_payloads(self) -> list[bytes]:
@@ -135,7 +135,7 @@ class AdapterSession:
         self.generator: Generator | None = None
         th = sc.interference
         self.monitor = InterferenceMonitor(
-            ctx.broker_gc_log, self._pids, Thresholds(th.gc_pause_ms, th.other_cpu_pct, th.steal_pct)
+            ctx.broker_gc_logs, self._pids, Thresholds(th.gc_pause_ms, th.other_cpu_pct, th.steal_pct)
         )
         self._names: set[str] = set()
 
@@ -147,8 +147,7 @@ class AdapterSession:
         pids = list(self.deployment.pids())
         if self.generator is not None and self.generator.pid:
             pids.append(self.generator.pid)
-        if self.ctx.broker_pid:
-            pids.append(self.ctx.broker_pid)
+        pids += self.ctx.broker_pids
         return pids
 
     # ---- lifecycle ---------------------------------------------------------------------------------

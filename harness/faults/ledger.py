@@ -11,13 +11,18 @@ exactly-once scorer reads.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import Consumer
 
+from harness.faults.processes import FaultError
+from harness.faults.timeline import Timing
 from harness.kafka.config import KafkaTarget
+from harness.kafka.errors import KafkaSetupError
+from harness.kafka.topics import partitions_from_start
 from harness.scoring import wire
 
 RESULT = "result"
@@ -33,6 +38,7 @@ class Ledger:
     misrouted: int = 0
     expected_dead_letters: int = 0
     notes: list[str] = field(default_factory=list)
+    timing: Timing | None = None  # the replication matrix's rows: output gap and p99 around the fault
 
     def holds(self, exactly_once: bool) -> bool:
         """Nothing lost or misrouted, and no duplicates when exactly-once."""
@@ -40,7 +46,8 @@ class Ledger:
 
 
 class Outcomes:
-    """Reads a case's output and dead-letter topics from the start, in the background of `wait_settled`."""
+    """Reads a case's output and dead-letter topics from the start, in the background of `wait_settled` (or,
+    after `follow()`, in a thread of its own, so that each record's arrival time is when it became readable)."""
 
     def __init__(self, target: KafkaTarget, output_topic: str, dlq_topic: str) -> None:
         self.consumer = Consumer(
@@ -49,25 +56,45 @@ class Outcomes:
                     "group.id": f"ledger-{uuid.uuid4().hex[:8]}",
                     "enable.auto.commit": False,
                     "isolation.level": "read_committed",
+                    "fetch.wait.max.ms": 10,  # an output is read as soon as it is readable (its arrival time)
                     "log_level": 0,
                 }
             )
         )
-        md = self.consumer.list_topics(timeout=30)
-        parts = [
-            TopicPartition(t, p, OFFSET_BEGINNING)
-            for t in (output_topic, dlq_topic)
-            if t in md.topics
-            for p in md.topics[t].partitions
-        ]
-        self.consumer.assign(parts)
+        try:
+            self.consumer.assign(partitions_from_start(self.consumer, [output_topic, dlq_topic]))
+        except KafkaSetupError as e:
+            raise FaultError(f"the ledger cannot read the outputs: {e}") from None
         self.dlq_topic = dlq_topic
         self.results: dict[str, int] = {}
         self.dead: dict[str, list[str]] = {}
+        self.arrived: dict[str, float] = {}  # rid -> wall-clock time its first output was read
+        self._read = 0
+        self._taken = 0
+        self._follower: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def follow(self) -> Outcomes:
+        """Read continuously from a thread of its own until close(); poll() then only waits."""
+        self._follower = threading.Thread(target=self._follow, name="ledger", daemon=True)
+        self._follower.start()
+        return self
+
+    def _follow(self) -> None:
+        while not self._stop.is_set():
+            self._consume(0.1)
 
     def poll(self, timeout_s: float = 0.2) -> int:
-        """Read what is there; the number of records read."""
+        """Read what is there; the number of records read (since the last call, when following)."""
+        if self._follower is None:
+            return self._consume(timeout_s)
+        time.sleep(timeout_s)
+        read, self._taken = self._read - self._taken, self._read
+        return read
+
+    def _consume(self, timeout_s: float) -> int:
         msgs = self.consumer.consume(5000, timeout=timeout_s)
+        now = time.time()
         for m in msgs:
             if m.error() is not None:
                 continue
@@ -77,6 +104,8 @@ class Outcomes:
                 self.dead.setdefault(rid, []).append(h.get(wire.H_DLQ_STAGE, b"").decode())
             else:
                 self.results[rid] = self.results.get(rid, 0) + 1
+            self.arrived.setdefault(rid, now)
+        self._read += len(msgs)
         return len(msgs)
 
     def accounted(self) -> int:
@@ -114,4 +143,7 @@ class Outcomes:
         return led
 
     def close(self) -> None:
+        if self._follower is not None:
+            self._stop.set()
+            self._follower.join(10)
         self.consumer.close()

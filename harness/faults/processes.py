@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from harness.kafka.config import KafkaTarget
+from harness.kafka.config import DURABLE_PRODUCER, KafkaTarget
 from harness.scoring import protocol
 
 HARNESS = [sys.executable, "-m", "harness.cli"]
@@ -193,3 +193,79 @@ class Sender:
 
 def options(**kw: Any) -> list[str]:
     return [a for k, v in kw.items() for a in ("--option", f"{k}={v}")]
+
+
+class SteadySender:
+    """Produces records at a fixed rate from a thread until stop(): rid "<prefix>-<i>", the i-th payload
+    (cycling), and the intended send time (wall clock, also in the t_intended_ns header). The schedule is
+    fixed in advance (open loop): a broker that stalls the producer does not slow the schedule down, the
+    records due meanwhile go out as soon as it lets them. acks=all with idempotence; a record is only
+    counted as sent once the cluster acknowledged it."""
+
+    def __init__(
+        self, target: KafkaTarget, topic: str, payloads: list[bytes], rate_per_s: float, prefix: str = "s"
+    ) -> None:
+        self.producer = Producer(
+            target.client_config(
+                **DURABLE_PRODUCER,
+                **{"linger.ms": 5, "message.timeout.ms": 300_000, "log_level": 0, "client.id": f"sender-{prefix}"},
+            )
+        )
+        self.topic, self.payloads, self.rate, self.prefix = topic, payloads, rate_per_s, prefix
+        self.intended: dict[str, float] = {}  # rid -> intended send time (wall clock, seconds)
+        self.acked: set[str] = set()
+        self.errors: list[str] = []
+        self.started_at = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sender-{prefix}", daemon=True)
+
+    def start(self) -> SteadySender:
+        self.started_at = time.time()
+        self._thread.start()
+        return self
+
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            self.acked.add(f"{self.prefix}-{(msg.key() or b'').decode()}")
+        else:
+            self.errors.append(err.str())
+
+    def _run(self) -> None:
+        t0, t0_mono, i = self.started_at, time.monotonic(), 0
+        n = len(self.payloads)
+        while not self._stop.is_set():
+            due = t0_mono + i / self.rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                self.producer.poll(min(delay, 0.05))
+                continue
+            rid = f"{self.prefix}-{i}"
+            intended = t0 + i / self.rate
+            headers: list[tuple[str, str | bytes | None]] = [
+                ("rid", rid.encode()),
+                ("t_intended_ns", str(int(intended * 1e9)).encode()),
+            ]
+            while True:
+                try:
+                    self.producer.produce(
+                        self.topic, key=str(i).encode(), value=self.payloads[i % n], headers=headers,
+                        on_delivery=self._delivered,
+                    )  # fmt: skip
+                    break
+                except BufferError:
+                    self.producer.poll(0.05)
+            self.intended[rid] = intended
+            i += 1
+            self.producer.poll(0)
+        self.producer.flush(300)
+
+    def stop(self, timeout_s: float = 330) -> None:
+        """Stop sending and wait until every record sent was acknowledged (or failed)."""
+        self._stop.set()
+        self._thread.join(timeout_s)
+        if self.errors:
+            raise FaultError(f"the sender could not deliver {len(self.errors)} records: {self.errors[0]}")
+
+    @property
+    def sent(self) -> int:
+        return len(self.intended)

@@ -132,42 +132,31 @@ def _certificates() -> tuple[bytes, bytes]:
     return ca_cert.public_bytes(pem), key_pem + cert.public_bytes(pem) + ca_cert.public_bytes(pem)
 
 
-def server_properties(port: int, controller_port: int, internal_port: int, data_dir: Path, files: SecureFiles) -> str:
-    return f"""# written by `harness broker start --secure`
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{controller_port}
-listeners=CLIENT://127.0.0.1:{port},INTERNAL://127.0.0.1:{internal_port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=CLIENT://127.0.0.1:{port},INTERNAL://127.0.0.1:{internal_port}
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=INTERNAL
-listener.security.protocol.map=CLIENT:SASL_SSL,INTERNAL:SSL,CONTROLLER:SSL
-sasl.enabled.mechanisms={MECHANISM}
-listener.name.client.sasl.enabled.mechanisms={MECHANISM}
-listener.name.client.{MECHANISM.lower()}.sasl.jaas.config={SCRAM_LOGIN}
-ssl.keystore.type=PEM
-ssl.keystore.location={files.keystore}
-ssl.truststore.type=PEM
-ssl.truststore.location={files.ca}
-listener.name.internal.ssl.client.auth=required
-listener.name.controller.ssl.client.auth=required
-authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
-allow.everyone.if.no.acl.found=false
-super.users=User:admin;User:CN={BROKER_CN}
-log.dirs={data_dir}
-num.partitions=1
-num.network.threads=2
-num.io.threads=4
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=false
-log.retention.hours=24
-log.segment.bytes=67108864
-"""
+def listener_properties(port: int, controller_port: int, internal_port: int, files: SecureFiles) -> dict[str, str]:
+    """What the secure broker changes in the embedded broker's properties (harness/kafka/properties.py): its three
+    listeners and their protocols, TLS, SCRAM, and the authorizer that denies what no ACL allows."""
+    return {
+        "listeners": (
+            f"CLIENT://127.0.0.1:{port},INTERNAL://127.0.0.1:{internal_port},CONTROLLER://127.0.0.1:{controller_port}"
+        ),
+        "advertised.listeners": f"CLIENT://127.0.0.1:{port},INTERNAL://127.0.0.1:{internal_port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "INTERNAL",
+        "listener.security.protocol.map": "CLIENT:SASL_SSL,INTERNAL:SSL,CONTROLLER:SSL",
+        "sasl.enabled.mechanisms": MECHANISM,
+        "listener.name.client.sasl.enabled.mechanisms": MECHANISM,
+        f"listener.name.client.{MECHANISM.lower()}.sasl.jaas.config": SCRAM_LOGIN,
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(files.keystore),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(files.ca),
+        "listener.name.internal.ssl.client.auth": "required",
+        "listener.name.controller.ssl.client.auth": "required",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": f"User:admin;User:CN={BROKER_CN}",
+        "auto.create.topics.enable": "false",
+    }
 
 
 def scram_arguments(files: SecureFiles) -> list[str]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from harness.kafka.config import KafkaTarget
@@ -29,16 +30,23 @@ def partitions_of(target: KafkaTarget, topic: str, timeout_s: float = 10.0) -> i
 def ensure_topics(
     target: KafkaTarget,
     topics: dict[str, int],
-    replication: int = 1,
+    replication: int | None = None,
     timeout_s: float = 30.0,
     config: dict[str, str] | None = None,
 ) -> None:
     """Create each missing topic with the given partition count (and topic `config`, e.g. compaction);
-    existing topics are left as they are."""
+    existing topics are left as they are. The replication factor is the cluster's default unless given: 1 on
+    the single embedded broker, 3 on the embedded cluster (with min.insync.replicas 2, a broker setting),
+    whatever a user's cluster sets as default.replication.factor."""
     a = admin(target)
     existing = set(a.list_topics(timeout=timeout_s).topics)
     new = [
-        NewTopic(t, num_partitions=p, replication_factor=replication, config=dict(config or {}))
+        NewTopic(
+            t,
+            num_partitions=p,
+            replication_factor=-1 if replication is None else replication,
+            config=dict(config or {}),
+        )
         for t, p in topics.items()
         if t not in existing
     ]
@@ -50,6 +58,18 @@ def ensure_topics(
         except KafkaException as e:
             if "TOPIC_ALREADY_EXISTS" not in str(e):
                 raise KafkaSetupError(f"cannot create topic {name}: {e.args[0].str() if e.args else e}") from None
+
+
+def create_placed_topics(target: KafkaTarget, assignments: dict[str, list[list[int]]], timeout_s: float = 30.0) -> None:
+    """Create topics whose replicas sit on given nodes: `assignments[topic][partition]` lists the partition's
+    replicas, the first one its preferred leader (the fault suite places input and output leaders apart)."""
+    a = admin(target)
+    new = [NewTopic(t, num_partitions=len(r), replica_assignment=r) for t, r in assignments.items()]
+    for name, fut in a.create_topics(new, operation_timeout=timeout_s).items():
+        try:
+            fut.result(timeout=timeout_s)
+        except KafkaException as e:
+            raise KafkaSetupError(f"cannot create topic {name}: {e.args[0].str() if e.args else e}") from None
 
 
 def partitions_when_listed(client: Any, topics: list[str], timeout_s: float = 15.0) -> dict[str, list[int]]:
@@ -66,6 +86,14 @@ def partitions_when_listed(client: Any, topics: list[str], timeout_s: float = 15
             missing = ", ".join(t for t in topics if t not in found)
             raise KafkaSetupError(f"topic(s) {missing} not listed by the broker within {timeout_s:.0f} s")
         time.sleep(0.1)
+
+
+def partitions_from_start(client: Any, topics: Sequence[str], timeout_s: float = 30.0) -> list[TopicPartition]:
+    """Every partition of `topics` at the beginning, for a consumer that reads them by assignment, once the
+    answering broker lists them all (on a cluster, brokers learn of a new topic from the controller a little
+    later: without the wait the reader would silently read nothing)."""
+    listed = partitions_when_listed(client, list(topics), timeout_s)
+    return [TopicPartition(t, p, OFFSET_BEGINNING) for t, ps in listed.items() for p in ps]
 
 
 def delete_topics(target: KafkaTarget, topics: list[str], timeout_s: float = 30.0) -> None:

@@ -34,7 +34,7 @@ import numpy as np
 import orjson
 
 from adapters.tasks import TaskSpec
-from harness.kafka.config import KafkaTarget
+from harness.kafka.config import DURABLE_PRODUCER, KafkaTarget
 from harness.monitoring.drift import ks, psi
 from harness.monitoring.metrics import MonitorMetrics
 from harness.monitoring.rules import Rule, RuleState
@@ -175,7 +175,7 @@ class Monitor:
         )
         topics = [t for t in (cfg.results_topic, cfg.dlq_topic, cfg.feedback_topic) if t]
         self.consumer.subscribe(topics)
-        self.producer = Producer(target.client_config(**{"acks": "all", "client.id": "harness-monitor"}))
+        self.producer = Producer(target.client_config(**DURABLE_PRODUCER, **{"client.id": "harness-monitor"}))
         self.alerts = KafkaAlertSink(target, cfg.alerts_topic, producer=self.producer)
 
     def stop(self) -> None:

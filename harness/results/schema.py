@@ -225,6 +225,7 @@ class Environment(Model):
     kafka_version: str | None = None
     bootstrap: str | None = None
     embedded_broker: bool | None = None
+    brokers: int | None = None  # how many brokers the cluster had (the embedded cluster: 3)
     libraries: dict[str, str] = Field(default_factory=dict)
     load_average_at_start: list[float] = Field(default_factory=list)
     machine_note: str | None = None
@@ -245,7 +246,11 @@ class Environment(Model):
     def kafka(self) -> str:
         if not self.kafka_version and not self.bootstrap:
             return "unknown"
-        where = "embedded single-node broker" if self.embedded_broker else (self.bootstrap or "external cluster")
+        if self.embedded_broker:
+            where = f"embedded {self.brokers}-node cluster" if (self.brokers or 1) > 1 else "embedded single-node broker"
+        else:
+            where = self.bootstrap or "external cluster"
+            where += f", {self.brokers} brokers" if self.brokers else ""
         return f"Apache Kafka {self.kafka_version or '?'} ({where})"
 
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from harness.kafka.config import KafkaTarget
+from harness.kafka.config import DURABLE_PRODUCER, KafkaTarget
 
 
 def iso_now() -> str:
@@ -55,7 +55,7 @@ class KafkaAlertSink:
         if self._producer is None:
             from confluent_kafka import Producer
 
-            self._producer = Producer(self.target.client_config(**{"acks": "all"}))
+            self._producer = Producer(self.target.client_config(**DURABLE_PRODUCER))
         self._producer.produce(self.topic, key=alert.rule.encode(), value=alert.model_dump_json().encode())
         self._producer.flush(10)
 

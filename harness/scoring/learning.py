@@ -31,7 +31,7 @@ import numpy as np
 import orjson
 
 from adapters.tasks import TaskSpec
-from harness.kafka.config import KafkaTarget
+from harness.kafka.config import DURABLE_PRODUCER, KafkaTarget
 from harness.scoring.errors import ScoringSetupError
 from harness.scoring.quality import parse_label
 
@@ -87,7 +87,7 @@ class CheckpointStore:
             return
         from confluent_kafka import Producer
 
-        p = Producer(self.target.client_config(**{"acks": "all", "message.max.bytes": 20_000_000}))
+        p = Producer(self.target.client_config(**DURABLE_PRODUCER, **{"message.max.bytes": 20_000_000}))
         errors: list[str] = []
         p.produce(
             str(self.topic), key=self.key, value=blob, on_delivery=lambda e, m: errors.append(e.str()) if e else None

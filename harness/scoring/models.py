@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from adapters.base import Adapter
 from adapters.bundle import Bundle
-from harness.kafka.config import KafkaTarget
+from harness.kafka.config import DURABLE_PRODUCER, KafkaTarget
 from harness.scoring.bundle_transfer import (
     ChunkStore,
     Incomplete,
@@ -147,7 +147,7 @@ def version_of(
 def _producer(target: KafkaTarget, max_message_bytes: int | None = None) -> Any:
     from confluent_kafka import Producer
 
-    extra: dict[str, Any] = {"acks": "all", "enable.idempotence": True, "client.id": "harness-publish"}
+    extra: dict[str, Any] = {**DURABLE_PRODUCER, "client.id": "harness-publish"}
     if max_message_bytes:
         extra["message.max.bytes"] = max(1_000_000, max_message_bytes)
     return Producer(target.client_config(**extra))

@@ -40,7 +40,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from harness.kafka.config import KafkaTarget
+from harness.kafka.config import DURABLE_PRODUCER, KafkaTarget
 from harness.scoring.errors import LoopError
 
 Offsets = dict[tuple[str, int], int]  # (topic, partition) -> next offset to commit
@@ -74,8 +74,7 @@ class Output(Protocol):
 
 def producer_config(client_id: str) -> dict[str, Any]:
     return {
-        "acks": "all",
-        "enable.idempotence": True,
+        **DURABLE_PRODUCER,
         "linger.ms": 1,
         "batch.num.messages": 10_000,
         "client.id": client_id,
@@ -415,15 +414,41 @@ class ExactlyOnce:
         self.producer = self._new_producer()
         self._stale = False
 
+    # the group coordinator moving (its broker died, froze or was cut off) answers committed() with these for a
+    # while; the scorer must wait for the new coordinator, not die (found by the replication matrix's isolation)
+    COORDINATOR_MOVING = frozenset(
+        {
+            KafkaError.NOT_COORDINATOR,
+            KafkaError.COORDINATOR_NOT_AVAILABLE,
+            KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+            KafkaError.UNSTABLE_OFFSET_COMMIT,
+            KafkaError.REQUEST_TIMED_OUT,
+            KafkaError._TIMED_OUT,
+            KafkaError._TRANSPORT,
+            KafkaError._WAIT_COORD,
+            KafkaError._ALL_BROKERS_DOWN,
+        }
+    )
+
+    def _committed(self, assigned: list[TopicPartition], retry_for_s: float = 2 * RETRY_FOR_S) -> list[TopicPartition]:
+        """The committed offsets of `assigned`, retried while the coordinator moves (up to `retry_for_s`)."""
+        deadline = time.monotonic() + retry_for_s
+        while True:
+            try:
+                return list(self.consumer.committed(assigned, timeout=self.CALL_TIMEOUT_S))
+            except KafkaException as e:
+                err: KafkaError = e.args[0]
+                if (err.code() in self.COORDINATOR_MOVING or err.retriable()) and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    continue
+                raise LoopError(f"cannot read the committed offsets after an aborted transaction: {e}") from None
+
     def _rewind(self) -> None:
         """Send every assigned partition back to its committed offset (the start when none is committed)."""
         assigned = self.consumer.assignment()
         if not assigned:
             return
-        try:
-            committed = self.consumer.committed(assigned, timeout=30)
-        except KafkaException as e:
-            raise LoopError(f"cannot read the committed offsets after an aborted transaction: {e}") from None
+        committed = self._committed(assigned)
         for tp in committed:
             if tp.offset < 0:
                 tp.offset = OFFSET_BEGINNING
