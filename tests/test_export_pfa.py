@@ -14,7 +14,7 @@ import pytest
 from adapters.errors import AdapterClosed, BadInput, BundleError, ScoringFailed
 from adapters.titus_compat import apply_shims, pfa_engine_class
 from harness.modelbuild.export_pfa import write_pfa
-from harness.modelbuild.ir import LEAF, Glm, ModelIR, Tree, TreeEnsemble, predict
+from harness.modelbuild.ir import Glm, ModelIR, Split, TreeEnsemble, predict, tree_from_nodes
 from tests.test_export_pmml import ATOL, CASES, make_X, one_tree, sensitivity_checks, stump, write_bundle
 
 
@@ -108,28 +108,16 @@ def test_non_finite_numbers_are_refused(tmp_path: Path) -> None:
 def test_deep_tree(tmp_path: Path) -> None:
     # a chain 300 splits deep: the data-driven walk has no nesting limit
     depth = 300
-    # node 2d: a split whose left child is the next split (the last one's is the final leaf 2 * depth);
-    # node 2d + 1: a leaf with value d
-    feature: list[int] = []
-    threshold: list[float] = []
-    left: list[int] = []
-    right: list[int] = []
-    default_left: list[bool] = []
-    value: list[float] = []
-    for d in range(depth):
-        feature += [0, LEAF]
-        threshold += [float(depth - d), 0.0]
-        left += [2 * d + 2, -1]
-        right += [2 * d + 1, -1]
-        default_left += [d % 2 == 0, False]
-        value += [0.0, float(d)]
-    feature.append(LEAF)
-    threshold.append(0.0)
-    left.append(-1)
-    right.append(-1)
-    default_left.append(False)
-    value.append(-1.0)
-    tree = Tree(feature, threshold, left, right, default_left, value)
+
+    # split d (an int node): x <= depth - d, NaN left at even d; its left child is split d + 1 (the last one's a
+    # leaf -1.0), its right child a leaf with value d (a float node)
+    def read(node: int | float) -> float | Split:
+        if isinstance(node, float):
+            return node
+        return 0, float(depth - node), node % 2 == 0, node + 1 if node + 1 < depth else -1.0, float(node)
+
+    tree = tree_from_nodes(0, read)
+    assert len(tree.feature) == 2 * depth + 1
     ir = TreeEnsemble(["a"], [tree], link="identity")
     X = np.array([[-5.0], [0.0], [0.5], [1.0], [150.0], [299.0], [300.0], [1000.0], [np.nan]])
     write_pfa(ir, tmp_path / "m.pfa")

@@ -20,7 +20,18 @@ import pytest
 from adapters.errors import AdapterClosed, BadInput, BundleError
 from adapters.tasks import TaskSpec
 from harness.modelbuild.export_pmml import OUTPUT_FIELD, output_fields, write_pmml
-from harness.modelbuild.ir import LEAF, Glm, ModelIR, SplitOp, Tree, TreeEnsemble, predict, task_of
+from harness.modelbuild.ir import (
+    LEAF,
+    Glm,
+    ModelIR,
+    Split,
+    SplitOp,
+    Tree,
+    TreeEnsemble,
+    predict,
+    task_of,
+    tree_from_nodes,
+)
 
 ATOL = 1e-9
 
@@ -39,34 +50,15 @@ def stump(feature: int, threshold: float, default_left: bool, left: float, right
 
 
 def random_tree(rng: np.random.Generator, n_features: int, depth: int) -> Tree:
-    """A full binary tree; thresholds on a coarse grid so test rows can sit exactly on them."""
-    feature: list[int] = []
-    threshold: list[float] = []
-    left: list[int] = []
-    right: list[int] = []
-    default_left: list[bool] = []
-    value: list[float] = []
+    """A full binary tree (some branches end early); thresholds on a coarse grid so test rows can sit exactly on
+    them. A node is its depth; the IR's own flattening (tree_from_nodes) lays it out."""
 
-    def build(d: int) -> int:
-        i = len(feature)
-        feature.append(LEAF)
-        threshold.append(0.0)
-        left.append(-1)
-        right.append(-1)
-        default_left.append(False)
-        value.append(0.0)
+    def read(d: int) -> float | Split:
         if d == depth or (d >= 2 and rng.random() < 0.2):
-            value[i] = float(rng.normal())
-            return i
-        feature[i] = int(rng.integers(n_features))
-        threshold[i] = float(np.round(rng.normal(), 1))
-        default_left[i] = bool(rng.integers(2))
-        left[i] = build(d + 1)
-        right[i] = build(d + 1)
-        return i
+            return float(rng.normal())
+        return int(rng.integers(n_features)), float(np.round(rng.normal(), 1)), bool(rng.integers(2)), d + 1, d + 1
 
-    build(0)
-    return Tree(feature, threshold, left, right, default_left, value)
+    return tree_from_nodes(0, read)
 
 
 def ensemble(split_op: SplitOp, link: str = "logistic", seed: int = 1) -> TreeEnsemble:
@@ -87,15 +79,8 @@ def multiclass(seed: int = 3, scale: float = 1.0) -> TreeEnsemble:
     trees = [random_tree(rng, 4, 3) for _ in range(12)]
     for t in trees:
         t.value = [v * scale for v in t.value]
-    return TreeEnsemble(
-        feature_names=["f0", "f1", "f2", "f3"],
-        trees=trees,
-        link="softmax",
-        split_op="<=",
-        n_classes=3,
-        tree_class=[i % 3 for i in range(12)],
-        class_base_scores=[0.25, -0.5, 0.125],
-    )
+    tree_class = [i % 3 for i in range(12)]
+    return TreeEnsemble.multiclass(["f0", "f1", "f2", "f3"], trees, tree_class, [0.25, -0.5, 0.125], split_op="<=")
 
 
 def one_tree() -> TreeEnsemble:

@@ -160,9 +160,9 @@ def booster_to_ir(
             f"booster has {len(dump.get('feature_names', []))} features, expected {len(feature_names)}"
         )
     trees = [_convert_tree(info) for info in dump["tree_info"]]
-    multi: dict[str, Any] = {}
     if k:  # tree i of the model file adds to class i % k (LightGBM's layout: iteration-major)
-        multi = {"n_classes": k, "tree_class": [i % k for i in range(len(trees))], "class_base_scores": [0.0] * k}
+        tree_class = [i % k for i in range(len(trees))]
+        return TreeEnsemble.multiclass(feature_names, trees, tree_class, [0.0] * k, "<=", categories)
     return TreeEnsemble(
         feature_names=list(feature_names),
         trees=trees,
@@ -170,7 +170,6 @@ def booster_to_ir(
         link=link,
         split_op="<=",
         feature_categories=dict(categories or {}),
-        **multi,
     )
 
 

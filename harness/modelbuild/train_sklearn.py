@@ -149,15 +149,7 @@ def hgb_to_ir(model: Any, feature_names: list[str]) -> TreeEnsemble:
             trees.append(_convert_nodes(predictor.nodes))
             tree_class.append(c)
     if per_iteration > 1:
-        return TreeEnsemble(
-            feature_names=list(feature_names),
-            trees=trees,
-            link="softmax",
-            split_op="<=",
-            n_classes=k,
-            tree_class=tree_class,
-            class_base_scores=[float(b) for b in baseline],
-        )
+        return TreeEnsemble.multiclass(feature_names, trees, tree_class, baseline.tolist(), split_op="<=")
     return TreeEnsemble(
         feature_names=list(feature_names),
         trees=trees,

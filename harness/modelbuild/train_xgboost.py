@@ -204,15 +204,7 @@ def booster_json_to_ir(model: dict[str, Any], feature_names: list[str]) -> TreeE
         if len(tree_info) != len(trees):
             raise ConversionError("the model's tree_info does not give every tree its class")
         class_bases = bases if len(bases) == k else [bases[0]] * k
-        return TreeEnsemble(
-            feature_names=list(feature_names),
-            trees=trees,
-            link="softmax",
-            split_op="<",
-            n_classes=k,
-            tree_class=tree_info,
-            class_base_scores=class_bases,
-        )
+        return TreeEnsemble.multiclass(feature_names, trees, tree_info, class_bases, split_op="<")
     link: Link = "logistic" if task == "binary" else "identity"
     return TreeEnsemble(
         feature_names=list(feature_names),
