@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adapters.errors import AdapterClosed, BadInput, BundleError, ScoringFailed
+from adapters.errors import BundleError, ScoringFailed
 from adapters.titus_compat import apply_shims, pfa_engine_class
 from harness.modelbuild.export_pfa import write_pfa
 from harness.modelbuild.ir import Glm, ModelIR, Split, TreeEnsemble, predict, tree_from_nodes
+from tests.adapter_contract import refuses_bad_input_then_closes, refuses_changed_file
 from tests.test_export_pmml import ATOL, CASES, make_X, one_tree, sensitivity_checks, stump, write_bundle
 
 
@@ -154,14 +155,8 @@ def test_adapter_bad_input_and_close(tmp_path: Path) -> None:
     ir = CASES["ensemble_le"]()
     X = make_X(ir, n=10)
     adapter = PfaAdapter.load(pfa_bundle(tmp_path, ir, X))
-    with pytest.raises(BadInput, match="5 columns, the model takes 4"):
-        adapter.predict(np.zeros((2, 5)))
-    with pytest.raises(BadInput, match="empty"):
-        adapter.predict(np.zeros((0, 4)))
-    assert adapter.predict(X).shape == (10,)
-    adapter.close()
-    with pytest.raises(AdapterClosed):
-        adapter.predict(X)
+    bad = {"5 columns, the model takes 4": np.zeros((2, 5)), "empty": np.zeros((0, 4))}
+    refuses_bad_input_then_closes(adapter, X, bad)
 
 
 def test_adapter_refuses_tampered_file(tmp_path: Path) -> None:
@@ -169,12 +164,8 @@ def test_adapter_refuses_tampered_file(tmp_path: Path) -> None:
 
     ir = CASES["glm_missing_replacement"]()
     root = pfa_bundle(tmp_path, ir, make_X(ir, n=10))
-    path = root / "model.pfa"
-    path.write_text(
-        path.read_text().replace('"intercept":{"type":"double","init":0.1}', '"intercept":{"type":"double","init":0.2}')
-    )
-    with pytest.raises(BundleError, match="was changed"):
-        PfaAdapter.load(root)
+    intercept = '"intercept":{"type":"double","init":%s}'
+    refuses_changed_file(PfaAdapter.load, root, "model.pfa", intercept % 0.1, intercept % 0.2)
 
 
 def test_adapter_refuses_other_input_types(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.errors import AdapterClosed, BadInput, BundleError
+from adapters.errors import BundleError
 from adapters.tasks import TaskSpec
 from harness.modelbuild.export_pmml import OUTPUT_FIELD, output_fields, write_pmml
 from harness.modelbuild.ir import (
@@ -32,6 +32,7 @@ from harness.modelbuild.ir import (
     task_of,
     tree_from_nodes,
 )
+from tests.adapter_contract import refuses_bad_input_then_closes, refuses_changed_file
 
 ATOL = 1e-9
 
@@ -307,16 +308,12 @@ def test_adapter_bad_input_and_close(tmp_path: Path) -> None:
     ir = CASES["ensemble_le"]()
     X = make_X(ir, n=20)
     adapter = PmmlAdapter.load(pmml_bundle(tmp_path, ir, X))
-    with pytest.raises(BadInput, match="3 columns, the model takes 4"):
-        adapter.predict(np.zeros((2, 3)))
-    with pytest.raises(BadInput, match="infinite"):
-        adapter.predict(np.full((1, 4), np.inf))
-    with pytest.raises(BadInput, match="non-numeric"):
-        adapter.predict([["a", "b", "c", "d"]])
-    assert adapter.predict(X).shape == (20,)
-    adapter.close()
-    with pytest.raises(AdapterClosed):
-        adapter.predict(X)
+    bad = {
+        "3 columns, the model takes 4": np.zeros((2, 3)),
+        "infinite": np.full((1, 4), np.inf),
+        "non-numeric": [["a", "b", "c", "d"]],
+    }
+    refuses_bad_input_then_closes(adapter, X, bad)
 
 
 def test_adapter_refuses_tampered_file(tmp_path: Path) -> None:
@@ -324,10 +321,7 @@ def test_adapter_refuses_tampered_file(tmp_path: Path) -> None:
 
     ir = CASES["one_tree"]()
     root = pmml_bundle(tmp_path, ir, make_X(ir, n=10))
-    path = root / "model.pmml"
-    path.write_text(path.read_text().replace('score="0.30000000000000004"', 'score="0.9"'))
-    with pytest.raises(BundleError, match="was changed"):
-        PmmlAdapter.load(root)
+    refuses_changed_file(PmmlAdapter.load, root, "model.pmml", 'score="0.30000000000000004"', 'score="0.9"')
 
 
 def test_adapter_refuses_unreadable_pmml(tmp_path: Path) -> None:
