@@ -1,6 +1,7 @@
-"""What the tests of every format hold its adapter to (adapters/base.py): a bad batch is refused with one BadInput
-and costs nothing, a closed adapter refuses to predict (closing twice is fine), and a model file changed after the
-build is refused when the bundle is loaded."""
+"""What the tests of every format hold its adapter to (adapters/base.py): it scores the bundle's reference rows as
+the build did (a batch, one row as 1-D, a batch of one), a bad batch is refused with one BadInput and costs nothing,
+a closed adapter refuses to predict (closing twice is fine), and a model file changed after the build is refused
+when the bundle is loaded."""
 
 from __future__ import annotations
 
@@ -12,6 +13,15 @@ import numpy as np
 import pytest
 
 from adapters.errors import AdapterClosed, BadInput, BundleError
+
+
+def scores_reference(adapter: Any, atol: float) -> None:
+    """The adapter's predictions of its bundle's reference rows are the build's reference predictions within
+    `atol`: as one batch, one row given as 1-D, and a batch of one row."""
+    Xr, _, p = adapter.bundle.reference()
+    np.testing.assert_allclose(adapter.predict(Xr), p, rtol=0, atol=atol, equal_nan=True)
+    np.testing.assert_allclose(adapter.predict(Xr[0]), p[:1], rtol=0, atol=atol, equal_nan=True)
+    np.testing.assert_allclose(adapter.predict(Xr[5:6]), p[5:6], rtol=0, atol=atol, equal_nan=True)
 
 
 def refuses_bad_input_then_closes(adapter: Any, good: np.ndarray, bad: Mapping[str, Any]) -> None:

@@ -15,7 +15,7 @@ from adapters.errors import BundleError, ScoringFailed
 from adapters.titus_compat import apply_shims, pfa_engine_class
 from harness.modelbuild.export_pfa import write_pfa
 from harness.modelbuild.ir import Glm, ModelIR, Split, TreeEnsemble, predict, tree_from_nodes
-from tests.adapter_contract import refuses_bad_input_then_closes, refuses_changed_file
+from tests.adapter_contract import refuses_bad_input_then_closes, refuses_changed_file, scores_reference
 from tests.test_export_pmml import ATOL, CASES, make_X, one_tree, sensitivity_checks, stump, write_bundle
 
 
@@ -137,16 +137,11 @@ def pfa_bundle(root: Path, ir: ModelIR, X: np.ndarray) -> Path:
 
 @pytest.mark.parametrize("case", ["ensemble_lt", "glm_missing_replacement", "glm_intercept_only"])
 def test_adapter_matches_reference(case: str, tmp_path: Path) -> None:
-    from adapters.bundle import Bundle
     from adapters.pfa import PfaAdapter
 
     ir = CASES[case]()
-    X = make_X(ir, n=100, seed=3)
-    bundle = Bundle.open(pfa_bundle(tmp_path, ir, X))
-    Xr, _, p = bundle.reference()
-    with PfaAdapter.load(bundle) as adapter:
-        np.testing.assert_allclose(adapter.predict(Xr), p, rtol=0, atol=ATOL, equal_nan=True)
-        np.testing.assert_allclose(adapter.predict(Xr[0]), p[:1], rtol=0, atol=ATOL, equal_nan=True)
+    with PfaAdapter.load(pfa_bundle(tmp_path, ir, make_X(ir, n=100, seed=3))) as adapter:
+        scores_reference(adapter, ATOL)
 
 
 def test_adapter_bad_input_and_close(tmp_path: Path) -> None:

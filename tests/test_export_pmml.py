@@ -32,7 +32,7 @@ from harness.modelbuild.ir import (
     task_of,
     tree_from_nodes,
 )
-from tests.adapter_contract import refuses_bad_input_then_closes, refuses_changed_file
+from tests.adapter_contract import refuses_bad_input_then_closes, refuses_changed_file, scores_reference
 
 ATOL = 1e-9
 
@@ -273,19 +273,11 @@ def pmml_bundle(root: Path, ir: ModelIR, X: np.ndarray) -> Path:
 
 @pytest.mark.parametrize("case", ["ensemble_le", "ensemble_lt", "glm_missing_replacement", "glm_intercept_only"])
 def test_adapter_matches_reference(case: str, tmp_path: Path) -> None:
-    from adapters.bundle import Bundle
     from adapters.pmml import PmmlAdapter
 
     ir = CASES[case]()
-    X = make_X(ir, n=300, seed=3)
-    bundle = Bundle.open(pmml_bundle(tmp_path, ir, X))
-    Xr, _, p = bundle.reference()
-    with PmmlAdapter.load(bundle) as adapter:
-        got = adapter.predict(Xr)
-        np.testing.assert_allclose(got, p, rtol=0, atol=ATOL, equal_nan=True)
-        # one row as 1-D, and a batch of one
-        np.testing.assert_allclose(adapter.predict(Xr[0]), p[:1], rtol=0, atol=ATOL, equal_nan=True)
-        np.testing.assert_allclose(adapter.predict(Xr[5:6]), p[5:6], rtol=0, atol=ATOL, equal_nan=True)
+    with PmmlAdapter.load(pmml_bundle(tmp_path, ir, make_X(ir, n=300, seed=3))) as adapter:
+        scores_reference(adapter, ATOL)
 
 
 def test_adapter_maps_columns_by_name(tmp_path: Path) -> None:
