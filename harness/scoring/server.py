@@ -44,7 +44,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -379,21 +379,23 @@ def _add_infer_routes(app: FastAPI, model: HostedModel, limits: Limits, pool: Sc
 # ------------------------------------------------------------------------------------------------ running
 
 
-def serve(
-    bundle_dir: str | Path,
-    adapter_name: str,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    options: dict[str, Any] | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    *,
-    model_name: str | None = None,
-    log_level: str = "warning",
-    max_rows: int = DEFAULT_MAX_ROWS,
-    workers: int = DEFAULT_WORKERS,
-    max_waiting: int = DEFAULT_MAX_WAITING,
-) -> None:
-    """Load `adapter_name` from the bundle and serve it over V2 REST until interrupted (Ctrl-C / SIGTERM).
+@dataclass(frozen=True)
+class ServeConfig:
+    """What `harness serve` hosts and how: the bundle, the adapter and its options ("key=value"), where to listen,
+    the V2 model name (default: the bundle's model_id), the request limits."""
+
+    bundle: str | Path
+    adapter: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    options: Sequence[str] = ()
+    limits: Limits = field(default_factory=Limits)
+    model_name: str | None = None
+    log_level: str = "warning"
+
+
+def serve(c: ServeConfig) -> None:
+    """Load the adapter from the bundle and serve it over V2 REST until interrupted (Ctrl-C / SIGTERM).
 
     Raises AdapterError (unknown adapter, bad option, missing bundle or format, a bad limit) before binding
     the port.
@@ -402,21 +404,24 @@ def serve(
 
     import uvicorn
 
-    Limits(max_body_bytes, max_rows, workers, max_waiting).check()
-    adapter = adapter_class(adapter_name).load(bundle_dir, **(options or {}))
+    c.limits.check()
+    adapter = adapter_class(c.adapter).load(c.bundle, **parse_options(c.options))
     try:
-        name = model_name or adapter.bundle.model_id
-        app = create_app(adapter, name, max_body_bytes, max_rows=max_rows, workers=workers, max_waiting=max_waiting)
+        name = c.model_name or adapter.bundle.model_id
+        lim = c.limits
+        app = create_app(
+            adapter, name, lim.max_body_bytes, max_rows=lim.max_rows, workers=lim.workers, max_waiting=lim.max_waiting
+        )
         print(
-            f"serving adapter {adapter_name!r} as V2 model {name!r} on http://{host}:{port}/v2/models/{name}",
+            f"serving adapter {c.adapter!r} as V2 model {name!r} on http://{c.host}:{c.port}/v2/models/{name}",
             file=sys.stderr,
             flush=True,
         )
         config = uvicorn.Config(
             app,
-            host=host,
-            port=port,
-            log_level=log_level,
+            host=c.host,
+            port=c.port,
+            log_level=c.log_level,
             access_log=False,
             # longer than common clients' idle expiry (httpx: 5 s), so a reused connection is rarely closed under it
             timeout_keep_alive=30,
@@ -429,19 +434,7 @@ def serve(
         adapter.close()
 
 
-def main_serve(
-    bundle: str | Path,
-    adapter: str,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    option: Sequence[str] = (),
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    model_name: str | None = None,
-    log_level: str = "warning",
-    max_rows: int = DEFAULT_MAX_ROWS,
-    workers: int = DEFAULT_WORKERS,
-    max_waiting: int = DEFAULT_MAX_WAITING,
-) -> None:
+def main_serve(c: ServeConfig) -> None:
     """CLI entry: `harness serve --bundle B --adapter A [--host H --port P --option k=v ...]`.
 
     A user's mistake (unknown adapter, bad option, missing bundle) is one line on stderr and exit code 2.
@@ -449,19 +442,7 @@ def main_serve(
     from jvm.inprocess import exit_process
 
     try:
-        serve(
-            bundle,
-            adapter,
-            host,
-            port,
-            parse_options(option),
-            max_body_bytes,
-            model_name=model_name,
-            log_level=log_level,
-            max_rows=max_rows,
-            workers=workers,
-            max_waiting=max_waiting,
-        )
+        serve(c)
     except AdapterError as e:
         print(f"error: {e}", file=sys.stderr)
         exit_process(2)
@@ -484,10 +465,8 @@ def _main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--model-name", default=None, help="V2 model name (default: the bundle's model_id)")
     ap.add_argument("--log-level", default="warning")
     a = ap.parse_args(argv)
-    main_serve(
-        a.bundle, a.adapter, a.host, a.port, a.option, a.max_body_bytes, a.model_name, a.log_level,
-        a.max_rows, a.workers, a.max_waiting,
-    )  # fmt: skip
+    limits = Limits(a.max_body_bytes, a.max_rows, a.workers, a.max_waiting)
+    main_serve(ServeConfig(a.bundle, a.adapter, a.host, a.port, a.option, limits, a.model_name, a.log_level))
 
 
 if __name__ == "__main__":
