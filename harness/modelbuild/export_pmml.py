@@ -174,9 +174,9 @@ def _class_outputs(parent: ET.Element, k: int) -> None:
 # ---- tree ensembles ----------------------------------------------------------------------------------------
 
 
-def _segment(chain: ET.Element, segment_id: str) -> ET.Element:
-    """A segment of a model chain that always applies."""
-    seg = ET.SubElement(chain, "Segment", {"id": segment_id})
+def _segment(segmentation: ET.Element, segment_id: str) -> ET.Element:
+    """A segment (of a model chain or a sum) that always applies."""
+    seg = ET.SubElement(segmentation, "Segment", {"id": segment_id})
     ET.SubElement(seg, "True")
     return seg
 
@@ -270,17 +270,22 @@ def _sum_model(
     add_output(mm)  # PMML order: MiningSchema, Output, Segmentation
     seg_root = ET.SubElement(mm, "Segmentation", {"multipleModelMethod": "sum"})
 
-    seg = ET.SubElement(seg_root, "Segment", {"id": "base_score"})
-    ET.SubElement(seg, "True")
-    tm = ET.SubElement(seg, "TreeModel", {"functionName": "regression", "modelName": "base_score"})
+    tm = ET.SubElement(
+        _segment(seg_root, "base_score"), "TreeModel", {"functionName": "regression", "modelName": "base_score"}
+    )
     ET.SubElement(tm, "MiningSchema")
     node = ET.SubElement(tm, "Node", {"score": _num(ir.base_score if base is None else base)})
     ET.SubElement(node, "True")
 
     for i in range(len(ir.trees)) if trees is None else trees:
-        seg = ET.SubElement(seg_root, "Segment", {"id": f"tree_{i}"})
-        ET.SubElement(seg, "True")
-        _tree_model(seg, ir.trees[i], ir.feature_names, ir.split_op, f"tree_{i}", ir.feature_categories)
+        _tree_model(
+            _segment(seg_root, f"tree_{i}"),
+            ir.trees[i],
+            ir.feature_names,
+            ir.split_op,
+            f"tree_{i}",
+            ir.feature_categories,
+        )
 
 
 def _tree_model(
