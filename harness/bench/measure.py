@@ -277,6 +277,14 @@ class Measurer:
                 breaks += 1
         return breaks
 
+    def forget(self, prefix: str) -> None:
+        """Drop a point's records once its figures are taken. A run of rounds measures millions of results;
+        kept, their Python objects made the collector's full passes in this process last 0.5-1.5 s, during
+        which the measurer's thread read nothing — the results of a load window then looked 0.5-1.5 s late
+        ("delivery" latency that was the harness's own). Results of a forgotten point are ignored."""
+        with self._lock:
+            self._points.pop(prefix, None)
+
     def duplicates(self, prefix: str) -> int:
         with self._lock:
             return self._points[prefix].duplicates

@@ -221,6 +221,8 @@ def _finish(
     m.resume()
     m.wait_drained(q.prefix, sent, timeout_s)
     scored, dead, _ = m.progress(q.prefix)
+    duplicates = m.duplicates(q.prefix)
+    m.forget(q.prefix)
     records = max(1, records)
     w = Window(
         round=round_,
@@ -230,7 +232,7 @@ def _finish(
         scored=scored,
         dead_lettered=dead,
         lost=max(0, sent - scored - dead),
-        duplicates=m.duplicates(q.prefix),
+        duplicates=duplicates,
         cpu_us_per_record=round((cpu[0] + cpu[1]) / records / 1e3, 3),
         server_cpu_us_per_record=round(cpu[1] / records / 1e3, 3) if q.server else None,
         interference=interference,
@@ -288,6 +290,7 @@ def load_window(
     m.resume()
     point: Point = s.run_point(profile, prefix, "load")
     lat = m.latencies_ms(prefix)
+    m.forget(prefix)
     slo = s.ctx.sc.slo.p99_ms
     c = point.counts
     w = Window(
