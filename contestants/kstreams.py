@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import IO, Literal
 
 from contestants.errors import KStreamsError
+from jvm.errors import MavenError
+from jvm.maven import error_line, mvn, run_maven
 
 APP_DIR = Path(__file__).resolve().parent / "kstreams_mojo"
 JAR_NAME = "kstreams-mojo.jar"
@@ -48,8 +50,10 @@ def _tool(name: str, hint: str) -> str:
 
 
 def _maven() -> str:
-    _tool("java", "install a Java 17 runtime (JDK) to build and run the Kafka Streams app")
-    return _tool("mvn", "install Maven 3 to build the Kafka Streams app")
+    try:
+        return mvn("build the Kafka Streams app")
+    except MavenError as e:
+        raise KStreamsError(str(e)) from None
 
 
 def source_key(app_dir: Path = APP_DIR) -> str:
@@ -68,13 +72,6 @@ def source_key(app_dir: Path = APP_DIR) -> str:
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def _error_line(output: str) -> str:
-    lines = [ln.strip() for ln in _ANSI.sub("", output).splitlines() if ln.strip()]
-    noise = ("-> [Help", "COMPILATION ERROR", "BUILD FAILURE")
-    errors = [ln for ln in lines if "ERROR" in ln and ln != "[ERROR]" and not any(x in ln for x in noise)]
-    return (errors or lines or ["no output"])[0][:400]
-
-
 def _tail(output: str, n: int = 40) -> str:
     lines = [ln for ln in _ANSI.sub("", output).splitlines() if ln.strip()]
     return "\n".join(lines[-n:])
@@ -87,7 +84,6 @@ def build_jar(timeout_s: float = 900.0, app_dir: Path = APP_DIR) -> Path:
     key = source_key(app_dir)
     if jar.is_file() and stamp.is_file() and stamp.read_text().strip() == key:
         return jar
-    mvn = _maven()
     (app_dir / "target").mkdir(parents=True, exist_ok=True)
     with open(app_dir / "target" / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time (parallel test workers)
@@ -95,19 +91,9 @@ def build_jar(timeout_s: float = 900.0, app_dir: Path = APP_DIR) -> Path:
             return jar
         stamp.unlink(missing_ok=True)
         try:
-            proc = subprocess.run(
-                [mvn, "-q", "-B", "-DskipTests", "package"],
-                cwd=app_dir,
-                capture_output=True,
-                text=True,
-                timeout=timeout_s,
-            )
-        except subprocess.TimeoutExpired:
-            raise KStreamsError(f"Maven did not build the Kafka Streams app within {timeout_s:.0f} s") from None
-        if proc.returncode != 0 or not jar.is_file():
-            raise KStreamsError(
-                f"Maven could not build the Kafka Streams app in {app_dir}: {_error_line(proc.stdout + proc.stderr)}"
-            )
+            run_maven(["-DskipTests", "package"], f"build the Kafka Streams app in {app_dir}", jar, app_dir, timeout_s)
+        except MavenError as e:
+            raise KStreamsError(str(e)) from None
         stamp.write_text(key + "\n")
     return jar
 
@@ -304,7 +290,7 @@ class KStreamsApp:
                 tail = self.output_tail(20)
                 self._cleanup()
                 own = [ln for ln in tail.splitlines() if ln.startswith(SCORER_NAME + ": ")]
-                last = own[-1][len(SCORER_NAME) + 2 :] if own else _error_line(tail) if tail else "no output"
+                last = own[-1][len(SCORER_NAME) + 2 :] if own else error_line(tail) if tail else "no output"
                 raise KStreamsError(f"the Kafka Streams app exited with code {rc} before READY: {last}")
             if time.monotonic() > deadline:
                 self.stop(timeout_s=20)

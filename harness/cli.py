@@ -326,12 +326,10 @@ def serve_cmd(
     ] = None,
 ) -> None:
     """Serve a bundle through any adapter as an Open Inference Protocol (KServe V2) REST server."""
-    from harness.scoring.server import main_serve
+    from harness.scoring.server import Limits, ServeConfig, main_serve
 
-    main_serve(
-        bundle, adapter, host, port, option or [], max_body_bytes, model_name=model_name,
-        max_rows=max_rows, workers=workers, max_waiting=max_waiting, token_file=token_file,
-    )  # fmt: skip
+    limits = Limits(max_body_bytes, max_rows, workers, max_waiting)
+    main_serve(ServeConfig(bundle, adapter, host, port, tuple(option or ()), limits, model_name, token_file=token_file))
 
 
 @app.command("faults")

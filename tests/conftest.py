@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = [sys.executable, "-m", "harness.cli"]
@@ -81,6 +83,16 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
     )
 
 
+def end_process(proc: subprocess.Popen, wait_s: float = 10.0) -> None:  # type: ignore[type-arg]
+    """Terminate `proc` and wait for it; kill it when it has not ended within `wait_s`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=wait_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -89,26 +101,34 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
     fut.result(timeout=30)
 
 
+# The small model's data, trainer and formats: `small_bundle` builds it, and a scenario made of it (small_scenario)
+# run with `--artifacts small_bundle.parent.parent` finds that bundle built.
+SMALL_MODEL: dict[str, Any] = {
+    "dataset": {
+        "generator": "fraud",
+        "rows": 4000,
+        "seed": 3,
+        "holdout_max_rows": 500,
+        "params": {"positive_rate": 0.05},
+    },
+    "model": {"trainer": "lightgbm", "params": {"n_estimators": 20, "num_leaves": 15}},
+    "formats": ["onnx"],
+}
+
+
+def small_scenario(path: Path, name: str = "small", **rest: Any) -> Path:
+    """Write a scenario file of the small model named `name`, with `rest` (adapters, rounds ...); return its path."""
+    path.write_text(yaml.safe_dump({"name": name, **copy.deepcopy(SMALL_MODEL), **rest}))
+    return path
+
+
 @pytest.fixture(scope="session")
 def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small real LightGBM bundle (fraud data, 20 trees) with native and ONNX formats."""
     from harness.modelbuild.pipeline import build
     from harness.scenario import Scenario
 
-    sc = Scenario.model_validate(
-        {
-            "name": "small",
-            "dataset": {
-                "generator": "fraud",
-                "rows": 4000,
-                "seed": 3,
-                "holdout_max_rows": 500,
-                "params": {"positive_rate": 0.05},
-            },
-            "model": {"trainer": "lightgbm", "params": {"n_estimators": 20, "num_leaves": 15}},
-            "formats": ["onnx"],
-        }
-    )
+    sc = Scenario.model_validate({"name": "small", **copy.deepcopy(SMALL_MODEL)})
     res = build(sc, artifacts=tmp_path_factory.mktemp("artifacts"), log=lambda m: None)
     return res.bundle_dir
 
@@ -149,14 +169,19 @@ def start_loop(
 
 def finish_loop(proc: subprocess.Popen[str], timeout: float = 60) -> dict:  # type: ignore[type-arg]
     """Wait for a loop process to exit cleanly; its STATS line as a dict."""
-    import json
-
     out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
-    stats = [ln for ln in out.splitlines() if ln.startswith("STATS ")]
-    assert stats, out
-    return dict(json.loads(stats[-1][6:]))
+    return stats_of(out)
+
+
+def stats_of(out: str) -> dict[str, Any]:
+    """The last STATS line of a `harness score` process's stdout (harness/scoring/protocol.py), as a dict."""
+    from harness.scoring import protocol
+
+    lines = [p for p in map(protocol.parse_line, out.splitlines()) if p is not None and p.kind == protocol.STATS]
+    assert lines and lines[-1].stats is not None, out[-2000:]
+    return lines[-1].stats
 
 
 def committed_offsets(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
@@ -175,7 +200,8 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> tuple[int, int]
 
 
 def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0) -> list:  # type: ignore[type-arg]
-    """Every record of `topic` from the start, until `expected` arrived or nothing came for a while."""
+    """Every record of `topic` from the start, until `expected` arrived or nothing came for a while. A topic that
+    does not exist yet (its writer creates it) is waited for."""
     import time
 
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -183,10 +209,15 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60
     c = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4().hex[:6]}", "enable.auto.commit": False}
     )
-    md = c.list_topics(topic, timeout=10)
-    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.topics[topic].partitions])
-    out = []
     deadline = time.monotonic() + timeout_s
+    partitions: list[int] = []
+    while not partitions and time.monotonic() < deadline:
+        t = c.list_topics(topic, timeout=10).topics.get(topic)
+        partitions = list(t.partitions) if t is not None and t.error is None else []
+        if not partitions:
+            time.sleep(0.2)
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    out = []
     idle_since = time.monotonic()
     try:
         while time.monotonic() < deadline:
@@ -201,6 +232,14 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60
     finally:
         c.close()
     return out
+
+
+def alert_events(bootstrap: str, topic: str, expected: int = 1, timeout_s: float = 60.0) -> list[dict]:  # type: ignore[type-arg]
+    """The JSON events on an alerts topic (the monitor's, the scorer's, the retrain service's), from the start:
+    all of them once `expected` have arrived and no more come (consume_all)."""
+    import json
+
+    return [json.loads(m.value()) for m in consume_all(bootstrap, topic, expected, timeout_s)]
 
 
 SCENARIOS = ["fraud", "maintenance", "cross_sell"]

@@ -16,13 +16,14 @@ import pytest
 
 from adapters.base import Adapter
 from adapters.bundle import Bundle, sha256_file
-from adapters.errors import AdapterClosed, AdapterError, BadInput, BundleError, FormatMissing
+from adapters.errors import AdapterClosed, AdapterError, BundleError, FormatMissing
 from adapters.registry import adapter_class
 from harness.modelbuild import ir as irmod
 from harness.modelbuild import train_lightgbm, train_sklearn
 from harness.modelbuild.export_c import compile_c
 from harness.modelbuild.export_onnx import CONVERTER_ATOL, IR_ATOL, float32_flip_rows, write_onnx
 from harness.modelbuild.trained import TrainedModel
+from tests.adapter_contract import refuses_bad_input_then_closes
 
 N_FEATURES = 5
 NAMES = [f"x{i}" for i in range(N_FEATURES)]
@@ -120,24 +121,15 @@ def test_adapter_reproduces_reference(adapter_name: str, kind: str, bundles: dic
 @pytest.mark.parametrize("adapter_name", ADAPTERS)
 def test_bad_input_and_closed(adapter_name: str, bundles: dict[str, Path]) -> None:
     adapter = adapter_class(adapter_name).load(bundles["lightgbm-gbm"])
-    good = np.zeros((2, N_FEATURES))
-    with pytest.raises(BadInput, match="columns"):
-        adapter.predict(np.zeros((2, N_FEATURES + 1)))
-    with pytest.raises(BadInput, match="columns"):
-        adapter.predict(np.zeros((2, N_FEATURES - 1)))
-    with pytest.raises(BadInput, match="2-D"):
-        adapter.predict(np.zeros((2, N_FEATURES, 1)))
-    with pytest.raises(BadInput, match="non-numeric"):
-        adapter.predict([["a"] * N_FEATURES])
-    with pytest.raises(BadInput, match="infinite"):
-        adapter.predict(np.full((1, N_FEATURES), np.inf))
-    with pytest.raises(BadInput, match="empty"):
-        adapter.predict(np.zeros((0, N_FEATURES)))
-    assert adapter.predict(good).shape == (2,)  # still usable after bad input
-    adapter.close()
-    with pytest.raises(AdapterClosed):
-        adapter.predict(good)
-    adapter.close()  # closing twice is fine
+    bad = {
+        f"{N_FEATURES + 1} columns": np.zeros((2, N_FEATURES + 1)),
+        f"{N_FEATURES - 1} columns": np.zeros((2, N_FEATURES - 1)),
+        "2-D": np.zeros((2, N_FEATURES, 1)),
+        "non-numeric": [["a"] * N_FEATURES],
+        "infinite": np.full((1, N_FEATURES), np.inf),
+        "empty": np.zeros((0, N_FEATURES)),
+    }
+    refuses_bad_input_then_closes(adapter, np.zeros((2, N_FEATURES)), bad)
     assert isinstance(AdapterClosed("x"), AdapterError)
 
 

@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adapters.errors import AdapterClosed, BadInput, BundleError, ScoringFailed
+from adapters.errors import BundleError, ScoringFailed
 from adapters.titus_compat import apply_shims, pfa_engine_class
 from harness.modelbuild.export_pfa import write_pfa
-from harness.modelbuild.ir import LEAF, Glm, ModelIR, Tree, TreeEnsemble, predict
+from harness.modelbuild.ir import Glm, ModelIR, Split, TreeEnsemble, predict, tree_from_nodes
+from tests.adapter_contract import refuses_bad_input_then_closes, refuses_changed_file, scores_reference
 from tests.test_export_pmml import ATOL, CASES, make_X, one_tree, sensitivity_checks, stump, write_bundle
 
 
@@ -108,28 +109,16 @@ def test_non_finite_numbers_are_refused(tmp_path: Path) -> None:
 def test_deep_tree(tmp_path: Path) -> None:
     # a chain 300 splits deep: the data-driven walk has no nesting limit
     depth = 300
-    # node 2d: a split whose left child is the next split (the last one's is the final leaf 2 * depth);
-    # node 2d + 1: a leaf with value d
-    feature: list[int] = []
-    threshold: list[float] = []
-    left: list[int] = []
-    right: list[int] = []
-    default_left: list[bool] = []
-    value: list[float] = []
-    for d in range(depth):
-        feature += [0, LEAF]
-        threshold += [float(depth - d), 0.0]
-        left += [2 * d + 2, -1]
-        right += [2 * d + 1, -1]
-        default_left += [d % 2 == 0, False]
-        value += [0.0, float(d)]
-    feature.append(LEAF)
-    threshold.append(0.0)
-    left.append(-1)
-    right.append(-1)
-    default_left.append(False)
-    value.append(-1.0)
-    tree = Tree(feature, threshold, left, right, default_left, value)
+
+    # split d (an int node): x <= depth - d, NaN left at even d; its left child is split d + 1 (the last one's a
+    # leaf -1.0), its right child a leaf with value d (a float node)
+    def read(node: int | float) -> float | Split:
+        if isinstance(node, float):
+            return node
+        return 0, float(depth - node), node % 2 == 0, node + 1 if node + 1 < depth else -1.0, float(node)
+
+    tree = tree_from_nodes(0, read)
+    assert len(tree.feature) == 2 * depth + 1
     ir = TreeEnsemble(["a"], [tree], link="identity")
     X = np.array([[-5.0], [0.0], [0.5], [1.0], [150.0], [299.0], [300.0], [1000.0], [np.nan]])
     write_pfa(ir, tmp_path / "m.pfa")
@@ -148,16 +137,11 @@ def pfa_bundle(root: Path, ir: ModelIR, X: np.ndarray) -> Path:
 
 @pytest.mark.parametrize("case", ["ensemble_lt", "glm_missing_replacement", "glm_intercept_only"])
 def test_adapter_matches_reference(case: str, tmp_path: Path) -> None:
-    from adapters.bundle import Bundle
     from adapters.pfa import PfaAdapter
 
     ir = CASES[case]()
-    X = make_X(ir, n=100, seed=3)
-    bundle = Bundle.open(pfa_bundle(tmp_path, ir, X))
-    Xr, _, p = bundle.reference()
-    with PfaAdapter.load(bundle) as adapter:
-        np.testing.assert_allclose(adapter.predict(Xr), p, rtol=0, atol=ATOL, equal_nan=True)
-        np.testing.assert_allclose(adapter.predict(Xr[0]), p[:1], rtol=0, atol=ATOL, equal_nan=True)
+    with PfaAdapter.load(pfa_bundle(tmp_path, ir, make_X(ir, n=100, seed=3))) as adapter:
+        scores_reference(adapter, ATOL)
 
 
 def test_adapter_bad_input_and_close(tmp_path: Path) -> None:
@@ -166,14 +150,8 @@ def test_adapter_bad_input_and_close(tmp_path: Path) -> None:
     ir = CASES["ensemble_le"]()
     X = make_X(ir, n=10)
     adapter = PfaAdapter.load(pfa_bundle(tmp_path, ir, X))
-    with pytest.raises(BadInput, match="5 columns, the model takes 4"):
-        adapter.predict(np.zeros((2, 5)))
-    with pytest.raises(BadInput, match="empty"):
-        adapter.predict(np.zeros((0, 4)))
-    assert adapter.predict(X).shape == (10,)
-    adapter.close()
-    with pytest.raises(AdapterClosed):
-        adapter.predict(X)
+    bad = {"5 columns, the model takes 4": np.zeros((2, 5)), "empty": np.zeros((0, 4))}
+    refuses_bad_input_then_closes(adapter, X, bad)
 
 
 def test_adapter_refuses_tampered_file(tmp_path: Path) -> None:
@@ -181,12 +159,8 @@ def test_adapter_refuses_tampered_file(tmp_path: Path) -> None:
 
     ir = CASES["glm_missing_replacement"]()
     root = pfa_bundle(tmp_path, ir, make_X(ir, n=10))
-    path = root / "model.pfa"
-    path.write_text(
-        path.read_text().replace('"intercept":{"type":"double","init":0.1}', '"intercept":{"type":"double","init":0.2}')
-    )
-    with pytest.raises(BundleError, match="was changed"):
-        PfaAdapter.load(root)
+    intercept = '"intercept":{"type":"double","init":%s}'
+    refuses_changed_file(PfaAdapter.load, root, "model.pfa", intercept % 0.1, intercept % 0.2)
 
 
 def test_adapter_refuses_other_input_types(tmp_path: Path) -> None:

@@ -17,10 +17,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.errors import AdapterClosed, BadInput, BundleError
+from adapters.errors import BundleError
 from adapters.tasks import TaskSpec
 from harness.modelbuild.export_pmml import OUTPUT_FIELD, output_fields, write_pmml
-from harness.modelbuild.ir import LEAF, Glm, ModelIR, SplitOp, Tree, TreeEnsemble, predict, task_of
+from harness.modelbuild.ir import (
+    LEAF,
+    Glm,
+    ModelIR,
+    Split,
+    SplitOp,
+    Tree,
+    TreeEnsemble,
+    predict,
+    task_of,
+    tree_from_nodes,
+)
+from tests.adapter_contract import refuses_bad_input_then_closes, refuses_changed_file, scores_reference
 
 ATOL = 1e-9
 
@@ -39,34 +51,15 @@ def stump(feature: int, threshold: float, default_left: bool, left: float, right
 
 
 def random_tree(rng: np.random.Generator, n_features: int, depth: int) -> Tree:
-    """A full binary tree; thresholds on a coarse grid so test rows can sit exactly on them."""
-    feature: list[int] = []
-    threshold: list[float] = []
-    left: list[int] = []
-    right: list[int] = []
-    default_left: list[bool] = []
-    value: list[float] = []
+    """A full binary tree (some branches end early); thresholds on a coarse grid so test rows can sit exactly on
+    them. A node is its depth; the IR's own flattening (tree_from_nodes) lays it out."""
 
-    def build(d: int) -> int:
-        i = len(feature)
-        feature.append(LEAF)
-        threshold.append(0.0)
-        left.append(-1)
-        right.append(-1)
-        default_left.append(False)
-        value.append(0.0)
+    def read(d: int) -> float | Split:
         if d == depth or (d >= 2 and rng.random() < 0.2):
-            value[i] = float(rng.normal())
-            return i
-        feature[i] = int(rng.integers(n_features))
-        threshold[i] = float(np.round(rng.normal(), 1))
-        default_left[i] = bool(rng.integers(2))
-        left[i] = build(d + 1)
-        right[i] = build(d + 1)
-        return i
+            return float(rng.normal())
+        return int(rng.integers(n_features)), float(np.round(rng.normal(), 1)), bool(rng.integers(2)), d + 1, d + 1
 
-    build(0)
-    return Tree(feature, threshold, left, right, default_left, value)
+    return tree_from_nodes(0, read)
 
 
 def ensemble(split_op: SplitOp, link: str = "logistic", seed: int = 1) -> TreeEnsemble:
@@ -87,15 +80,8 @@ def multiclass(seed: int = 3, scale: float = 1.0) -> TreeEnsemble:
     trees = [random_tree(rng, 4, 3) for _ in range(12)]
     for t in trees:
         t.value = [v * scale for v in t.value]
-    return TreeEnsemble(
-        feature_names=["f0", "f1", "f2", "f3"],
-        trees=trees,
-        link="softmax",
-        split_op="<=",
-        n_classes=3,
-        tree_class=[i % 3 for i in range(12)],
-        class_base_scores=[0.25, -0.5, 0.125],
-    )
+    tree_class = [i % 3 for i in range(12)]
+    return TreeEnsemble.multiclass(["f0", "f1", "f2", "f3"], trees, tree_class, [0.25, -0.5, 0.125], split_op="<=")
 
 
 def one_tree() -> TreeEnsemble:
@@ -287,19 +273,11 @@ def pmml_bundle(root: Path, ir: ModelIR, X: np.ndarray) -> Path:
 
 @pytest.mark.parametrize("case", ["ensemble_le", "ensemble_lt", "glm_missing_replacement", "glm_intercept_only"])
 def test_adapter_matches_reference(case: str, tmp_path: Path) -> None:
-    from adapters.bundle import Bundle
     from adapters.pmml import PmmlAdapter
 
     ir = CASES[case]()
-    X = make_X(ir, n=300, seed=3)
-    bundle = Bundle.open(pmml_bundle(tmp_path, ir, X))
-    Xr, _, p = bundle.reference()
-    with PmmlAdapter.load(bundle) as adapter:
-        got = adapter.predict(Xr)
-        np.testing.assert_allclose(got, p, rtol=0, atol=ATOL, equal_nan=True)
-        # one row as 1-D, and a batch of one
-        np.testing.assert_allclose(adapter.predict(Xr[0]), p[:1], rtol=0, atol=ATOL, equal_nan=True)
-        np.testing.assert_allclose(adapter.predict(Xr[5:6]), p[5:6], rtol=0, atol=ATOL, equal_nan=True)
+    with PmmlAdapter.load(pmml_bundle(tmp_path, ir, make_X(ir, n=300, seed=3))) as adapter:
+        scores_reference(adapter, ATOL)
 
 
 def test_adapter_maps_columns_by_name(tmp_path: Path) -> None:
@@ -322,16 +300,12 @@ def test_adapter_bad_input_and_close(tmp_path: Path) -> None:
     ir = CASES["ensemble_le"]()
     X = make_X(ir, n=20)
     adapter = PmmlAdapter.load(pmml_bundle(tmp_path, ir, X))
-    with pytest.raises(BadInput, match="3 columns, the model takes 4"):
-        adapter.predict(np.zeros((2, 3)))
-    with pytest.raises(BadInput, match="infinite"):
-        adapter.predict(np.full((1, 4), np.inf))
-    with pytest.raises(BadInput, match="non-numeric"):
-        adapter.predict([["a", "b", "c", "d"]])
-    assert adapter.predict(X).shape == (20,)
-    adapter.close()
-    with pytest.raises(AdapterClosed):
-        adapter.predict(X)
+    bad = {
+        "3 columns, the model takes 4": np.zeros((2, 3)),
+        "infinite": np.full((1, 4), np.inf),
+        "non-numeric": [["a", "b", "c", "d"]],
+    }
+    refuses_bad_input_then_closes(adapter, X, bad)
 
 
 def test_adapter_refuses_tampered_file(tmp_path: Path) -> None:
@@ -339,10 +313,7 @@ def test_adapter_refuses_tampered_file(tmp_path: Path) -> None:
 
     ir = CASES["one_tree"]()
     root = pmml_bundle(tmp_path, ir, make_X(ir, n=10))
-    path = root / "model.pmml"
-    path.write_text(path.read_text().replace('score="0.30000000000000004"', 'score="0.9"'))
-    with pytest.raises(BundleError, match="was changed"):
-        PmmlAdapter.load(root)
+    refuses_changed_file(PmmlAdapter.load, root, "model.pmml", 'score="0.30000000000000004"', 'score="0.9"')
 
 
 def test_adapter_refuses_unreadable_pmml(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import pytest
 from harness.modelbuild import export_onnx_h2o, h2o_cluster, ir
 from harness.modelbuild import mojo_reader as mr
 from harness.modelbuild import train_h2o as th
+from tests.adapter_contract import refuses_bad_input_then_closes
 
 pytestmark = pytest.mark.heavy  # an H2O cluster: not in `make check`
 
@@ -383,21 +384,17 @@ def test_native_format_reads_the_same_mojo(h2o_models: dict[str, Any], tmp_path:
 
 
 def test_adapter_bad_input_and_close(h2o_models: dict[str, Any], tmp_path: Path) -> None:
-    from adapters.errors import AdapterClosed, AdapterError, BadInput
+    from adapters.errors import AdapterError
     from adapters.h2o_mojo import H2OMojoAdapter
 
     gbm, X = h2o_models["gbm"], h2o_models["X_eval"]
     adapter = H2OMojoAdapter.load(_bundle(tmp_path, gbm, X, FEATURES))
-    with pytest.raises(BadInput, match="columns"):
-        adapter.predict(X[:, :-1])
-    with pytest.raises(BadInput, match="infinite"):
-        adapter.predict(np.where(np.arange(len(FEATURES)) == 2, np.inf, X[:3]))
-    with pytest.raises(BadInput):
-        adapter.predict([["a"] * len(FEATURES)])
-    assert adapter.predict(X[:2]).shape == (2,)
-    adapter.close()
-    with pytest.raises(AdapterClosed):
-        adapter.predict(X[:2])
+    bad = {
+        "columns": X[:, :-1],
+        "infinite": np.where(np.arange(len(FEATURES)) == 2, np.inf, X[:3]),
+        "non-numeric": [["a"] * len(FEATURES)],
+    }
+    refuses_bad_input_then_closes(adapter, X[:2], bad)
     with pytest.raises(AdapterError, match="valid options: none"):
         H2OMojoAdapter.load(tmp_path, threads=2)
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from harness.modelbuild.h2o_cluster import START_TIMEOUT_S, _kill_named
+from harness.modelbuild.h2o_cluster import START_TIMEOUT_S, _kill_jvm_named
 
 
 def _fake_h2o(name: str) -> subprocess.Popen[bytes]:
@@ -20,7 +20,7 @@ def test_a_jvm_given_up_on_is_killed_by_its_name_and_no_other() -> None:
     mine, other = _fake_h2o("harness-aaaaaaaaaaaa"), _fake_h2o("harness-bbbbbbbbbbbb")
     try:
         time.sleep(0.3)  # both have exec'd: their command lines are there to read
-        _kill_named("harness-aaaaaaaaaaaa")
+        _kill_jvm_named("harness-aaaaaaaaaaaa")
         assert mine.wait(timeout=10) == -9
         assert other.poll() is None
     finally:

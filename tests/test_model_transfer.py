@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from adapters.bundle import Bundle
 from adapters.registry import adapter_class
@@ -35,7 +35,7 @@ from harness.scoring.bundle_transfer import (
 )
 from harness.scoring.errors import ScoringSetupError
 from harness.scoring.models import ModelCache, ModelVersion, check_candidate, publish_bundle, read_current
-from tests.conftest import HARNESS, ROOT, create_topic, publisher_key, trusted
+from tests.conftest import HARNESS, ROOT, alert_events, consume_all, create_topic, publisher_key, trusted
 from tests.test_operations import _families, _payloads, _sample
 
 
@@ -53,29 +53,6 @@ def _scorer(cwd: Path, broker: str, topic: str, models: str, *extra: str) -> sub
     line = proc.stdout.readline()
     assert line.startswith("READY"), (line, proc.stderr.read() if proc.poll() is not None else "")
     return proc
-
-
-def _alerts(broker: str, topic: str, n: int, timeout_s: float = 60.0) -> list[dict]:  # type: ignore[type-arg]
-    c = Consumer({"bootstrap.servers": broker, "group.id": f"a-{time.time_ns()}", "enable.auto.commit": False})
-    c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-    events: list[dict] = []  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout_s
-    while len(events) < n and time.monotonic() < deadline:
-        events += [json.loads(m.value()) for m in c.consume(10, timeout=1) if m.error() is None]
-    c.close()
-    return events
-
-
-def _results(broker: str, topic: str, n: int, timeout_s: float = 60.0) -> list:  # type: ignore[type-arg]
-    c = Consumer({"bootstrap.servers": broker, "group.id": f"r-{time.time_ns()}", "enable.auto.commit": False})
-    md = c.list_topics(topic, timeout=10)
-    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.topics[topic].partitions])
-    out: list = []  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout_s
-    while len(out) < n and time.monotonic() < deadline:
-        out += [m for m in c.consume(500, timeout=1) if m.error() is None]
-    c.close()
-    return out
 
 
 def _models_of(results: list) -> list[str]:  # type: ignore[type-arg]
@@ -193,10 +170,10 @@ def test_a_corrupted_or_partial_upload_is_refused_with_an_alert(
     try:
         _upload(broker, models, second_bundle, 4096, corrupt=0, drop=None)
         _upload(broker, models, second_bundle, 5000, corrupt=None, drop=1)
-        events = _alerts(broker, alerts, 2)
+        events = alert_events(broker, alerts, 2)
         send({"bootstrap.servers": broker}, topic_name, _payloads(small_bundle, 50), np.arange(50) / 200, "a",
              time.time_ns(), 50)  # fmt: skip
-        before = _results(broker, f"{topic_name}.out", 50)
+        before = consume_all(broker, f"{topic_name}.out", 50)
         # the same version published properly: the corrupted chunk is sent again (its key held bad bytes)
         done = publish_bundle(target, models, second_bundle, "fraud", chunk_bytes=4096, signing_key=publisher_key())
         deadline = time.monotonic() + 60
@@ -204,7 +181,7 @@ def test_a_corrupted_or_partial_upload_is_refused_with_an_alert(
             time.sleep(0.2)
         send({"bootstrap.servers": broker}, topic_name, _payloads(small_bundle, 50), np.arange(50) / 200, "b",
              time.time_ns(), 50)  # fmt: skip
-        after = _results(broker, f"{topic_name}.out", 100)
+        after = consume_all(broker, f"{topic_name}.out", 100)
         fam = _families(port)
     finally:
         proc.terminate()
@@ -260,7 +237,7 @@ def test_two_scorers_without_a_shared_folder_both_swap_in_order(
         for proc in procs:
             proc.terminate()
             errs.append(proc.communicate(timeout=30)[1])
-    results = _results(broker, f"{topic_name}.out", rep.sent)
+    results = consume_all(broker, f"{topic_name}.out", rep.sent)
     by_scorer: dict[str, list[str]] = {}
     for r in results:
         h = wire.headers_dict(r.headers())

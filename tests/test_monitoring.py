@@ -10,11 +10,12 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import httpx
 import numpy as np
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.bundle import Bundle
@@ -26,7 +27,7 @@ from harness.kafka.topics import wait_group_stable
 from harness.monitoring.drift import ks, psi
 from harness.monitoring.rules import Rule, RulesError, RuleState, load_rules
 from harness.scoring import wire
-from tests.conftest import HARNESS, ROOT, create_topic, start_loop
+from tests.conftest import HARNESS, ROOT, alert_events, create_topic, start_loop
 
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 
@@ -112,22 +113,58 @@ def _alerted(families: dict) -> set[str]:  # type: ignore[type-arg]
     }
 
 
-def test_monitor_alerts_on_a_drifting_stream(broker: str, small_bundle: Path, topic_name: str) -> None:
-    create_topic(broker, topic_name, partitions=2)
-    alerts, feedback = f"{topic_name}.alerts", f"{topic_name}.feedback"
+class Monitored(NamedTuple):
+    alerts: str
+    feedback: str
+    loop: subprocess.Popen[str]
+    monitor: subprocess.Popen[str]
+
+
+def monitored_loop(broker: str, bundle: Path, topic: str, port: int, *extra: str) -> Monitored:
+    """The input topic (two partitions), its alerts and feedback topics, a scoring loop on it and `harness monitor`
+    over its results (windows of WINDOW_S, metrics on `port`, `extra` flags)."""
+    create_topic(broker, topic, partitions=2)
+    alerts, feedback = f"{topic}.alerts", f"{topic}.feedback"
     create_topic(broker, alerts)
     create_topic(broker, feedback)
-    loop = start_loop(broker, small_bundle, "native", topic_name, f"g-{topic_name}")
+    loop = start_loop(broker, bundle, "native", topic, f"g-{topic}")
+    monitor = subprocess.Popen(
+        [*HARNESS, "monitor", "--bundle", str(bundle), "--results-topic", f"{topic}.out", "--feedback-topic",
+         feedback, "--alerts-topic", alerts, "--window-s", str(WINDOW_S), "--metrics-port", str(port),
+         "--bootstrap", broker, *extra],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    return Monitored(alerts, feedback, loop, monitor)
+
+
+def end_monitored(m: Monitored) -> None:
+    """Kill a monitor that is still running, end the scoring loop."""
+    if m.monitor.poll() is None:
+        m.monitor.kill()
+    m.loop.terminate()
+    m.loop.communicate(timeout=30)
+
+
+def psi_drift_alert(broker: str, alerts: str, err: str) -> tuple[dict[str, Any], dict[str, Any], float]:
+    """The alert events by rule, the ScoreDriftPSI one (there must be one: else the monitor's stderr `err` is
+    shown), and when its window started (seconds since the epoch)."""
+    events = alert_events(broker, alerts)
+    by_rule: dict[str, dict[str, Any]] = {}
+    for e in events:  # each rule's first alert
+        by_rule.setdefault(e["rule"], e)
+    assert "ScoreDriftPSI" in by_rule, (events, err[-2000:])
+    drift = by_rule["ScoreDriftPSI"]
+    start = time.mktime(time.strptime(drift["window_start"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    return by_rule, drift, start
+
+
+def test_monitor_alerts_on_a_drifting_stream(broker: str, small_bundle: Path, topic_name: str) -> None:
     port = free_port()
     # --max-windows is a cap (90 s): the test stops the monitor once /metrics counts both alerts, so a busy machine
     # (sending late, a slow scorer) lengthens the run instead of ending the monitor before the drift reached it
-    monitor = subprocess.Popen(
-        [*HARNESS, "monitor", "--bundle", str(small_bundle), "--results-topic", f"{topic_name}.out",
-         "--dlq-topic", f"{topic_name}.dlq", "--feedback-topic", feedback, "--alerts-topic", alerts,
-         "--window-s", str(WINDOW_S), "--metrics-port", str(port), "--max-windows", "45", "--bootstrap", broker,
-         "--join-window-s", "3"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    m = monitored_loop(broker, small_bundle, topic_name, port, "--dlq-topic", f"{topic_name}.dlq", "--max-windows",
+                       "45", "--join-window-s", "3")  # fmt: skip
+    alerts, feedback, monitor = m.alerts, m.feedback, m.monitor
     psi_seen, metrics = 0.0, ""
     try:
         # the scorer holds its partitions before anything is sent: a scorer still starting on a busy machine would
@@ -162,27 +199,15 @@ def test_monitor_alerts_on_a_drifting_stream(broker: str, small_bundle: Path, to
         out, err = monitor.communicate(timeout=60)
         assert monitor.returncode == 0, err[-2000:]
     finally:
-        if monitor.poll() is None:
-            monitor.kill()
-        loop.terminate()
-        loop.communicate(timeout=30)
+        end_monitored(m)
 
-    c = Consumer({"bootstrap.servers": broker, "group.id": f"read-{topic_name}", "enable.auto.commit": False})
-    c.assign([TopicPartition(alerts, 0, OFFSET_BEGINNING)])
-    events = [json.loads(m.value()) for m in c.consume(100, timeout=5) if m.error() is None]
-    c.close()
-    by_rule: dict[str, dict] = {}  # type: ignore[type-arg]
-    for e in events:  # each rule's first alert
-        by_rule.setdefault(e["rule"], e)
-    assert "ScoreDriftPSI" in by_rule, (events, err[-2000:])
-    drift = by_rule["ScoreDriftPSI"]
+    by_rule, drift, start = psi_drift_alert(broker, alerts, err)
     model_id = Bundle.open(small_bundle).model_id
     assert drift["value"] > 0.2 and drift["threshold"] == 0.2 and drift["model_id"] == model_id
     # the first drift alert came in a window after the drift began, not before it (how many windows after depends on
     # how far behind a busy machine's scorer is: not asserted)
-    start = time.mktime(time.strptime(drift["window_start"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
     assert start >= drift_at_ns / 1e9 - WINDOW_S - 1, (drift, drift_at_ns)
-    assert "LiveAUCDropped" in by_rule, (events, err[-2000:])  # the labels show the static model ranks worse
+    assert "LiveAUCDropped" in by_rule, (by_rule, err[-2000:])  # the labels show the static model ranks worse
     # every window closed is logged, the feedback's bad records never stopped the monitor
     windows = err.count("window:")
     assert windows >= 5, err[-2000:]  # 4 s of reference and 6 s of drifted records at least

@@ -18,7 +18,7 @@ from adapters.bundle import Bundle
 from adapters.online import OnlineAdapter
 from harness.bench.loadgen import send
 from harness.scoring import wire
-from tests.conftest import HARNESS, ROOT, create_topic
+from tests.conftest import HARNESS, ROOT, create_topic, stats_of
 
 
 def _start(args: list[str]) -> subprocess.Popen[str]:
@@ -53,6 +53,12 @@ def _records_and_labels(broker: str, bundle: Path, topic: str, prefix: str, n: i
     p.flush(10)
 
 
+def _topics(broker: str, topic: str) -> None:
+    """The input topic and its feedback topic (the one _args names), one partition each."""
+    create_topic(broker, topic, partitions=1)
+    create_topic(broker, f"{topic}.labels", partitions=1)
+
+
 def _learned(ckpt: Path) -> int:
     if not ckpt.is_file():
         return -1
@@ -73,8 +79,7 @@ def _wait_learned(ckpt: Path, at_least: int, timeout_s: float = 60.0) -> int:
 def test_a_killed_learner_resumes_from_its_checkpoint_each_label_once(
     broker: str, small_bundle: Path, topic_name: str, tmp_path: Path
 ) -> None:
-    create_topic(broker, topic_name, partitions=1)
-    create_topic(broker, f"{topic_name}.labels", partitions=1)
+    _topics(broker, topic_name)
     ckpt = tmp_path / "learner.ckpt"
     warm = len(Bundle.open(small_bundle).reference()[1])  # the reference rows the learner starts from
     first = _start(_args(broker, small_bundle, topic_name, ckpt))
@@ -90,15 +95,14 @@ def test_a_killed_learner_resumes_from_its_checkpoint_each_label_once(
     out, err = second.communicate(timeout=60)
     assert f"learner restored from its checkpoint: {warm + 1500} labels learnt" in err, err[-2000:]
     assert _learned(ckpt) == warm + 2500  # every label exactly once, across the kill
-    stats = json.loads(next(ln for ln in out.splitlines() if ln.startswith("STATS ")).split(" ", 1)[1])
+    stats = stats_of(out)
     assert stats["learning"]["restored_from"] == warm + 1500 and stats["learning"]["labels"] == 1000
 
 
 def test_bad_feedback_is_counted_and_never_stops_the_loop(
     broker: str, small_bundle: Path, topic_name: str, tmp_path: Path
 ) -> None:
-    create_topic(broker, topic_name, partitions=1)
-    create_topic(broker, f"{topic_name}.labels", partitions=1)
+    _topics(broker, topic_name)
     proc = _start(_args(broker, small_bundle, topic_name, tmp_path / "c.ckpt", "--join-window-s", "1"))
     p = Producer({"bootstrap.servers": broker})
     for bad in (b"not json", b'{"rid": "x", "label": "yes"}', b'{"label": 1}', b'{"rid": "nobody-7", "label": 1}'):
@@ -109,7 +113,7 @@ def test_bad_feedback_is_counted_and_never_stops_the_loop(
     proc.terminate()
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
-    stats = json.loads(next(ln for ln in out.splitlines() if ln.startswith("STATS ")).split(" ", 1)[1])
+    stats = stats_of(out)
     assert stats["scored"] == 300
     assert stats["learning"]["malformed"] == 3 and stats["learning"]["unjoined"] == 1
     assert stats["learning"]["labels"] == 300
@@ -118,8 +122,7 @@ def test_bad_feedback_is_counted_and_never_stops_the_loop(
 def test_a_corrupt_checkpoint_is_refused_and_a_cold_start_is_explicit(
     broker: str, small_bundle: Path, topic_name: str, tmp_path: Path
 ) -> None:
-    create_topic(broker, topic_name, partitions=1)
-    create_topic(broker, f"{topic_name}.labels", partitions=1)
+    _topics(broker, topic_name)
     ckpt = tmp_path / "bad.ckpt"
     ckpt.write_bytes(b"HRLS" + b"\x01\x00" + b"garbage")
     r = subprocess.run(

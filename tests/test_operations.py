@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.bundle import Bundle
@@ -24,7 +24,7 @@ from harness.kafka.broker import free_port
 from harness.kafka.config import KafkaTarget
 from harness.scoring import wire
 from harness.scoring.models import publish, version_of
-from tests.conftest import HARNESS, ROOT, create_topic, publisher_key, trusted
+from tests.conftest import HARNESS, ROOT, alert_events, consume_all, create_topic, publisher_key, trusted
 
 
 def _scorer(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
@@ -176,13 +176,7 @@ def test_a_tampered_version_is_refused_with_an_alert(
     (tampered / native).write_bytes((tampered / native).read_bytes() + b"\n# changed")
     try:
         publish(KafkaTarget(broker), models, version_of(tampered, "fraud", signing_key=publisher_key()))
-        c = Consumer({"bootstrap.servers": broker, "group.id": f"a-{topic_name}", "enable.auto.commit": False})
-        c.assign([TopicPartition(alerts, 0, OFFSET_BEGINNING)])
-        events = []
-        deadline = time.monotonic() + 30
-        while not events and time.monotonic() < deadline:
-            events = [json.loads(msg.value()) for msg in c.consume(10, timeout=1) if msg.error() is None]
-        c.close()
+        events = alert_events(broker, alerts, 1, timeout_s=30)
         send(
             {"bootstrap.servers": broker},
             topic_name,
@@ -192,13 +186,7 @@ def test_a_tampered_version_is_refused_with_an_alert(
             time.time_ns(),
             50,
         )
-        out = Consumer({"bootstrap.servers": broker, "group.id": f"o-{topic_name}", "enable.auto.commit": False})
-        out.assign([TopicPartition(f"{topic_name}.out", 0, OFFSET_BEGINNING)])
-        results = []
-        deadline = time.monotonic() + 30
-        while len(results) < 50 and time.monotonic() < deadline:
-            results += [msg for msg in out.consume(100, timeout=1) if msg.error() is None]
-        out.close()
+        results = consume_all(broker, f"{topic_name}.out", 50, timeout_s=30)
         fam = _families(port)
     finally:
         proc.terminate()

@@ -7,25 +7,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
-from tests.conftest import run_cli
+from tests.conftest import run_cli, small_scenario
 
 
 def test_mlserver_kafka_scores_the_same_model_through_the_same_measurer(
     broker: str, small_bundle: Path, tmp_path: Path
 ) -> None:
-    sc = {
-        "name": "small",
-        "dataset": {"generator": "fraud", "rows": 4000, "seed": 3, "holdout_max_rows": 500,
-                    "params": {"positive_rate": 0.05}},
-        "model": {"trainer": "lightgbm", "params": {"n_estimators": 20, "num_leaves": 15}},
-        "formats": ["onnx"],
-        "adapters": [{"name": "mlserver-kafka"}],
-        "rounds": {"count": 1, "aa_identity": False, "fractions": [0.3], "backlog_s": 0.5, "backlog_min_records": 300},
-    }  # fmt: skip
-    f = tmp_path / "peer.yaml"
-    f.write_text(yaml.safe_dump(sc))
+    f = small_scenario(
+        tmp_path / "peer.yaml",
+        adapters=[{"name": "mlserver-kafka"}],
+        rounds={"count": 1, "aa_identity": False, "fractions": [0.3], "backlog_s": 0.5, "backlog_min_records": 300},
+    )
     r = run_cli(
         "run", str(f), "--bootstrap", broker, "--artifacts", str(small_bundle.parent.parent),
         "--results", str(tmp_path / "results"), "--no-identity", "--no-report", timeout=900,

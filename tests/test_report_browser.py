@@ -26,6 +26,7 @@ import pytest
 from harness.reporting.report import write_report
 from harness.reporting.verdict import verdict
 from harness.results.schema import parse_results
+from tests.conftest import end_process
 from tests.test_report import make_results, write_run
 
 pytestmark = pytest.mark.heavy  # Chromium: not in `make check`
@@ -172,14 +173,9 @@ def chromium_page(exe: str, tmp_path: Path) -> Iterator[DevTools]:
             dt.close()
     finally:
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=10)  # Browser.close ends it
         except subprocess.TimeoutExpired:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            end_process(proc)
         log.close()
 
 

@@ -37,6 +37,7 @@ from adapters.rest import RestAdapter
 from adapters.v2_types import InferenceResponse, MetadataModelResponse
 from harness.bench.procs import wait_http_ok
 from harness.scoring.server import create_app
+from tests.conftest import end_process
 
 ROOT = Path(__file__).resolve().parent.parent
 N_FEATURES = 6
@@ -83,12 +84,7 @@ def subprocess_server(bundle: Path, adapter: str, tmp: Path, *extra: str) -> Ite
         wait_live(url, lambda: proc.poll() is None)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc)
         log.close()
 
 

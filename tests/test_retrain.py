@@ -11,6 +11,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -24,9 +25,39 @@ from harness.retraining.gate import judge
 from harness.retraining.trainingset import read_snapshot
 from harness.scoring import wire
 from harness.scoring.models import ModelCache, publish_bundle, read_current
-from tests.conftest import HARNESS, ROOT, create_topic, publisher_key, publisher_keys, start_loop, trusted
-from tests.test_model_transfer import _alerts, _models_of, _results
+from tests.conftest import (
+    HARNESS,
+    ROOT,
+    alert_events,
+    consume_all,
+    create_topic,
+    publisher_key,
+    publisher_keys,
+    start_loop,
+    trusted,
+)
+from tests.test_model_transfer import _models_of
 from tests.test_operations import _payloads
+
+
+class _Stage(NamedTuple):
+    """The topics of a retrain around an input topic, and the champion published on its model topic."""
+
+    models: str
+    alerts: str
+    feedback: str
+    target: KafkaTarget
+    champion: str
+
+
+def _stage(broker: str, bundle: Path, topic: str, partitions: int = 2) -> _Stage:
+    """Create the input and feedback topics (`partitions` each); publish `bundle` as model "fraud"'s champion."""
+    champion = Bundle.open(bundle).model_id
+    s = _Stage(f"{topic}.models", f"{topic}.alerts", f"{topic}.labels", KafkaTarget(broker), champion)
+    create_topic(broker, topic, partitions=partitions)
+    create_topic(broker, s.feedback, partitions=partitions)
+    publish_bundle(s.target, s.models, bundle, "fraud", signing_key=publisher_key())
+    return s
 
 
 def _stream(broker: str, topic: str, feedback: str, bundle: Path, n: int, drift: float, flip: float, seed: int) -> None:
@@ -71,12 +102,7 @@ def _retrain(broker: str, cwd: Path, topic: str, models: str, alerts: str, n: in
 def test_a_drifted_stream_trains_a_challenger_that_wins_and_is_published(
     broker: str, small_bundle: Path, topic_name: str, tmp_path: Path
 ) -> None:
-    models, alerts, feedback = f"{topic_name}.models", f"{topic_name}.alerts", f"{topic_name}.labels"
-    create_topic(broker, topic_name, partitions=2)
-    create_topic(broker, feedback, partitions=2)
-    target = KafkaTarget(broker)
-    publish_bundle(target, models, small_bundle, "fraud", signing_key=publisher_key())
-    champion = Bundle.open(small_bundle).model_id
+    models, alerts, feedback, target, champion = _stage(broker, small_bundle, topic_name)
     _stream(broker, topic_name, feedback, small_bundle, 6000, drift=1.0, flip=0.0, seed=5)
     out, err = _retrain(broker, tmp_path / "retrain", topic_name, models, alerts, 6000)
     v = out["verdict"]
@@ -122,12 +148,7 @@ def test_poisoned_labels_are_refused_and_the_champion_keeps_scoring(
 ) -> None:
     """No drift, but the feedback topic's labels are flipped for 40% of the records: the challenger learns the
     noise, loses against the champion on the holdout, and is not published; an alert says why."""
-    models, alerts, feedback = f"{topic_name}.models", f"{topic_name}.alerts", f"{topic_name}.labels"
-    create_topic(broker, topic_name, partitions=2)
-    create_topic(broker, feedback, partitions=2)
-    target = KafkaTarget(broker)
-    publish_bundle(target, models, small_bundle, "fraud", signing_key=publisher_key())
-    champion = Bundle.open(small_bundle).model_id
+    models, alerts, feedback, target, champion = _stage(broker, small_bundle, topic_name)
     scored = f"{topic_name}.live"
     create_topic(broker, scored, partitions=1)
     scorer = start_loop(broker, small_bundle, "native", scored, f"g-{scored}", "--model-topic", models,
@@ -135,12 +156,12 @@ def test_poisoned_labels_are_refused_and_the_champion_keeps_scoring(
     try:
         _stream(broker, topic_name, feedback, small_bundle, 6000, drift=0.0, flip=0.4, seed=6)
         out, err = _retrain(broker, tmp_path / "retrain", topic_name, models, alerts, 6000)
-        events = _alerts(broker, alerts, 1)
+        events = alert_events(broker, alerts, 1)
         from harness.bench.loadgen import send
 
         send({"bootstrap.servers": broker}, scored, _payloads(small_bundle, 50), np.arange(50) / 200, "p",
              time.time_ns(), 50)  # fmt: skip
-        results = _results(broker, f"{scored}.out", 50)
+        results = consume_all(broker, f"{scored}.out", 50)
     finally:
         scorer.terminate()
         scorer.communicate(timeout=30)
@@ -177,10 +198,7 @@ def test_the_retrain_service_serves_metrics_and_health_and_stops_on_sigterm(
 
     from harness.kafka.broker import free_port
 
-    models, feedback = f"{topic_name}.models", f"{topic_name}.labels"
-    create_topic(broker, topic_name, partitions=1)
-    create_topic(broker, feedback, partitions=1)
-    publish_bundle(KafkaTarget(broker), models, small_bundle, "fraud", signing_key=publisher_key())
+    models, _, feedback, _, _ = _stage(broker, small_bundle, topic_name, partitions=1)
     _stream(broker, topic_name, feedback, small_bundle, 300, drift=0.0, flip=0.0, seed=7)
     port = free_port()
     settings = {  # every option from the environment, as in a container

@@ -7,30 +7,24 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from harness.results.schema import SCHEMA_VERSION, load_results
-from tests.conftest import run_cli
+from tests.conftest import run_cli, small_scenario
 
 
 @pytest.mark.parametrize("pairing", ["concurrent", "sequential"])
 def test_run_measures_every_contestant_in_randomized_rounds(
     broker: str, small_bundle: Path, tmp_path: Path, pairing: str
 ) -> None:
-    sc = {
-        "name": "rounds",
-        "dataset": {"generator": "fraud", "rows": 4000, "seed": 3, "holdout_max_rows": 500,
-                    "params": {"positive_rate": 0.05}},
-        "model": {"trainer": "lightgbm", "params": {"n_estimators": 20, "num_leaves": 15}},
-        "formats": ["onnx"],
-        "adapters": [{"name": "onnx"}],
-        "rounds": {"count": 2, "aa_identity": True, "seed": 11, "backlog_s": 0.5, "pairing": pairing,
-                   "backlog_min_records": 300, "fractions": [0.3], "load_window_s": 1.0, "load_warmup_s": 0.2},
+    f = small_scenario(
+        tmp_path / "rounds.yaml",
+        "rounds",
+        adapters=[{"name": "onnx"}],
+        rounds={"count": 2, "aa_identity": True, "seed": 11, "backlog_s": 0.5, "pairing": pairing,
+                "backlog_min_records": 300, "fractions": [0.3], "load_window_s": 1.0, "load_warmup_s": 0.2},
         # about the rounds' bookkeeping: a busy CI host must not make every window "busy" and measured again
-        "interference": {"other_cpu_pct": 10000, "steal_pct": 100},
-    }  # fmt: skip
-    f = tmp_path / "rounds.yaml"
-    f.write_text(yaml.safe_dump(sc))
+        interference={"other_cpu_pct": 10000, "steal_pct": 100},
+    )  # fmt: skip
     results = tmp_path / "results"
     r = run_cli(
         "run", str(f), "--bootstrap", broker, "--artifacts", str(small_bundle.parent.parent),

@@ -17,6 +17,7 @@ from confluent_kafka import KafkaError
 from adapters.base import Adapter
 from adapters.bundle import Bundle
 from adapters.errors import BundleError, EngineUnavailable
+from adapters.identity import IdentityAdapter
 from harness.faults import chaos
 from harness.scoring.consumer_errors import TransientLog, classify
 from harness.scoring.isolation import BatchScorer, EngineDown
@@ -79,36 +80,32 @@ def test_engine_unavailable_is_engine_down_and_fails_no_row(bundle: Bundle, tmp_
     assert scorer.score(rows(0, 0)).failures == {}  # the same batch scores once the engine is back
 
 
-class FiveHundredOnOneRow(Adapter):
-    """A model server that answers 5xx (EngineUnavailable after retries) to batches holding a marked row."""
+class FiveHundredOnOneRow(IdentityAdapter):
+    """A model server that answers 5xx (EngineUnavailable after retries) to batches holding a marked row; the
+    identity's scores otherwise."""
 
     name = "five-hundred"
-    family = "baseline"
-    format = None
-
-    def _open(self) -> None:
-        pass
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         if (X[:, 0] == 7).any():
             raise EngineUnavailable("V2 server failed POST /infer after 3 attempts: HTTP 500")
-        return np.full(len(X), 0.25)
+        return super()._predict(X)
 
 
 def test_a_5xx_one_record_provokes_is_isolated_when_the_canary_scores(bundle: Bundle) -> None:
     scorer = BatchScorer(FiveHundredOnOneRow.load(bundle), canary=np.array([0.0, 0.0, 0.0]))
     out = scorer.score(rows(0, 7, 0))
     assert list(out.failures) == [1] and "HTTP 500" in out.failures[1]
-    assert out.scores[0] == out.scores[2] == 0.25
+    assert out.scores[0] == out.scores[2] == 0.5  # the identity's score of a binary model
     # without a canary (nothing scored yet, no reference row) the loop cannot tell: it assumes the engine
     with pytest.raises(EngineDown):
         BatchScorer(FiveHundredOnOneRow.load(bundle)).score(rows(7))
 
 
-class BreaksAfterFirstBatch(Adapter):
+class BreaksAfterFirstBatch(IdentityAdapter):
+    """The identity for one batch, then an engine whose every call fails."""
+
     name = "breaks"
-    family = "baseline"
-    format = None
 
     def _open(self) -> None:
         self.calls = 0
@@ -117,7 +114,7 @@ class BreaksAfterFirstBatch(Adapter):
         self.calls += 1
         if self.calls > 1:
             raise RuntimeError("engine state corrupted")
-        return np.full(len(X), 0.25)
+        return super()._predict(X)
 
 
 def test_every_row_failing_with_the_canary_failing_too_is_the_engine(bundle: Bundle) -> None:

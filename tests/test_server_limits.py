@@ -14,18 +14,17 @@ import numpy as np
 import orjson
 import pytest
 
-from adapters.base import Adapter
 from adapters.errors import EngineUnavailable
+from adapters.identity import IdentityAdapter
 from harness.scoring.server import create_app
 from tests.test_rest import N_FEATURES, ThreadServer, assert_v2_error, bundle  # noqa: F401 (bundle: a fixture)
 
 
-class SlowAdapter(Adapter):
-    """Sleeps `delay_s` per batch (the GIL released, as a native engine would); `started` is set on entry."""
+class SlowAdapter(IdentityAdapter):
+    """Sleeps `delay_s` per batch (the GIL released, as a native engine would), then gives the identity's scores;
+    `started` is set on entry."""
 
     name = "slow"
-    family = "baseline"
-    format = None
     delay_s = 2.0
 
     def _open(self) -> None:
@@ -34,25 +33,21 @@ class SlowAdapter(Adapter):
     def _predict(self, X: np.ndarray) -> np.ndarray:
         self.started.set()
         time.sleep(self.delay_s)
-        return np.full(len(X), 0.25)
+        return super()._predict(X)
 
 
-class LeakyAdapter(Adapter):
-    """Fails like a library does: an exception whose text holds internals, or the engine gone."""
+class LeakyAdapter(IdentityAdapter):
+    """Fails like a library does: an exception whose text holds internals, or the engine gone; the identity's
+    scores otherwise."""
 
     name = "leaky"
-    family = "baseline"
-    format = None
-
-    def _open(self) -> None:
-        pass
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         if X[0, 0] == 1.0:
             raise ValueError("cannot open /srv/models/secret-key.pem: permission denied")
         if X[0, 0] == 2.0:
             raise EngineUnavailable("the JVM is not running")
-        return np.full(len(X), 0.5)
+        return super()._predict(X)
 
 
 def infer_body(n_rows: int, first: float = 0.5) -> bytes:

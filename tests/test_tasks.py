@@ -16,9 +16,9 @@ import orjson
 import pytest
 from sklearn import metrics as skm
 
-from adapters.base import Adapter
 from adapters.bundle import Bundle
 from adapters.errors import BundleError, ScoringFailed
+from adapters.identity import IdentityAdapter
 from adapters.tasks import TaskError, TaskSpec, finite_rows, predicted_class
 from harness.bench.measure import accuracy_of
 from harness.monitoring.monitor import drift
@@ -62,11 +62,8 @@ def test_a_task_that_does_not_hold_together_is_refused(manifest: dict[str, Any],
 def test_an_adapter_returning_the_wrong_shape_for_its_task_fails_the_batch(tmp_path: Path) -> None:
     bundle = _bundle(tmp_path, TaskSpec.multiclass(CLASSES))
 
-    class TwoColumns(Adapter):
-        name, family, format = "two", "baseline", None
-
-        def _open(self) -> None:
-            pass
+    class TwoColumns(IdentityAdapter):
+        name = "two"
 
         def _predict(self, X: np.ndarray) -> np.ndarray:
             return np.full((X.shape[0], 2), 0.5)
@@ -192,11 +189,8 @@ def test_feedback_labels_are_read_by_task() -> None:
 def test_a_row_with_a_non_finite_class_probability_is_a_failure_and_the_others_score(tmp_path: Path) -> None:
     bundle = _bundle(tmp_path, TaskSpec.multiclass(CLASSES))
 
-    class Probabilities(Adapter):
-        name, family, format = "probs", "baseline", None
-
-        def _open(self) -> None:
-            pass
+    class Probabilities(IdentityAdapter):
+        name = "probs"
 
         def _predict(self, X: np.ndarray) -> np.ndarray:
             out = np.tile([0.2, 0.3, 0.5], (X.shape[0], 1))

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.bundle import Bundle
@@ -26,6 +26,7 @@ from harness.scoring import wire
 from tests.conftest import (
     HARNESS,
     ROOT,
+    alert_events,
     consume_all,
     create_topic,
     finish_loop,
@@ -34,6 +35,7 @@ from tests.conftest import (
     start_loop,
     trusted,
 )
+from tests.test_monitoring import WINDOW_S, end_monitored, monitored_loop, psi_drift_alert
 
 
 def _bundle(tmp: Path, task: str, target: str) -> Path:
@@ -121,7 +123,6 @@ def test_the_v2_server_answers_with_the_tasks_output(type_bundle: Path, rul_bund
             server.communicate(timeout=30)
 
 
-WINDOW_S = 2.0
 RATE = 400.0
 
 
@@ -131,19 +132,10 @@ def test_the_monitor_alerts_when_a_regression_models_predictions_drift(
     """Readings from worn tools (tool wear +90 min, as a sensor that drifted would report) move the predicted
     remaining life: the score drift alert fires on the predictions, and the labels that come back (the true
     remaining life) show the live RMSE far above the reference's."""
-    create_topic(broker, topic_name, partitions=2)
-    alerts, feedback = f"{topic_name}.alerts", f"{topic_name}.feedback"
-    create_topic(broker, alerts)
-    create_topic(broker, feedback)
     b = Bundle.open(rul_bundle)
-    loop = start_loop(broker, rul_bundle, "native", topic_name, f"g-{topic_name}")
     port = free_port()
-    monitor = subprocess.Popen(
-        [*HARNESS, "monitor", "--bundle", str(rul_bundle), "--results-topic", f"{topic_name}.out",
-         "--feedback-topic", feedback, "--alerts-topic", alerts, "--window-s", str(WINDOW_S),
-         "--metrics-port", str(port), "--bootstrap", broker, "--join-window-s", "5"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    m = monitored_loop(broker, rul_bundle, topic_name, port, "--join-window-s", "5")
+    alerts, feedback, monitor = m.alerts, m.feedback, m.monitor
     try:
         time.sleep(3.0)  # the monitor joins its group and opens its first window
         conf = {"bootstrap.servers": broker}
@@ -176,22 +168,12 @@ def test_the_monitor_alerts_when_a_regression_models_predictions_drift(
         out, err = monitor.communicate(timeout=60)
         assert monitor.returncode == 0, err[-2000:]
     finally:
-        if monitor.poll() is None:
-            monitor.kill()
-        loop.terminate()
-        loop.communicate(timeout=30)
+        end_monitored(m)
 
-    c = Consumer({"bootstrap.servers": broker, "group.id": f"read-{topic_name}", "enable.auto.commit": False})
-    c.assign([TopicPartition(alerts, 0, OFFSET_BEGINNING)])
-    events = [json.loads(m.value()) for m in c.consume(100, timeout=5) if m.error() is None]
-    c.close()
-    by_rule = {e["rule"]: e for e in events}
-    assert "ScoreDriftPSI" in by_rule, (events, err[-2000:])
-    drift = by_rule["ScoreDriftPSI"]
+    by_rule, drift, start = psi_drift_alert(broker, alerts, err)
     assert drift["figure"] == "score_psi" and drift["value"] > 0.2 and drift["model_id"] == b.model_id
-    start = time.mktime(time.strptime(drift["window_start"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
     assert start >= drift_at_ns / 1e9 - WINDOW_S - 1, (drift, drift_at_ns)  # not before the drift began
-    assert "LiveRMSERose" in by_rule, (events, err[-2000:])
+    assert "LiveRMSERose" in by_rule, (by_rule, err[-2000:])
     assert by_rule["LiveRMSERose"]["value"] > 1.25 and "ScoreDriftKS" in by_rule
     log = " ".join(err.split())  # the console wraps long lines
     assert "(regression; reference rmse" in log and " rmse " in log and "ALERT ScoreDriftPSI" in log
@@ -246,13 +228,7 @@ def test_models_of_each_task_travel_over_the_model_topic_and_retrain_refuses_the
                       topic_name, "--model-name", "rul", "--alerts-topic", alerts, *trusted())  # fmt: skip
     try:
         publish_bundle(target, topic_name, type_bundle, "rul", chunk_bytes=16 * 1024, signing_key=publisher_key())
-        c = Consumer({"bootstrap.servers": broker, "group.id": f"a-{topic_name}", "enable.auto.commit": False})
-        c.assign([TopicPartition(alerts, 0, OFFSET_BEGINNING)])
-        events: list[dict] = []  # type: ignore[type-arg]
-        deadline = time.monotonic() + 60
-        while not events and time.monotonic() < deadline:
-            events += [json.loads(m.value()) for m in c.consume(10, timeout=1) if m.error() is None]
-        c.close()
+        events = alert_events(broker, alerts, 1, timeout_s=60)
     finally:
         loop.terminate()
         loop.communicate(timeout=30)

@@ -78,6 +78,21 @@ def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return X, y, X_test
 
 
+def large_scale(X: np.ndarray) -> np.ndarray:
+    """A copy of X with feature 4 on a large scale (x * 250 + 4000, NaN stays NaN): the scale lr_model is trained on,
+    where folding the scaler into the coefficients must stay exact."""
+    X = X.copy()
+    X[:, 4] = X[:, 4] * 250.0 + 4000.0
+    return X
+
+
+def model_and_rows(which: str, request: pytest.FixtureRequest, X_test: np.ndarray) -> tuple[TrainedModel, np.ndarray]:
+    """The trained model of fixture `which` and its evaluation rows (on the large scale for lr_model)."""
+    m = request.getfixturevalue(which)
+    X = eval_rows(m.ir, X_test)
+    return m, large_scale(X) if which == "lr_model" else X
+
+
 @pytest.fixture(scope="module")
 def lgb_model(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> train_lightgbm.LightGBMModel:
     X, y, _ = data
@@ -93,9 +108,7 @@ def hgb_model(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> train_sklearn.
 @pytest.fixture(scope="module")
 def lr_model(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> train_sklearn.SklearnModel:
     X, y, _ = data
-    X = X.copy()
-    X[:, 4] = X[:, 4] * 250.0 + 4000.0  # a large-scale feature: folding the scaler must stay exact
-    return train_sklearn.train("logistic_regression", {"C": 0.5}, X, y, NAMES, seed=3)
+    return train_sklearn.train("logistic_regression", {"C": 0.5}, large_scale(X), y, NAMES, seed=3)
 
 
 def _split_stats(booster_dump: dict) -> dict[str, int]:
@@ -227,10 +240,7 @@ def test_hgb_deterministic_and_refuses_categorical(hgb_model, data) -> None:
 @pytest.mark.parametrize("standardize", [True, False])
 def test_logistic_regression_ir_is_exact(standardize: bool, data) -> None:
     X, y, X_test = data
-    X = X.copy()
-    X_test = X_test.copy()
-    X[:, 4] = X[:, 4] * 250.0 + 4000.0
-    X_test[:, 4] = X_test[:, 4] * 250.0 + 4000.0
+    X, X_test = large_scale(X), large_scale(X_test)
     m = train_sklearn.train("logistic_regression", {"standardize": standardize}, X, y, NAMES, seed=3)
     assert isinstance(m.ir, Glm)
     assert ("scale" in m.model.named_steps) is standardize
@@ -261,11 +271,7 @@ def _onnx_predict(path: Path, info: dict, X: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("which", ["lgb_model", "hgb_model", "lr_model"])
 def test_onnx_converter_parity_within_tolerance(which: str, request, data, tmp_path: Path) -> None:
-    m = request.getfixturevalue(which)
-    _, _, X_test = data
-    X = eval_rows(m.ir, X_test)
-    if which == "lr_model":
-        X[:, 4] = np.where(np.isnan(X[:, 4]), np.nan, X[:, 4] * 250.0 + 4000.0)
+    m, X = model_and_rows(which, request, data[2])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         info = write_onnx(m, tmp_path / "model.onnx")
@@ -373,11 +379,7 @@ def _c_predict(out_dir: Path, lib: str, X: np.ndarray, nthread: int = 1) -> np.n
 
 @pytest.mark.parametrize("which", ["lgb_model", "hgb_model", "lr_model"])
 def test_compiled_c_matches_native(which: str, request, data, tmp_path: Path) -> None:
-    m = request.getfixturevalue(which)
-    _, _, X_test = data
-    X = eval_rows(m.ir, X_test)
-    if which == "lr_model":
-        X[:, 4] = X[:, 4] * 250.0 + 4000.0
+    m, X = model_and_rows(which, request, data[2])
     lib = compile_c(m.ir, tmp_path)
     assert lib == "model.so" and (tmp_path / lib).is_file()
     got = _c_predict(tmp_path, lib, X)

@@ -32,8 +32,8 @@ from harness.scoring.signing import (
     sign,
 )
 from harness.scoring.trust import ModelTrust, Refused
-from tests.conftest import create_topic, publisher_key, publisher_keys, run_cli
-from tests.test_model_transfer import _alerts, _models_of, _results, _scorer
+from tests.conftest import alert_events, consume_all, create_topic, publisher_key, publisher_keys, run_cli
+from tests.test_model_transfer import _models_of, _scorer
 from tests.test_operations import _families, _payloads, _sample
 
 
@@ -185,10 +185,10 @@ def test_only_versions_signed_by_a_trusted_key_swap_in(
         flipped = sig[:10] + ("A" if sig[10] != "A" else "B") + sig[11:]
         forged = good.model_copy(update={"signature": f"{kind}:{kid}:{flipped}"})
         _raw(broker, models, version_key("fraud", "live"), forged.model_dump_json(exclude_none=True).encode())
-        events = _alerts(broker, alerts, 4)
+        events = alert_events(broker, alerts, 4)
         send({"bootstrap.servers": broker}, topic_name, _payloads(small_bundle, 50), np.arange(50) / 200, "a",
              time.time_ns(), 50)  # fmt: skip
-        before = _results(broker, f"{topic_name}.out", 50)
+        before = consume_all(broker, f"{topic_name}.out", 50)
         # 5. the publisher's new version: checked at once, swapped in before the next batch
         publish_bundle(target, models, second_bundle, "fraud", signing_key=publisher_key())
         marks_file, t_first = tmp_path / "host" / "models" / "accepted.json", json.loads(first)["published_at"]
@@ -197,10 +197,10 @@ def test_only_versions_signed_by_a_trusted_key_swap_in(
             time.sleep(0.2)  # the new version accepted (its publication time is the mark now)
         # 6. the champion's own signed record sent again: a rollback by replay
         _raw(broker, models, version_key("fraud", "live"), first)
-        events += _alerts(broker, alerts, 5)[4:]
+        events += alert_events(broker, alerts, 5)[4:]
         send({"bootstrap.servers": broker}, topic_name, _payloads(small_bundle, 50), np.arange(50) / 200, "b",
              time.time_ns(), 50)  # fmt: skip
-        after = _results(broker, f"{topic_name}.out", 100)
+        after = consume_all(broker, f"{topic_name}.out", 100)
         fam = _families(port)
     finally:
         proc.terminate()

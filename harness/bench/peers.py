@@ -28,7 +28,7 @@ from typing import Any
 import psutil
 
 from harness.bench.errors import RunError
-from harness.bench.procs import Child, wait_http_ok
+from harness.bench.procs import Child
 from harness.kafka.broker import free_port
 
 MLSERVER_VERSION = "1.7.1"
@@ -124,9 +124,10 @@ class MlserverKafka:
         self._dir = Path(tempfile.mkdtemp(prefix="harness-mlserver-"))
         self._write_settings(self._dir)
         env = {"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "VIRTUAL_ENV": str(bin_dir.parent)}
-        child = self.child = Child(self.name, [str(bin_dir / "mlserver"), "start", str(self._dir)], env=env)
+        argv = [str(bin_dir / "mlserver"), "start", str(self._dir)]
         try:
-            wait_http_ok(f"{self.url}/v2/models/{MODEL_NAME}/ready", child.alive, 120.0, self.name, child.tail)
+            ready = f"{self.url}/v2/models/{MODEL_NAME}/ready"
+            child = self.child = Child.serving(self.name, argv, ready, 120.0, env=env)
             deadline = time.monotonic() + 60
             while not any("Reading messages from consumer" in ln for ln in list(child.lines)):
                 if time.monotonic() > deadline or not child.alive():

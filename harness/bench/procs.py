@@ -133,6 +133,20 @@ class Child:
                 self.lines.append(line.rstrip("\n"))
                 self._cond.notify_all()
 
+    @classmethod
+    def serving(
+        cls, name: str, argv: list[str], ready_url: str, timeout_s: float, env: dict[str, str] | None = None
+    ) -> Child:
+        """Start a child that serves HTTP and wait until GET `ready_url` answers 200; one that exits first or does
+        not answer within `timeout_s` is stopped and RunError raised (wait_http_ok)."""
+        child = cls(name, argv, env=env)
+        try:
+            wait_http_ok(ready_url, child.alive, timeout_s, name, child.tail)
+        except BaseException:
+            child.stop()
+            raise
+        return child
+
     @property
     def pid(self) -> int:
         return self.proc.pid

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from adapters.bundle import Bundle
-from harness.bench.procs import HARNESS, Child, cpu_ns, cpu_seconds, peak_rss_mib, process_tree, wait_http_ok
+from harness.bench.procs import HARNESS, Child, cpu_ns, cpu_seconds, peak_rss_mib, process_tree
 from harness.kafka.broker import free_port
 from harness.kafka.config import KafkaTarget
 from harness.kafka.topics import delete_topics, wait_group_stable
@@ -238,12 +238,7 @@ class ModelServer(_OneProcess):
     def start(self) -> None:
         argv = [*HARNESS, "serve", "--bundle", str(self.setup.bundle_dir), "--adapter", self.adapter]
         argv += ["--port", str(self.port), *_option_args(self.options)]
-        child = self.child = Child(self.name, argv)
-        try:
-            wait_http_ok(f"{self.url}/v2/health/ready", child.alive, 60.0, self.name, child.tail)
-        except BaseException:
-            self.stop()
-            raise
+        self.child = Child.serving(self.name, argv, f"{self.url}/v2/health/ready", 60.0)
 
     def stop(self) -> None:
         if self.child is not None:

@@ -187,7 +187,18 @@ class NodeDir:
         arguments (the secure broker's SCRAM credentials)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         fmt = subprocess.run(
-            [*jvm, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config), *extra],
+            [
+                *jvm,
+                "-cp",
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self.config),
+                *extra,
+            ],
             capture_output=True,
             text=True,
             timeout=180,

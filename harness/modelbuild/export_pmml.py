@@ -174,6 +174,30 @@ def _class_outputs(parent: ET.Element, k: int) -> None:
 # ---- tree ensembles ----------------------------------------------------------------------------------------
 
 
+def _segment(segmentation: ET.Element, segment_id: str) -> ET.Element:
+    """A segment (of a model chain or a sum) that always applies."""
+    seg = ET.SubElement(segmentation, "Segment", {"id": segment_id})
+    ET.SubElement(seg, "True")
+    return seg
+
+
+def _margin_output(name: str) -> Callable[[ET.Element], None]:
+    """The Output of a sum model whose margin a link model reads next: field `name`, not the final result."""
+
+    def add(mm: ET.Element) -> None:
+        out = ET.SubElement(mm, "Output")
+        attrs = {"name": name, "optype": "continuous", "dataType": "double"}
+        ET.SubElement(out, "OutputField", attrs | {"feature": "predictedValue", "isFinalResult": "false"})
+
+    return add
+
+
+def _link_model(chain: ET.Element, normalization: str, name: str) -> ET.Element:
+    """The chain's last segment: a classification RegressionModel that turns the margins into probabilities."""
+    attrs = {"functionName": "classification", "normalizationMethod": normalization, "modelName": name}
+    return ET.SubElement(_segment(chain, "link"), "RegressionModel", attrs)
+
+
 def _tree_ensemble(root: ET.Element, ir: TreeEnsemble, target: str, margin_field: str) -> None:
     features = ir.feature_names
     if ir.link == "identity":
@@ -185,23 +209,8 @@ def _tree_ensemble(root: ET.Element, ir: TreeEnsemble, target: str, margin_field
     _final_output(top, classification=True)
     chain = ET.SubElement(top, "Segmentation", {"multipleModelMethod": "modelChain"})
 
-    seg = ET.SubElement(chain, "Segment", {"id": "margin"})
-    ET.SubElement(seg, "True")
-
-    def margin_output(mm: ET.Element) -> None:
-        out = ET.SubElement(mm, "Output")
-        attrs = {"name": margin_field, "optype": "continuous", "dataType": "double"}
-        ET.SubElement(out, "OutputField", attrs | {"feature": "predictedValue", "isFinalResult": "false"})
-
-    _sum_model(seg, ir, None, margin_output)
-
-    seg = ET.SubElement(chain, "Segment", {"id": "link"})
-    ET.SubElement(seg, "True")
-    reg = ET.SubElement(
-        seg,
-        "RegressionModel",
-        {"functionName": "classification", "normalizationMethod": "logit", "modelName": "logistic_link"},
-    )
+    _sum_model(_segment(chain, "margin"), ir, None, _margin_output(margin_field))
+    reg = _link_model(chain, "logit", "logistic_link")
     _mining_schema(reg, [margin_field], target)
     t1 = ET.SubElement(reg, "RegressionTable", {"targetCategory": "1", "intercept": "0.0"})
     ET.SubElement(t1, "NumericPredictor", {"name": margin_field, "coefficient": "1.0"})
@@ -218,23 +227,11 @@ def _multiclass_ensemble(root: ET.Element, ir: TreeEnsemble, target: str, taken:
     margins = [_fresh(f"margin_{c}", taken) for c in range(k)]
     taken.update(margins)
     for c, margin_field in enumerate(margins):
-        seg = ET.SubElement(chain, "Segment", {"id": f"margin_{c}"})
-        ET.SubElement(seg, "True")
-
-        def margin_output(mm: ET.Element, name: str = margin_field) -> None:
-            out = ET.SubElement(mm, "Output")
-            attrs = {"name": name, "optype": "continuous", "dataType": "double"}
-            ET.SubElement(out, "OutputField", attrs | {"feature": "predictedValue", "isFinalResult": "false"})
-
+        seg = _segment(chain, f"margin_{c}")
         trees = [i for i, tc in enumerate(ir.tree_class) if tc == c]
-        _sum_model(seg, ir, None, margin_output, trees=trees, base=ir.class_base_scores[c], name=f"margin_{c}")
-    seg = ET.SubElement(chain, "Segment", {"id": "link"})
-    ET.SubElement(seg, "True")
-    reg = ET.SubElement(
-        seg,
-        "RegressionModel",
-        {"functionName": "classification", "normalizationMethod": "softmax", "modelName": "softmax_link"},
-    )
+        output = _margin_output(margin_field)
+        _sum_model(seg, ir, None, output, trees=trees, base=ir.class_base_scores[c], name=f"margin_{c}")
+    reg = _link_model(chain, "softmax", "softmax_link")
     _mining_schema(reg, margins, target)
     local = ET.SubElement(reg, "LocalTransformations")
     max_field = _fresh("max_margin", taken)
@@ -273,17 +270,22 @@ def _sum_model(
     add_output(mm)  # PMML order: MiningSchema, Output, Segmentation
     seg_root = ET.SubElement(mm, "Segmentation", {"multipleModelMethod": "sum"})
 
-    seg = ET.SubElement(seg_root, "Segment", {"id": "base_score"})
-    ET.SubElement(seg, "True")
-    tm = ET.SubElement(seg, "TreeModel", {"functionName": "regression", "modelName": "base_score"})
+    tm = ET.SubElement(
+        _segment(seg_root, "base_score"), "TreeModel", {"functionName": "regression", "modelName": "base_score"}
+    )
     ET.SubElement(tm, "MiningSchema")
     node = ET.SubElement(tm, "Node", {"score": _num(ir.base_score if base is None else base)})
     ET.SubElement(node, "True")
 
     for i in range(len(ir.trees)) if trees is None else trees:
-        seg = ET.SubElement(seg_root, "Segment", {"id": f"tree_{i}"})
-        ET.SubElement(seg, "True")
-        _tree_model(seg, ir.trees[i], ir.feature_names, ir.split_op, f"tree_{i}", ir.feature_categories)
+        _tree_model(
+            _segment(seg_root, f"tree_{i}"),
+            ir.trees[i],
+            ir.feature_names,
+            ir.split_op,
+            f"tree_{i}",
+            ir.feature_categories,
+        )
 
 
 def _tree_model(

@@ -43,7 +43,7 @@ softmax -> multiclass (classes are output indices here; the bundle's manifest na
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -162,6 +162,29 @@ class TreeEnsemble:
                 raise ValueError("tree_class holds a class outside 0..n_classes-1")
         elif self.link == "softmax" or self.tree_class or self.class_base_scores:
             raise ValueError("link softmax, tree_class and class_base_scores are for multiclass models (n_classes)")
+
+    @classmethod
+    def multiclass(
+        cls,
+        feature_names: Sequence[str],
+        trees: list[Tree],
+        tree_class: Sequence[int],
+        class_base_scores: Sequence[float],
+        split_op: SplitOp,
+        feature_categories: dict[str, list[str]] | None = None,
+    ) -> TreeEnsemble:
+        """A multiclass ensemble: k = len(class_base_scores) margins, tree i adding to class tree_class[i], link
+        softmax."""
+        return cls(
+            feature_names=list(feature_names),
+            trees=trees,
+            link="softmax",
+            split_op=split_op,
+            feature_categories=dict(feature_categories or {}),
+            n_classes=len(class_base_scores),
+            tree_class=list(tree_class),
+            class_base_scores=[float(b) for b in class_base_scores],
+        )
 
     @property
     def n_features(self) -> int:

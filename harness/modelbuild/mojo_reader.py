@@ -164,15 +164,7 @@ def _gbm_ir(info: dict[str, str], model: Any, col_map: list[int], feature_names:
         for c in range(k):
             trees.append(_tree_from_graph(graph.subgraphArray.get(c).rootNode, col_map))
             tree_class.append(c)
-    return TreeEnsemble(
-        feature_names=list(feature_names),
-        trees=trees,
-        link="softmax",
-        split_op="<",
-        n_classes=k,
-        tree_class=tree_class,
-        class_base_scores=[0.0] * k,
-    )
+    return TreeEnsemble.multiclass(feature_names, trees, tree_class, [0.0] * k, split_op="<")
 
 
 def _tree_from_graph(root: Any, col_map: list[int]) -> Tree:

@@ -170,11 +170,9 @@ def parity_gate(
             + ")"
         )
         if not parity["passed"]:
-            mine, ref = got["worst_values"]
-            output = f" {got['worst_output']}" if len(names) > 1 else ""
+            output, mine, ref, beyond = _worst(got, tol, names)
             raise BuildError(
-                f"parity gate: format {fmt!r} row {worst}{output}: {fmt}={mine!r} {ref_name}={ref!r} "
-                f"(|diff| {abs(mine - ref):.3g} > tolerance {tol.describe()})"
+                f"parity gate: format {fmt!r} row {worst}{output}: {fmt}={mine!r} {ref_name}={ref!r} {beyond}"
             )
 
 
@@ -207,14 +205,20 @@ def expected_parity(
         "passed": got["passed"],
     }
     if not out["passed"]:
-        mine, theirs = got["worst_values"]
-        output = f" ({got['worst_output']})" if len(names) > 1 else ""
+        output, mine, theirs, beyond = _worst(got, tol, names)
         raise BuildError(
             f"parity gate: the artifact's own evaluator ({evaluator}) differs from the expected scores at reference "
-            f"row {got['max_abs_diff_row']}{output}: {mine!r} vs expected {theirs!r} "
-            f"(|diff| {abs(mine - theirs):.3g} > tolerance {tol.describe()})"
+            f"row {got['max_abs_diff_row']}{output}: {mine!r} vs expected {theirs!r} {beyond}"
         )
     return out
+
+
+def _worst(got: dict[str, Any], tol: Tolerance, names: list[str]) -> tuple[str, float, float, str]:
+    """Where a failed `compare` failed: " <output name>" (empty for a single output), the value, the reference
+    value, and "(|diff| d > tolerance t)"."""
+    mine, ref = got["worst_values"]
+    output = f" {got['worst_output']}" if len(names) > 1 else ""
+    return output, mine, ref, f"(|diff| {abs(mine - ref):.3g} > tolerance {tol.describe()})"
 
 
 def _tolerance(

@@ -25,7 +25,7 @@ import numpy as np
 from adapters.tasks import TaskSpec
 from harness.modelbuild.h2o_cluster import h2o_cluster
 from harness.modelbuild.mojo_reader import genmodel_version, mojo_info, mojo_to_ir
-from harness.modelbuild.trained import TrainedModel
+from harness.modelbuild.trained import TrainedModel, Trainer, TrainingSet
 
 NATIVE_FILE = "mojo.zip"
 ALGORITHMS = ("gbm", "glm")
@@ -102,27 +102,12 @@ class H2OTrainedModel(TrainedModel):
         return out
 
 
-def train(
-    algorithm: str,
-    params: dict[str, Any],
-    X: np.ndarray,
-    y: np.ndarray,
-    feature_names: list[str],
-    seed: int,
-    task: TaskSpec = TaskSpec(),
-) -> H2OTrainedModel:
-    """Train an H2O "gbm" (bernoulli, gaussian or multinomial by task) or "glm" (binomial/logit or
-    gaussian/identity, MeanImputation) on X (NaN = missing) and y (0/1, the value, or the class index).
-    `params` go to the H2O estimator (e.g. ntrees, max_depth, learn_rate, lambda_, alpha); `seed` is the
-    estimator's seed. Uses the enclosing `h2o_cluster()` or starts a cluster for this call."""
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"h2o trainer: unknown algorithm {algorithm!r} (valid: {', '.join(ALGORITHMS)})")
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y)
-    if X.ndim != 2 or X.shape[1] != len(feature_names):
-        raise ValueError(f"X has shape {X.shape}, expected (n, {len(feature_names)})")
-    if y.shape != (X.shape[0],):
-        raise ValueError(f"y has shape {y.shape}, expected ({X.shape[0]},)")
+def _fit(algorithm: str, params: dict[str, Any], data: TrainingSet) -> H2OTrainedModel:
+    """An H2O "gbm" (bernoulli, gaussian or multinomial by task) or "glm" (binomial/logit or gaussian/identity,
+    MeanImputation) on X (NaN = missing) and y (0/1, the value, or the class index). `params` go to the H2O estimator
+    (e.g. ntrees, max_depth, learn_rate, lambda_, alpha); the seed is the estimator's seed. Uses the enclosing
+    `h2o_cluster()` or starts a cluster for this call."""
+    X, y, feature_names, seed, task = data.X, data.y, data.feature_names, data.seed, data.task
     if task.task != "regression":
         labels = set(np.unique(y).tolist())
         if labels != set(range(len(task.classes))):
@@ -168,6 +153,9 @@ def train(
     trained = H2OTrainedModel(algorithm, mojo_bytes, list(feature_names))
     trained.h2o_estimator = est
     return trained
+
+
+train = Trainer("h2o", ALGORITHMS, _fit)
 
 
 def _h2o_frame(X: np.ndarray, y: np.ndarray, feature_names: list[str], label: str, task: TaskSpec) -> Any:

@@ -44,7 +44,7 @@ import numpy as np
 
 from adapters.tasks import TaskSpec
 from harness.modelbuild.ir import Link, Split, Tree, TreeEnsemble, tree_from_nodes
-from harness.modelbuild.trained import TrainedModel
+from harness.modelbuild.trained import TrainedModel, Trainer, TrainingSet
 
 NATIVE_FILE = "model.lgb.txt"
 
@@ -91,19 +91,10 @@ class LightGBMModel(TrainedModel):
         return {"lightgbm": lgb.__version__}
 
 
-def train(
-    algorithm: str,
-    params: dict[str, Any],
-    X: np.ndarray,
-    y: np.ndarray,
-    feature_names: list[str],
-    seed: int,
-    task: TaskSpec = TaskSpec(),
-) -> LightGBMModel:
-    """Train a LightGBM GBM for `task`. `params` go to LightGBM as they are (aliases such as
-    n_estimators, num_leaves, learning_rate work); `seed` seeds every LightGBM RNG."""
-    if algorithm != "gbm":
-        raise ValueError(f"lightgbm trainer: unknown algorithm {algorithm!r} (valid: gbm)")
+def _fit(algorithm: str, params: dict[str, Any], data: TrainingSet) -> LightGBMModel:
+    """A LightGBM GBM for the task. `params` go to LightGBM as they are (aliases such as n_estimators, num_leaves,
+    learning_rate work); the seed seeds every LightGBM RNG."""
+    task = data.task
     allowed = {"binary": ("binary",), "regression": IDENTITY_OBJECTIVES, "multiclass": ("multiclass",)}[task.task]
     fixed: dict[str, Any] = {"objective": allowed[0]}
     for key in _OBJECTIVE_ALIASES:
@@ -119,15 +110,14 @@ def train(
     for key in ("categorical_feature", "categorical_column", "cat_feature", "categorical_features"):
         if key in params:
             raise ValueError(f"lightgbm trainer: {key} is not supported (the IR has numerical splits only)")
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y)
-    if X.ndim != 2 or X.shape[1] != len(feature_names):
-        raise ValueError(f"X has shape {X.shape}, expected (n, {len(feature_names)})")
     rest = {k: v for k, v in params.items() if k not in _OBJECTIVE_ALIASES}
-    full = {**_DEFAULTS, **rest, **fixed, "seed": seed}
-    dataset = lgb.Dataset(X, label=y, feature_name=list(feature_names), free_raw_data=True)
+    full = {**_DEFAULTS, **rest, **fixed, "seed": data.seed}
+    dataset = lgb.Dataset(data.X, label=data.y, feature_name=data.feature_names, free_raw_data=True)
     booster = lgb.train(full, dataset)
-    return LightGBMModel(algorithm, booster, list(feature_names), task)
+    return LightGBMModel(algorithm, booster, data.feature_names, task)
+
+
+train = Trainer("lightgbm", ("gbm",), _fit)
 
 
 def objective_link(objective: str) -> tuple[Link, int]:
@@ -170,9 +160,9 @@ def booster_to_ir(
             f"booster has {len(dump.get('feature_names', []))} features, expected {len(feature_names)}"
         )
     trees = [_convert_tree(info) for info in dump["tree_info"]]
-    multi: dict[str, Any] = {}
     if k:  # tree i of the model file adds to class i % k (LightGBM's layout: iteration-major)
-        multi = {"n_classes": k, "tree_class": [i % k for i in range(len(trees))], "class_base_scores": [0.0] * k}
+        tree_class = [i % k for i in range(len(trees))]
+        return TreeEnsemble.multiclass(feature_names, trees, tree_class, [0.0] * k, "<=", categories)
     return TreeEnsemble(
         feature_names=list(feature_names),
         trees=trees,
@@ -180,7 +170,6 @@ def booster_to_ir(
         link=link,
         split_op="<=",
         feature_categories=dict(categories or {}),
-        **multi,
     )
 
 

@@ -44,7 +44,7 @@ from sklearn.preprocessing import StandardScaler
 
 from adapters.tasks import TaskSpec
 from harness.modelbuild.ir import LEAF, Glm, Layer, Mlp, ModelIR, Tree, TreeEnsemble
-from harness.modelbuild.trained import TrainedModel
+from harness.modelbuild.trained import TrainedModel, Trainer, TrainingSet
 
 NATIVE_FILE = "model.joblib"
 ALGORITHMS = ("gbm", "logistic_regression", "mlp")
@@ -77,19 +77,8 @@ class SklearnModel(TrainedModel):
         return {"scikit-learn": sklearn.__version__, "joblib": joblib.__version__}
 
 
-def train(
-    algorithm: str,
-    params: dict[str, Any],
-    X: np.ndarray,
-    y: np.ndarray,
-    feature_names: list[str],
-    seed: int,
-    task: TaskSpec = TaskSpec(),
-) -> SklearnModel:
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y)
-    if X.ndim != 2 or X.shape[1] != len(feature_names):
-        raise ValueError(f"X has shape {X.shape}, expected (n, {len(feature_names)})")
+def _fit(algorithm: str, params: dict[str, Any], data: TrainingSet) -> SklearnModel:
+    X, y, feature_names, seed, task = data.X, data.y, data.feature_names, data.seed, data.task
     if algorithm == "gbm":
         if params.get("categorical_features") is not None:
             raise ValueError("sklearn trainer: categorical_features is not supported (the IR has numerical splits)")
@@ -112,14 +101,16 @@ def train(
         pipe = Pipeline(steps)
         pipe.fit(X, y)
         return SklearnModel(algorithm, pipe, pipeline_to_ir(pipe, feature_names))
-    if algorithm == "mlp":
-        net = MLPRegressor if task.task == "regression" else MLPClassifier
-        mlp = net(**{**_MLP_DEFAULTS, **params, "random_state": seed})
-        imputer = SimpleImputer(strategy="mean", keep_empty_features=True)
-        pipe = Pipeline([("impute", imputer), ("scale", StandardScaler()), ("mlp", mlp)])
-        pipe.fit(X, y)
-        return SklearnModel(algorithm, pipe, mlp_pipeline_to_ir(pipe, feature_names), task)
-    raise ValueError(f"sklearn trainer: unknown algorithm {algorithm!r} (valid: {', '.join(ALGORITHMS)})")
+    # "mlp" (Trainer has refused any algorithm not in ALGORITHMS)
+    net = MLPRegressor if task.task == "regression" else MLPClassifier
+    mlp = net(**{**_MLP_DEFAULTS, **params, "random_state": seed})
+    imputer = SimpleImputer(strategy="mean", keep_empty_features=True)
+    pipe = Pipeline([("impute", imputer), ("scale", StandardScaler()), ("mlp", mlp)])
+    pipe.fit(X, y)
+    return SklearnModel(algorithm, pipe, mlp_pipeline_to_ir(pipe, feature_names), task)
+
+
+train = Trainer("sklearn", ALGORITHMS, _fit)
 
 
 def sklearn_predict(model: Any, task: TaskSpec, X: Any) -> np.ndarray:
@@ -158,15 +149,7 @@ def hgb_to_ir(model: Any, feature_names: list[str]) -> TreeEnsemble:
             trees.append(_convert_nodes(predictor.nodes))
             tree_class.append(c)
     if per_iteration > 1:
-        return TreeEnsemble(
-            feature_names=list(feature_names),
-            trees=trees,
-            link="softmax",
-            split_op="<=",
-            n_classes=k,
-            tree_class=tree_class,
-            class_base_scores=[float(b) for b in baseline],
-        )
+        return TreeEnsemble.multiclass(feature_names, trees, tree_class, baseline.tolist(), split_op="<=")
     return TreeEnsemble(
         feature_names=list(feature_names),
         trees=trees,

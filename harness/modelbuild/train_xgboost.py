@@ -40,7 +40,7 @@ import numpy as np
 
 from adapters.tasks import TaskSpec
 from harness.modelbuild.ir import LEAF, Link, Tree, TreeEnsemble
-from harness.modelbuild.trained import TrainedModel
+from harness.modelbuild.trained import TrainedModel, Trainer, TrainingSet
 
 NATIVE_FILE = "model.xgb.json"
 NATIVE_TOLERANCE = 1e-6  # XGBoost's float32 sums and sigmoid vs the IR's float64: ~1e-7 measured
@@ -81,21 +81,11 @@ class XGBoostModel(TrainedModel):
         return {"xgboost": xgboost.__version__}
 
 
-def train(
-    algorithm: str,
-    params: dict[str, Any],
-    X: np.ndarray,
-    y: np.ndarray,
-    feature_names: list[str],
-    seed: int,
-    task: TaskSpec = TaskSpec(),
-) -> XGBoostModel:
-    """Train an XGBoost gbtree for `task`. `params` go to xgboost.train (n_estimators / num_boost_round: the
-    rounds)."""
+def _fit(algorithm: str, params: dict[str, Any], data: TrainingSet) -> XGBoostModel:
+    """An XGBoost gbtree for the task. `params` go to xgboost.train (n_estimators / num_boost_round: the rounds)."""
     import xgboost as xgb
 
-    if algorithm != "gbm":
-        raise ValueError(f"xgboost trainer: unknown algorithm {algorithm!r} (valid: gbm)")
+    task = data.task
     rest = dict(params)
     rounds = int(rest.pop("n_estimators", rest.pop("num_boost_round", 100)))
     objective = _TASK_OBJECTIVE[task.task]
@@ -110,9 +100,12 @@ def train(
         fixed["num_class"] = task.n_outputs
     if rest.get("booster", "gbtree") != "gbtree":
         raise ValueError("xgboost trainer: only booster gbtree is supported (dart and gblinear are not in the IR)")
-    dtrain = xgb.DMatrix(np.asarray(X, dtype=np.float64), label=y, missing=np.nan, feature_names=list(feature_names))
-    booster = xgb.train({**_DEFAULTS, **rest, **fixed, "seed": seed}, dtrain, num_boost_round=rounds)
-    return XGBoostModel(algorithm, booster, list(feature_names), task)
+    dtrain = xgb.DMatrix(data.X, label=data.y, missing=np.nan, feature_names=data.feature_names)
+    booster = xgb.train({**_DEFAULTS, **rest, **fixed, "seed": data.seed}, dtrain, num_boost_round=rounds)
+    return XGBoostModel(algorithm, booster, data.feature_names, task)
+
+
+train = Trainer("xgboost", ("gbm",), _fit)
 
 
 def softprob_json(doc: dict[str, Any]) -> dict[str, Any]:
@@ -211,15 +204,7 @@ def booster_json_to_ir(model: dict[str, Any], feature_names: list[str]) -> TreeE
         if len(tree_info) != len(trees):
             raise ConversionError("the model's tree_info does not give every tree its class")
         class_bases = bases if len(bases) == k else [bases[0]] * k
-        return TreeEnsemble(
-            feature_names=list(feature_names),
-            trees=trees,
-            link="softmax",
-            split_op="<",
-            n_classes=k,
-            tree_class=tree_info,
-            class_base_scores=class_bases,
-        )
+        return TreeEnsemble.multiclass(feature_names, trees, tree_info, class_bases, split_op="<")
     link: Link = "logistic" if task == "binary" else "identity"
     return TreeEnsemble(
         feature_names=list(feature_names),

@@ -1,23 +1,27 @@
 """What every trainer returns: the native model, its IR, and how to save and score it natively.
 
-Trainer modules (train_lightgbm.py, train_sklearn.py, train_h2o.py) each expose
+Trainer modules (train_lightgbm.py, train_sklearn.py, train_h2o.py, train_xgboost.py) each expose a `Trainer`:
 
-    def train(algorithm: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray,
-              feature_names: list[str], seed: int) -> TrainedModel
+    train(algorithm: str, params: dict[str, Any], X: np.ndarray, y: np.ndarray, feature_names: list[str],
+          seed: int, task: TaskSpec = TaskSpec()) -> the trainer's TrainedModel
 
-    (train_xgboost.py takes the same), and a keyword `task: TaskSpec` (adapters/tasks.py; default binary)
+It refuses an algorithm the trainer does not have and checks the arrays once for every trainer, then hands the
+module's own fit function a `TrainingSet`: X float64 (n, d) with NaN for missing, y (n,): 0/1 (binary), the class
+index 0..k-1 (multiclass) or the target value (regression), the d feature names, the seed, the task
+(adapters/tasks.py; default binary).
 
-X is float64 with NaN for missing; y is 0/1 (binary), the class index 0..k-1 (multiclass) or the target value
-(regression). The build (harness/modelbuild/pipeline.py) then calls the exporters on `ir` (PMML, PFA, compiled C)
-and on the native model (ONNX), and holds every format to `predict` (the native predictions: P(class 1), the
-class probabilities (n, k), or the predicted value) in its parity gate.
+The build (harness/modelbuild/pipeline.py) then calls the exporters on `ir` (PMML, PFA, compiled C) and on the
+native model (ONNX), and holds every format to `predict` (the native predictions: P(class 1), the class
+probabilities (n, k), or the predicted value) in its parity gate.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -55,3 +59,51 @@ class TrainedModel(ABC):
         from harness.modelbuild.ir import predict
 
         return predict(self.ir, X)
+
+
+M = TypeVar("M", bound=TrainedModel)
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """What a trainer fits on, checked by `Trainer`: X float64 (n, d) with NaN for missing, y (n,), the d feature
+    names, the seed of every RNG the trainer uses, the task."""
+
+    X: np.ndarray
+    y: np.ndarray
+    feature_names: list[str]
+    seed: int
+    task: TaskSpec
+
+
+class Trainer(Generic[M]):
+    """A trainer module's `train`: refuses an unknown algorithm, checks X and y against the feature names, then
+    calls the module's `fit(algorithm, params, data)`."""
+
+    def __init__(
+        self, flavor: str, algorithms: Sequence[str], fit: Callable[[str, dict[str, Any], TrainingSet], M]
+    ) -> None:
+        self.flavor = flavor
+        self.algorithms = tuple(algorithms)
+        self.fit = fit
+
+    def __call__(
+        self,
+        algorithm: str,
+        params: dict[str, Any],
+        X: np.ndarray,
+        y: np.ndarray,
+        feature_names: list[str],
+        seed: int,
+        task: TaskSpec = TaskSpec(),
+    ) -> M:
+        if algorithm not in self.algorithms:
+            valid = ", ".join(self.algorithms)
+            raise ValueError(f"{self.flavor} trainer: unknown algorithm {algorithm!r} (valid: {valid})")
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y)
+        if X.ndim != 2 or X.shape[1] != len(feature_names):
+            raise ValueError(f"X has shape {X.shape}, expected (n, {len(feature_names)})")
+        if y.shape != (X.shape[0],):
+            raise ValueError(f"y has shape {y.shape}, expected ({X.shape[0]},)")
+        return self.fit(algorithm, params, TrainingSet(X, y, list(feature_names), seed, task))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.reporting.verdict import Verdict
 from harness.results.errors import ResultsError
+from harness.results.experiments import Experiments, Lifecycle, OnlineExperiment, Rebalance
 from harness.results.schema import ScenarioResult
 
 if TYPE_CHECKING:
@@ -168,10 +169,7 @@ def chart_rounds(v: Verdict) -> Chart | None:
     )
 
 
-def chart_scale_out(v: Verdict) -> Chart | None:
-    exp = v.scenario.experiments
-    if exp is None or not exp.scale_out:
-        return None
+def chart_scale_out(sc: ScenarioResult, exp: Experiments) -> Chart:
     fig, ax = _new_figure()
     for i, parts in enumerate(sorted({c.partitions for c in exp.scale_out})):
         cells = sorted(
@@ -191,7 +189,7 @@ def chart_scale_out(v: Verdict) -> Chart | None:
     ax.set_xticks(sorted({c.processes for c in exp.scale_out}))
     _plain_ticks(ax.yaxis)
     ax.legend(fontsize=8)
-    ax.set_title(f"{v.scenario.name}: scale-out of {exp.scale_out_adapter} (median and interval over trials)")
+    ax.set_title(f"{sc.name}: scale-out of {exp.scale_out_adapter} (median and interval over trials)")
     return Chart(
         "scale-out",
         "Scale-out",
@@ -202,11 +200,7 @@ def chart_scale_out(v: Verdict) -> Chart | None:
     )
 
 
-def chart_rebalance(v: Verdict) -> Chart | None:
-    exp = v.scenario.experiments
-    rb = exp.rebalance if exp else None
-    if rb is None or not rb.windows:
-        return None
+def chart_rebalance(sc: ScenarioResult, rb: Rebalance) -> Chart:
     fig, ax = _new_figure()
     shown = [w for w in rb.windows if w.p99_ms is not None and w.p50_ms is not None]
     xs = [w.t_s for w in shown]
@@ -215,7 +209,7 @@ def chart_rebalance(v: Verdict) -> Chart | None:
     for at, what in rb.events:
         ax.axvline(at, color="#d62728", linestyle=":", linewidth=1.2)
         ax.text(at, ax.get_ylim()[1] * 0.95, f" {what}", rotation=90, va="top", fontsize=7, color="#d62728")
-    _slo_line(ax, v.scenario)
+    _slo_line(ax, sc)
     ax.set_yscale("log")
     _plain_ticks(ax.yaxis)
     ax.set_xlabel("seconds since the load started (by intended send time)")
@@ -223,7 +217,7 @@ def chart_rebalance(v: Verdict) -> Chart | None:
     ax.legend(fontsize=8, loc="upper left")
     c = rb.counts
     ax.set_title(
-        f"{v.scenario.name}: a scorer joins and leaves at {rb.rate_per_s:,.0f}/s "
+        f"{sc.name}: a scorer joins and leaves at {rb.rate_per_s:,.0f}/s "
         f"({c.sent:,} sent, {c.lost} lost, {c.duplicates} duplicates)"
     )
     return Chart(
@@ -235,11 +229,7 @@ def chart_rebalance(v: Verdict) -> Chart | None:
     )
 
 
-def chart_lifecycle(v: Verdict) -> Chart | None:
-    exp = v.scenario.experiments
-    lc = exp.lifecycle if exp else None
-    if lc is None or not lc.windows:
-        return None
+def chart_lifecycle(sc: ScenarioResult, lc: Lifecycle) -> Chart:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8.0, 6.2), layout="constrained")
@@ -265,7 +255,7 @@ def chart_lifecycle(v: Verdict) -> Chart | None:
         auc_ax.set_ylabel("live AUC", fontsize=8)
         auc_ax.legend(fontsize=7, loc="upper right")
     low.plot(ts, [w.p99_ms if w.p99_ms is not None else float("nan") for w in lc.windows], color="#d62728", label="p99")
-    _slo_line(low, v.scenario)
+    _slo_line(low, sc)
     low.set_yscale("log")
     _plain_ticks(low.yaxis)
     low.set_ylabel("latency (ms)")
@@ -278,7 +268,7 @@ def chart_lifecycle(v: Verdict) -> Chart | None:
         top.text(at, 1.0, f" {short}", transform=top.get_xaxis_transform(), rotation=90, va="top", fontsize=6)
     c = lc.counts
     fig.suptitle(
-        f"{v.scenario.name}: drift → alert ({lc.time_to_alert_s} s) → training set ({lc.time_to_training_set_s} s) "
+        f"{sc.name}: drift → alert ({lc.time_to_alert_s} s) → training set ({lc.time_to_training_set_s} s) "
         f"→ gated ({lc.time_to_gated_s} s) → swap ({lc.time_to_swap_s} s); {c.sent:,} sent, {c.lost} lost",
         fontsize=10,
     )
@@ -293,11 +283,7 @@ def chart_lifecycle(v: Verdict) -> Chart | None:
     )
 
 
-def chart_online(v: Verdict) -> Chart | None:
-    exp = v.scenario.experiments
-    ol = exp.online if exp else None
-    if ol is None or not ol.strategies:
-        return None
+def chart_online(sc: ScenarioResult, ol: OnlineExperiment) -> Chart:
     fig, ax = _new_figure()
     for i, st in enumerate(ol.strategies):
         pts = [(w.t_s, w.auc) for w in st.windows if w.auc is not None and w.t_s <= ol.duration_s + 1]
@@ -308,7 +294,7 @@ def chart_online(v: Verdict) -> Chart | None:
     ax.set_xlabel("seconds since the load started")
     ax.set_ylabel(f"ROC AUC (rolling, windows of labels, {ol.label_delay_s:g} s late)")
     ax.legend(fontsize=8, loc="lower left")
-    ax.set_title(f"{v.scenario.name}: online learners against the offline model, prequentially")
+    ax.set_title(f"{sc.name}: online learners against the offline model, prequentially")
     return Chart(
         "online-learning",
         "Online learning on a drifting stream",
@@ -318,17 +304,26 @@ def chart_online(v: Verdict) -> Chart | None:
     )
 
 
+def experiment_charts(sc: ScenarioResult) -> list[Chart]:
+    """The charts of a `harness experiment` run: one per experiment that has data."""
+    exp = sc.experiments
+    if exp is None:
+        return []
+    out = []
+    if exp.scale_out:
+        out.append(chart_scale_out(sc, exp))
+    if exp.rebalance is not None and exp.rebalance.windows:
+        out.append(chart_rebalance(sc, exp.rebalance))
+    if exp.lifecycle is not None and exp.lifecycle.windows:
+        out.append(chart_lifecycle(sc, exp.lifecycle))
+    if exp.online is not None and exp.online.strategies:
+        out.append(chart_online(sc, exp.online))
+    return out
+
+
 def build_charts(v: Verdict) -> list[Chart]:
-    makers = (
-        chart_cost_ratios,
-        chart_latency_fractions,
-        chart_rounds,
-        chart_scale_out,
-        chart_rebalance,
-        chart_lifecycle,
-        chart_online,
-    )
-    return [c for c in (m(v) for m in makers) if c is not None]
+    makers = (chart_cost_ratios, chart_latency_fractions, chart_rounds)
+    return [c for c in (m(v) for m in makers) if c is not None] + experiment_charts(v.scenario)
 
 
 _SVG_REF = re.compile(r'(\bid="|href="#|url\(#)([^"\)]+)')

@@ -45,7 +45,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -424,22 +424,26 @@ def _add_infer_routes(app: FastAPI, model: HostedModel, limits: Limits, pool: Sc
 # ------------------------------------------------------------------------------------------------ running
 
 
-def serve(
-    bundle_dir: str | Path,
-    adapter_name: str,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    options: dict[str, Any] | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    *,
-    model_name: str | None = None,
-    log_level: str = "warning",
-    max_rows: int = DEFAULT_MAX_ROWS,
-    workers: int = DEFAULT_WORKERS,
-    max_waiting: int = DEFAULT_MAX_WAITING,
-    token: str | None = None,
-) -> None:
-    """Load `adapter_name` from the bundle and serve it over V2 REST until interrupted (Ctrl-C / SIGTERM).
+@dataclass(frozen=True)
+class ServeConfig:
+    """What `harness serve` hosts and how: the bundle, the adapter and its options ("key=value"), where to listen,
+    the V2 model name (default: the bundle's model_id), the request limits, the bearer token's file (else
+    $HARNESS_SERVE_TOKEN; neither: no token)."""
+
+    bundle: str | Path
+    adapter: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    options: Sequence[str] = ()
+    limits: Limits = field(default_factory=Limits)
+    model_name: str | None = None
+    log_level: str = "warning"
+    token_file: str | Path | None = None
+
+
+def serve(c: ServeConfig, token: str | None = None) -> None:
+    """Load the adapter from the bundle and serve it over V2 REST until interrupted (Ctrl-C / SIGTERM); with
+    `token`, every call but the health probes needs 'Authorization: Bearer <token>'.
 
     Raises AdapterError (unknown adapter, bad option, missing bundle or format, a bad limit) before binding
     the port.
@@ -448,24 +452,31 @@ def serve(
 
     import uvicorn
 
-    Limits(max_body_bytes, max_rows, workers, max_waiting).check()
-    adapter = adapter_class(adapter_name).load(bundle_dir, **(options or {}))
+    c.limits.check()
+    adapter = adapter_class(c.adapter).load(c.bundle, **parse_options(c.options))
     try:
-        name = model_name or adapter.bundle.model_id
+        name = c.model_name or adapter.bundle.model_id
+        lim = c.limits
         app = create_app(
-            adapter, name, max_body_bytes, max_rows=max_rows, workers=workers, max_waiting=max_waiting, token=token
+            adapter,
+            name,
+            lim.max_body_bytes,
+            max_rows=lim.max_rows,
+            workers=lim.workers,
+            max_waiting=lim.max_waiting,
+            token=token,
         )
         auth = "a bearer token required" if token else "no token: anyone who reaches the port may call it"
         print(
-            f"serving adapter {adapter_name!r} as V2 model {name!r} on http://{host}:{port}/v2/models/{name} ({auth})",
+            f"serving adapter {c.adapter!r} as V2 model {name!r} on http://{c.host}:{c.port}/v2/models/{name} ({auth})",
             file=sys.stderr,
             flush=True,
         )
         config = uvicorn.Config(
             app,
-            host=host,
-            port=port,
-            log_level=log_level,
+            host=c.host,
+            port=c.port,
+            log_level=c.log_level,
             access_log=False,
             # longer than common clients' idle expiry (httpx: 5 s), so a reused connection is rarely closed under it
             timeout_keep_alive=30,
@@ -478,20 +489,7 @@ def serve(
         adapter.close()
 
 
-def main_serve(
-    bundle: str | Path,
-    adapter: str,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    option: Sequence[str] = (),
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    model_name: str | None = None,
-    log_level: str = "warning",
-    max_rows: int = DEFAULT_MAX_ROWS,
-    workers: int = DEFAULT_WORKERS,
-    max_waiting: int = DEFAULT_MAX_WAITING,
-    token_file: str | Path | None = None,
-) -> None:
+def main_serve(c: ServeConfig) -> None:
     """CLI entry: `harness serve --bundle B --adapter A [--host H --port P --option k=v ...]`.
 
     A user's mistake (unknown adapter, bad option, missing bundle) is one line on stderr and exit code 2.
@@ -499,21 +497,7 @@ def main_serve(
     from jvm.inprocess import exit_process
 
     try:
-        token = read_token(token_file)
-        serve(
-            bundle,
-            adapter,
-            host,
-            port,
-            parse_options(option),
-            max_body_bytes,
-            model_name=model_name,
-            log_level=log_level,
-            max_rows=max_rows,
-            workers=workers,
-            max_waiting=max_waiting,
-            token=token,
-        )
+        serve(c, read_token(c.token_file))
     except AdapterError as e:
         print(f"error: {e}", file=sys.stderr)
         exit_process(2)
@@ -537,10 +521,10 @@ def _main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--log-level", default="warning")
     ap.add_argument("--token-file", default=None, help=f"bearer token file (else ${TOKEN_ENV}); 401 without it")
     a = ap.parse_args(argv)
+    limits = Limits(a.max_body_bytes, a.max_rows, a.workers, a.max_waiting)
     main_serve(
-        a.bundle, a.adapter, a.host, a.port, a.option, a.max_body_bytes, a.model_name, a.log_level,
-        a.max_rows, a.workers, a.max_waiting, a.token_file,
-    )  # fmt: skip
+        ServeConfig(a.bundle, a.adapter, a.host, a.port, a.option, limits, a.model_name, a.log_level, a.token_file)
+    )
 
 
 if __name__ == "__main__":

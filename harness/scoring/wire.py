@@ -209,12 +209,7 @@ class FeatureCodec:
                 raise DecodeError(f"feature {bad!r} is infinite: use NaN for missing")
             out[:] = vals
             return
-        try:
-            obj = orjson.loads(value)
-        except orjson.JSONDecodeError as e:
-            raise DecodeError(f"value is not JSON: {e}") from None
-        if not isinstance(obj, dict):
-            raise DecodeError(f"value must be a JSON object of features, got {type(obj).__name__}")
+        obj = _json_object(value)
         row = [math.nan] * self.n
         index = self.index
         for k, v in obj.items():
@@ -276,12 +271,7 @@ class FeatureCodec:
         """decode_into for a schema with categorical features: strings become category codes."""
         if value is None:
             raise DecodeError("record has no value")
-        try:
-            obj = orjson.loads(value)
-        except orjson.JSONDecodeError as e:
-            raise DecodeError(f"value is not JSON: {e}") from None
-        if not isinstance(obj, dict):
-            raise DecodeError(f"value must be a JSON object of features, got {type(obj).__name__}")
+        obj = _json_object(value)
         assert self.schema is not None
         features = self.schema.features
         row = [math.nan] * self.n
@@ -305,6 +295,17 @@ class FeatureCodec:
         row = np.empty(self.n, dtype=np.float64)
         self.decode_into(value, row)
         return row
+
+
+def _json_object(value: bytes) -> dict[str, Any]:
+    """A JSON feature record's value as the object of features it must be; DecodeError otherwise."""
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError as e:
+        raise DecodeError(f"value is not JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise DecodeError(f"value must be a JSON object of features, got {type(obj).__name__}")
+    return obj
 
 
 def encode_score(rid: str | None, score: float, encoding: Encoding) -> bytes:

@@ -219,41 +219,13 @@ class ScoringTopologyTest {
   @Test
   void scoringExceptionGoesToTheDlqWithStageScore() throws Exception {
     GenModel failing =
-        new GenModel(new String[] {"f1", "f2", "f3", "y"}, new String[][] {null, null, null, {"0", "1"}}, "y") {
-          @Override
-          public ModelCategory getModelCategory() {
-            return ModelCategory.Binomial;
-          }
-
-          @Override
-          public boolean isSupervised() {
-            return true;
-          }
-
-          @Override
-          public int nfeatures() {
-            return 3;
-          }
-
-          @Override
-          public int getPredsSize() {
-            return 3;
-          }
-
-          @Override
-          public String getUUID() {
-            return "failing";
-          }
-
-          @Override
-          public double[] score0(double[] row, double[] preds) {
-            if (row[0] > 100) {
-              throw new IllegalStateException("f1 too large");
-            }
-            preds[2] = 0.25;
-            return preds;
-          }
-        };
+        stub(
+            f1 -> {
+              if (f1 > 100) {
+                throw new IllegalStateException("f1 too large");
+              }
+              return 0.25;
+            });
     start(Wire.Encoding.JSON, ScoringTopology.Mode.BATCH, 2, 1000, new MojoScorer(failing, FEATURES));
     in.pipeInput(new TestRecord<>(b("k"), b("{\"f1\": 1000}"), inputHeaders("boom")));
     in.pipeInput(new TestRecord<>(b("k"), b("{\"f1\": 1}"), inputHeaders("fine")));
