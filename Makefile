@@ -7,10 +7,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha256sum | cut -c1-12)
+# the scoring loop's native hot path (native/: Rust, PyO3, librdkafka built from source), rebuilt when its
+# sources change; cargo is taken from PATH or rustup's ~/.cargo/bin
+NATIVE_SRC := $(sort $(wildcard native/src/*.rs)) native/Cargo.toml native/Cargo.lock native/pyproject.toml native/harness_native.pyi
+NATIVE := $(VENV)/.native-$(shell cat $(NATIVE_SRC) | sha256sum | cut -c1-12)
+CARGO_PATH := $(CURDIR)/$(BIN):$(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: demo test bench setup chromium promtool lock repeatability
 
-setup: $(STAMP)
+setup: $(STAMP) $(NATIVE)
 
 # the exact versions in requirements.lock (the tested set), then the project itself without resolving again
 $(STAMP): pyproject.toml requirements.lock
@@ -24,10 +29,19 @@ $(STAMP): pyproject.toml requirements.lock
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-demo: $(STAMP)
+# harness_native into the venv: cargo builds librdkafka from its vendored source (its configure + make, ~3 min
+# on 2 cores the first time; native/target keeps the build), with TLS through the system's OpenSSL
+$(NATIVE): $(STAMP) $(NATIVE_SRC)
+	@PATH="$(CARGO_PATH)" command -v cargo >/dev/null || { echo "error: Rust's cargo is neither on PATH nor in ~/.cargo/bin (install Rust 1.85 or newer with rustup)"; exit 1; }
+	@pkg-config --exists openssl 2>/dev/null || { echo "error: the OpenSSL headers are not installed (apt-get install libssl-dev pkg-config)"; exit 1; }
+	PATH="$(CARGO_PATH)" $(BIN)/python -m pip install -q --no-build-isolation --no-deps ./native
+	rm -f $(VENV)/.native-*
+	touch $(NATIVE)
+
+demo: $(STAMP) $(NATIVE)
 	$(BIN)/harness run scenarios/fraud.yaml
 
-test: $(STAMP) chromium promtool
+test: $(STAMP) $(NATIVE) chromium promtool
 	$(BIN)/ruff check harness adapters contestants jvm tests
 	$(BIN)/ruff format --check harness adapters contestants jvm tests
 	$(BIN)/mypy harness adapters contestants jvm
@@ -45,7 +59,7 @@ promtool:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) || \
 	  echo "warning: could not install promtool (apt-get install prometheus); the rules test will fail"; }
 
-bench: $(STAMP)
+bench: $(STAMP) $(NATIVE)
 	$(BIN)/pytest tests/bench -q --benchmark-only --benchmark-json=results/bench.json -p no:randomly
 
 # re-resolve requirements.lock from pyproject.toml's ranges (after changing a dependency); review the diff
@@ -58,7 +72,7 @@ lock: $(STAMP)
 	mv requirements.lock.new requirements.lock
 
 # three `make demo` runs one after another, then whether they agree (per adapter spread, recommendation)
-repeatability: $(STAMP)
+repeatability: $(STAMP) $(NATIVE)
 	@runs=""; for i in 1 2 3; do \
 	  d=$$($(BIN)/harness run scenarios/fraud.yaml | tail -1) || exit 1; runs="$$runs $$d"; done; \
 	  $(BIN)/harness repeatability $$runs

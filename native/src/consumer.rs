@@ -174,6 +174,7 @@ pub fn poll_into(handle: &ConsumerHandle, max: usize, timeout_ms: i32, wait_ms: 
 pub struct Consumer {
     pub handle: Arc<ConsumerHandle>,
     closed: AtomicBool,
+    closing: AtomicBool,
 }
 
 impl Consumer {
@@ -202,7 +203,11 @@ impl Consumer {
         on_assign: Option<Py<PyAny>>,
         on_revoke: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
-        Ok(Consumer { handle: new_handle(py, config, on_assign, on_revoke)?, closed: AtomicBool::new(false) })
+        Ok(Consumer {
+            handle: new_handle(py, config, on_assign, on_revoke)?,
+            closed: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+        })
     }
 
     /// Subscribe to topics; the rebalance callbacks get (this consumer, [TopicPartition]).
@@ -384,11 +389,13 @@ impl Consumer {
 
     /// Leave the group (the revoke callback runs) and stop fetching; the handle is destroyed with the last batch.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        if self.closed.swap(true, Ordering::SeqCst) {
+        if self.closed.load(Ordering::SeqCst) || self.closing.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
+        // the revoke callback runs in here and may still commit: the consumer counts as closed after it
         let rk = SendPtr(self.handle.rk);
         let code = py.detach(move || unsafe { rd::rd_kafka_consumer_close(rk.get()) } as i32);
+        self.closed.store(true, Ordering::SeqCst);
         self.handle.shared.clear();
         let pending = self.handle.shared.pending.lock().unwrap().take();
         if let Some(e) = pending {

@@ -19,6 +19,8 @@ use crate::batch::Batch;
 pub struct Decoder {
     names: Vec<String>,
     keys: Vec<Vec<u8>>,
+    /// names whose JSON string form is their bytes (no quote, backslash or control character)
+    plain: Vec<bool>,
     index: HashMap<Vec<u8>, usize>,
     f64le: bool,
 }
@@ -34,7 +36,8 @@ impl Decoder {
         };
         let keys: Vec<Vec<u8>> = feature_names.iter().map(|n| n.as_bytes().to_vec()).collect();
         let index = keys.iter().enumerate().map(|(i, k)| (k.clone(), i)).collect();
-        Ok(Decoder { names: feature_names, keys, index, f64le })
+        let plain = keys.iter().map(|k| !k.iter().any(|&c| c == b'"' || c == b'\\' || c < 0x20)).collect();
+        Ok(Decoder { names: feature_names, keys, plain, index, f64le })
     }
 
     #[getter]
@@ -115,6 +118,81 @@ impl Decoder {
 
     fn decode_json(&self, v: &[u8], row: &mut [f64]) -> Result<(), String> {
         row.fill(f64::NAN);
+        if self.decode_json_fast(v, row) {
+            return Ok(());
+        }
+        row.fill(f64::NAN);
+        self.decode_json_exact(v, row)
+    }
+
+    /// The common case in one pass: an object of known names (no escapes) with numbers or nulls. Anything
+    /// else returns false, and the exact pass decides (and words the reason as the Python codec would).
+    #[inline]
+    fn decode_json_fast(&self, v: &[u8], row: &mut [f64]) -> bool {
+        let mut p = Parser { s: v, i: 0 };
+        p.ws();
+        if p.peek() != Some(b'{') {
+            return false;
+        }
+        p.i += 1;
+        p.ws();
+        if p.peek() == Some(b'}') {
+            p.i += 1;
+            p.ws();
+            return p.i == p.s.len();
+        }
+        let mut guess = 0usize;
+        loop {
+            if p.peek() != Some(b'"') {
+                return false;
+            }
+            // the expected next name, compared in place (names without quotes, backslashes or control
+            // characters only: their bytes are their JSON form); else the name scanned and looked up
+            let j = match self.plain.get(guess) {
+                Some(&true) if p.expect_key(&self.keys[guess]) => guess,
+                _ => {
+                    let Some(key) = p.plain_string() else { return false };
+                    let Some(j) = self.lookup(key, guess) else { return false };
+                    j
+                }
+            };
+            guess = j + 1;
+            p.ws();
+            if p.peek() != Some(b':') {
+                return false;
+            }
+            p.i += 1;
+            p.ws();
+            match p.peek() {
+                Some(b'-' | b'0'..=b'9') => match p.fast_number() {
+                    Some(x) => row[j] = x,
+                    None => return false,
+                },
+                Some(b'n') => {
+                    if p.literal(b"null").is_err() {
+                        return false;
+                    }
+                    row[j] = f64::NAN;
+                }
+                _ => return false,
+            }
+            p.ws();
+            match p.peek() {
+                Some(b',') => {
+                    p.i += 1;
+                    p.ws();
+                }
+                Some(b'}') => {
+                    p.i += 1;
+                    p.ws();
+                    return p.i == p.s.len();
+                }
+                _ => return false,
+            }
+        }
+    }
+
+    fn decode_json_exact(&self, v: &[u8], row: &mut [f64]) -> Result<(), String> {
         let mut p = Parser { s: v, i: 0 };
         p.ws();
         if p.peek() != Some(b'{') {
@@ -161,7 +239,9 @@ impl Decoder {
                         if *fp == usize::MAX {
                             *fp = pos;
                         }
-                        bad.retain(|(f, _)| *f != j);
+                        if !bad.is_empty() {
+                            bad.retain(|(f, _)| *f != j);
+                        }
                         match value {
                             Value::Number(x) => row[j] = x,
                             Value::Null => row[j] = f64::NAN,
@@ -346,6 +426,126 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// `"key"` at self.i: consumed when the bytes match.
+    #[inline]
+    fn expect_key(&mut self, key: &[u8]) -> bool {
+        let s = self.s;
+        let start = self.i + 1;
+        let end = start + key.len();
+        if end < s.len() && s[end] == b'"' && &s[start..end] == key {
+            self.i = end + 1;
+            return true;
+        }
+        false
+    }
+
+    /// A string without escapes whose bytes are ASCII or valid UTF-8 (self.i at the opening quote), borrowed;
+    /// None for anything else (the exact pass takes over).
+    #[inline]
+    fn plain_string(&mut self) -> Option<&'a [u8]> {
+        let s = self.s;
+        let start = self.i + 1;
+        let rel = memchr_quote_or_backslash(&s[start..])?;
+        let end = start + rel;
+        if s[end] != b'"' {
+            return None;
+        }
+        let raw = &s[start..end];
+        if raw.iter().any(|&c| c < 0x20 || c >= 0x80) && (raw.iter().any(|&c| c < 0x20) || std::str::from_utf8(raw).is_err()) {
+            return None;
+        }
+        self.i = end + 1;
+        Some(raw)
+    }
+
+    /// A number in one pass: digits into a 64-bit mantissa and a decimal exponent, exact when both fit
+    /// (Clinger's fast path: mantissa <= 2^53, |exponent| <= 22: one correctly rounded multiplication or
+    /// division), else the slice through fast_float2. None on a malformed or infinite number.
+    #[inline]
+    fn fast_number(&mut self) -> Option<f64> {
+        let s = self.s;
+        let start = self.i;
+        let mut i = start;
+        let neg = s.get(i) == Some(&b'-');
+        if neg {
+            i += 1;
+        }
+        let mut mant: u64 = 0;
+        let mut nd = 0u32;
+        match s.get(i) {
+            Some(b'0') => {
+                i += 1;
+                if let Some(b'0'..=b'9') = s.get(i) {
+                    return None;
+                }
+            }
+            Some(b'1'..=b'9') => {
+                while let Some(&c @ b'0'..=b'9') = s.get(i) {
+                    mant = mant.wrapping_mul(10).wrapping_add((c - b'0') as u64);
+                    nd += 1;
+                    i += 1;
+                }
+            }
+            _ => return None,
+        }
+        let mut exp10: i32 = 0;
+        let mut integer = true;
+        if s.get(i) == Some(&b'.') {
+            integer = false;
+            i += 1;
+            if !matches!(s.get(i), Some(b'0'..=b'9')) {
+                return None;
+            }
+            while let Some(&c @ b'0'..=b'9') = s.get(i) {
+                mant = mant.wrapping_mul(10).wrapping_add((c - b'0') as u64);
+                nd += 1;
+                exp10 -= 1;
+                i += 1;
+            }
+        }
+        if let Some(b'e' | b'E') = s.get(i) {
+            integer = false;
+            i += 1;
+            let eneg = match s.get(i) {
+                Some(b'-') => {
+                    i += 1;
+                    true
+                }
+                Some(b'+') => {
+                    i += 1;
+                    false
+                }
+                _ => false,
+            };
+            if !matches!(s.get(i), Some(b'0'..=b'9')) {
+                return None;
+            }
+            let mut e: i32 = 0;
+            while let Some(&c @ b'0'..=b'9') = s.get(i) {
+                e = e.saturating_mul(10).saturating_add((c - b'0') as i32);
+                i += 1;
+            }
+            exp10 = exp10.saturating_add(if eneg { -e } else { e });
+        }
+        self.i = i;
+        if integer && mant == 0 && nd <= 19 {
+            return Some(0.0); // an integer -0 is 0 (a Python int), not -0.0
+        }
+        if nd <= 19 && mant <= (1u64 << 53) && (-22..=22).contains(&exp10) {
+            let m = mant as f64;
+            let v = if exp10 < 0 { m / POW10[(-exp10) as usize] } else { m * POW10[exp10 as usize] };
+            return Some(if neg { -v } else { v });
+        }
+        let x: f64 = fast_float2::parse(&s[start..i]).ok()?;
+        if x.is_infinite() {
+            return None;
+        }
+        if integer && x == 0.0 {
+            return Some(0.0);
+        }
+        Some(x)
+    }
+
     /// A JSON number (strict grammar) as the nearest float64; beyond float64's range is an error (orjson's).
     fn number(&mut self) -> Result<f64, &'static str> {
         let start = self.i;
@@ -496,6 +696,16 @@ impl<'a> Parser<'a> {
         }
         Err("unexpected end of data")
     }
+}
+
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+    1e20, 1e21, 1e22,
+];
+
+#[inline]
+fn memchr_quote_or_backslash(s: &[u8]) -> Option<usize> {
+    s.iter().position(|&c| c == b'"' || c == b'\\')
 }
 
 fn hex4(s: &[u8], i: usize) -> Result<u32, &'static str> {

@@ -182,17 +182,22 @@ fn add_header(h: *mut rd::rd_kafka_headers_t, name: &[u8], value: Option<&[u8]>)
 
 /// A result's JSON value: {"rid": "<rid>", "score": <score>} ({"score": ...} without a rid), as orjson writes it.
 fn json_score(out: &mut Vec<u8>, rid: Option<&[u8]>, score: f64) {
-    use std::io::Write;
     out.clear();
     match rid {
         Some(r) => {
             out.extend_from_slice(b"{\"rid\":\"");
-            json_escape(out, &String::from_utf8_lossy(r));
+            if r.iter().all(|&c| (0x20..0x80).contains(&c) && c != b'"' && c != b'\\') {
+                out.extend_from_slice(r);
+            } else {
+                json_escape(out, &String::from_utf8_lossy(r));
+            }
             out.extend_from_slice(b"\",\"score\":");
         }
         None => out.extend_from_slice(b"{\"score\":"),
     }
-    let _ = write!(out, "{score:?}");
+    // orjson writes floats with ryu: the same shortest digits in the same form
+    let mut b = ryu::Buffer::new();
+    out.extend_from_slice(b.format_finite(score).as_bytes());
     out.push(b'}');
 }
 
