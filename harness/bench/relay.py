@@ -31,6 +31,7 @@ import numpy as np
 from harness.kafka.config import KafkaTarget
 
 RECORDS = 200_000
+CEILING_RECORDS = 100_000  # a run's ceiling: ~0.2-1 s of draining on this machine, ms timestamps
 
 
 @dataclass
@@ -129,7 +130,7 @@ def _short(got: int, want: int) -> str | None:
     return None if got >= want else f"{got} of {want} records reached the output"
 
 
-def relay_ceiling(target: KafkaTarget, payloads: list[bytes], tag: str, records: int = RECORDS) -> Drain:
+def relay_ceiling(target: KafkaTarget, payloads: list[bytes], tag: str, records: int = CEILING_RECORDS) -> Drain:
     """The relay's figures for a run's ceilings: a backlog of this run's payloads, drained by the relay in a
     child process (so nothing else of this process is charged to it)."""
     import subprocess
