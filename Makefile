@@ -1,7 +1,8 @@
 # The two set-up commands of the README. Both install what they need, are idempotent, and are quick
 # when everything is already there.
 #   make demo   run the default suite end to end on the embedded Kafka broker
-#   make test   lint, type-check and run the whole test suite on a real broker
+#   make test   lint, type-check and run the whole test suite on a real broker (what CI runs)
+#   make check  lint, type-check and the broker-free unit tests: a quick check while developing
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -13,15 +14,16 @@ NATIVE_SRC := $(sort $(wildcard native/src/*.rs)) native/Cargo.toml native/Cargo
 NATIVE := $(VENV)/.native-$(shell cat $(NATIVE_SRC) | sha256sum | cut -c1-12)
 CARGO_PATH := $(CURDIR)/$(BIN):$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: demo test bench setup chromium promtool lock repeatability
+.PHONY: demo test check lint bench setup toolchain chromium promtool lock repeatability
+
+# root installs system packages itself; anyone else through sudo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
 setup: $(STAMP) $(NATIVE)
 
 # the exact versions in requirements.lock (the tested set), then the project itself without resolving again
-$(STAMP): pyproject.toml requirements.lock
-	@command -v java >/dev/null || { echo "error: Java 17 is not on PATH (apt-get install openjdk-17-jdk-headless)"; exit 1; }
-	@command -v mvn >/dev/null || { echo "error: Maven is not on PATH (apt-get install maven)"; exit 1; }
-	@command -v gcc >/dev/null || { echo "error: gcc is not on PATH (apt-get install gcc)"; exit 1; }
+$(STAMP): pyproject.toml requirements.lock | toolchain
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.lock
@@ -33,7 +35,6 @@ $(STAMP): pyproject.toml requirements.lock
 # on 2 cores the first time; native/target keeps the build), with TLS through the system's OpenSSL
 $(NATIVE): $(STAMP) $(NATIVE_SRC)
 	@PATH="$(CARGO_PATH)" command -v cargo >/dev/null || { echo "error: Rust's cargo is neither on PATH nor in ~/.cargo/bin (install Rust 1.85 or newer with rustup)"; exit 1; }
-	@pkg-config --exists openssl 2>/dev/null || { echo "error: the OpenSSL headers are not installed (apt-get install libssl-dev pkg-config)"; exit 1; }
 	PATH="$(CARGO_PATH)" $(BIN)/python -m pip install -q --no-build-isolation --no-deps ./native
 	rm -f $(VENV)/.native-*
 	touch $(NATIVE)
@@ -41,22 +42,41 @@ $(NATIVE): $(STAMP) $(NATIVE_SRC)
 demo: $(STAMP) $(NATIVE)
 	$(BIN)/harness run scenarios/fraud.yaml
 
-test: $(STAMP) $(NATIVE) chromium promtool
-	$(BIN)/ruff check harness adapters contestants jvm tests
-	$(BIN)/ruff format --check harness adapters contestants jvm tests
+LINTED := harness adapters contestants jvm tests
+lint: $(STAMP) $(NATIVE)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy harness adapters contestants jvm
+
+test: $(STAMP) chromium promtool lint
 	$(BIN)/pytest -q
+
+# no broker, no JVM cluster, no Maven, no browser: under 3 minutes on a 2-core machine
+check: $(STAMP) lint
+	$(BIN)/pytest -q -m "not kafka and not heavy and not faults" -p no:cacheprovider
+
+# Java 17 (the broker, the JVM-backed formats, the Kafka Streams app), Maven (their jars), gcc (the C model),
+# and what librdkafka's build needs (make, pkg-config, the OpenSSL headers): installed with apt-get when
+# missing, as Chromium and promtool are. Rust (native/) is checked where it is built, $(NATIVE)
+toolchain:
+	@{ command -v java >/dev/null && java -version 2>&1 | grep -qE 'version "(1[7-9]|2[0-9])'; } && \
+	  command -v mvn >/dev/null && command -v gcc >/dev/null && command -v make >/dev/null && \
+	  pkg-config --exists openssl 2>/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "error: Java 17, Maven, gcc, make, pkg-config and libssl-dev are needed and apt-get is not here to install them"; exit 1; }; \
+	  echo "installing Java 17, Maven, gcc, make, pkg-config and libssl-dev (apt-get) ..."; \
+	  { $(APT) update -qq && $(APT) install -y -qq openjdk-17-jdk-headless maven gcc make pkg-config libssl-dev >/dev/null; } || \
+	  { echo "error: could not install them: apt-get install openjdk-17-jdk-headless maven gcc make pkg-config libssl-dev"; exit 1; }; }
 
 # the report's browser test renders report.html in Debian's headless Chromium
 chromium:
 	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  ($(APT) update -qq && $(APT) install -y -qq chromium >/dev/null) || \
 	  echo "warning: could not install chromium (apt-get install chromium); the browser test will fail"; }
 
 # the alerting rules are checked with Prometheus's own promtool (Debian's prometheus package)
 promtool:
 	@command -v promtool >/dev/null || { command -v apt-get >/dev/null && \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) || \
+	  ($(APT) update -qq && $(APT) install -y -qq prometheus >/dev/null) || \
 	  echo "warning: could not install promtool (apt-get install prometheus); the rules test will fail"; }
 
 bench: $(STAMP) $(NATIVE)

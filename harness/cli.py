@@ -10,7 +10,9 @@ import typer
 from rich.console import Console
 
 from adapters.errors import AdapterError
+from harness.cli_options import settings_command
 from harness.errors import HarnessError
+from harness.scoring.settings import ScorerSettings
 from jvm.errors import JvmError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark and model-interchange harness.")
@@ -142,114 +144,17 @@ def import_cmd(
 ENV = {"auto_envvar_prefix": "HARNESS"}
 
 
-@app.command("score", context_settings=ENV)
-def score_cmd(
-    bundle: Annotated[Path, typer.Option(help="Model bundle folder (from `harness build`).")],
-    adapter: Annotated[
-        str, typer.Option(help="Adapter name: native, onnx, codegen-c, h2o-mojo, pmml, pfa, rest, identity.")
-    ],
-    input_topic: Annotated[str, typer.Option(help="Topic of feature records.")],
-    output_topic: Annotated[str, typer.Option(help="Topic for results (created if missing).")],
-    group: Annotated[str, typer.Option(help="Consumer group; loops in one group split the partitions.")],
-    dlq_topic: Annotated[str | None, typer.Option(help="Dead-letter topic; default INPUT.dlq.")] = None,
-    encoding: Annotated[str, typer.Option(help="json or f64le (see harness/scoring/wire.py).")] = "json",
-    batch_max: Annotated[int, typer.Option(min=1, help="Largest micro-batch; 1 = per-record scoring.")] = 64,
-    batch_wait_ms: Annotated[float, typer.Option(min=0, help="Longest wait to fill a batch.")] = 5.0,
-    option: Annotated[list[str] | None, typer.Option("--option", "-o", help="Adapter option key=value.")] = None,
-    scorer_name: Annotated[str | None, typer.Option(help="Name in the results' scorer header.")] = None,
-    max_records: Annotated[int | None, typer.Option(help="Exit after this many records (tests).")] = None,
-    idle_exit_s: Annotated[
-        float | None, typer.Option(help="Exit after this long without records, once partitions are assigned.")
-    ] = None,
-    guarantee: Annotated[
-        str,
-        typer.Option(
-            help="at-least-once (duplicates after a crash, tell them apart by the src header) or exactly-once "
-            "(results, dead letters and offsets in Kafka transactions; read the output with read_committed)."
-        ),
-    ] = "at-least-once",
-    instance_id: Annotated[
-        str | None,
-        typer.Option(
-            help="A stable name for this scorer instance (e.g. the pod name): static group membership, and in "
-            "exactly-once mode the transactional.id GROUP-NAME, so a restarted instance takes its partitions "
-            "back and fences its crashed self at once. Unique per instance."
-        ),
-    ] = None,
-    transaction_ms: Annotated[
-        float, typer.Option(min=1, help="exactly-once: longest time a transaction stays open (latency).")
-    ] = 100.0,
-    outage_limit_s: Annotated[
-        float,
-        typer.Option(min=0, help="Give up (exit 3, batch in hand uncommitted) after the engine is down this long."),
-    ] = 300.0,
-    engine_timeout_s: Annotated[
-        float, typer.Option(min=0, help="A predict call hung this long ends the process (exit 3); 0 = never.")
-    ] = 120.0,
-    metrics_port: Annotated[
-        int | None, typer.Option(help="Serve /metrics (Prometheus), /health/live and /health/ready on this port.")
-    ] = None,
-    model_topic: Annotated[
-        str | None, typer.Option(help="Follow model versions on this compacted topic (`harness publish`).")
-    ] = None,
-    model_name: Annotated[str | None, typer.Option(help="The model name (record key) to follow there.")] = None,
-    shadow_topic: Annotated[
-        str | None, typer.Option(help="Where a shadow version's results go (it scores beside the live one).")
-    ] = None,
-    alerts_topic: Annotated[str | None, typer.Option(help="Where a refused model version is reported.")] = None,
-    feedback_topic: Annotated[
-        str | None, typer.Option(help="Labels (by rid or src) that teach an online learner (--adapter online).")
-    ] = None,
-    checkpoint_file: Annotated[Path | None, typer.Option(help="The learner's checkpoint, a file.")] = None,
-    checkpoint_topic: Annotated[str | None, typer.Option(help="The learner's checkpoint, a compacted topic.")] = None,
-    checkpoint_every_s: Annotated[float, typer.Option(min=0.1, help="How often the learner checkpoints.")] = 10.0,
-    join_window_s: Annotated[float, typer.Option(min=0, help="How long a row waits for its label.")] = 300.0,
-    cold_start: Annotated[
-        bool, typer.Option("--cold-start", help="Start the learner fresh when its checkpoint is refused.")
-    ] = False,
-    bootstrap: BootstrapOpt = None,
-    client_config: ClientConfigOpt = None,
-) -> None:
+def _score(settings: ScorerSettings) -> None:
     """Run the scoring loop: consume, score in micro-batches, produce a result or a dead letter per record,
-    commit behind them (--guarantee at-least-once or exactly-once)."""
-    from harness.scoring.service import ScoreSettings, run_score
+    commit behind them (--guarantee at-least-once or exactly-once). Every option can also come from the
+    environment (HARNESS_<OPTION>; --option as a JSON list in HARNESS_OPTIONS)."""
+    from harness.scoring.service import run_score
 
     _exits_without_teardown.add("score")
-    run_score(
-        ScoreSettings(
-            bundle=bundle,
-            adapter=adapter,
-            input_topic=input_topic,
-            output_topic=output_topic,
-            group=group,
-            dlq_topic=dlq_topic,
-            encoding=encoding,
-            batch_max=batch_max,
-            batch_wait_ms=batch_wait_ms,
-            options=option or [],
-            scorer_name=scorer_name,
-            max_records=max_records,
-            idle_exit_s=idle_exit_s,
-            bootstrap=bootstrap,
-            client_config=client_config,
-            guarantee=guarantee,
-            instance_id=instance_id,
-            transaction_ms=transaction_ms,
-            outage_limit_s=outage_limit_s,
-            engine_timeout_s=engine_timeout_s,
-            metrics_port=metrics_port,
-            model_topic=model_topic,
-            model_name=model_name,
-            shadow_topic=shadow_topic,
-            alerts_topic=alerts_topic,
-            feedback_topic=feedback_topic,
-            checkpoint_file=checkpoint_file,
-            checkpoint_topic=checkpoint_topic,
-            checkpoint_every_s=checkpoint_every_s,
-            join_window_s=join_window_s,
-            cold_start=cold_start,
-        )
-    )
+    run_score(settings)
+
+
+app.command("score")(settings_command(ScorerSettings)(_score))
 
 
 @app.command("serve", context_settings=ENV)
@@ -297,7 +202,7 @@ def faults_cmd(
     duplicates per fault and guarantee. Exit 1 when a record was lost (or duplicated in exactly-once)."""
     from harness.faults.cases import CASES
     from harness.faults.suite import HEADER, format_row, run
-    from harness.scoring.loop import GUARANTEES
+    from harness.scoring.settings import GUARANTEES
 
     unknown = [c for c in case or [] if c not in CASES] + [g for g in guarantee or [] if g not in GUARANTEES]
     if unknown:
@@ -423,17 +328,15 @@ def run_cmd(
 ) -> None:
     """Run each scenario's suite end to end: build, score every adapter through Kafka in repeated, interleaved
     trials, measure, report."""
-    import signal
-
     from harness.bench.run import run_suite, with_overrides
     from harness.kafka.config import resolve_kafka
     from harness.scenario import load_scenario
+    from harness.signals import on_stop_signals
 
-    def stop_run(signum: int, frame: object) -> None:
+    def stop_run() -> None:
         raise KeyboardInterrupt  # unwinds through every `finally`: loops and servers are stopped
 
-    signal.signal(signal.SIGTERM, stop_run)
-    signal.signal(signal.SIGINT, stop_run)
+    on_stop_signals(stop_run)
     loaded = [with_overrides(load_scenario(p), trials, quick) for p in scenarios]
     target = resolve_kafka(bootstrap, client_config)
     err_console.print(f"Kafka at {target.bootstrap}{' (embedded broker)' if target.embedded else ''}")

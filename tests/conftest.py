@@ -15,6 +15,17 @@ ROOT = Path(__file__).resolve().parent.parent
 HARNESS = [sys.executable, "-m", "harness.cli"]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that uses the broker is marked `kafka`, one that builds the shipped scenarios' bundles (H2O, a
+    JVM per format) `heavy`; `make check` runs the others (`-m "not kafka and not heavy ..."`)."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if "broker" in names:
+            item.add_marker(pytest.mark.kafka)
+        if "bundles" in names:
+            item.add_marker(pytest.mark.heavy)
+
+
 @pytest.fixture(scope="session")
 def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("harness-state")

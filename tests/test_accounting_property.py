@@ -27,7 +27,8 @@ from adapters.bundle import Bundle
 from harness.faults import chaos
 from harness.kafka.config import KafkaTarget
 from harness.scoring import wire
-from harness.scoring.loop import LoopConfig, ScoringLoop
+from harness.scoring.loop import ScoringLoop
+from harness.scoring.settings import LoopConfig
 from tests.conftest import create_topic
 
 # kind -> (first feature or raw value, expected outcome: "result" or the dead letter's stage)
@@ -84,7 +85,9 @@ def _start(broker: str, bundle: Path, guarantee: str) -> Iterator[Harness]:
         create_topic(broker, t, partitions=2)
     b = Bundle.open(bundle)
     group = f"g-{topic}"
-    cfg = LoopConfig(topic, f"{topic}.out", group, batch_max=8, batch_wait_ms=5, guarantee=guarantee)  # type: ignore[arg-type]
+    cfg = LoopConfig(
+        input_topic=topic, output_topic=f"{topic}.out", group=group, batch_max=8, batch_wait_ms=5, guarantee=guarantee
+    )
     adapter = chaos.ChaosAdapter.load(b)
     loop = ScoringLoop(KafkaTarget(broker), adapter, b.feature_names, cfg, log=lambda m: None)
     thread = threading.Thread(target=loop.run, daemon=True)

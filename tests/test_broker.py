@@ -15,6 +15,8 @@ from harness.kafka import broker as broker_module
 from harness.kafka.broker import Broker, metadata_answers, new_cluster_id, pid_alive
 from tests.conftest import create_topic, run_cli
 
+pytestmark = pytest.mark.heavy  # starts brokers of its own (Maven, JVMs): not in `make check`
+
 
 def test_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
     """kafka-storage reads '-t -abc...' as a missing argument: a fresh broker failed CI that way (1 in 64)."""

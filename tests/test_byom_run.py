@@ -22,7 +22,8 @@ from adapters.registry import adapter_class
 from harness.kafka.config import KafkaTarget
 from harness.modelbuild.importer import ImportRequest, import_model
 from harness.scoring import wire
-from harness.scoring.loop import LoopConfig, ScoringLoop
+from harness.scoring.loop import ScoringLoop
+from harness.scoring.settings import LoopConfig
 from tests.conftest import ROOT, consume_all, create_topic, run_cli
 
 BYOM = ROOT / "scenarios" / "byom"
@@ -31,7 +32,7 @@ QUICK_LOAD = {"name": "steady-100", "pattern": "constant", "rate_per_s": 100, "d
 
 @pytest.fixture(scope="module")
 def byom_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The repository's nyoka PMML example (scenarios/byom), imported as the README does."""
+    """The repository's nyoka PMML example (scenarios/byom), imported as docs/your-own-model.md does."""
     arts = tmp_path_factory.mktemp("artifacts")
     req = ImportRequest(BYOM / "fraud_lr.pmml", BYOM / "fraud_reference.csv", "label", "expected", "byom-pmml")
     import_model(req, arts, log=lambda m: None)
@@ -113,7 +114,7 @@ def test_the_loop_takes_categorical_strings_with_the_bundle_schema(broker: str, 
     with adapter_class("pmml").load(b) as adapter:
         cfg = LoopConfig(input_topic=topic, output_topic=f"{topic}.out", group=f"g-{topic}", scorer_name="pmml")
         loop = ScoringLoop(KafkaTarget(broker), adapter, b.feature_names, cfg)
-        loop.codec = wire.FeatureCodec.for_bundle(b, cfg.encoding)  # the one line the loop needs (see README)
+        loop.codec = wire.FeatureCodec.for_bundle(b, cfg.encoding)  # as the loop builds it from its adapter's bundle
         t = threading.Thread(target=loop.run, kwargs={"max_records": len(good) + len(bad)}, daemon=True)
         t.start()
         t.join(timeout=120)

@@ -11,7 +11,7 @@ import pytest
 
 from harness.faults.cases import CASES, Env
 from harness.faults.suite import make_env
-from harness.scoring.loop import GUARANTEES
+from harness.scoring.settings import GUARANTEES
 
 pytestmark = pytest.mark.faults
 

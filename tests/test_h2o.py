@@ -18,8 +18,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.modelbuild import ir
+from harness.modelbuild import export_onnx_h2o, h2o_cluster, ir
+from harness.modelbuild import mojo_reader as mr
 from harness.modelbuild import train_h2o as th
+
+pytestmark = pytest.mark.heavy  # an H2O cluster: not in `make check`
 
 FEATURES = ["amount", "age", "score", "ratio", "count", "noise"]
 SEED = 11
@@ -48,7 +51,7 @@ def _split_rows(model: ir.TreeEnsemble, base: np.ndarray, rng: np.random.Generat
         (f, t)
         for tree in model.trees
         for f, t in zip(tree.feature, tree.threshold, strict=True)
-        if f != ir.LEAF and t < th._FLOAT_MAX
+        if f != ir.LEAF and t < mr._FLOAT_MAX
     ]
     rows = []
     for k in range(600):
@@ -80,7 +83,7 @@ def h2o_models() -> Iterator[dict[str, Any]]:
     rng = np.random.default_rng(SEED)
     X, y = _data(3000, rng)
     X_test, _ = _data(400, rng)
-    with th.h2o_cluster(max_mem_mb=1024, nthreads=2) as cluster:
+    with h2o_cluster.h2o_cluster(max_mem_mb=1024, nthreads=2) as cluster:
         process = cluster._server._process
         gbm = th.train("gbm", {"ntrees": N_TREES, "max_depth": 5}, X, y, FEATURES, SEED)
         glm = th.train("glm", {}, X, y, FEATURES, SEED)
@@ -134,7 +137,7 @@ def test_gbm_ir_shape(h2o_models: dict[str, Any]) -> None:
     assert len(model.trees) == N_TREES
     assert model.base_score == float(gbm.model._init_f)
     thresholds = [t for tree in model.trees for f, t in zip(tree.feature, tree.threshold, strict=True) if f != ir.LEAF]
-    finite = np.array([t for t in thresholds if t < th._FLOAT_MAX])
+    finite = np.array([t for t in thresholds if t < mr._FLOAT_MAX])
     assert np.all(finite.astype(np.float32).astype(np.float64) == finite), "H2O split values are float32"
     leaves = np.array(
         [v for tree in model.trees for f, v in zip(tree.feature, tree.value, strict=True) if f == ir.LEAF]
@@ -143,7 +146,7 @@ def test_gbm_ir_shape(h2o_models: dict[str, Any]) -> None:
     # The data makes H2O use all three NaN routes: NA left, NA right, and NA-vs-rest splits.
     dl = [d for tree in model.trees for f, d in zip(tree.feature, tree.default_left, strict=True) if f != ir.LEAF]
     assert any(dl) and not all(dl)
-    assert any(t == th._FLOAT_MAX for t in thresholds), "expected NA-vs-rest splits"
+    assert any(t == mr._FLOAT_MAX for t in thresholds), "expected NA-vs-rest splits"
 
 
 def test_gbm_ir_matches_genmodel(h2o_models: dict[str, Any]) -> None:
@@ -152,7 +155,7 @@ def test_gbm_ir_matches_genmodel(h2o_models: dict[str, Any]) -> None:
     p_genmodel = gbm.predict(X)
     p_ir = ir.predict(gbm.ir, X)
     assert p_genmodel.std() > 0.1
-    assert np.abs(p_ir - p_genmodel).max() <= th.IR_ATOL
+    assert np.abs(p_ir - p_genmodel).max() <= mr.IR_ATOL
     # The rows on split values decide the comparison: with "<=" they would go the other way.
     wrong = replace(gbm.ir, split_op="<=")
     assert np.abs(ir.predict(wrong, X) - p_genmodel).max() > 1e-3
@@ -196,7 +199,7 @@ def test_glm_ir_matches_genmodel(h2o_models: dict[str, Any]) -> None:
     means = np.array([np.nan if r is None else r for r in model.missing_replacement])
     assert np.allclose(means, np.nanmean(Xtr, axis=0), rtol=0, atol=1e-12)
     p_genmodel = glm.predict(X)
-    assert np.abs(ir.predict(model, X) - p_genmodel).max() <= th.IR_ATOL
+    assert np.abs(ir.predict(model, X) - p_genmodel).max() <= mr.IR_ATOL
     # Without the replacement values the NaN rows would not match.
     bare = replace(model, missing_replacement=[0.0] * model.n_features)
     assert np.abs(ir.predict(bare, X) - p_genmodel).max() > 1e-6
@@ -223,7 +226,7 @@ def test_onnx_gbm_parity(h2o_models: dict[str, Any], tmp_path: Path) -> None:
 
     gbm, X = h2o_models["gbm"], h2o_models["X_eval"]
     gbm.save_native(tmp_path)
-    info = th.write_onnx_h2o(tmp_path / "mojo.zip", tmp_path / "model.onnx")
+    info = export_onnx_h2o.write_onnx_h2o(tmp_path / "mojo.zip", tmp_path / "model.onnx")
     assert info["na_vs_rest_splits"] > 0 and info["input_dtype"] == "float32"
     sess = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
     out = sess.run([info["output_name"]], {info["input_name"]: X.astype(np.float32)})[0]
@@ -252,7 +255,7 @@ def test_onnx_gbm_parity(h2o_models: dict[str, Any], tmp_path: Path) -> None:
 def test_onnx_glm_is_not_implemented(h2o_models: dict[str, Any], tmp_path: Path) -> None:
     h2o_models["glm"].save_native(tmp_path)
     with pytest.raises(NotImplementedError, match="GBM MOJOs only"):
-        th.write_onnx_h2o(tmp_path / "mojo.zip", tmp_path / "model.onnx")
+        export_onnx_h2o.write_onnx_h2o(tmp_path / "mojo.zip", tmp_path / "model.onnx")
     assert not (tmp_path / "model.onnx").exists()
 
 
@@ -295,7 +298,7 @@ def test_adapter_matches_reference(h2o_models: dict[str, Any], tmp_path: Path, a
         p = adapter.predict(Xr)
         np.testing.assert_array_equal(p, p_ref)
         np.testing.assert_array_equal(Xr, X_before)  # GLM imputation must not write into the caller's rows
-        assert np.abs(p - ir.predict(trained.ir, Xr)).max() <= th.IR_ATOL
+        assert np.abs(p - ir.predict(trained.ir, Xr)).max() <= mr.IR_ATOL
         # Batch size does not change a row's score.
         singles = np.array([adapter.predict(Xr[i : i + 1])[0] for i in range(0, len(Xr), 37)])
         np.testing.assert_array_equal(singles, p_ref[::37])

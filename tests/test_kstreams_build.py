@@ -14,9 +14,12 @@ import pytest
 
 from contestants import kstreams
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("mvn") is None or shutil.which("java") is None, reason="needs Java 17 and Maven on PATH"
-)
+pytestmark = [
+    pytest.mark.heavy,
+    pytest.mark.skipif(
+        shutil.which("mvn") is None or shutil.which("java") is None, reason="needs Java 17 and Maven on PATH"
+    ),
+]
 
 
 def test_build_jar_is_runnable_and_cached() -> None:

@@ -31,8 +31,9 @@ from adapters.bundle import Bundle
 from harness.faults import chaos
 from harness.kafka.config import KafkaTarget
 from harness.scoring import wire
-from harness.scoring.loop import LoopConfig, ScoringLoop
+from harness.scoring.loop import ScoringLoop
 from harness.scoring.metrics import reason_class
+from harness.scoring.settings import LoopConfig
 from tests.conftest import committed_offsets, consume_all, create_topic
 
 NAMES = ["amount", "age", "café", 'q"uote']
@@ -171,7 +172,7 @@ def test_outputs_carry_the_headers_and_values_wire_defines(broker: str, small_bu
     for key, value, headers in sent:
         p.produce(topic, key=key, value=value, headers=headers)
     p.flush(10)
-    cfg = LoopConfig(topic, f"{topic}.out", f"g-{topic}", batch_max=64, scorer_name="chaos-test")
+    cfg = LoopConfig(input_topic=topic, output_topic=f"{topic}.out", group=f"g-{topic}", scorer_name="chaos-test")
     loop = ScoringLoop(KafkaTarget(broker), chaos.ChaosAdapter.load(b), b.feature_names, cfg, log=lambda m: None)
     thread = threading.Thread(target=loop.run, kwargs={"max_records": len(sent), "idle_exit_s": 20}, daemon=True)
     thread.start()
@@ -223,7 +224,7 @@ def test_f64le_results_are_one_little_endian_float(broker: str, small_bundle: Pa
         p.produce(topic, value=codec.encode(row))
     p.produce(topic, value=b"\x00" * 7)  # wrong size: a dead letter
     p.flush(10)
-    cfg = LoopConfig(topic, f"{topic}.out", f"g-{topic}", encoding="f64le")
+    cfg = LoopConfig(input_topic=topic, output_topic=f"{topic}.out", group=f"g-{topic}", encoding="f64le")
     loop = ScoringLoop(KafkaTarget(broker), chaos.ChaosAdapter.load(b), b.feature_names, cfg, log=lambda m: None)
     stats = loop.run(max_records=4, idle_exit_s=20)
     assert stats.scored == 3 and stats.dead_lettered == 1
@@ -243,7 +244,7 @@ def test_the_relay_copies_every_record_and_commits_behind_it(broker: str) -> Non
     n = 3000
     write_backlog(target, topic, [b'{"a": 1}', b"\x00\x01", b""], n)
     create_topic(broker, f"{topic}.out", partitions=2)
-    cfg = LoopConfig(topic, f"{topic}.out", f"g-{topic}")
+    cfg = LoopConfig(input_topic=topic, output_topic=f"{topic}.out", group=f"g-{topic}")
     t0 = time.time()
     st = harness_native.relay(
         target.client_config(**consumer_config(cfg, "relay")),

@@ -26,6 +26,8 @@ import pytest
 from harness.reporting.report import write_report
 from tests.test_report import make_results, write_run
 
+pytestmark = pytest.mark.heavy  # Chromium: not in `make check`
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_FLAGS = [

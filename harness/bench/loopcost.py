@@ -63,14 +63,15 @@ def loop_drain(
     from adapters.identity import IdentityAdapter
     from harness.kafka.topics import delete_topics, ensure_topics
     from harness.scoring import wire
-    from harness.scoring.loop import LoopConfig, ScoringLoop
+    from harness.scoring.loop import ScoringLoop
+    from harness.scoring.settings import LoopConfig
 
     out = f"{topic}.loop-{uuid.uuid4().hex[:6]}"
     ensure_topics(target, {out: 2, f"{out}.dlq": 2})
     b = Bundle.open(bundle_dir)
     cfg = LoopConfig(
-        topic, out, f"loop-{uuid.uuid4().hex[:8]}", dlq_topic=f"{out}.dlq", encoding=wire.check_encoding(encoding),
-        batch_max=batch_max, scorer_name="identity",
+        input_topic=topic, output_topic=out, group=f"loop-{uuid.uuid4().hex[:8]}", dlq_topic=f"{out}.dlq",
+        encoding=wire.check_encoding(encoding), batch_max=batch_max, scorer_name="identity",
     )  # fmt: skip
     loop = ScoringLoop(target, IdentityAdapter.load(b), b.feature_names, cfg, log=lambda m: None)
     prof = _instrument(loop) if profile else None

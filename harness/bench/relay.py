@@ -104,12 +104,14 @@ def relay_drain(
     import harness_native
 
     from harness.kafka.topics import delete_topics, ensure_topics
-    from harness.scoring.loop import LoopConfig, consumer_config
+    from harness.scoring.loop import consumer_config
     from harness.scoring.output import producer_config
+    from harness.scoring.settings import LoopConfig
 
     out = f"{topic}.relay-{uuid.uuid4().hex[:6]}"
     ensure_topics(target, {out: 2})
-    cfg = LoopConfig(topic, out, f"relay-{uuid.uuid4().hex[:8]}", batch_max=batch_max, batch_wait_ms=batch_wait_ms)
+    group = f"relay-{uuid.uuid4().hex[:8]}"
+    cfg = LoopConfig(input_topic=topic, output_topic=out, group=group, batch_max=batch_max, batch_wait_ms=batch_wait_ms)
     try:
         st = harness_native.relay(
             target.client_config(**consumer_config(cfg, "relay")),

@@ -22,7 +22,7 @@ from harness.faults.cases import CASES, Env
 from harness.faults.ledger import Ledger
 from harness.faults.processes import FaultError
 from harness.kafka.broker import Broker
-from harness.scoring.loop import GUARANTEES
+from harness.scoring.settings import GUARANTEES
 
 
 @dataclass

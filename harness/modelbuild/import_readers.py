@@ -6,7 +6,7 @@ declares, and whether it converts into the IR (from which every other format is 
     xgboost     XGBoost JSON / UBJSON             native (XGBoost)                   train_xgboost.booster_json_to_ir
     sklearn     skops (.skops), or joblib/pickle  native (scikit-learn)              HistGradientBoosting, the LR and
                 only with --trust-pickle                                             MLP pipelines of train_sklearn
-    h2o-mojo    H2O MOJO zip                      native + h2o-mojo (h2o-genmodel)   train_h2o.mojo_to_ir (GBM, GLM)
+    h2o-mojo    H2O MOJO zip                      native + h2o-mojo (h2o-genmodel)   mojo_reader.mojo_to_ir (GBM, GLM)
     onnx        ONNX                              onnx (onnxruntime)                 none
     pmml        PMML 4.x                          pmml (pypmml)                      none
     pfa         PFA document (JSON)               pfa (titus2)                       none
@@ -348,7 +348,8 @@ def _lightgbm_categories(text: str, features: list[Feature]) -> list[Feature]:
 
 
 def read_mojo(path: Path, data: bytes) -> Artifact:
-    from harness.modelbuild.train_h2o import NATIVE_FILE, mojo_to_ir
+    from harness.modelbuild.mojo_reader import mojo_to_ir
+    from harness.modelbuild.train_h2o import NATIVE_FILE
 
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:

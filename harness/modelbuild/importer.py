@@ -40,7 +40,7 @@ from harness.modelbuild import ir as ir_mod
 from harness.modelbuild.errors import BuildError, ImportInputError
 from harness.modelbuild.import_readers import Artifact, read_artifact
 from harness.modelbuild.parity import EVALUATOR, expected_parity, parity_gate, verify_bundle
-from harness.modelbuild.pipeline import BuildResult, _code_hash, _file_entry, _write_manifest, lib_versions
+from harness.modelbuild.pipeline import BuildResult, code_hash, file_entry, lib_versions, write_manifest
 from harness.modelbuild.reference_table import CSV_MISSING, Encoded, Table, encode, inferred_feature, read_table
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -113,7 +113,7 @@ def _cache_key(req: ImportRequest, art: Artifact) -> str:
     h = hashlib.sha256()
     for part in (sha256_file(req.artifact), sha256_file(req.reference), str(req.label), str(req.expected), art.kind):
         h.update(part.encode())
-    h.update(_code_hash().encode())
+    h.update(code_hash().encode())
     h.update(json.dumps(lib_versions(), sort_keys=True).encode())
     return h.hexdigest()
 
@@ -183,9 +183,9 @@ def _import_into(
     for fmt, (file, data, extra) in art.files.items():
         if not (root / file).exists():
             (root / file).write_bytes(data)
-        formats[fmt] = _file_entry(root, file, **extra)
+        formats[fmt] = file_entry(root, file, **extra)
     manifest = _manifest(req, art, table, schema, name, model_id, key, formats)
-    _write_manifest(root, manifest)
+    write_manifest(root, manifest)
     log(f"{name}: {art.kind} ({art.algorithm}), {len(schema.features)} features, {enc.X.shape[0]} reference rows")
 
     X, y, p_primary = _reference_rows(req, art, table, enc, root, manifest, log)
@@ -193,17 +193,17 @@ def _import_into(
     ir = _convert(art, schema, manifest, log)
     if ir is not None:
         (root / "model.ir.json").write_text(json.dumps(ir_mod.to_dict(ir)))
-        formats["ir"] = _file_entry(root, "model.ir.json")
+        formats["ir"] = file_entry(root, "model.ir.json")
         _derive(art, ir, root, formats, manifest["absent"], log)
     p_ref = ir_mod.predict(ir, X) if (art.native_tolerance is not None and ir is not None) else p_primary
     np.savez(root / "reference.npz", X=X, y=y, p=p_ref)
-    manifest["reference"] = _file_entry(root, "reference.npz", rows=int(X.shape[0]))
+    manifest["reference"] = file_entry(root, "reference.npz", rows=int(X.shape[0]))
     manifest["data"] = _data_facts(table, X, y, enc.dropped_reasons, manifest["data"]["rows_left_out_unscored"])
-    _write_manifest(root, manifest)
+    write_manifest(root, manifest)
 
     subject = _Subject(ir=ir, flavor=art.flavor, native_tolerance=art.native_tolerance)
     parity_gate(root, manifest, subject, X, p_ref, log)
-    _write_manifest(root, manifest)
+    write_manifest(root, manifest)
     return manifest
 
 
@@ -283,22 +283,22 @@ def _derive(
             if art.sklearn_model is None:
                 raise NotImplementedError("an MLP's ONNX comes from skl2onnx, which needs the scikit-learn model")
             trained = _SklearnView(art.sklearn_model, ir)
-            return _file_entry(root, "model.onnx", **export_onnx.write_onnx(trained, root / "model.onnx"))  # type: ignore[arg-type]
-        return _file_entry(root, "model.onnx", **export_onnx.write_onnx_from_ir(ir, root / "model.onnx"))
+            return file_entry(root, "model.onnx", **export_onnx.write_onnx(trained, root / "model.onnx"))  # type: ignore[arg-type]
+        return file_entry(root, "model.onnx", **export_onnx.write_onnx_from_ir(ir, root / "model.onnx"))
 
     def c() -> dict[str, Any]:
         if isinstance(ir, ir_mod.Mlp):
             raise NotImplementedError("the C generator compiles tree ensembles (treelite) and GLMs, not MLPs")
         lib = export_c.compile_c(ir, root)
-        return _file_entry(root, lib, compiler="tl2cgen+gcc" if ir.kind == "tree_ensemble" else "gcc")
+        return file_entry(root, lib, compiler="tl2cgen+gcc" if ir.kind == "tree_ensemble" else "gcc")
 
     def pmml() -> dict[str, Any]:
         export_pmml.write_pmml(ir, root / "model.pmml")
-        return _file_entry(root, "model.pmml", pmml_version="4.4", exporter="harness.modelbuild.export_pmml")
+        return file_entry(root, "model.pmml", pmml_version="4.4", exporter="harness.modelbuild.export_pmml")
 
     def pfa() -> dict[str, Any]:
         export_pfa.write_pfa(ir, root / "model.pfa.json")
-        return _file_entry(root, "model.pfa.json", exporter="harness.modelbuild.export_pfa")
+        return file_entry(root, "model.pfa.json", exporter="harness.modelbuild.export_pfa")
 
     for fmt, make in (("onnx", onnx), ("codegen-c", c), ("pmml", pmml), ("pfa", pfa)):
         if fmt in formats:

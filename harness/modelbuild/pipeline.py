@@ -55,7 +55,7 @@ def lib_versions(names: tuple[str, ...] = _LIBS + _LIBS_MORE) -> dict[str, str]:
     return out
 
 
-def _code_hash() -> str:
+def code_hash() -> str:
     h = hashlib.sha256(EXPORTER_VERSION.encode())
     here = Path(__file__).parent
     for p in sorted(here.glob("*.py")) + sorted((here.parent / "datagen").glob("*.py")):
@@ -67,7 +67,7 @@ def _code_hash() -> str:
 def cache_key(sc: Scenario) -> str:
     h = hashlib.sha256()
     h.update(sc.content_hash().encode())
-    h.update(_code_hash().encode())
+    h.update(code_hash().encode())
     h.update(json.dumps(lib_versions(), sort_keys=True).encode())
     if sc.dataset is not None and sc.dataset.csv is not None:
         h.update(sha256_file(sc.dataset.csv).encode())
@@ -197,7 +197,7 @@ def named_bundle(sc: Scenario, log: Callable[[str], None] = print) -> BuildResul
     return BuildResult(root, True, time.perf_counter() - t0, Bundle.open(root).manifest)
 
 
-def _file_entry(root: Path, name: str, **extra: Any) -> dict[str, Any]:
+def file_entry(root: Path, name: str, **extra: Any) -> dict[str, Any]:
     return {"file": name, "sha256": sha256_file(root / name), "bytes": (root / name).stat().st_size, **extra}
 
 
@@ -208,7 +208,7 @@ def _build_into(sc: Scenario, root: Path, model_id: str, key: str, log: Callable
     t = time.perf_counter()
     cluster = None
     if sc.model.trainer == "h2o":
-        from harness.modelbuild.train_h2o import h2o_cluster
+        from harness.modelbuild.h2o_cluster import h2o_cluster
 
         cluster = h2o_cluster()
         cluster.__enter__()
@@ -225,15 +225,15 @@ def _build_into(sc: Scenario, root: Path, model_id: str, key: str, log: Callable
     np.savez(root / "reference.npz", X=Xho, y=yho, p=p_native)
 
     formats: dict[str, dict[str, Any]] = {
-        "native": _file_entry(root, native_file, flavor=trained.flavor, algorithm=trained.algorithm),
-        "ir": _file_entry(root, ir_file),
+        "native": file_entry(root, native_file, flavor=trained.flavor, algorithm=trained.algorithm),
+        "ir": file_entry(root, ir_file),
     }
     exports: dict[str, Callable[[], dict[str, Any]]] = {
         "onnx": lambda: _export_onnx(trained, root),
         "codegen-c": lambda: _export_c(trained, root),
         "pmml": lambda: _export_pmml(trained, root),
         "pfa": lambda: _export_pfa(trained, root),
-        "h2o-mojo": lambda: _file_entry(root, native_file),
+        "h2o-mojo": lambda: file_entry(root, native_file),
     }
     for fmt in sc.formats:
         t = time.perf_counter()
@@ -262,24 +262,25 @@ def _build_into(sc: Scenario, root: Path, model_id: str, key: str, log: Callable
             "positive_rate": float(y.mean()),
         },
         "formats": formats,
-        "reference": _file_entry(root, "reference.npz", rows=int(Xho.shape[0])),
+        "reference": file_entry(root, "reference.npz", rows=int(Xho.shape[0])),
         "versions": {"python": platform.python_version(), **lib_versions(), **trained.library_versions()},
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    _write_manifest(root, manifest)
+    write_manifest(root, manifest)
     parity_gate(root, manifest, trained, Xho, p_native, log)
-    _write_manifest(root, manifest)
+    write_manifest(root, manifest)
     return manifest
 
 
-def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False))
 
 
 def _export_onnx(trained: TrainedModel, root: Path) -> dict[str, Any]:
     name = "model.onnx"
     if trained.flavor == "h2o" and trained.ir.kind == "tree_ensemble":
-        from harness.modelbuild.train_h2o import NATIVE_FILE, write_onnx_h2o
+        from harness.modelbuild.export_onnx_h2o import write_onnx_h2o
+        from harness.modelbuild.train_h2o import NATIVE_FILE
 
         info = write_onnx_h2o(root / NATIVE_FILE, root / name)
     elif trained.flavor in ("h2o", "xgboost"):
@@ -292,25 +293,25 @@ def _export_onnx(trained: TrainedModel, root: Path) -> dict[str, Any]:
         from harness.modelbuild.export_onnx import write_onnx
 
         info = write_onnx(trained, root / name)
-    return _file_entry(root, name, **info)
+    return file_entry(root, name, **info)
 
 
 def _export_c(trained: TrainedModel, root: Path) -> dict[str, Any]:
     from harness.modelbuild.export_c import compile_c
 
     name = compile_c(trained.ir, root)
-    return _file_entry(root, name, compiler="tl2cgen+gcc" if trained.ir.kind == "tree_ensemble" else "gcc")
+    return file_entry(root, name, compiler="tl2cgen+gcc" if trained.ir.kind == "tree_ensemble" else "gcc")
 
 
 def _export_pmml(trained: TrainedModel, root: Path) -> dict[str, Any]:
     from harness.modelbuild.export_pmml import write_pmml
 
     write_pmml(trained.ir, root / "model.pmml")
-    return _file_entry(root, "model.pmml", pmml_version="4.4", exporter="harness.modelbuild.export_pmml")
+    return file_entry(root, "model.pmml", pmml_version="4.4", exporter="harness.modelbuild.export_pmml")
 
 
 def _export_pfa(trained: TrainedModel, root: Path) -> dict[str, Any]:
     from harness.modelbuild.export_pfa import write_pfa
 
     write_pfa(trained.ir, root / "model.pfa.json")
-    return _file_entry(root, "model.pfa.json", exporter="harness.modelbuild.export_pfa")
+    return file_entry(root, "model.pfa.json", exporter="harness.modelbuild.export_pfa")

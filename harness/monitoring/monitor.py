@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import math
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -29,8 +28,10 @@ import orjson
 from harness.kafka.config import KafkaTarget
 from harness.monitoring.drift import ks, psi
 from harness.monitoring.metrics import MonitorMetrics
-from harness.monitoring.rules import Alert, Rule, RuleState
+from harness.monitoring.rules import Rule, RuleState
 from harness.scoring import wire
+from harness.scoring.alerts import Alert, KafkaAlertSink
+from harness.signals import on_stop_signals
 
 MAX_REMEMBERED_SCORES = 1_000_000  # scores kept for joining labels (oldest forgotten first)
 MIN_AUC_LABELS = 50
@@ -145,16 +146,13 @@ class Monitor:
         topics = [t for t in (cfg.results_topic, cfg.dlq_topic, cfg.feedback_topic) if t]
         self.consumer.subscribe(topics)
         self.producer = Producer(target.client_config(**{"acks": "all", "client.id": "harness-monitor"}))
+        self.alerts = KafkaAlertSink(target, cfg.alerts_topic, producer=self.producer)
 
     def stop(self) -> None:
         self._stop.set()
 
     def install_signal_handlers(self) -> None:
-        def handler(signum: int, frame: object) -> None:
-            self._stop.set()
-
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+        on_stop_signals(self._stop.set)
 
     # ---- the loop ------------------------------------------------------------------------------------
     def run(self, max_windows: int | None = None) -> list[WindowFigures]:
@@ -290,9 +288,7 @@ class Monitor:
         )
         f.alerts.append(rule.name)
         self.metrics.alerts.labels(rule=rule.name).inc()
-        if self.cfg.alerts_topic:
-            self.producer.produce(self.cfg.alerts_topic, key=rule.name.encode(), value=alert.model_dump_json().encode())
-            self.producer.flush(10)
+        self.alerts.send(alert)
 
 
 def _logloss(pairs: list[tuple[float, int]]) -> float | None:

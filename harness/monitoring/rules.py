@@ -12,7 +12,6 @@ for_windows}; unknown keys are errors.
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Literal
 
@@ -75,22 +74,6 @@ def load_rules(path: Path) -> list[Rule]:
             loc, msg, _ = first_validation_error(e)
             raise RulesError(f"{path}: rule {i + 1}: key '{loc}': {msg}") from None
     return rules
-
-
-class Alert(BaseModel):
-    """One alert event, as written (JSON) to the alerts topic."""
-
-    rule: str
-    figure: str
-    value: float
-    threshold: float
-    op: str
-    window_start: str
-    window_end: str
-    window_s: float
-    model_id: str
-    message: str
-    at: str = Field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
 class RuleState:

@@ -14,7 +14,7 @@ The accounting invariant: every consumed record ends in exactly one of
     a dead letter     (dead-letter topic: reason, stage "decode" or "score", source),
     not committed     (it is delivered again, to this process or to the partition's next owner).
 
-Faults and what the loop does (see the README's production section):
+Faults and what the loop does (see docs/production.md):
 - a record that cannot be decoded, a row the model fails on alone (any exception), a score that is not a
   finite number: a dead letter; the loop carries on;
 - the engine unavailable (isolation.EngineDown): the assigned partitions are paused, the loop keeps
@@ -33,13 +33,12 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from confluent_kafka import KafkaException, TopicPartition
@@ -54,36 +53,8 @@ from harness.scoring.isolation import BatchScorer, EngineDown, Outcome
 from harness.scoring.operations import Operations
 from harness.scoring.outage import Backoff, Watchdog
 from harness.scoring.output import AtLeastOnce, Emit, ExactlyOnce, Output, Rewound
-
-Guarantee = Literal["at-least-once", "exactly-once"]
-GUARANTEES: tuple[str, ...] = ("at-least-once", "exactly-once")
-
-
-@dataclass
-class LoopConfig:
-    input_topic: str
-    output_topic: str
-    group: str
-    dlq_topic: str | None = None
-    encoding: wire.Encoding = "json"
-    batch_max: int = 64
-    batch_wait_ms: float = 5.0
-    scorer_name: str = "loop"
-    max_in_flight_batches: int = 64
-    guarantee: Guarantee = "at-least-once"
-    # a stable name per scorer instance (e.g. the pod name): static group membership (group.instance.id) and,
-    # exactly-once, transactional.id "<group>-<instance_id>", so a restarted instance takes over its partitions
-    # and fences its crashed self at once; None: a dynamic member with a random transactional.id
-    instance_id: str | None = None
-    transaction_ms: float = 100.0  # exactly-once: longest time a transaction stays open
-    outage_backoff_s: float = 0.5  # first wait after the engine is found unavailable; doubles each retry
-    outage_backoff_max_s: float = 10.0
-    outage_limit_s: float = 300.0  # an outage longer than this stops the loop (exit code 3)
-    engine_timeout_s: float | None = 120.0  # a predict call longer than this ends the process; None: never
-
-    @property
-    def dlq(self) -> str:
-        return self.dlq_topic or f"{self.input_topic}.dlq"
+from harness.scoring.settings import LoopConfig
+from harness.signals import on_stop_signals
 
 
 @dataclass
@@ -163,11 +134,11 @@ class ScoringLoop:
         self._polled_generation = 0  # the generation when the batch in hand started to be polled
         self._active_at = time.monotonic()  # the last batch or assignment (for idle_exit_s)
         self._buf = np.empty((cfg.batch_max, len(feature_names)), dtype=np.float64)
-        self._scorer_name = cfg.scorer_name.encode()
+        self._scorer_name = (cfg.scorer_name or "loop").encode()
         self._transient = TransientLog(log)
         self.scorer = self._batch_scorer(adapter, canary)
         exactly_once = cfg.guarantee == "exactly-once"
-        client_id = f"{cfg.scorer_name}-loop"
+        client_id = f"{cfg.scorer_name or 'loop'}-loop"
         self.consumer = Consumer(
             target.client_config(**consumer_config(cfg, client_id)),
             on_assign=self._assigned,
@@ -186,7 +157,7 @@ class ScoringLoop:
 
     def _batch_scorer(self, adapter: Adapter, canary: np.ndarray | None) -> BatchScorer:
         predict: Callable[[np.ndarray], np.ndarray] = adapter.predict
-        if self.cfg.engine_timeout_s:
+        if self.cfg.engine_timeout_s > 0:
             predict = functools.partial(Watchdog(self.cfg.engine_timeout_s).call, adapter.predict)
         return BatchScorer(adapter, canary, predict)
 
@@ -206,11 +177,7 @@ class ScoringLoop:
         self._stop.set()
 
     def install_signal_handlers(self) -> None:
-        def handler(signum: int, frame: object) -> None:
-            self._stop.set()
-
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+        on_stop_signals(self._stop.set)
 
     def run(self, max_records: int | None = None, idle_exit_s: float | None = None) -> LoopStats:
         """Run until stop(), a signal, `max_records` consumed, or `idle_exit_s` without records (counted while

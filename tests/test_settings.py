@@ -1,0 +1,76 @@
+"""One settings model for `harness score`: the CLI's flags, the environment and the loop read the same fields.
+Broker-free: these check how settings are parsed, not the loop."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.cli_options import SettingsError, build_settings, flag
+from harness.scoring.settings import LoopConfig, ScorerSettings
+from tests.conftest import run_cli
+
+REQUIRED = {"bundle": Path("b"), "adapter": "onnx", "input_topic": "in", "output_topic": "out", "group": "g"}
+
+
+def test_every_field_is_a_flag_of_harness_score() -> None:
+    """Adding a field to the model adds the flag: the help lists every one (so nothing is declared twice)."""
+    result = CliRunner().invoke(app, ["score", "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    for name in ScorerSettings.model_fields:
+        want = "--option" if name == "options" else flag(name)
+        assert want in result.output, f"{want} missing from harness score --help"
+        flat = re.sub(r"[\s│]+", " ", result.output)  # rich wraps long help over box-drawn lines
+        assert f"env HARNESS_{name.upper()}" in flat, f"--help does not name HARNESS_{name.upper()}"
+    # the loop's own settings are a part of the scorer's, not a copy
+    assert set(LoopConfig.model_fields) <= set(ScorerSettings.model_fields)
+
+
+def test_flag_over_environment_over_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_BATCH_MAX", "32")
+    monkeypatch.setenv("HARNESS_GUARANTEE", "exactly-once")
+    s = build_settings(ScorerSettings, {**REQUIRED, "batch_max": 8, "guarantee": None})
+    assert s.batch_max == 8  # the flag wins
+    assert s.guarantee == "exactly-once"  # then the environment
+    assert s.batch_wait_ms == 5.0  # then the default
+    assert isinstance(s, LoopConfig)  # the loop reads this very object
+
+
+def test_required_settings_may_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in REQUIRED.items():
+        monkeypatch.setenv(f"HARNESS_{k.upper()}", str(v))
+    monkeypatch.setenv("HARNESS_OPTIONS", '["threads=1"]')
+    s = build_settings(ScorerSettings, {})
+    assert s.input_topic == "in" and s.options == ["threads=1"]
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"batch_max": 0}, "--batch-max: Input should be greater than or equal to 1"),
+        ({"guarantee": "twice"}, "--guarantee: unknown guarantee 'twice'; valid: at-least-once, exactly-once"),
+        ({"encoding": "xml"}, "--encoding: unknown encoding 'xml'; valid: json, f64le"),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_the_flag(given: dict[str, object], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        build_settings(ScorerSettings, {**REQUIRED, **given})
+
+
+def test_a_missing_setting_names_the_flag_and_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HARNESS_GROUP", raising=False)
+    given = {k: v for k, v in REQUIRED.items() if k != "group"}
+    with pytest.raises(SettingsError, match=r"missing option --group \(or HARNESS_GROUP\)"):
+        build_settings(ScorerSettings, given)
+
+
+def test_the_cli_prints_one_error_line_for_a_bad_flag() -> None:
+    args = ["score", "--bundle", "b", "--adapter", "onnx", "--input-topic", "i", "--output-topic", "o"]
+    result = run_cli(*args, "--group", "g", "--batch-max", "0", timeout=60)
+    assert result.returncode != 0
+    lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: --batch-max"), result.stderr
