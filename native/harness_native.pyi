@@ -110,4 +110,5 @@ def relay(
     batch_wait_s: float = 0.005,
     idle_s: float = 10.0,
     max_in_flight: int = 64,
+    timeout_s: float = 300.0,
 ) -> dict[str, Any]: ...

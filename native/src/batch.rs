@@ -84,7 +84,11 @@ impl Msg {
                 break;
             }
             let n = unsafe { CStr::from_ptr(name) }.to_bytes();
-            let v = if val.is_null() { None } else { Some(unsafe { std::slice::from_raw_parts(val as *const u8, size) }) };
+            let v = if val.is_null() {
+                None
+            } else {
+                Some(unsafe { std::slice::from_raw_parts(val as *const u8, size) })
+            };
             f(n, v);
             i += 1;
         }
@@ -144,7 +148,13 @@ pub struct Batch {
 
 impl Batch {
     pub fn new(handle: Arc<ConsumerHandle>, msgs: Vec<Msg>, errors: Vec<KErr>) -> Self {
-        Batch { msgs, errors, rows: Vec::new(), dead: Vec::new(), handle }
+        Batch {
+            msgs,
+            errors,
+            rows: Vec::new(),
+            dead: Vec::new(),
+            handle,
+        }
     }
 
     pub fn is_empty(&self) -> bool {

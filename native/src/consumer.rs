@@ -89,7 +89,11 @@ unsafe extern "C" fn rebalance_cb(
     shared.assigned_in_callback.store(0, Ordering::SeqCst);
     if shared.has_callbacks.load(Ordering::SeqCst) {
         Python::attach(|py| {
-            let slot = if code == kafka::ERR_ASSIGN_PARTITIONS { &shared.on_assign } else { &shared.on_revoke };
+            let slot = if code == kafka::ERR_ASSIGN_PARTITIONS {
+                &shared.on_assign
+            } else {
+                &shared.on_revoke
+            };
             let cb = slot.lock().unwrap().as_ref().map(|c| c.clone_ref(py));
             let me = shared.me.lock().unwrap().as_ref().map(|c| c.clone_ref(py));
             if let Some(cb) = cb {
@@ -311,12 +315,22 @@ impl Consumer {
     }
 
     #[pyo3(signature = (message=None, offsets=None))]
-    fn store_offsets(&self, py: Python<'_>, message: Option<&Bound<'_, PyAny>>, offsets: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn store_offsets(
+        &self,
+        py: Python<'_>,
+        message: Option<&Bound<'_, PyAny>>,
+        offsets: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         let rk = self.rk()?;
         if message.is_some() {
-            return raise(py, KErr::new(kafka::ERR_INVALID_ARG, "store_offsets takes offsets= here"));
+            return raise(
+                py,
+                KErr::new(kafka::ERR_INVALID_ARG, "store_offsets takes offsets= here"),
+            );
         }
-        let Some(offsets) = offsets else { return Ok(()) };
+        let Some(offsets) = offsets else {
+            return Ok(());
+        };
         let tpl = Tpl::from_py(offsets)?;
         check(py, unsafe { rd::rd_kafka_offsets_store(rk, tpl.0) } as i32)
     }

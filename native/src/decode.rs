@@ -32,12 +32,25 @@ impl Decoder {
         let f64le = match encoding {
             "json" => false,
             "f64le" => true,
-            other => return Err(PyValueError::new_err(format!("unknown encoding {other:?}; valid: json, f64le"))),
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown encoding {other:?}; valid: json, f64le"
+                )))
+            }
         };
         let keys: Vec<Vec<u8>> = feature_names.iter().map(|n| n.as_bytes().to_vec()).collect();
         let index = keys.iter().enumerate().map(|(i, k)| (k.clone(), i)).collect();
-        let plain = keys.iter().map(|k| !k.iter().any(|&c| c == b'"' || c == b'\\' || c < 0x20)).collect();
-        Ok(Decoder { names: feature_names, keys, plain, index, f64le })
+        let plain = keys
+            .iter()
+            .map(|k| !k.iter().any(|&c| c == b'"' || c == b'\\' || c < 0x20))
+            .collect();
+        Ok(Decoder {
+            names: feature_names,
+            keys,
+            plain,
+            index,
+            f64le,
+        })
     }
 
     #[getter]
@@ -51,7 +64,8 @@ impl Decoder {
         let buf: PyBuffer<f64> = PyBuffer::get(out)?;
         let n = self.names.len();
         let shape = buf.shape();
-        if buf.readonly() || !buf.is_c_contiguous() || shape.len() != 2 || shape[1] != n || shape[0] < batch.msgs.len() {
+        if buf.readonly() || !buf.is_c_contiguous() || shape.len() != 2 || shape[1] != n || shape[0] < batch.msgs.len()
+        {
             return Err(PyValueError::new_err(format!(
                 "decode needs a writable C-contiguous float64 array of at least {} rows and {} columns",
                 batch.msgs.len(),
@@ -85,7 +99,9 @@ impl Decoder {
 
 impl Decoder {
     pub fn decode_one(&self, value: Option<&[u8]>, row: &mut [f64]) -> Result<(), String> {
-        let Some(v) = value else { return Err("record has no value".into()) };
+        let Some(v) = value else {
+            return Err("record has no value".into());
+        };
         if self.f64le {
             self.decode_f64le(v, row)
         } else {
@@ -96,12 +112,20 @@ impl Decoder {
     fn decode_f64le(&self, v: &[u8], row: &mut [f64]) -> Result<(), String> {
         let n = self.names.len();
         if v.len() != 8 * n {
-            return Err(format!("f64le value has {} bytes, expected {} ({} features)", v.len(), 8 * n, n));
+            return Err(format!(
+                "f64le value has {} bytes, expected {} ({} features)",
+                v.len(),
+                8 * n,
+                n
+            ));
         }
         for (j, chunk) in v.chunks_exact(8).enumerate() {
             let x = f64::from_le_bytes(chunk.try_into().unwrap());
             if x.is_infinite() {
-                return Err(format!("feature {} is infinite: use NaN for missing", py_repr(&self.names[j])));
+                return Err(format!(
+                    "feature {} is infinite: use NaN for missing",
+                    py_repr(&self.names[j])
+                ));
             }
             row[j] = x;
         }
@@ -151,8 +175,12 @@ impl Decoder {
             let j = match self.plain.get(guess) {
                 Some(&true) if p.expect_key(&self.keys[guess]) => guess,
                 _ => {
-                    let Some(key) = p.plain_string() else { return false };
-                    let Some(j) = self.lookup(key, guess) else { return false };
+                    let Some(key) = p.plain_string() else {
+                        return false;
+                    };
+                    let Some(j) = self.lookup(key, guess) else {
+                        return false;
+                    };
                     j
                 }
             };
@@ -235,7 +263,11 @@ impl Decoder {
                 match j {
                     Some(j) => {
                         guess = j + 1;
-                        let fp = if n > 64 { &mut big_first_pos[j] } else { &mut first_pos[j] };
+                        let fp = if n > 64 {
+                            &mut big_first_pos[j]
+                        } else {
+                            &mut first_pos[j]
+                        };
                         if *fp == usize::MAX {
                             *fp = pos;
                         }
@@ -277,11 +309,15 @@ impl Decoder {
         if p.i < p.s.len() {
             return Err(p.not_json("unexpected content after document"));
         }
-        let mut worst: Option<(usize, String)> = unknown.map(|(at, k)| (at, format!("unknown feature {}", py_repr(&k))));
+        let mut worst: Option<(usize, String)> =
+            unknown.map(|(at, k)| (at, format!("unknown feature {}", py_repr(&k))));
         for (j, repr) in bad {
             let at = if n > 64 { big_first_pos[j] } else { first_pos[j] };
             if worst.as_ref().is_none_or(|(w, _)| at < *w) {
-                worst = Some((at, format!("feature {} is not a number: {}", py_repr(&self.names[j]), repr)));
+                worst = Some((
+                    at,
+                    format!("feature {} is not a number: {}", py_repr(&self.names[j]), repr),
+                ));
             }
         }
         match worst {
@@ -419,7 +455,11 @@ impl<'a> Parser<'a> {
                 let start = self.i;
                 self.number()?;
                 let t = &self.s[start..self.i];
-                Ok(if t.iter().any(|c| matches!(c, b'.' | b'e' | b'E')) { "float" } else { "int" })
+                Ok(if t.iter().any(|c| matches!(c, b'.' | b'e' | b'E')) {
+                    "float"
+                } else {
+                    "int"
+                })
             }
             Some(_) => Err("unexpected character"),
             None => Err("unexpected end of data"),
@@ -451,7 +491,9 @@ impl<'a> Parser<'a> {
             return None;
         }
         let raw = &s[start..end];
-        if raw.iter().any(|&c| c < 0x20 || c >= 0x80) && (raw.iter().any(|&c| c < 0x20) || std::str::from_utf8(raw).is_err()) {
+        if raw.iter().any(|&c| !(0x20..0x80).contains(&c))
+            && (raw.iter().any(|&c| c < 0x20) || std::str::from_utf8(raw).is_err())
+        {
             return None;
         }
         self.i = end + 1;
@@ -533,7 +575,11 @@ impl<'a> Parser<'a> {
         }
         if nd <= 19 && mant <= (1u64 << 53) && (-22..=22).contains(&exp10) {
             let m = mant as f64;
-            let v = if exp10 < 0 { m / POW10[(-exp10) as usize] } else { m * POW10[exp10 as usize] };
+            let v = if exp10 < 0 {
+                m / POW10[(-exp10) as usize]
+            } else {
+                m * POW10[exp10 as usize]
+            };
             return Some(if neg { -v } else { v });
         }
         let x: f64 = fast_float2::parse(&s[start..i]).ok()?;
@@ -574,7 +620,11 @@ impl<'a> Parser<'a> {
             integer = false;
             i += 1;
             if !matches!(s.get(i), Some(b'0'..=b'9')) {
-                return Err(if i >= s.len() { "unexpected end of data" } else { "no digit after decimal point" });
+                return Err(if i >= s.len() {
+                    "unexpected end of data"
+                } else {
+                    "no digit after decimal point"
+                });
             }
             while let Some(b'0'..=b'9') = s.get(i) {
                 i += 1;
@@ -587,7 +637,11 @@ impl<'a> Parser<'a> {
                 i += 1;
             }
             if !matches!(s.get(i), Some(b'0'..=b'9')) {
-                return Err(if i >= s.len() { "unexpected end of data" } else { "no digit in exponent" });
+                return Err(if i >= s.len() {
+                    "unexpected end of data"
+                } else {
+                    "no digit in exponent"
+                });
             }
             while let Some(b'0'..=b'9') = s.get(i) {
                 i += 1;
@@ -699,8 +753,8 @@ impl<'a> Parser<'a> {
 }
 
 const POW10: [f64; 23] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
-    1e20, 1e21, 1e22,
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
 ];
 
 #[inline]
@@ -718,7 +772,13 @@ fn hex4(s: &[u8], i: usize) -> Result<u32, &'static str> {
 fn repr_of(kind: &str, raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw);
     let shown = match kind {
-        "bool" => if raw == b"true" { "True".to_string() } else { "False".to_string() },
+        "bool" => {
+            if raw == b"true" {
+                "True".to_string()
+            } else {
+                "False".to_string()
+            }
+        }
         "str" => {
             let mut p = Parser { s: raw, i: 0 };
             match p.string() {
@@ -737,7 +797,11 @@ fn repr_of(kind: &str, raw: &[u8]) -> String {
 
 /// Python's repr of a str (single quotes unless the text holds one and no double quote).
 pub fn py_repr(s: &str) -> String {
-    let q = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let q = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(q);
     for c in s.chars() {

@@ -62,11 +62,23 @@ pub struct KErr {
 
 impl KErr {
     pub fn code(code: i32) -> Self {
-        KErr { code, reason: err_str(code), fatal: false, retriable: false, txn_requires_abort: false }
+        KErr {
+            code,
+            reason: err_str(code),
+            fatal: false,
+            retriable: false,
+            txn_requires_abort: false,
+        }
     }
 
     pub fn new(code: i32, reason: impl Into<String>) -> Self {
-        KErr { code, reason: reason.into(), fatal: false, retriable: false, txn_requires_abort: false }
+        KErr {
+            code,
+            reason: reason.into(),
+            fatal: false,
+            retriable: false,
+            txn_requires_abort: false,
+        }
     }
 
     /// Takes ownership of an rd_kafka_error_t (destroys it). None for NULL (no error).
@@ -141,7 +153,11 @@ pub fn make_conf(py: Python<'_>, config: &Bound<'_, PyDict>) -> PyResult<*mut rd
     for (k, v) in config.iter() {
         let key: String = k.str()?.extract()?;
         let value: String = if let Ok(b) = v.cast::<pyo3::types::PyBool>() {
-            if b.is_true() { "true".into() } else { "false".into() }
+            if b.is_true() {
+                "true".into()
+            } else {
+                "false".into()
+            }
         } else {
             v.str()?.extract()?
         };
@@ -167,7 +183,11 @@ pub fn conf_set(conf: *mut rd::rd_kafka_conf_t, key: &str, value: &str) -> Resul
 }
 
 /// rd_kafka_new from a configuration it takes over (also on failure).
-pub fn new_client(py: Python<'_>, kind: rd::rd_kafka_type_t, conf: *mut rd::rd_kafka_conf_t) -> PyResult<*mut rd::rd_kafka_t> {
+pub fn new_client(
+    py: Python<'_>,
+    kind: rd::rd_kafka_type_t,
+    conf: *mut rd::rd_kafka_conf_t,
+) -> PyResult<*mut rd::rd_kafka_t> {
     let mut errstr = [0 as c_char; 512];
     let rk = unsafe { rd::rd_kafka_new(kind, conf, errstr.as_mut_ptr(), errstr.len()) };
     if rk.is_null() {

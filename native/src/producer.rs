@@ -32,7 +32,11 @@ pub struct TrackerInner {
 
 impl TrackerInner {
     pub fn new() -> Self {
-        TrackerInner { pending: AtomicI64::new(0), errors: AtomicU64::new(0), failed: Mutex::new(None) }
+        TrackerInner {
+            pending: AtomicI64::new(0),
+            errors: AtomicU64::new(0),
+            failed: Mutex::new(None),
+        }
     }
 
     pub fn add_pending(&self) {
@@ -57,7 +61,9 @@ pub struct Tracker {
 impl Tracker {
     #[new]
     fn new() -> Self {
-        Tracker { inner: Arc::new(TrackerInner::new()) }
+        Tracker {
+            inner: Arc::new(TrackerInner::new()),
+        }
     }
 
     /// Outputs sent and not yet acknowledged (or refused).
@@ -116,7 +122,10 @@ impl ProducerHandle {
         let conf = make_conf(py, config)?;
         unsafe { rd::rd_kafka_conf_set_dr_msg_cb(conf, Some(delivery_cb)) };
         let rk = new_client(py, rd::rd_kafka_type_t::RD_KAFKA_PRODUCER, conf)?;
-        Ok(ProducerHandle { rk, topics: Mutex::new(HashMap::new()) })
+        Ok(ProducerHandle {
+            rk,
+            topics: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn topic(&self, name: &str) -> Result<*mut rd::rd_kafka_topic_t, KErr> {
@@ -144,15 +153,24 @@ impl ProducerHandle {
     ) -> Result<(), KErr> {
         use rd::rd_kafka_vtype_t::*;
         let mem = |b: Option<&[u8]>| match b {
-            None => rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 { ptr: std::ptr::null_mut(), size: 0 },
-            Some([]) => rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 { ptr: EMPTY.as_ptr() as *mut c_void, size: 0 },
-            Some(b) => rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 { ptr: b.as_ptr() as *mut c_void, size: b.len() },
+            None => rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 {
+                ptr: std::ptr::null_mut(),
+                size: 0,
+            },
+            Some([]) => rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 {
+                ptr: EMPTY.as_ptr() as *mut c_void,
+                size: 0,
+            },
+            Some(b) => rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 {
+                ptr: b.as_ptr() as *mut c_void,
+                size: b.len(),
+            },
         };
         let mut vus: [rd::rd_kafka_vu_t; 6] = unsafe { std::mem::zeroed() };
         vus[0].vtype = RD_KAFKA_VTYPE_RKT;
         vus[0].u.rkt = rkt;
         vus[1].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
-        vus[1].u.i = rd::RD_KAFKA_MSG_F_COPY as i32;
+        vus[1].u.i = rd::RD_KAFKA_MSG_F_COPY;
         vus[2].vtype = RD_KAFKA_VTYPE_VALUE;
         vus[2].u.mem = mem(value);
         vus[3].vtype = RD_KAFKA_VTYPE_KEY;
@@ -177,7 +195,15 @@ fn add_header(h: *mut rd::rd_kafka_headers_t, name: &[u8], value: Option<&[u8]>)
         Some(v) => (v.as_ptr() as *const c_void, v.len() as isize),
         None => (std::ptr::null(), 0),
     };
-    unsafe { rd::rd_kafka_header_add(h, name.as_ptr() as *const std::ffi::c_char, name.len() as isize, ptr, len) };
+    unsafe {
+        rd::rd_kafka_header_add(
+            h,
+            name.as_ptr() as *const std::ffi::c_char,
+            name.len() as isize,
+            ptr,
+            len,
+        )
+    };
 }
 
 /// A result's JSON value: {"rid": "<rid>", "score": <score>} ({"score": ...} without a rid), as orjson writes it.
@@ -288,6 +314,7 @@ impl Producer {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn dead_letter(
         &self,
         py: Python<'_>,
@@ -299,7 +326,11 @@ impl Producer {
         src: &mut Vec<u8>,
     ) -> Result<(), KErr> {
         let orig = m.headers();
-        let h = if orig.is_null() { unsafe { rd::rd_kafka_headers_new(4) } } else { unsafe { rd::rd_kafka_headers_copy(orig) } };
+        let h = if orig.is_null() {
+            unsafe { rd::rd_kafka_headers_new(4) }
+        } else {
+            unsafe { rd::rd_kafka_headers_copy(orig) }
+        };
         m.source(src);
         add_header(h, b"dlq_reason", Some(one_line(reason, 500).as_bytes()));
         add_header(h, b"dlq_stage", Some(stage));
@@ -309,9 +340,11 @@ impl Producer {
     }
 }
 
-fn scores_of<'a>(buf: &'a PyBuffer<f64>, rows: usize) -> PyResult<&'a [f64]> {
+fn scores_of(buf: &PyBuffer<f64>, rows: usize) -> PyResult<&[f64]> {
     if buf.shape().len() != 1 || buf.item_count() != rows || !buf.is_c_contiguous() {
-        return Err(PyValueError::new_err(format!("scores must be a contiguous float64 vector of {rows} values")));
+        return Err(PyValueError::new_err(format!(
+            "scores must be a contiguous float64 vector of {rows} values"
+        )));
     }
     Ok(unsafe { std::slice::from_raw_parts(buf.buf_ptr() as *const f64, rows) })
 }
@@ -320,7 +353,9 @@ fn scores_of<'a>(buf: &'a PyBuffer<f64>, rows: usize) -> PyResult<&'a [f64]> {
 impl Producer {
     #[new]
     fn new(py: Python<'_>, config: &Bound<'_, PyDict>) -> PyResult<Self> {
-        Ok(Producer { h: Arc::new(ProducerHandle::new(py, config)?) })
+        Ok(Producer {
+            h: Arc::new(ProducerHandle::new(py, config)?),
+        })
     }
 
     /// Every output of a micro-batch: for each decoded row a result on `topic` (its score, unless the row is in
@@ -363,7 +398,11 @@ impl Producer {
         push_int(&mut consumed, consumed_ns);
         let mut scored = Vec::with_capacity(20);
         push_int(&mut scored, scored_ns);
-        let mut lat = if latencies { Some(Vec::with_capacity(rows.len())) } else { None };
+        let mut lat = if latencies {
+            Some(Vec::with_capacity(rows.len()))
+        } else {
+            None
+        };
         let mut src = Vec::with_capacity(64);
         let mut value = Vec::with_capacity(64);
         let mut fi = 0usize;
@@ -401,7 +440,8 @@ impl Producer {
             if let (Some(l), Some(t)) = (lat.as_mut(), intended.and_then(digits)) {
                 l.push(((scored_ns - t) as f64 / 1e9).max(0.0));
             }
-            self.send(py, rkt, m.key(), Some(&value), h, tracker, true).map_err(|e| e.to_py(py))?;
+            self.send(py, rkt, m.key(), Some(&value), h, tracker, true)
+                .map_err(|e| e.to_py(py))?;
         }
         if !batch.dead.is_empty() || !failed.is_empty() {
             let dlq = self.h.topic(dlq_topic).map_err(|e| e.to_py(py))?;
@@ -411,7 +451,8 @@ impl Producer {
             }
             for (k, reason) in &failed {
                 let i = rows[*k] as usize;
-                self.dead_letter(py, dlq, &batch.msgs[i], b"score", reason, tracker, &mut src).map_err(|e| e.to_py(py))?;
+                self.dead_letter(py, dlq, &batch.msgs[i], b"score", reason, tracker, &mut src)
+                    .map_err(|e| e.to_py(py))?;
             }
         }
         Ok(lat)
@@ -439,7 +480,15 @@ impl Producer {
             let mut copied: [Option<Vec<u8>>; 3] = [None, None, None];
             m.for_each_header(|name, v| {
                 if let Some(v) = v {
-                    let slot = if name == H_RID { 0 } else if name == H_INTENDED { 1 } else if name == H_SENT { 2 } else { return };
+                    let slot = if name == H_RID {
+                        0
+                    } else if name == H_INTENDED {
+                        1
+                    } else if name == H_SENT {
+                        2
+                    } else {
+                        return;
+                    };
                     copied[slot] = Some(v.to_vec());
                 }
             });
@@ -458,7 +507,10 @@ impl Producer {
                 value.clear();
                 value.extend_from_slice(&scores[k].to_le_bytes());
             }
-            if self.send(py, rkt, m.key(), Some(&value), h, None, false).unwrap_or(false) {
+            if self
+                .send(py, rkt, m.key(), Some(&value), h, None, false)
+                .unwrap_or(false)
+            {
                 sent += 1;
             }
         }
@@ -519,7 +571,9 @@ impl Producer {
         let ms = timeout.map(|t| (t * 1000.0) as i32).unwrap_or(-1);
         let tpl = Tpl::from_py(positions)?;
         let (rk, t, md) = (SendPtr(self.h.rk), SendPtr(tpl.0), SendPtr(group_metadata.0));
-        match py.detach(move || KErr::take(unsafe { rd::rd_kafka_send_offsets_to_transaction(rk.get(), t.get(), md.get(), ms) })) {
+        match py.detach(move || {
+            KErr::take(unsafe { rd::rd_kafka_send_offsets_to_transaction(rk.get(), t.get(), md.get(), ms) })
+        }) {
             None => Ok(()),
             Some(e) => raise(py, e),
         }

@@ -13,6 +13,9 @@ use crate::consumer::{new_handle, poll_into};
 use crate::kafka::{self, SendPtr, Tpl};
 use crate::producer::{ProducerHandle, TrackerInner};
 
+/// Batches produced and not yet acknowledged, with the offsets to store behind each.
+type InFlight = VecDeque<(Arc<TrackerInner>, Vec<(String, i32, i64)>)>;
+
 struct Stats {
     consumed: u64,
     produced: u64,
@@ -24,7 +27,7 @@ struct Stats {
 }
 
 #[pyfunction]
-#[pyo3(signature = (consumer_config, producer_config, input_topic, output_topic, records, batch_max=64, batch_wait_s=0.005, idle_s=10.0, max_in_flight=64))]
+#[pyo3(signature = (consumer_config, producer_config, input_topic, output_topic, records, batch_max=64, batch_wait_s=0.005, idle_s=10.0, max_in_flight=64, timeout_s=300.0))]
 #[allow(clippy::too_many_arguments)]
 pub fn relay<'py>(
     py: Python<'py>,
@@ -37,6 +40,7 @@ pub fn relay<'py>(
     batch_wait_s: f64,
     idle_s: f64,
     max_in_flight: usize,
+    timeout_s: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let consumer = new_handle(py, consumer_config, None, None)?;
     let producer = Arc::new(ProducerHandle::new(py, producer_config)?);
@@ -46,7 +50,14 @@ pub fn relay<'py>(
     let rkt = producer.topic(output_topic).map_err(|e| e.to_py(py))?;
     let (c, p, t) = (consumer.clone(), producer.clone(), SendPtr(rkt));
     let wait_ms = (batch_wait_s * 1000.0).round() as i32;
-    let stats = py.detach(move || run(&c, &p, t, records, batch_max, wait_ms, idle_s, max_in_flight));
+    let limits = Limits {
+        batch_max,
+        wait_ms,
+        idle_s,
+        max_in_flight,
+        timeout_s,
+    };
+    let stats = py.detach(move || run(&c, &p, t, records, &limits));
     let out = PyDict::new(py);
     out.set_item("consumed", stats.consumed)?;
     out.set_item("produced", stats.produced)?;
@@ -58,19 +69,33 @@ pub fn relay<'py>(
     Ok(out)
 }
 
-#[allow(clippy::too_many_arguments)]
+struct Limits {
+    batch_max: usize,
+    wait_ms: i32,
+    idle_s: f64,
+    max_in_flight: usize,
+    timeout_s: f64,
+}
+
 fn run(
     c: &crate::consumer::ConsumerHandle,
     p: &ProducerHandle,
     rkt: SendPtr<rd::rd_kafka_topic_t>,
     records: u64,
-    batch_max: usize,
-    wait_ms: i32,
-    idle_s: f64,
-    max_in_flight: usize,
+    lim: &Limits,
 ) -> Stats {
-    let mut st = Stats { consumed: 0, produced: 0, delivery_errors: 0, batches: 0, cpu_s: 0.0, wall_s: 0.0, error: None };
-    let mut inflight: VecDeque<(Arc<TrackerInner>, Vec<(String, i32, i64)>)> = VecDeque::new();
+    let (batch_max, wait_ms, idle_s, max_in_flight) = (lim.batch_max, lim.wait_ms, lim.idle_s, lim.max_in_flight);
+    let started = std::time::Instant::now();
+    let mut st = Stats {
+        consumed: 0,
+        produced: 0,
+        delivery_errors: 0,
+        batches: 0,
+        cpu_s: 0.0,
+        wall_s: 0.0,
+        error: None,
+    };
+    let mut inflight: InFlight = VecDeque::new();
     let mut last_record = std::time::Instant::now();
     while st.consumed < records {
         let (msgs, errors) = poll_into(c, batch_max, 100, wait_ms);
@@ -79,6 +104,10 @@ fn run(
             break;
         }
         if msgs.is_empty() {
+            if started.elapsed().as_secs_f64() > lim.timeout_s {
+                st.error = Some(format!("{} of {records} records in {} s", st.consumed, lim.timeout_s));
+                break;
+            }
             let assigned = c.shared.first_assign.lock().unwrap().is_some();
             if assigned && last_record.elapsed().as_secs_f64() > idle_s {
                 st.error = Some(format!("no record for {idle_s} s after {} of {records}", st.consumed));
@@ -92,7 +121,11 @@ fn run(
         let mut offsets: Vec<(String, i32, i64)> = Vec::new();
         for m in &msgs {
             let orig = m.headers();
-            let h = if orig.is_null() { std::ptr::null_mut() } else { unsafe { rd::rd_kafka_headers_copy(orig) } };
+            let h = if orig.is_null() {
+                std::ptr::null_mut()
+            } else {
+                unsafe { rd::rd_kafka_headers_copy(orig) }
+            };
             tracker.add_pending();
             let opaque = Arc::into_raw(tracker.clone()) as *mut std::ffi::c_void;
             loop {
@@ -128,12 +161,7 @@ fn run(
 }
 
 /// Delivery reports, then the offsets of the acknowledged prefix of batches stored (auto-committed).
-fn serve(
-    c: &crate::consumer::ConsumerHandle,
-    p: &ProducerHandle,
-    inflight: &mut VecDeque<(Arc<TrackerInner>, Vec<(String, i32, i64)>)>,
-    st: &mut Stats,
-) {
+fn serve(c: &crate::consumer::ConsumerHandle, p: &ProducerHandle, inflight: &mut InFlight, st: &mut Stats) {
     unsafe { rd::rd_kafka_poll(p.rk, 0) };
     let mut store = Tpl::new(4);
     let mut any = false;
@@ -153,12 +181,7 @@ fn serve(
     }
 }
 
-fn finish(
-    c: &crate::consumer::ConsumerHandle,
-    p: &ProducerHandle,
-    mut st: Stats,
-    inflight: &mut VecDeque<(Arc<TrackerInner>, Vec<(String, i32, i64)>)>,
-) -> Stats {
+fn finish(c: &crate::consumer::ConsumerHandle, p: &ProducerHandle, mut st: Stats, inflight: &mut InFlight) -> Stats {
     unsafe { rd::rd_kafka_flush(p.rk, 30_000) };
     serve(c, p, inflight, &mut st);
     unsafe {
