@@ -300,7 +300,7 @@ class ScoringLoop:
         self._swap_model()
         t_consumed = wire.now_ns()
         n, dead = self._decode(batch)
-        outcome = Outcome(np.empty(0))
+        outcome = _NO_OUTCOME
         try:
             if n:
                 before = self.scorer.predict_seconds
@@ -406,7 +406,7 @@ class ScoringLoop:
             now,
             latencies=ops.metrics is not None,
         )
-        latencies = out.emit(handle, batch, outcome.scores if n else _NO_SCORES, failures, how)
+        latencies = out.emit(handle, batch, outcome.scores, failures, how)
         self.stats.scored += n - len(failures)
         ops.results(n - len(failures), latencies)
         for _, reason in dead:
@@ -455,3 +455,4 @@ class ScoringLoop:
 
 
 _NO_SCORES = np.empty(0)
+_NO_OUTCOME = Outcome(_NO_SCORES)  # a batch with no decoded row (never changed: emit only reads it)

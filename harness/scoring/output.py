@@ -201,9 +201,8 @@ class AtLeastOnce:
                 to_store[tp] = max(to_store.get(tp, -1), off)
             self.committed_batches += 1
         if to_store:
-            tps = [TopicPartition(t, p, o) for (t, p), o in to_store.items()]
             try:
-                self.consumer.store_offsets(offsets=tps)
+                self.consumer.store_offsets(offsets=to_store)
             except KafkaException as e:
                 # a partition we no longer own: its records are delivered again to the new owner
                 if "UNKNOWN_PARTITION" not in str(e) and "_STATE" not in str(e):

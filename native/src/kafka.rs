@@ -228,8 +228,17 @@ impl Tpl {
         }
     }
 
-    /// From a sequence of objects with .topic, .partition, .offset (confluent_kafka.TopicPartition).
+    /// From a sequence of objects with .topic, .partition, .offset (confluent_kafka.TopicPartition), or a dict
+    /// {(topic, partition): offset}.
     pub fn from_py(objs: &Bound<'_, PyAny>) -> PyResult<Self> {
+        if let Ok(d) = objs.cast::<PyDict>() {
+            let mut tpl = Tpl::new(d.len());
+            for (k, v) in d.iter() {
+                let (topic, partition): (String, i32) = k.extract()?;
+                tpl.add(&topic, partition, v.extract()?)?;
+            }
+            return Ok(tpl);
+        }
         let n = objs.len().unwrap_or(0);
         let mut tpl = Tpl::new(n);
         for o in objs.try_iter()? {
