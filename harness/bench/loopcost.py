@@ -247,7 +247,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {who:<5} {rate:>10,.0f} records/s  {cpu:>6.2f} µs CPU per record")
     if len(med) == 2:
         (rr, rc), (lr, lc) = med["relay"], med["loop"]
-        print(f"  loop/relay: CPU per record {lc / rc:.2f}x, rate {lr / rr:.2f}x")
+        print(f"  loop/relay: CPU per record {lc / rc:.2f}x, rate {lr / rr:.2f}x (ratio of the medians)")
+        pairs = list(zip(drains["relay"], drains["loop"], strict=False))
+        cpu = [lp.cpu_us_per_record / rp.cpu_us_per_record for rp, lp in pairs]
+        rate = [lp.rate_per_s / rp.rate_per_s for rp, lp in pairs]
+        print(
+            f"  loop/relay within each round: CPU per record {', '.join(f'{x:.2f}' for x in cpu)} (median "
+            f"{statistics.median(cpu):.2f}x); rate {', '.join(f'{x:.2f}' for x in rate)} (median "
+            f"{statistics.median(rate):.2f}x)"
+        )
     if prof is not None:
         print_breakdown(prof)
     return 1 if any(d.error for ds in drains.values() for d in ds) else 0
