@@ -249,12 +249,12 @@ def main(argv: list[str] | None = None) -> int:
         (rr, rc), (lr, lc) = med["relay"], med["loop"]
         print(f"  loop/relay: CPU per record {lc / rc:.2f}x, rate {lr / rr:.2f}x (ratio of the medians)")
         pairs = list(zip(drains["relay"], drains["loop"], strict=False))
-        cpu = [lp.cpu_us_per_record / rp.cpu_us_per_record for rp, lp in pairs]
-        rate = [lp.rate_per_s / rp.rate_per_s for rp, lp in pairs]
+        cpu_ratios = [lp.cpu_us_per_record / rp.cpu_us_per_record for rp, lp in pairs]
+        rate_ratios = [lp.rate_per_s / rp.rate_per_s for rp, lp in pairs]
         print(
-            f"  loop/relay within each round: CPU per record {', '.join(f'{x:.2f}' for x in cpu)} (median "
-            f"{statistics.median(cpu):.2f}x); rate {', '.join(f'{x:.2f}' for x in rate)} (median "
-            f"{statistics.median(rate):.2f}x)"
+            f"  loop/relay within each round: CPU per record {', '.join(f'{x:.2f}' for x in cpu_ratios)} (median "
+            f"{statistics.median(cpu_ratios):.2f}x); rate {', '.join(f'{x:.2f}' for x in rate_ratios)} (median "
+            f"{statistics.median(rate_ratios):.2f}x)"
         )
     if prof is not None:
         print_breakdown(prof)
