@@ -148,7 +148,7 @@ class AtLeastOnce:
     ) -> None:
         self.consumer = consumer
         self.log = log
-        self.producer = Producer(target.client_config(**producer_config(client_id)))
+        self.producer = Producer(target.client_config(**producer_config(client_id)), delivery_thread=True)
         self.max_in_flight = max_in_flight
         self.delivery_errors = 0
         self.committed_batches = 0
@@ -286,7 +286,7 @@ class ExactlyOnce:
         conf = producer_config(self.client_id)
         conf["transactional.id"] = self.transactional_id
         conf["transaction.timeout.ms"] = self.transaction_timeout_ms
-        producer = Producer(self.target.client_config(**conf))
+        producer = Producer(self.target.client_config(**conf), delivery_thread=True)
         try:
             producer.init_transactions(60)
         except KafkaException as e:

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CString};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use pyo3::buffer::PyBuffer;
@@ -104,12 +104,18 @@ unsafe extern "C" fn delivery_cb(_rk: *mut rd::rd_kafka_t, msg: *const rd::rd_ka
 pub struct ProducerHandle {
     pub rk: *mut rd::rd_kafka_t,
     topics: Mutex<HashMap<String, SendPtr<rd::rd_kafka_topic_t>>>,
+    /// a thread serving the delivery reports (the trackers are atomics), and its stop flag
+    poller: Mutex<Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>>,
 }
 unsafe impl Send for ProducerHandle {}
 unsafe impl Sync for ProducerHandle {}
 
 impl Drop for ProducerHandle {
     fn drop(&mut self) {
+        if let Some((stop, thread)) = self.poller.lock().unwrap().take() {
+            stop.store(true, Ordering::Release);
+            let _ = thread.join();
+        }
         for (_, t) in self.topics.lock().unwrap().drain() {
             unsafe { rd::rd_kafka_topic_destroy(t.get()) };
         }
@@ -125,7 +131,21 @@ impl ProducerHandle {
         Ok(ProducerHandle {
             rk,
             topics: Mutex::new(HashMap::new()),
+            poller: Mutex::new(None),
         })
+    }
+
+    /// Serve the delivery reports on a thread of their own ("hn:delivery"), beside the caller's.
+    pub fn start_delivery_thread(&self) -> std::io::Result<()> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (rk, flag) = (SendPtr(self.rk), stop.clone());
+        let thread = std::thread::Builder::new().name("hn:delivery".into()).spawn(move || {
+            while !flag.load(Ordering::Acquire) {
+                unsafe { rd::rd_kafka_poll(rk.get(), 100) };
+            }
+        })?;
+        *self.poller.lock().unwrap() = Some((stop, thread));
+        Ok(())
     }
 
     pub fn topic(&self, name: &str) -> Result<*mut rd::rd_kafka_topic_t, KErr> {
@@ -351,11 +371,17 @@ fn scores_of(buf: &PyBuffer<f64>, rows: usize) -> PyResult<&[f64]> {
 
 #[pymethods]
 impl Producer {
+    /// `delivery_thread`: serve delivery reports on a thread of the producer's own (poll() then only waits);
+    /// the loop's outputs use one, so that work runs beside the loop's thread instead of in it.
     #[new]
-    fn new(py: Python<'_>, config: &Bound<'_, PyDict>) -> PyResult<Self> {
-        Ok(Producer {
-            h: Arc::new(ProducerHandle::new(py, config)?),
-        })
+    #[pyo3(signature = (config, delivery_thread=false))]
+    fn new(py: Python<'_>, config: &Bound<'_, PyDict>, delivery_thread: bool) -> PyResult<Self> {
+        let h = ProducerHandle::new(py, config)?;
+        if delivery_thread {
+            h.start_delivery_thread()
+                .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot start the delivery thread: {e}")))?;
+        }
+        Ok(Producer { h: Arc::new(h) })
     }
 
     /// Every output of a micro-batch: for each decoded row a result on `topic` (its score, unless the row is in
