@@ -267,22 +267,147 @@ def monitor_cmd(
 
 @app.command("publish")
 def publish_cmd(
-    bundle: Annotated[Path, typer.Option(help="The bundle to publish (a folder every scorer can read).")],
-    model_topic: Annotated[str, typer.Option(help="The compacted model topic.")],
+    bundle: Annotated[Path, typer.Option(help="The bundle to publish.")],
+    model_topic: Annotated[str, typer.Option(help="The compacted model topic (one partition; created if missing).")],
     name: Annotated[str, typer.Option(help="The model's name (the record key scorers follow).")],
     shadow: Annotated[bool, typer.Option("--shadow", help="Score beside the live model, to a shadow topic.")] = False,
+    by_reference: Annotated[
+        bool,
+        typer.Option(
+            "--by-reference",
+            help="Publish the bundle's folder path only (every scorer must see that folder); default: the bundle "
+            "itself travels on the topic, compressed and in content-addressed chunks.",
+        ),
+    ] = False,
+    chunk_bytes: Annotated[
+        int | None, typer.Option(min=1024, help="Largest chunk; default: the topic's max.message.bytes less 4 KiB.")
+    ] = None,
     bootstrap: BootstrapOpt = None,
     client_config: ClientConfigOpt = None,
 ) -> None:
-    """Publish a model version on the model topic: scorers following it verify and swap without stopping."""
+    """Publish a model version on the model topic: scorers following it receive, verify and swap it without
+    stopping."""
     from adapters.bundle import Bundle
     from harness.kafka.config import resolve_kafka
-    from harness.scoring.models import publish, version_of
+    from harness.scoring.models import publish, publish_bundle, version_of
 
     Bundle.open(bundle)  # one clear error when it is not a bundle
-    version = version_of(bundle, name, mode="shadow" if shadow else "live")
-    publish(resolve_kafka(bootstrap, client_config), model_topic, version)
-    print(f"published {version.model_id} as {name} ({version.mode}) on {model_topic}")
+    mode = "shadow" if shadow else "live"
+    target = resolve_kafka(bootstrap, client_config)
+    if by_reference:
+        version = version_of(bundle, name, mode=mode)
+        publish(target, model_topic, version)
+        print(f"published {version.model_id} as {name} ({mode}, folder {version.bundle}) on {model_topic}")
+        return
+    done = publish_bundle(target, model_topic, bundle, name, mode, chunk_bytes)
+    v = done.version
+    err_console.print(
+        f"{len(v.files or [])} files, {done.bundle_bytes:,} bytes in {done.chunks} chunks of at most "
+        f"{done.chunk_bytes:,} bytes: {done.chunks_sent} sent ({done.bytes_sent:,} bytes compressed), "
+        f"{done.chunks - done.chunks_sent} already on the topic; {done.swept} superseded chunks tombstoned; "
+        f"{done.seconds:.2f} s",
+        highlight=False,
+    )
+    print(f"published {v.model_id} as {name} ({mode}, carried on the topic) on {model_topic}")
+
+
+@app.command("retrain", context_settings=ENV)
+def retrain_cmd(
+    input_topic: Annotated[str, typer.Option(help="The feature records the scorers consume.")],
+    feedback_topic: Annotated[str, typer.Option(help='Labels: {"rid"|"src": ..., "label": 0|1}.')],
+    model_topic: Annotated[str, typer.Option(help="The model topic: the champion comes from it, a winner goes to it.")],
+    model_name: Annotated[str, typer.Option(help="The model's name on the model topic.")],
+    alerts_topic: Annotated[
+        str | None, typer.Option(help="harness monitor's alerts (a trigger); refusals and failures are written here.")
+    ] = None,
+    bundle: Annotated[
+        Path | None, typer.Option(help="The champion while the model topic holds no version of --model-name.")
+    ] = None,
+    encoding: Annotated[str, typer.Option(help="json or f64le: the input topic's encoding.")] = "json",
+    trigger: Annotated[
+        list[str] | None,
+        typer.Option("--trigger", help="alert, labels or schedule (repeatable); default: alert."),
+    ] = None,
+    trigger_rule: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trigger-rule", help="Alert rules that trigger (default: ScoreDriftPSI, ScoreDriftKS, LiveAUCDropped)."
+        ),
+    ] = None,
+    labels_every: Annotated[int, typer.Option(min=1, help="The labels trigger: every this many new labels.")] = 20_000,
+    every_s: Annotated[float, typer.Option(min=1, help="The schedule trigger: every this many seconds.")] = 3600.0,
+    window_rows: Annotated[
+        int, typer.Option(min=10, help="The window: the most recent labelled records kept.")
+    ] = 20_000,
+    min_labels: Annotated[int, typer.Option(min=10, help="Labelled records needed before training.")] = 2_000,
+    min_positives: Annotated[int, typer.Option(min=2, help="...and at least this many of each class.")] = 40,
+    holdout_fraction: Annotated[float, typer.Option(help="Share of the window held out for the gate.")] = 0.3,
+    margin: Annotated[float, typer.Option(help="The AUC gain a challenger needs over the champion.")] = 0.01,
+    logloss_slack: Annotated[float, typer.Option(help="How much worse its log-loss may be.")] = 0.005,
+    bootstrap_rounds: Annotated[int, typer.Option(min=100, help="Resamples for the intervals.")] = 500,
+    join_window_s: Annotated[float, typer.Option(min=0, help="How long a record waits for its label.")] = 300.0,
+    min_interval_s: Annotated[float, typer.Option(min=0, help="Least time between two retrains.")] = 60.0,
+    start: Annotated[
+        str, typer.Option(help="Read the input and feedback topics from earliest or latest.")
+    ] = "earliest",
+    work_dir: Annotated[Path, typer.Option(help="Snapshots, challengers' bundles, received models.")] = Path("retrain"),
+    metrics_port: Annotated[int | None, typer.Option(help="Serve /metrics, /health/live, /health/ready.")] = None,
+    max_attempts: Annotated[int | None, typer.Option(help="Exit after this many retrains (tests).")] = None,
+    seed: Annotated[int, typer.Option(help="The holdout split's seed.")] = 0,
+    from_snapshot: Annotated[
+        Path | None,
+        typer.Option(help="Offline: train and gate from a saved snapshot against --bundle, print the verdict, exit."),
+    ] = None,
+    bootstrap: BootstrapOpt = None,
+    client_config: ClientConfigOpt = None,
+) -> None:
+    """Retrain from the stream, as a service: join the feature records the scorers consumed with the labels on the
+    feedback topic (bounded window, each labelled record once); on a trigger (a monitor alert, a label count, a
+    schedule) save the training set (Parquet), train the current model's recipe, export every format through the
+    parity gate, and publish the challenger on the model topic only when it beats the champion on a holdout of the
+    same window by --margin; otherwise keep the champion and say why (alerts topic, log). Every option can come
+    from the environment (HARNESS_INPUT_TOPIC, ...). stdout: READY, then one RETRAIN {json} line per attempt."""
+    from harness.retraining.service import RetrainSettings, retrain_snapshot, run_retrain
+
+    _exits_without_teardown.add("retrain")  # the parity gate may run PMML or a MOJO in this process's JVM
+    if from_snapshot is not None:
+        if bundle is None:
+            fail("--from-snapshot needs --bundle (the champion to judge the challenger against)", 2)
+        import json
+
+        print(json.dumps(retrain_snapshot(from_snapshot, bundle, work_dir, margin, bootstrap_rounds), indent=1))
+        return
+    run_retrain(
+        RetrainSettings(
+            input_topic=input_topic,
+            feedback_topic=feedback_topic,
+            model_topic=model_topic,
+            model_name=model_name,
+            alerts_topic=alerts_topic,
+            bundle=bundle,
+            encoding=encoding,
+            triggers=trigger or ["alert"],
+            trigger_rules=trigger_rule or ["ScoreDriftPSI", "ScoreDriftKS", "LiveAUCDropped"],
+            labels_every=labels_every,
+            every_s=every_s,
+            window_rows=window_rows,
+            min_labels=min_labels,
+            min_positives=min_positives,
+            holdout_fraction=holdout_fraction,
+            margin=margin,
+            logloss_slack=logloss_slack,
+            bootstrap_rounds=bootstrap_rounds,
+            join_window_s=join_window_s,
+            min_interval_s=min_interval_s,
+            start=start,
+            work_dir=work_dir,
+            metrics_port=metrics_port,
+            max_attempts=max_attempts,
+            seed=seed,
+            bootstrap=bootstrap,
+            client_config=client_config,
+        )
+    )
 
 
 @app.command("microbench")

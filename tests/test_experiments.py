@@ -64,10 +64,17 @@ def test_the_lifecycle_swap_time_is_when_the_new_model_scored_not_its_window() -
     from harness.scenario import AdapterSpec
 
     events = [(15.0, "drift starts"), (20.34, "monitor alert: ScoreDriftPSI"),
-              (20.41, "retrained model published on the model topic")]  # fmt: skip
-    timeline = [(float(t), {"old": 2000} if t < 20 else {"old": 900, "new": 1100}, 0.1) for t in range(25)]
-    latency = [(float(t), 2000, 8.0, 12.0) for t in range(25)]
-    lc = _summary(LifecyclePlan(), AdapterSpec(name="native"), "old", "new", events, [], timeline, latency,
-                  Counts(), 0, 20.58)  # fmt: skip
+              (24.0, "training set from the stream: 4,000 labelled records"),
+              (26.5, "challenger trained, exported, parity-gated and judged"),
+              (26.9, "challenger published on the model topic")]  # fmt: skip
+    timeline = [(float(t), {"old": 2000} if t < 27 else {"old": 900, "new": 1100}, 0.1) for t in range(40)]
+    latency = [(float(t), 2000, 8.0, 12.0) for t in range(40)]
+    monitor = [{"t_end_s": float(t), "auc": a} for t, a in ((5, 0.92), (10, 0.93), (20, 0.71), (25, 0.69),
+                                                            (30, 0.80), (35, 0.90), (40, 0.91))]  # fmt: skip
+    lc = _summary(LifecyclePlan(), AdapterSpec(name="native"), "old", "new", events, monitor, timeline, latency,
+                  Counts(), 0, 27.07)  # fmt: skip
     assert lc.time_to_swap_s == 0.17 and lc.time_to_alert_s == 5.34
-    assert (20.58, "first result from the retrained model") in lc.events
+    assert lc.time_to_training_set_s == 3.66 and lc.time_to_gated_s == 2.5 and lc.time_to_publish_s == 0.4
+    assert lc.auc_before == 0.925 and lc.auc_worst == 0.69 and lc.auc_after == 0.905
+    assert lc.time_to_recovered_s == 7.93  # the window ending at 35 s is within 0.05 of 0.925; 30 s was not
+    assert (27.07, "first result from the retrained model") in lc.events

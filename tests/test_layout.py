@@ -23,6 +23,9 @@ ALLOWED: dict[str, set[str]] = {
     # the production path: imports no bench, build, scenario, reporting or monitoring
     "harness.scoring": {"adapters", "jvm", "harness.errors", "harness.signals", "harness.kafka"},
     "harness.monitoring": {"adapters", "harness.errors", "harness.signals", "harness.kafka", "harness.scoring"},
+    # the closed loop: trains with modelbuild, receives and publishes models through scoring's model topic
+    "harness.retraining": {"adapters", "jvm", "harness.errors", "harness.signals", "harness.kafka"}
+    | {"harness.scoring", "harness.modelbuild"},
 }
 FORBIDDEN: dict[str, set[str]] = {
     "harness.bench": {"harness.reporting", "harness.faults", "harness.cli"},

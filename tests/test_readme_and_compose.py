@@ -116,18 +116,26 @@ def test_compose_runs_the_scorer_as_a_service_with_the_monitor_and_prometheus() 
     env = scorer["environment"]
     port = env["HARNESS_METRICS_PORT"]
     assert f"localhost:{port}/health/ready" in " ".join(scorer["healthcheck"]["test"])
-    assert {"HARNESS_BUNDLE", "HARNESS_ADAPTER", "HARNESS_INPUT_TOPIC", "HARNESS_OUTPUT_TOPIC", "HARNESS_GROUP"} <= set(
-        env
-    )
+    assert {"HARNESS_ADAPTER", "HARNESS_INPUT_TOPIC", "HARNESS_OUTPUT_TOPIC", "HARNESS_GROUP"} <= set(env)
     assert env["HARNESS_MODEL_TOPIC"] == "models" and "harness publish" in " ".join(s["models"]["command"])
+    # the scorer shares no folder: its model comes from the model topic
+    assert "HARNESS_BUNDLE" not in env and not scorer.get("volumes")
     # every HARNESS_* variable the services set is an option of the command they run
     from typer.main import get_command
 
     from harness.cli import app
 
     click_app = get_command(app)
-    for name in ("scorer", "monitor"):
-        cmd = click_app.commands[s[name]["command"][0]]  # type: ignore[attr-defined]
+    retrain = s["retrain"]
+    assert retrain["command"][-1].endswith("exec harness retrain") and retrain["restart"] == "unless-stopped"
+    assert f"localhost:{retrain['environment']['HARNESS_METRICS_PORT']}/health/ready" in " ".join(
+        retrain["healthcheck"]["test"]
+    )
+    assert retrain["environment"]["HARNESS_INPUT_TOPIC"] == env["HARNESS_INPUT_TOPIC"]
+    assert retrain["environment"]["HARNESS_FEEDBACK_TOPIC"] == s["monitor"]["environment"]["HARNESS_FEEDBACK_TOPIC"]
+    for name in ("scorer", "monitor", "retrain"):
+        command = s[name]["command"]
+        cmd = click_app.commands["retrain" if name == "retrain" else command[0]]  # type: ignore[attr-defined]
         options = {p.name.upper() for p in cmd.params}
         for var in s[name]["environment"]:
             assert var.removeprefix("HARNESS_") in options, f"{name}: {var} is not an option of harness {cmd.name}"

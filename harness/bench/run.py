@@ -306,14 +306,6 @@ def _remeasure_inconsistent(
         c.result.problems = consistency_problems(scenario, c.result) if not c.result.error else []
 
 
-def retrained_scenario(sc: Scenario, drift: float) -> Scenario:
-    """The scenario's model trained again on data from its drifted generator (the 'retrained' version)."""
-    if sc.dataset is None:
-        raise HarnessError(f"scenario {sc.name} names a bundle: there is no dataset to retrain on")
-    ds = sc.dataset.model_copy(update={"params": {**sc.dataset.params, "drift": drift}, "seed": sc.dataset.seed + 1})
-    return sc.model_copy(update={"dataset": ds})
-
-
 def _ceilings(ctx: RunContext) -> Ceilings:
     """The load generator's and the measurer's own flat-out rates on this machine and broker."""
     from harness.bench.ceilings import generator_ceiling, measurer_ceiling
@@ -388,9 +380,7 @@ def run_experiment(
         elif isinstance(plan, OnlinePlan):
             exp.online = online(ctx, plan, progress)
         else:
-            retrained = build(retrained_scenario(sc, plan.drift), artifacts=artifacts, log=log).bundle_dir
-            log(f"retrained on drifted data: {retrained}")
-            exp.lifecycle = lifecycle(ctx, spec, plan, retrained, progress)
+            exp.lifecycle = lifecycle(ctx, spec, plan, progress)
     results = Results(
         run_id=run_id,
         started_at=started,

@@ -129,19 +129,63 @@ def split(sc: Scenario, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def train_model(sc: Scenario, X: np.ndarray, y: np.ndarray, names: list[str]) -> TrainedModel:
-    m = sc.model
-    if m.trainer == "lightgbm":
+    return train_recipe(Recipe.of(sc), X, y, names, f"scenario {sc.name!r}")
+
+
+def train_recipe(r: Recipe, X: np.ndarray, y: np.ndarray, names: list[str], what: str) -> TrainedModel:
+    """Train the recipe's model on (X, y); `what` names it in an error."""
+    if r.trainer == "lightgbm":
         from harness.modelbuild import train_lightgbm as trainer
-    elif m.trainer == "sklearn":
+    elif r.trainer == "sklearn":
         from harness.modelbuild import train_sklearn as trainer  # type: ignore[no-redef]
-    elif m.trainer == "xgboost":
+    elif r.trainer == "xgboost":
         from harness.modelbuild import train_xgboost as trainer  # type: ignore[no-redef]
-    else:
+    elif r.trainer == "h2o":
         from harness.modelbuild import train_h2o as trainer  # type: ignore[no-redef]
+    else:
+        raise BuildError(f"{what}: unknown trainer {r.trainer!r}")
     try:
-        return trainer.train(m.algorithm, dict(m.params), X, y, names, m.seed)
+        return trainer.train(r.algorithm, dict(r.params), X, y, names, r.seed)
     except (ValueError, TypeError) as e:
-        raise BuildError(f"scenario {sc.name!r}: training {m.trainer}/{m.algorithm} failed: {e}") from None
+        raise BuildError(f"{what}: training {r.trainer}/{r.algorithm} failed: {e}") from None
+
+
+@dataclass
+class Recipe:
+    """How a model is made: trainer, algorithm, parameters, seed, the formats it is exported to. Recorded in every
+    bundle's manifest ("trainer" and "formats"), so the model can be trained again on new data (harness retrain)."""
+
+    trainer: str
+    algorithm: str
+    params: dict[str, Any]
+    seed: int
+    formats: list[str]
+    label: str = "label"
+
+    @classmethod
+    def of(cls, sc: Scenario) -> Recipe:
+        m = sc.model
+        return cls(m.trainer, m.algorithm, dict(m.params), m.seed, list(sc.formats), sc.label)
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> Recipe:
+        """The recipe a bundle records (bundles built before the seed and formats were recorded: seed 1, the
+        formats it holds)."""
+        t = manifest.get("trainer") or {}
+        if t.get("name") not in ("lightgbm", "sklearn", "xgboost", "h2o"):
+            raise BuildError(
+                f"bundle {manifest.get('model_id')} records no training recipe (trainer {t.get('name')!r}): only "
+                "models that `harness build` trained can be trained again"
+            )
+        held = [f for f in manifest.get("formats", {}) if f not in ("native", "ir")]
+        return cls(
+            str(t["name"]),
+            str(t.get("algorithm", "gbm")),
+            dict(t.get("params") or {}),
+            int(t.get("seed", 1)),
+            list(t.get("formats", held)),
+            str(manifest.get("label") or "label"),
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -205,15 +249,33 @@ def _build_into(sc: Scenario, root: Path, model_id: str, key: str, log: Callable
     X, y, names = load_data(sc)
     Xtr, ytr, Xho, yho = split(sc, X, y)
     log(f"{sc.name}: {X.shape[0]} rows x {len(names)} features, {Xho.shape[0]} held out; training {sc.model.trainer}")
+    return build_bundle(root, sc.name, model_id, key, Recipe.of(sc), (Xtr, ytr, Xho, yho), names, log)
+
+
+def build_bundle(
+    root: Path,
+    name: str,
+    model_id: str,
+    key: str,
+    recipe: Recipe,
+    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    names: list[str],
+    log: Callable[[str], None],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train `recipe` on the training rows, export every format, hold each to the model on the held-out rows (the
+    parity gate) and write the bundle into `root`; `data` is (X_train, y_train, X_holdout, y_holdout). Returns the
+    manifest (with `extra` keys added)."""
+    Xtr, ytr, Xho, yho = data
     t = time.perf_counter()
     cluster = None
-    if sc.model.trainer == "h2o":
+    if recipe.trainer == "h2o":
         from harness.modelbuild.h2o_cluster import h2o_cluster
 
         cluster = h2o_cluster()
         cluster.__enter__()
     try:
-        trained = train_model(sc, Xtr, ytr, names)
+        trained = train_recipe(recipe, Xtr, ytr, names, name)
     finally:
         if cluster is not None:
             cluster.__exit__(None, None, None)
@@ -235,36 +297,43 @@ def _build_into(sc: Scenario, root: Path, model_id: str, key: str, log: Callable
         "pfa": lambda: _export_pfa(trained, root),
         "h2o-mojo": lambda: file_entry(root, native_file),
     }
-    for fmt in sc.formats:
+    for fmt in recipe.formats:
         t = time.perf_counter()
         try:
             formats[fmt] = exports[fmt]()
         except (ValueError, NotImplementedError, RuntimeError, AdapterError) as e:
-            raise BuildError(f"scenario {sc.name!r}: exporting {fmt} failed: {e}") from None
+            raise BuildError(f"{name}: exporting {fmt} failed: {e}") from None
         formats[fmt]["export_seconds"] = round(time.perf_counter() - t, 3)
-
+    n_rows = int(Xtr.shape[0] + Xho.shape[0])
     manifest: dict[str, Any] = {
         "schema": 1,
-        "scenario": sc.name,
+        "scenario": name,
         "model_id": model_id,
         "cache_key": key,
         "task": "binary",
         "feature_names": names,
-        "label": sc.label,
-        "output": f"probability that {sc.label} = 1",
-        "trainer": {"name": sc.model.trainer, "algorithm": sc.model.algorithm, "params": sc.model.params},
+        "label": recipe.label,
+        "output": f"probability that {recipe.label} = 1",
+        "trainer": {
+            "name": recipe.trainer,
+            "algorithm": recipe.algorithm,
+            "params": recipe.params,
+            "seed": recipe.seed,
+            "formats": list(recipe.formats),
+        },
         "train_seconds": round(train_s, 3),
         "data": {
-            "rows": int(X.shape[0]),
+            "rows": n_rows,
             "train_rows": int(Xtr.shape[0]),
             "holdout_rows": int(Xho.shape[0]),
             "holdout_rows_with_nan": int(np.isnan(Xho).any(axis=1).sum()),
-            "positive_rate": float(y.mean()),
+            "positive_rate": float((ytr.sum() + yho.sum()) / max(1, n_rows)),
         },
         "formats": formats,
         "reference": file_entry(root, "reference.npz", rows=int(Xho.shape[0])),
         "versions": {"python": platform.python_version(), **lib_versions(), **trained.library_versions()},
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **(extra or {}),
     }
     write_manifest(root, manifest)
     parity_gate(root, manifest, trained, Xho, p_native, log)

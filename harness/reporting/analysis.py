@@ -568,19 +568,54 @@ def lifecycle_table(sc: ScenarioResult) -> TableData:
     if lc is None:
         return TableData([], [])
     c = lc.counts
+
+    def secs(v: float | None, none: str = "not reached") -> str:
+        return f"{v} s" if v is not None else none
+
+    def auc(v: float | None) -> str:
+        return DASH if v is None else f"{v:.3f}"
+
     rows = [[f"{t:.2f} s", what] for t, what in lc.events]
     rows += [
-        ["time to alert", f"{lc.time_to_alert_s} s" if lc.time_to_alert_s is not None else "no alert"],
+        ["time to alert (drift → monitor alert)", secs(lc.time_to_alert_s, "no alert")],
+        ["time to a training set (alert → snapshot saved)", secs(lc.time_to_training_set_s)],
+        ["time to a trained, gated model (snapshot → judged)", secs(lc.time_to_gated_s)],
+        ["time to publish (judged → on the model topic)", secs(lc.time_to_publish_s)],
+        ["time to swap (publish → first new result)", secs(lc.time_to_swap_s, "no swap")],
+        ["time to recovered AUC (first new result → window back)", secs(lc.time_to_recovered_s)],
         [
-            "time to swap (publish → first new result)",
-            f"{lc.time_to_swap_s} s" if lc.time_to_swap_s is not None else "no swap",
+            "live AUC before the drift / at its worst / after the swap",
+            f"{auc(lc.auc_before)} / {auc(lc.auc_worst)} / {auc(lc.auc_after)}",
         ],
-        ["p99 before the drift / around the swap", f"{fmt_ms(lc.p99_ms_before)} / {fmt_ms(lc.p99_ms_around_swap)} ms"],
+        [
+            "p99 before the drift / around the swap / whole run",
+            f"{fmt_ms(lc.p99_ms_before)} / {fmt_ms(lc.p99_ms_around_swap)} / {fmt_ms(lc.p99_ms_overall)} ms",
+        ],  # fmt: skip
         ["records sent / scored / lost / duplicates", f"{c.sent:,} / {c.scored:,} / {c.lost:,} / {c.duplicates:,}"],
         ["old-model results after a new one, same partition", str(lc.out_of_order)],
     ]
-    note = f"{lc.adapter} at {lc.rate_per_s:,.0f} records/s; {lc.old_model} → {lc.new_model}."
+    r = lc.retrain or {}
+    v = r.get("verdict") or {}
+    if v:
+        rows.append(
+            [
+                "the gate (holdout of the window)",
+                f"{r.get('outcome')}: AUC {_fig(v['challenger_auc'])} vs the champion's {_fig(v['champion_auc'])}; "
+                f"log-loss {_fig(v['challenger_logloss'])} vs {_fig(v['champion_logloss'])}; {v['rows']:,} rows, "
+                f"{v['positives']:,} positive",
+            ]
+        )
+    elif r:
+        rows.append(["the retrain", f"{r.get('outcome')}: {r.get('error', '')}"])
+    note = (
+        f"{lc.adapter} at {lc.rate_per_s:,.0f} records/s; labels {lc.label_delay_s} s after their records; "
+        f"{lc.old_model} → {lc.new_model or 'no new model'} (trained by harness retrain on the stream)."
+    )
     return TableData(["", ""], rows, note)
+
+
+def _fig(f: dict[str, float]) -> str:
+    return f"{f['value']:.3f} [{f['lo']:.3f}–{f['hi']:.3f}]"
 
 
 def online_table(sc: ScenarioResult) -> TableData:

@@ -377,6 +377,12 @@ def chart_lifecycle(an: Analysis, colors: dict[str, str]) -> Chart | None:
     mid.axhline(0.2, color="#ff7f0e", linestyle=":", linewidth=1, label="alert threshold")
     mid.set_ylabel("score PSI")
     mid.legend(fontsize=7, loc="upper left")
+    if any(m.get("auc") is not None for m in lc.monitor):
+        auc_ax = mid.twinx()
+        auc_ax.step(mts, [m.get("auc") if m.get("auc") is not None else float("nan") for m in lc.monitor],
+                    where="post", color="#9467bd", label="live AUC (labels)")  # fmt: skip
+        auc_ax.set_ylabel("live AUC", fontsize=8)
+        auc_ax.legend(fontsize=7, loc="upper right")
     low.plot(ts, [w.p99_ms if w.p99_ms is not None else float("nan") for w in lc.windows], color="#d62728", label="p99")
     _slo_line(low, an.scenario)
     low.set_yscale("log")
@@ -387,19 +393,21 @@ def chart_lifecycle(an: Analysis, colors: dict[str, str]) -> Chart | None:
         for at, _what in lc.events:
             ax.axvline(at, color="#555", linestyle=":", linewidth=1)
     for at, what in lc.events:
-        top.text(at, 1.0, f" {what}", transform=top.get_xaxis_transform(), rotation=90, va="top", fontsize=6)
+        short = what.split(" (")[0].split(":")[0][:26]  # the table has the whole line
+        top.text(at, 1.0, f" {short}", transform=top.get_xaxis_transform(), rotation=90, va="top", fontsize=6)
     c = lc.counts
     fig.suptitle(
-        f"{an.scenario.name}: drift → alert ({lc.time_to_alert_s} s) → publish → swap ({lc.time_to_swap_s} s); "
-        f"{c.sent:,} sent, {c.lost} lost",
+        f"{an.scenario.name}: drift → alert ({lc.time_to_alert_s} s) → training set ({lc.time_to_training_set_s} s) "
+        f"→ gated ({lc.time_to_gated_s} s) → swap ({lc.time_to_swap_s} s); {c.sent:,} sent, {c.lost} lost",
         fontsize=10,
     )
     return Chart(
         "lifecycle",
         "Model lifecycle over Kafka",
-        "The stream drifts; the monitor's PSI crosses its threshold and it alerts; a retrained model is published on "
-        "the model topic; the scorer verifies it and swaps between two batches (green: the share of results scored "
-        "by the retrained model).",
+        "The stream drifts; the monitor's PSI crosses its threshold and it alerts; harness retrain builds a training "
+        "set from the stream, trains and gates a challenger and publishes it on the model topic; the scorer verifies "
+        "it and swaps between two batches (green: the share of results scored by the retrained model; purple: live "
+        "AUC from the feedback topic's labels).",
         fig,
     )
 

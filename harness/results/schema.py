@@ -767,8 +767,9 @@ class LifecycleWindow(Model):
 
 
 class Lifecycle(Model):
-    """Drift starts, the monitor alerts, a retrained model is published on the model topic, the scorer swaps
-    between two batches: when each happened, the latency around the swap, every record accounted for."""
+    """Drift starts, the monitor alerts, the retrain service builds a training set from the stream, trains and
+    gates a challenger and publishes it on the model topic, the scorer swaps between two batches, live AUC
+    recovers: when each happened, AUC and latency through it, every record accounted for."""
 
     adapter: str = ""
     rate_per_s: float = 0.0
@@ -784,6 +785,17 @@ class Lifecycle(Model):
     p99_ms_before: float | None = None
     p99_ms_around_swap: float | None = None
     out_of_order: int = 0  # results of the old model after one of the new, per partition (must be 0)
+    # the closed loop (harness retrain): stage times, each from the previous stage
+    label_delay_s: float | None = None  # each record's label reaches the feedback topic this long after it was sent
+    time_to_training_set_s: float | None = None  # alert -> the training set saved (enough labels since the alert)
+    time_to_gated_s: float | None = None  # training set -> challenger trained, exported, parity-gated and judged
+    time_to_publish_s: float | None = None  # judged -> published on the model topic (its chunks and record)
+    time_to_recovered_s: float | None = None  # first new result -> the first monitor window with AUC recovered
+    auc_before: float | None = None  # median live AUC of the monitor windows before the drift
+    auc_worst: float | None = None  # lowest live AUC of a window after the drift
+    auc_after: float | None = None  # median live AUC of the windows that ended after the swap (labels included)
+    p99_ms_overall: float | None = None  # p99 of every record of the run, drift, retrain and swap included
+    retrain: dict[str, Any] = Field(default_factory=dict)  # the retrain service's RETRAIN line
 
 
 class LearningWindow(Model):

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
@@ -135,10 +135,21 @@ class Health:
         return all(body.values()), {"ready": all(body.values()), **body}
 
 
-class MetricsServer:
-    """/metrics and /health/* on one port (a daemon thread); the answers never wait for the loop."""
+class HasRegistry(Protocol):
+    registry: CollectorRegistry
 
-    def __init__(self, port: int, metrics: ScoreMetrics, health: Health, host: str = "0.0.0.0") -> None:
+
+class HealthChecks(Protocol):
+    def live(self) -> tuple[bool, dict[str, Any]]: ...
+
+    def ready(self) -> tuple[bool, dict[str, Any]]: ...
+
+
+class MetricsServer:
+    """/metrics and /health/* on one port (a daemon thread); the answers never wait for the loop. Serves the
+    scorer's metrics and health, and any other service's of the same shape (the retrain service's)."""
+
+    def __init__(self, port: int, metrics: HasRegistry, health: HealthChecks, host: str = "0.0.0.0") -> None:
         self.metrics, self.health = metrics, health
         handler = self._handler()
         self.httpd = ThreadingHTTPServer((host, port), handler)

@@ -24,6 +24,7 @@ from harness.scoring.settings import ScorerSettings
 
 if TYPE_CHECKING:
     from harness.scoring.learning import FeedbackLearner
+    from harness.scoring.models import ModelCache
     from harness.scoring.operations import Operations
 
 
@@ -37,7 +38,12 @@ def canary_row(bundle: Bundle) -> np.ndarray | None:
 
 
 def operations(
-    s: ScorerSettings, target: KafkaTarget, b: Bundle, load: Callable[[Bundle], Adapter], model: Adapter
+    s: ScorerSettings,
+    target: KafkaTarget,
+    b: Bundle,
+    load: Callable[[Bundle], Adapter],
+    model: Adapter,
+    cache: ModelCache | None = None,
 ) -> Operations:
     """Metrics and health (--metrics-port), and model updates from the model topic (--model-topic)."""
     from harness.scoring.metrics import Health, MetricsServer, ScoreMetrics
@@ -63,7 +69,9 @@ def operations(
                 metrics.refused.inc()
             alerts.send(refused_version_alert(b.model_id, published, why))
 
-        updates = ModelUpdates(target, s.model_topic, s.model_name, load, b.model_id, on_refused=refused).start()
+        updates = ModelUpdates(
+            target, s.model_topic, s.model_name, load, b.model_id, on_refused=refused, cache=cache
+        ).start()
     learner = None
     if s.feedback_topic:
         learner = _learner(s, target, model)
@@ -95,6 +103,29 @@ def _log(message: str) -> None:
     print(f"harness score: {message}", file=sys.stderr, flush=True)
 
 
+def _first_model(
+    s: ScorerSettings, target: KafkaTarget, load: Callable[[Bundle], Adapter], cache: ModelCache | None
+) -> tuple[Bundle, Adapter]:
+    """The bundle folder given (--bundle), or else the model topic's current version, received over Kafka and
+    checked like any later version (a scorer that shares no folder with anyone)."""
+    from harness.scoring.models import Refused, check_candidate, read_current
+
+    if s.bundle is not None:
+        b = Bundle.open(s.bundle)
+        return b, load(b)
+    if not (s.model_topic and s.model_name) or cache is None:
+        raise ScoringSetupError(
+            "give --bundle, or --model-topic and --model-name to start with the model topic's current version"
+        )
+    version, root = read_current(target, s.model_topic, s.model_name, cache)
+    try:
+        model = check_candidate(version, load, root)
+    except Refused as e:
+        raise ScoringSetupError(f"the current version {version.model_id} on {s.model_topic} is refused: {e}") from None
+    _log(f"starting with {version.describe()} from {s.model_topic}")
+    return model.bundle, model
+
+
 def run_score(s: ScorerSettings) -> LoopStats:
     """Score until a signal, `max_records` or `idle_exit_s`; print READY at each assignment and STATS at exit."""
     from adapters.base import parse_options
@@ -102,6 +133,7 @@ def run_score(s: ScorerSettings) -> LoopStats:
     from harness.kafka.config import resolve_kafka
     from harness.kafka.topics import ensure_topics, partitions_of
     from harness.scoring.loop import ScoringLoop
+    from harness.scoring.models import ModelCache
 
     s.scorer_name = s.name_for(s.adapter)
     target = resolve_kafka(s.bootstrap, s.client_config)
@@ -113,10 +145,19 @@ def run_score(s: ScorerSettings) -> LoopStats:
         ensure_topics(target, {s.shadow_topic: n_parts})
     if s.alerts_topic:
         ensure_topics(target, {s.alerts_topic: 1})
-    b = Bundle.open(s.bundle)
     options = parse_options(s.options)
-    model = adapter_class(s.adapter).load(b, **options)
-    ops = operations(s, target, b, lambda bundle: adapter_class(s.adapter).load(bundle, **options), model)
+
+    def load(bundle: Bundle) -> Adapter:
+        return adapter_class(s.adapter).load(bundle, **options)
+
+    cache = ModelCache(s.model_cache_dir) if s.model_topic else None
+    try:
+        b, model = _first_model(s, target, load, cache)
+        ops = operations(s, target, b, load, model, cache)
+    except BaseException:
+        if cache is not None:
+            cache.close()
+        raise
     loop = ScoringLoop(
         target,
         model,
@@ -137,6 +178,8 @@ def run_score(s: ScorerSettings) -> LoopStats:
     finally:
         ops.close()
         loop.adapter.close()
+        if cache is not None:
+            cache.close()
     extra = {"learning": ops.learner.stats.as_dict()} if ops.learner is not None else {}
     protocol.emit(protocol.stats_line({**stats.as_dict(), **extra}))
     return stats

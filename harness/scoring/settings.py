@@ -82,7 +82,11 @@ class ScorerSettings(BaseSettings, LoopConfig):
         env_prefix=ENV_PREFIX, extra="forbid", validate_assignment=True, cli_parse_args=False
     )
 
-    bundle: Path = Field(description="Model bundle folder (from `harness build`).")
+    bundle: Path | None = Field(
+        None,
+        description="Model bundle folder (from `harness build`); without it, the current version on --model-topic "
+        "(received over Kafka: no shared folder needed).",
+    )
     adapter: str = Field(description="Adapter name: native, onnx, codegen-c, h2o-mojo, pmml, pfa, rest, identity.")
     options: list[str] = Field(
         default_factory=list, description="Adapter option key=value (repeatable: --option a=1 --option b=2)."
@@ -104,6 +108,9 @@ class ScorerSettings(BaseSettings, LoopConfig):
         None, description="Follow model versions on this compacted topic (`harness publish`)."
     )
     model_name: str | None = Field(None, description="The model name (record key) to follow there.")
+    model_cache_dir: Path | None = Field(
+        None, description="Where bundles received on the model topic are assembled; default: a private temp folder."
+    )
     shadow_topic: str | None = Field(
         None, description="Where a shadow version's results go (it scores beside the live one)."
     )
