@@ -433,7 +433,10 @@ class ScoringLoop:
             return
         model, scores = got
         scores = np.ascontiguousarray(scores, dtype=np.float64).reshape(-1)
-        self.output.producer.emit_shadow(batch, scores, self.ops.shadow_topic, model, self.cfg.encoding == "json")
+        try:
+            self.output.producer.emit_shadow(batch, scores, self.ops.shadow_topic, model, self.cfg.encoding == "json")
+        except (ValueError, KafkaException) as e:  # a shadow never costs the live path anything but this line
+            self.log(f"shadow results not written: {e}")
 
     def _wait_for_output(self) -> None:
         """Too many batches unacknowledged (at-least-once): wait, pausing and polling after a second so the

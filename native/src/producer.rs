@@ -414,7 +414,11 @@ impl Producer {
         let mut failed: Vec<(usize, String)> = Vec::new();
         if let Some(f) = failures {
             for (k, v) in f.iter() {
-                failed.push((k.extract()?, v.str()?.extract()?));
+                let k: usize = k.extract()?;
+                if k >= rows.len() {
+                    return Err(PyValueError::new_err(format!("failure for row {k} of {}", rows.len())));
+                }
+                failed.push((k, v.str()?.extract()?));
             }
             failed.sort_by_key(|(k, _)| *k);
         }
