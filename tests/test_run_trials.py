@@ -57,6 +57,8 @@ def test_run_interleaves_trials_and_measures_the_noise_floor(broker: str, small_
     ceilings = sc_out["ceilings"]  # the harness's own limits, beside the loop's cost per record
     assert ceilings["generator_per_s"] > 0 and ceilings["measurer_per_s"] > 0
     assert ceilings["loop_cpu_us_per_record"] > 0 and ceilings["loop_capacity_per_s"] > 0
+    # the native relay on the same broker: the Kafka client's own limit, beside the loop's identity figure
+    assert ceilings["relay_per_s"] > 0 and ceilings["relay_cpu_us_per_record"] > 0
     assert sc_out["noise"]["contestants"] == ["identity", "identity (A/A)"]
     assert sc_out["noise"]["sustainable_pct"] is not None
     # the report reads the same classes back
