@@ -442,17 +442,26 @@ def run_cmd(
     results: Annotated[Path, typer.Option(help="Where run folders are written.")] = Path("results"),
     no_identity: Annotated[bool, typer.Option("--no-identity", help="Skip the Kafka-only ceiling.")] = False,
     report: Annotated[bool, typer.Option(help="Write report.md and report.html at the end.")] = True,
-    trials: Annotated[
-        int | None, typer.Option(min=1, max=50, help="Independent trials per adapter (default: the scenario's, 3).")
+    rounds: Annotated[
+        int | None, typer.Option(min=1, max=100, help="Counted rounds (default: the scenario's, 5).")
     ] = None,
     quick: Annotated[
-        bool, typer.Option("--quick", help="A smoke run: one trial, no A/A pair, a coarse search. Not for ranking.")
+        bool, typer.Option("--quick", help="A smoke run: one round, no A/A pair, one load fraction. Not for ranking.")
+    ] = False,
+    thorough: Annotated[
+        bool,
+        typer.Option(
+            "--thorough",
+            help="After the rounds, search each strategy's saturation point on this machine (the bisecting search; "
+            "several minutes per strategy). A machine figure, not a ranking one.",
+        ),
     ] = False,
     bootstrap: BootstrapOpt = None,
     client_config: ClientConfigOpt = None,
 ) -> None:
-    """Run each scenario's suite end to end: build, score every adapter through Kafka in repeated, interleaved
-    trials, measure, report."""
+    """Run each scenario's suite end to end: build, start every strategy once, measure each in randomized
+    rounds (CPU per record on a backlog, latency at fractions of its flat-out rate), rank on cost ratios to the
+    identity scorer in the same round, in tiers; report."""
     from harness.bench.run import run_suite, with_overrides
     from harness.kafka.config import resolve_kafka
     from harness.scenario import load_scenario
@@ -462,12 +471,19 @@ def run_cmd(
         raise KeyboardInterrupt  # unwinds through every `finally`: loops and servers are stopped
 
     on_stop_signals(stop_run)
-    loaded = [with_overrides(load_scenario(p), trials, quick) for p in scenarios]
+    loaded = [with_overrides(load_scenario(p), rounds, quick) for p in scenarios]
     target = resolve_kafka(bootstrap, client_config)
     err_console.print(f"Kafka at {target.bootstrap}{' (embedded broker)' if target.embedded else ''}")
     for sc in loaded:
         run_dir = run_suite(
-            sc, target, artifacts, results, only=adapters, console=err_console, with_identity=not no_identity
+            sc,
+            target,
+            artifacts,
+            results,
+            only=adapters,
+            console=err_console,
+            with_identity=not no_identity,
+            thorough=thorough,
         )
         _finish_run(run_dir, report)
 
@@ -528,8 +544,8 @@ def _finish_run(run_dir: Path, report: bool) -> None:
     from harness.results.schema import load_results
 
     try:
-        from harness.reporting.analysis import summary_table
         from harness.reporting.report import write_report
+        from harness.reporting.verdict import summary_table
     except ImportError:  # the report extra (matplotlib) is not installed: results.json is still there
         summary_table = None  # type: ignore[assignment]
         write_report = None  # type: ignore[assignment]
@@ -546,8 +562,8 @@ def _finish_run(run_dir: Path, report: bool) -> None:
 @app.command("report")
 def report_cmd(run_dir: Annotated[Path, typer.Argument(help="results/<run-id> or its results.json")]) -> None:
     """Write report.md (+ PNG charts) and a self-contained report.html for a finished run."""
-    from harness.reporting.analysis import summary_table
     from harness.reporting.report import write_report
+    from harness.reporting.verdict import summary_table
     from harness.results.schema import load_results
 
     md, html = write_report(run_dir)
@@ -569,10 +585,12 @@ def compare_cmd(
 @app.command("repeatability")
 def repeatability_cmd(
     runs: Annotated[list[Path], typer.Argument(help="Runs of the same scenario, e.g. three `make demo` runs.")],
-    tolerance_pct: Annotated[float, typer.Option(help="Largest spread (±%) of a median across the runs.")] = 15.0,
+    tolerance_pct: Annotated[
+        float, typer.Option(help="Largest spread (±%) of a median cost ratio across the runs.")
+    ] = 10.0,
 ) -> None:
-    """Do identical runs agree? Per adapter, the spread of the headline figures across runs, and whether the
-    recommendations agree; exit 1 when they do not."""
+    """Do identical runs agree? Per strategy, the spread of its median cost ratio across the runs, and whether
+    the tiers hold the same members in every run; exit 1 when they do not."""
     from harness.reporting.repeatability import repeatability
 
     raise typer.Exit(repeatability(runs, tolerance_pct, console=console))

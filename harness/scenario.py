@@ -118,7 +118,6 @@ class Slo(Strict):
 class SustainableSearch(Strict):
     """The sustainable-throughput search (harness/bench/search.py): bracket, confirm failures, bisect."""
 
-    enabled: bool = True
     start_rate_per_s: float = Field(500.0, gt=0)
     factor: float = Field(1.6, gt=1.0)
     max_rate_per_s: float = Field(50_000.0, gt=0)
@@ -137,14 +136,34 @@ class SustainableSearch(Strict):
         return max(self.step_duration_s, self.warmup_s + self.min_step_samples / rate_per_s)
 
 
-class Trials(Strict):
-    """Repeated, interleaved trials (every ranking figure is a median with an interval)."""
+class Rounds(Strict):
+    """Randomized multiple interleaved trials (harness/bench/rounds.py): every round measures every contestant
+    once, in a fresh random order, in short windows; the processes stay up across rounds."""
 
-    count: int = Field(3, ge=1, le=50, description="independent trials per adapter")
-    confidence: float = Field(0.95, gt=0, lt=1, description="for the median's order-statistic interval")
-    aa_identity: bool = Field(True, description="measure the identity scorer twice: the A/A noise floor")
-    order: Literal["rotate", "shuffle"] = "rotate"
-    seed: int = 5
+    count: int = Field(5, ge=1, le=100, description="counted rounds (one warm-up round comes first)")
+    seed: int = Field(5, description="the rounds' random orders and the Poisson schedules")
+    aa_identity: bool = Field(True, description="measure the identity scorer twice: the A/A pair must share a tier")
+    confidence: float = Field(0.9, gt=0, lt=1, description="for the median's order-statistic interval")
+    tie_pct: float = Field(10.0, ge=0, description="cost ratios closer than this share one tier")
+    backlog_s: float = Field(1.0, gt=0, description="a backlog window holds about this long at the flat-out rate")
+    backlog_min_records: int = Field(100, ge=10)
+    backlog_max_records: int = Field(200_000, ge=10)
+    fractions: list[float] = Field(
+        default_factory=lambda: [0.5, 0.7, 0.85], description="load windows at these shares of the flat-out rate"
+    )
+    load_window_s: float = Field(1.5, gt=0, description="length of a load window, its warm-up included")
+    load_warmup_s: float = Field(0.3, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Rounds:
+        bad = [f for f in self.fractions if not 0 < f <= 1.5]
+        if bad:
+            raise ValueError(f"fractions must be in (0, 1.5], got {bad[0]}")
+        if self.load_warmup_s >= self.load_window_s:
+            raise ValueError("load_warmup_s must be shorter than load_window_s")
+        if self.backlog_min_records > self.backlog_max_records:
+            raise ValueError("backlog_min_records must not exceed backlog_max_records")
+        return self
 
 
 class Interference(Strict):
@@ -180,12 +199,32 @@ class Scenario(Strict):
     adapters: list[AdapterSpec] = Field(default_factory=list)
     encoding: Literal["json", "f64le"] = "json"
     loop: LoopSpec = Field(default_factory=lambda: LoopSpec())
-    load: list[LoadProfile] = Field(default_factory=list)
     slo: Slo = Field(default_factory=lambda: Slo())
     sustainable: SustainableSearch = Field(default_factory=lambda: SustainableSearch())
-    trials: Trials = Field(default_factory=lambda: Trials())
+    rounds: Rounds = Field(default_factory=lambda: Rounds())
     interference: Interference = Field(default_factory=lambda: Interference())
     validity: Validity = Field(default_factory=lambda: Validity())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        """Keys of scenarios written before schema 4's rounds: one line saying what replaced them."""
+        if not isinstance(data, dict):
+            return data
+        if "trials" in data:
+            raise ValueError(
+                "'trials' was replaced by 'rounds' (randomized rounds ranked on cost: docs/methodology.md); "
+                "e.g. rounds: {count: 5, aa_identity: true}"
+            )
+        if "load" in data:
+            raise ValueError(
+                "'load' was replaced by rounds.fractions: load windows at fractions of each strategy's own flat-out "
+                "rate (docs/methodology.md); e.g. rounds: {fractions: [0.5, 0.7, 0.85]}"
+            )
+        sus = data.get("sustainable")
+        if isinstance(sus, dict) and "enabled" in sus:
+            raise ValueError("'sustainable.enabled' is gone: the search runs with `harness run --thorough`")
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> Scenario:
@@ -208,7 +247,7 @@ class Scenario(Strict):
         return self
 
     def content_hash(self) -> str:
-        exclude = {"adapters", "load", "slo", "sustainable", "validity", "loop", "trials", "interference"}
+        exclude = {"adapters", "slo", "sustainable", "validity", "loop", "rounds", "interference"}
         data = self.model_dump(mode="json", exclude=exclude)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 

@@ -27,7 +27,7 @@ from harness.scoring.settings import LoopConfig
 from tests.conftest import ROOT, consume_all, create_topic, run_cli
 
 BYOM = ROOT / "scenarios" / "byom"
-QUICK_LOAD = {"name": "steady-100", "pattern": "constant", "rate_per_s": 100, "duration_s": 2, "warmup_s": 0.5}
+QUICK_ROUNDS = {"count": 1, "aa_identity": False, "fractions": [0.5], "backlog_s": 0.5, "backlog_min_records": 300}
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +49,12 @@ def _run(broker: str, sc: dict[str, Any], tmp_path: Path, artifacts: Path) -> di
     return json.loads((run_dir / "results.json").read_text())["scenarios"][0]  # type: ignore[no-any-return]
 
 
-def _load_point(adapter: dict[str, Any]) -> dict[str, Any]:
+def _load_window(adapter: dict[str, Any]) -> dict[str, Any]:
     assert adapter["error"] is None, adapter["error"]
-    (trial,) = adapter["trials"]
-    (point,) = [p for p in trial["points"] if p["kind"] == "load"]
-    return point  # type: ignore[no-any-return]
+    for w in adapter["windows"]:  # the backlog windows: every record scored once
+        assert w["scored"] == w["records"] and w["lost"] == 0 and w["dead_lettered"] == 0, w
+    (window,) = [w for w in adapter["windows"] if w["kind"] == "load"]
+    return window  # type: ignore[no-any-return]
 
 
 def test_an_imported_pmml_runs_through_harness_run(broker: str, byom_artifacts: Path, tmp_path: Path) -> None:
@@ -61,15 +62,13 @@ def test_an_imported_pmml_runs_through_harness_run(broker: str, byom_artifacts: 
         "name": "byom-pmml",
         "bundle": str(byom_artifacts / "byom-pmml"),  # a folder of bundles: the newest is used
         "adapters": [{"name": "pmml"}],
-        "load": [QUICK_LOAD],
-        "sustainable": {"enabled": False},
-        "trials": {"count": 1, "aa_identity": False},
+        "rounds": QUICK_ROUNDS,
     }
     out = _run(broker, sc, tmp_path, byom_artifacts)
     assert out["trainer"] == "import/pmml/RegressionModel"
-    point = _load_point(out["adapters"][0])
-    assert point["counts"]["scored"] >= 150 and point["counts"]["lost"] == 0 and point["counts"]["dead_lettered"] == 0
-    assert point["accuracy"]["max_abs_diff"] <= 1e-9 and point["accuracy"]["auc"] > 0.7
+    w = _load_window(out["adapters"][0])
+    assert w["scored"] >= 150 and w["lost"] == 0 and w["dead_lettered"] == 0
+    assert w["accuracy"]["max_abs_diff"] <= 1e-9 and w["accuracy"]["auc"] > 0.7
 
 
 def test_the_mlp_scenario_runs_with_every_format_it_has(broker: str, tmp_path: Path) -> None:
@@ -78,16 +77,14 @@ def test_the_mlp_scenario_runs_with_every_format_it_has(broker: str, tmp_path: P
         "dataset": {**sc["dataset"], "rows": 4000, "holdout_max_rows": 500},
         "model": {**sc["model"], "params": {"hidden_layer_sizes": [16, 8], "max_iter": 80}},
         "adapters": [{"name": n} for n in ("native", "onnx", "pmml", "pfa")],
-        "load": [QUICK_LOAD],
-        "sustainable": {"enabled": False},
-        "trials": {"count": 1, "aa_identity": False},
+        "rounds": QUICK_ROUNDS,
     }
     out = _run(broker, sc, tmp_path, tmp_path / "artifacts")
     assert set(out["bundle_parity"]) == {"native", "ir", "onnx", "pmml", "pfa"}
     for a in out["adapters"]:
-        point = _load_point(a)
-        assert point["counts"]["scored"] >= 150 and point["counts"]["lost"] == 0, a["adapter"]
-        assert point["accuracy"]["max_abs_diff"] <= (1e-5 if a["adapter"] == "onnx" else 1e-9), a["adapter"]
+        w = _load_window(a)
+        assert w["scored"] >= 100 and w["lost"] == 0, a["adapter"]
+        assert w["accuracy"]["max_abs_diff"] <= (1e-5 if a["adapter"] == "onnx" else 1e-9), a["adapter"]
 
 
 def test_the_loop_takes_categorical_strings_with_the_bundle_schema(broker: str, byom_artifacts: Path) -> None:

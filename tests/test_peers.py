@@ -22,9 +22,7 @@ def test_mlserver_kafka_scores_the_same_model_through_the_same_measurer(
         "model": {"trainer": "lightgbm", "params": {"n_estimators": 20, "num_leaves": 15}},
         "formats": ["onnx"],
         "adapters": [{"name": "mlserver-kafka"}],
-        "load": [{"name": "steady-100", "pattern": "constant", "rate_per_s": 100, "duration_s": 3, "warmup_s": 1}],
-        "sustainable": {"enabled": False},
-        "trials": {"count": 1, "aa_identity": False},
+        "rounds": {"count": 1, "aa_identity": False, "fractions": [0.3], "backlog_s": 0.5, "backlog_min_records": 300},
     }  # fmt: skip
     f = tmp_path / "peer.yaml"
     f.write_text(yaml.safe_dump(sc))
@@ -36,9 +34,9 @@ def test_mlserver_kafka_scores_the_same_model_through_the_same_measurer(
     data = json.loads((Path(r.stdout.strip().splitlines()[-1]) / "results.json").read_text())
     (a,) = data["scenarios"][0]["adapters"]
     assert a["adapter"] == "mlserver-kafka" and a["family"] == "peer" and a["error"] is None
-    ((p,),) = ([pt for pt in a["trials"][0]["points"] if pt["kind"] == "load"],)
-    c = p["counts"]
-    assert c["sent"] == 300 and c["scored"] == 300 and c["lost"] == 0, c
-    assert p["accuracy"]["max_abs_diff"] < 1e-9  # MLServer's LightGBM runtime, the same model file
-    assert p["latency_ms"]["p50"] > 0 and p["cost"]["cpu_s_per_1000"] > 0
+    for w in a["windows"]:
+        assert w["scored"] == w["records"] and w["lost"] == 0, w
+    (w,) = [w for w in a["windows"] if w["kind"] == "load"]
+    assert w["accuracy"]["max_abs_diff"] < 1e-9  # MLServer's LightGBM runtime, the same model file
+    assert w["latency"]["p50_ms"] > 0 and w["cpu_us_per_record"] > 0
     assert a["inprocess"]["batch_rows_per_s"] > 0  # its REST endpoint, through the rest adapter

@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 
 from harness.reporting.report import write_report
+from harness.reporting.verdict import verdict
+from harness.results.schema import parse_results
 from tests.test_report import make_results, write_run
 
 pytestmark = pytest.mark.heavy  # Chromium: not in `make check`
@@ -193,7 +195,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     run_dir = write_run(tmp_path / "results", make_results())
     _, html_path = write_report(run_dir)
     charts_written = len(list(run_dir.glob("report-*.png")))
-    assert charts_written == 4
+    assert charts_written == 3
 
     with chromium_page(exe, tmp_path) as dt:
         _check_page(dt, html_path, charts_written)
@@ -212,7 +214,7 @@ def _check_page(dt: DevTools, html_path: Path, charts_written: int) -> None:
     assert dt.evaluate("document.querySelector('h1').textContent") == "Benchmark report: 20261126-233000-fraud"
     assert dt.evaluate("document.querySelector('h2').textContent") == "Scenario fraud"
     rec = dt.evaluate("document.querySelector('.recommendation').innerText")
-    assert "Use onnx" in rec and "4x the throughput of pmml" in rec
+    assert "codegen-c and onnx share tier 2" in rec and "Choose within it by latency" in rec
 
     # every chart is on the page, once, and laid out with a real size
     assert dt.evaluate("document.querySelectorAll('svg').length") == charts_written
@@ -224,12 +226,14 @@ def _check_page(dt: DevTools, html_path: Path, charts_written: int) -> None:
     assert len(sizes) == charts_written
     for width, height, paths in sizes:
         assert width > 300 and height > 100 and paths > 20, sizes
-    # the ranking table rendered in ranking order
+    # the tier table rendered in tier order
     first_cells = dt.evaluate(
         "[...document.querySelectorAll('section.scenario table')[0].querySelectorAll('tbody tr')]"
         ".map(tr => tr.cells[1].textContent)"
     )
-    assert first_cells == ["onnx", "pmml", "identity"]
+    v = verdict(parse_results(make_results()).scenarios[0])
+    assert first_cells == [a.adapter for tier in v.tiers for a in tier]  # tier by tier, cheapest first
+    assert first_cells[-1] == "pmml"
 
     # offline: the page fetched nothing (no image, script, style or font from anywhere)
     assert dt.evaluate("performance.getEntriesByType('resource').length") == 0

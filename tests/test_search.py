@@ -7,8 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from harness.bench.search import RateSearch, SearchPolicy, nice_rate
-from harness.reporting.analysis import _machine_busy_caveat
-from harness.results.schema import MACHINE_BUSY, AdapterResult, Outcome, Sustainable, Trial
+from harness.results.point import MACHINE_BUSY, Outcome
 
 
 def drive(search: RateSearch, outcome: Callable[[float, int], Outcome | tuple[Outcome, bool]]) -> list[float]:
@@ -168,8 +167,8 @@ def test_a_rate_takes_at_most_three_steps_however_busy_the_machine() -> None:
 
 
 def test_three_failures_on_a_busy_machine_end_the_search_unbooked() -> None:
-    """Every failure at a rate with CPU steal or other processes in the step: the trial measured the machine.
-    The search ends "machine busy", and that trial's sustainable rate leaves the median."""
+    """Every failure at a rate with CPU steal or other processes in the step: the search measured the machine,
+    and it ends "machine busy" rather than booking the machine's failure as the strategy's."""
     s = RateSearch(SearchPolicy(start_rate_per_s=1000, factor=2, max_rate_per_s=64000))
     for rate, outcome, busy in [(1000, "held", False), (2000, "slo", True), (2000, "slo", True)]:
         assert s.next_rate() == rate
@@ -187,20 +186,10 @@ def test_three_failures_on_a_busy_machine_end_the_search_unbooked() -> None:
     s2.record(2000, "slo", busy=True)
     assert not s2.done and s2.failed_rate_per_s == 2000 and s2.limited_by == "slo"
 
-    trial = Trial(sustainable=Sustainable(rows_per_s=1000, limited_by=MACHINE_BUSY, steps=[]))
-    other = Trial(index=1, sustainable=Sustainable(rows_per_s=3000, limited_by="slo", steps=[]))
-    assert trial.searched and trial.sustainable_rate is None
-    a = AdapterResult(name="x", adapter="x", family="onnx", trials=[trial, other])
-    assert a.sustainable_stat is not None and a.sustainable_stat.n == 1 and a.sustainable_rate == 3000
-    caveat = _machine_busy_caveat(a)
-    assert caveat is not None and "1 of 2 trials' searches ended with the machine busy" in caveat
-    assert "the median is over the other 1" in caveat
-    assert _machine_busy_caveat(AdapterResult(name="y", adapter="y", family="onnx", trials=[other])) is None
-
 
 def test_a_step_whose_load_generator_fell_behind_is_disturbed_not_the_scorers_failure() -> None:
     from harness.bench.session import step_disturbed
-    from harness.results.schema import Point
+    from harness.results.point import Point
     from tests.test_report import _point
 
     clean = Point.model_validate(_point("search-10800", 10800.0, 9.0, 61.0, kind="search") | {"slo_p99_ms": 50.0})
@@ -228,24 +217,14 @@ def test_a_rate_the_load_generator_cannot_offer_twice_ends_the_bracket_there() -
     assert search.next_rate() == nice_rate((1000 * 2000) ** 0.5)  # bisects below it
 
 
-def test_every_trial_starts_from_its_own_capacity_not_an_earlier_answer() -> None:
-    import inspect
-
-    from harness.bench.session import CAPACITY_FACTOR, AdapterSession, search_start
+def test_a_search_starts_from_the_flat_out_rate_the_rounds_measured() -> None:
+    from harness.bench.session import CAPACITY_FACTOR, search_start
     from harness.scenario import SustainableSearch
 
     ss = SustainableSearch(start_rate_per_s=2000, factor=2.0)
     assert search_start(ss, 25_000) == (nice_rate(25_000 * 0.4), CAPACITY_FACTOR)
-    assert search_start(ss, None) == (2000, 2.0)  # no capacity: the scenario's own start
+    assert search_start(ss, None) == (2000, 2.0)  # no flat-out rate: the scenario's own start
     assert search_start(SustainableSearch(start_rate_per_s=2000, warm_start=False), 25_000)[0] == 2000
-    # nothing of an earlier trial reaches a trial: its inputs are its index, position and the backlog's size
-    assert list(inspect.signature(AdapterSession.trial).parameters) == [
-        "self",
-        "index",
-        "round",
-        "position",
-        "expected_rate",
-    ]
 
 
 def test_a_step_is_busy_only_for_interference_from_outside_the_run() -> None:

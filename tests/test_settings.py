@@ -74,3 +74,32 @@ def test_the_cli_prints_one_error_line_for_a_bad_flag() -> None:
     assert result.returncode != 0
     lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: --batch-max"), result.stderr
+
+
+def test_the_scorer_warms_its_model_on_the_reference_rows_before_joining(small_bundle: Path) -> None:
+    """--warm-s: the reference rows in micro-batches for that long (a JVM's JIT, caches), never an error."""
+    import numpy as np
+
+    from adapters.bundle import Bundle
+    from adapters.registry import adapter_class
+    from harness.scoring.service import warm_model
+
+    b = Bundle.open(small_bundle)
+    seen: list[int] = []
+
+    class Counting:
+        def predict(self, X: np.ndarray) -> np.ndarray:
+            seen.append(len(X))
+            return np.zeros(len(X))
+
+    rows = warm_model(Counting(), b, 64, 0.2)  # type: ignore[arg-type]
+    assert rows == sum(seen) > len(b.reference()[0])  # the rows go round more than once in 0.2 s
+    assert max(seen) == 64 and warm_model(Counting(), b, 64, 0.0) == 0  # type: ignore[arg-type]
+
+    class Broken:
+        def predict(self, X: np.ndarray) -> np.ndarray:
+            raise RuntimeError("engine down")
+
+    assert warm_model(Broken(), b, 64, 0.2) == 0  # type: ignore[arg-type]  # the loop meets and routes it
+    native = adapter_class("native").load(b)
+    assert warm_model(native, b, 64, 0.1) > 0

@@ -21,7 +21,7 @@ import numpy as np
 from rich.progress import Progress
 
 from harness.bench.session import START_DELAY_NS, AdapterSession, RunContext
-from harness.results.schema import Rebalance, ScaleOutCell, TimelineWindow
+from harness.results.experiments import Rebalance, ScaleOutCell, TimelineWindow
 from harness.results.stats import stat
 from harness.scenario import AdapterSpec, LoadProfile
 

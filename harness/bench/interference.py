@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from harness.results.schema import Interference
+from harness.results.base import Interference
 
 # [2026-12-01T10:53:14.303+0000][1.001s] GC(0) Pause Young (Normal) (G1 Evacuation Pause) 51M->7M(1024M) 8.859ms
 _PAUSE = re.compile(r"^\[([^\]]+)\]\[[^\]]*\] GC\(\d+\) Pause (?:Young|Full|Remark|Cleanup)\b.* ([\d.]+)ms$")

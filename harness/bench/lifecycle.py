@@ -32,7 +32,7 @@ from harness.errors import HarnessError
 from harness.kafka.topics import delete_topics, ensure_topics
 from harness.monitoring.monitor import Monitor, MonitorConfig, WindowFigures
 from harness.monitoring.rules import Rule
-from harness.results.schema import Lifecycle, LifecycleWindow
+from harness.results.experiments import Lifecycle, LifecycleWindow
 from harness.scenario import AdapterSpec, LoadProfile
 from harness.scoring import wire
 from harness.scoring.models import publish_bundle

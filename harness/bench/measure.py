@@ -19,7 +19,8 @@ import orjson
 from hdrh.histogram import HdrHistogram
 
 from harness.kafka.config import KafkaTarget
-from harness.results.schema import Accuracy, Counts, Measurement, Percentiles, Throughput
+from harness.kafka.topics import partitions_when_listed
+from harness.results.point import Accuracy, Counts, Measurement, Percentiles, Throughput
 from harness.scoring import wire
 
 HDR_MAX_US = 3_600_000_000  # one hour
@@ -92,12 +93,9 @@ class Measurer:
                 }
             )
         )
-        parts = []
-        md = self.consumer.list_topics(timeout=10)
-        for t in (output_topic, dlq_topic):
-            if t in md.topics:
-                parts += [TopicPartition(t, p, OFFSET_BEGINNING) for p in md.topics[t].partitions]
-        self.consumer.assign(parts)
+        listed = partitions_when_listed(self.consumer, [output_topic, dlq_topic])
+        self.consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, ps in listed.items() for p in ps])
+        self._paused = self._want_paused = False
         self._thread = threading.Thread(target=self._run, name="measurer", daemon=True)
         self.errors: list[str] = []
 
@@ -109,6 +107,33 @@ class Measurer:
         self._thread.join(10)
         self.consumer.close()
 
+    def pause(self) -> None:
+        """Stop fetching (a measurer that waits for another contestant's turn costs the broker nothing). The
+        consumer's own thread pauses it: librdkafka's pause, called from another thread while this one polls,
+        can block until the poll returns."""
+        self._set_paused(True)
+
+    def resume(self) -> None:
+        self._set_paused(False)
+
+    def _set_paused(self, paused: bool) -> None:
+        if not self._thread.is_alive():  # not started (or closed): apply it here
+            parts = self.consumer.assignment()
+            (self.consumer.pause if paused else self.consumer.resume)(parts)
+            self._paused = paused
+            return
+        self._want_paused = paused
+        deadline = time.monotonic() + 10
+        while self._paused != paused and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+    def _apply_pause(self) -> None:
+        want = self._want_paused
+        if want != self._paused:
+            parts = self.consumer.assignment()
+            (self.consumer.pause if want else self.consumer.resume)(parts)
+            self._paused = want
+
     def add_point(self, spec: PointSpec) -> None:
         with self._lock:
             self._points[spec.prefix] = _Acc(spec)
@@ -118,7 +143,8 @@ class Measurer:
         dlq = self.dlq_topic
         models: dict[bytes, str] = {}  # one str per model id (interned)
         while not self._stop.is_set():
-            first = self.consumer.poll(0.1)  # returns at the first record (consume(n) would wait for n)
+            self._apply_pause()
+            first = self.consumer.poll(0.05)  # returns at the first record (consume(n) would wait for n)
             if first is None:
                 continue
             msgs = [first, *self.consumer.consume(5000, timeout=0)]
@@ -238,6 +264,20 @@ class Measurer:
             elif model == old and partition in seen_new:
                 breaks += 1
         return breaks
+
+    def duplicates(self, prefix: str) -> int:
+        with self._lock:
+            return self._points[prefix].duplicates
+
+    def latencies_ms(self, prefix: str) -> np.ndarray:
+        """End-to-end latency (ms, from the intended send time) of the point's results sent after its warm-up."""
+        with self._lock:
+            acc = self._points[prefix]
+            intended = np.asarray(acc.intended, dtype=np.int64)
+            received = np.asarray(acc.received, dtype=np.int64)
+            warm_end = acc.spec.t0_ns + int(acc.spec.warmup_s * 1e9)
+        keep = intended >= warm_end
+        return (received[keep] - intended[keep]) / 1e6
 
     def received_span(self, prefix: str) -> tuple[int, int, int]:
         """(results, first received ns, last received ns) of a point."""

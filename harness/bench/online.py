@@ -27,7 +27,7 @@ from harness.bench.lifecycle import drifted_rows
 from harness.bench.session import START_DELAY_NS, AdapterSession, RunContext
 from harness.kafka.topics import ensure_topics
 from harness.monitoring.monitor import Monitor, MonitorConfig, WindowFigures
-from harness.results.schema import LearningWindow, OnlineExperiment, OnlineStrategy
+from harness.results.experiments import LearningWindow, OnlineExperiment, OnlineStrategy
 from harness.scenario import AdapterSpec, LoadProfile
 from harness.scoring import wire
 

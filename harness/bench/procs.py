@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import psutil
@@ -27,6 +27,56 @@ def cpu_seconds(pid: int | None) -> float:
         return float(t.user + t.system)
     except (psutil.Error, TypeError, ValueError):
         return float("nan")
+
+
+def process_tree(pids: Iterable[int]) -> list[int]:
+    """These processes and all their descendants (gone ones left out)."""
+    out: list[int] = []
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            out += [pid, *(c.pid for c in p.children(recursive=True))]
+        except (psutil.Error, ValueError):
+            continue
+    return list(dict.fromkeys(out))
+
+
+def cpu_ns(pids: Iterable[int]) -> int:
+    """CPU time in nanoseconds of these processes, every thread of each (/proc/PID/task/TID/schedstat: the
+    scheduler's own run time, ns resolution; on a paravirtualised kernel it excludes time stolen by the
+    hypervisor and time spent waiting for a core). /proc/PID/stat's utime+stime holds the same time in
+    10 ms ticks, too coarse for a one-second window. A thread that exits between two readings takes its time
+    with it: the scorers' threads (librdkafka's, the JVM's) live as long as the process."""
+    total = 0
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+    return total
+
+
+def freeze(pids: Iterable[int]) -> list[int]:
+    """SIGSTOP each process (a backlog builds while they are stopped); returns those stopped, for `thaw`."""
+    stopped = []
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+    return stopped
+
+
+def thaw(pids: Iterable[int]) -> None:
+    """SIGCONT each process (always after `freeze`, also when a window fails)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGCONT)
 
 
 def peak_rss_mib(pid: int | None) -> float:

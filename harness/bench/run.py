@@ -1,26 +1,21 @@
 """`harness run`: the whole suite for a scenario, measured the same way for every deployment strategy.
 
-    broker (embedded unless --bootstrap) -> build (cached) -> warm the broker up
-    -> k rounds; each round runs one trial of every contestant, in a rotated (or shuffled) order, so that
-       machine drift falls on all of them alike. A trial is an AdapterSession: fresh topics and deployment
-       (loop processes, model server, Kafka Streams app) -> load points -> capacity -> sustainable search.
-       The identity scorer runs twice (an A/A pair): its difference is this run's noise floor.
-    -> an adapter whose figures are inconsistent (sustainable above its own capacity, or above the Kafka-only
-       ceiling beyond the noise floor) gets one more trial, and keeps the flag if it stays inconsistent
-    -> results/<run-id>/results.json (typed: harness/results/schema.py), rewritten after every trial
+    broker (embedded unless --bootstrap) -> build (cached) -> warm the broker up -> the harness's own ceilings
+    -> every contestant started once and kept warm (the identity scorer, the control, first; its A/A twin)
+    -> each strategy's in-process micro-benchmark
+    -> randomized rounds (harness/bench/rounds.py): per round, in a fresh random order, a backlog window per
+       contestant (CPU per record) and load windows at fractions of its flat-out rate (latency)
+    -> `--thorough`: this machine's saturation point per contestant (the bisecting search)
+    -> results/<run-id>/results.json (typed: harness/results/), rewritten after every round
 
-Each figure is a median over the trials with an interval, framed by the Kafka-only ceiling (identity) and
-the adapter's own in-process micro-benchmark: the report gives ratios, since absolute times on a shared
-machine are noisy.
+The verdict (harness/reporting/) ranks on cost ratios to the control in the same round, in tiers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
-import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +26,8 @@ from harness.bench.environment import environment
 from harness.bench.experiments import RebalancePlan, ScaleOutPlan
 from harness.bench.lifecycle import LifecyclePlan, lifecycle
 from harness.bench.online import OnlinePlan, online
-from harness.bench.session import AdapterSession, RunContext
+from harness.bench.rounds import CONTROL, Entrant, RoundRunner
+from harness.bench.session import RunContext
 from harness.errors import HarnessError
 from harness.kafka.config import KafkaTarget
 from harness.kafka.topics import delete_topics, ensure_topics
@@ -43,7 +39,6 @@ from harness.results.schema import (
     LoopConfig,
     Results,
     ScenarioResult,
-    Trial,
 )
 from harness.scenario import AdapterSpec, Scenario
 
@@ -51,57 +46,7 @@ if TYPE_CHECKING:
     from harness.kafka.broker import Broker, BrokerState
 
 AA_LABEL = "identity (A/A)"
-
-
-@dataclass
-class Contestant:
-    index: int
-    spec: AdapterSpec
-    result: AdapterResult
-
-
-def round_orders(n: int, rounds: int, order: str = "rotate", seed: int = 5) -> list[list[int]]:
-    """The order of the n contestants in each round: rotated by one each round (every contestant is first
-    once in n rounds), or shuffled with a seed."""
-    if order == "shuffle":
-        rng = random.Random(seed)
-        return [rng.sample(range(n), n) for _ in range(rounds)]
-    return [[(r + i) % n for i in range(n)] for r in range(rounds)]
-
-
-def run_trial(ctx: RunContext, c: Contestant, round_: int, position: int, progress: Progress) -> None:
-    """One trial of one contestant, appended to its result (an error is a trial too: it is reported)."""
-    a = c.result
-    index = len(a.trials)
-    ctx.log(f"[bold]{c.spec.display}[/] · trial {index + 1} of {ctx.sc.trials.count} (round {round_ + 1})")
-    try:
-        with AdapterSession(ctx, c.spec, c.index, progress) as s:
-            a.family = s.family
-            a.client = s.deployment.client
-            if a.inprocess is None and c.spec.display != AA_LABEL:
-                a.inprocess = s.inprocess()
-            # the A/A identity has no micro-benchmark of its own: size its backlog like the identity's (the
-            # largest), not like an unknown adapter's, or its first capacity is a start-up figure
-            unknown = float("inf") if c.spec.display == AA_LABEL else 2000.0
-            expected = (a.capacity_stat.median if a.capacity_stat else None) or (
-                a.inprocess.batch_rows_per_s if a.inprocess and a.inprocess.batch_rows_per_s else unknown
-            )
-            trial = s.trial(index, round_, position, expected)
-    except HarnessError as e:
-        ctx.log(f"  {c.spec.display} failed: {e}")
-        trial = Trial(index=index, round=round_, position=position, error=str(e))
-    a.trials.append(trial)
-    a.error = trial.error if all(t.error for t in a.trials) else None
-    a.stats = a.compute_stats(ctx.sc.trials.confidence)
-
-
-def _finish_adapter(a: AdapterResult, ceiling: float | None) -> None:
-    ref = a.inprocess.batch_rows_per_s if a.inprocess else None
-    best = a.sustainable_rate
-    cap = a.capacity_stat.median if a.capacity_stat else None
-    a.loop_vs_inprocess_ratio = round(best / ref, 4) if best and ref else None
-    a.capacity_vs_inprocess_ratio = round(cap / ref, 4) if cap and ref else None
-    a.vs_kafka_ceiling = round(best / ceiling, 4) if best and ceiling else None
+LOAD_CEILING_SHARE = 0.8  # load windows stay under this share of the generator's and the measurer's ceilings
 
 
 FRESH_BROKER_S = 600.0  # a broker started less than this long ago still runs partly interpreted code
@@ -159,17 +104,13 @@ def warm_broker(ctx: RunContext, seconds: float = 0.0, records: int = 30_000) ->
     return time.perf_counter() - t
 
 
-def with_overrides(sc: Scenario, trials: int | None = None, quick: bool = False) -> Scenario:
-    """The scenario with `--trials N` and `--quick` applied. Quick is a smoke run: one trial, no A/A pair,
-    a coarse search (25%) on short steps. Its figures are not for ranking."""
-    t = sc.trials.model_copy(update={"count": trials} if trials else {})
-    ss = sc.sustainable
+def with_overrides(sc: Scenario, rounds: int | None = None, quick: bool = False) -> Scenario:
+    """The scenario with `--rounds N` and `--quick` applied. Quick is a smoke run: one counted round, no A/A
+    pair, one load fraction. Its figures are not for ranking."""
+    r = sc.rounds.model_copy(update={"count": rounds} if rounds else {})
     if quick:
-        t = t.model_copy(update={"count": trials or 1, "aa_identity": False})
-        ss = ss.model_copy(
-            update={"precision": 0.25, "min_step_samples": 500, "step_duration_s": min(ss.step_duration_s, 2.0)}
-        )
-    return sc.model_copy(update={"trials": t, "sustainable": ss})
+        r = r.model_copy(update={"count": rounds or 1, "aa_identity": False, "fractions": r.fractions[:1]})
+    return sc.model_copy(update={"rounds": r})
 
 
 def select_adapters(sc: Scenario, only: list[str] | None, with_identity: bool) -> list[AdapterSpec]:
@@ -186,7 +127,7 @@ def select_adapters(sc: Scenario, only: list[str] | None, with_identity: bool) -
         specs = [s for s in specs if s.name in only or s.display in only]
     if with_identity and not any(s.name == "identity" for s in specs):
         specs.insert(0, AdapterSpec(name="identity"))
-    if with_identity and sc.trials.aa_identity:
+    if with_identity and sc.rounds.aa_identity:
         specs.append(AdapterSpec(name="identity", label=AA_LABEL))
     return specs
 
@@ -233,6 +174,7 @@ def run_suite(
     only: list[str] | None = None,
     console: Console | None = None,
     with_identity: bool = True,
+    thorough: bool = False,
 ) -> Path:
     console = console or Console(stderr=True)
 
@@ -255,55 +197,46 @@ def run_suite(
     log(f"warming the broker up: {warm_broker(ctx, warm_seconds(target)):.1f} s")
     mark_warmed(target)
     scenario = scenario_header(ctx, res.bundle_dir)
-    scenario.trials, scenario.confidence = sc.trials.count, sc.trials.confidence
+    scenario.method, scenario.control = "rounds", CONTROL if with_identity else None
+    scenario.round_settings = sc.rounds.model_dump()
+    scenario.confidence = sc.rounds.confidence
     scenario.ceilings = _ceilings(ctx)
     results = Results(
         run_id=run_id, started_at=started, environment=environment(target, lib_versions()), scenarios=[scenario]
     )
-    contestants = [
-        Contestant(i, spec, AdapterResult(adapter=spec.display, name=spec.name)) for i, spec in enumerate(specs)
-    ]
-    scenario.adapters = [c.result for c in contestants]
+    entrants = [Entrant(spec, i, AdapterResult(adapter=spec.display, name=spec.name)) for i, spec in enumerate(specs)]
+    scenario.adapters = [e.result for e in entrants]
 
     def save() -> None:
-        scenario.noise = scenario.noise_floor()
         results.finished_at = _now()
+        scenario.minutes = round((time.monotonic() - t0) / 60, 2)
         results.write(run_dir)
 
-    with _progress(console) as progress:
-        for r, order in enumerate(round_orders(len(contestants), sc.trials.count, sc.trials.order, sc.trials.seed)):
-            scenario.rounds.append([contestants[i].spec.display for i in order])
-            for pos, i in enumerate(order):
-                run_trial(ctx, contestants[i], r, pos, progress)
-                save()
-        _remeasure_inconsistent(ctx, scenario, contestants, progress, save)
-    ceiling = scenario.baseline()
-    for a in scenario.adapters:
-        _finish_adapter(a, ceiling.sustainable_rate if ceiling else None)
-    if ceiling is not None and scenario.ceilings is not None:
-        scenario.ceilings.loop_capacity_per_s = ceiling.capacity_stat.median if ceiling.capacity_stat else None
-        costs = [t.capacity.cpu_us_per_record for b in scenario.baselines() for t in b.trials if t.capacity]
-        known = sorted(c for c in costs if c)
-        scenario.ceilings.loop_cpu_us_per_record = known[len(known) // 2] if known else None
+    c = scenario.ceilings
+    cap = min(v for v in (c.generator_per_s, c.measurer_per_s) if v) * LOAD_CEILING_SHARE if c else None
+    with _progress(console) as progress, contextlib.ExitStack() as stack:
+        runner = RoundRunner(ctx, scenario, entrants, progress, save, load_cap_per_s=cap)
+        runner.start(stack)
+        runner.inprocess()
+        runner.run()
+        runner.finish()
+        if thorough:
+            runner.saturation()
+    _record_loop_ceiling(scenario)
     save()
-    log(f"{len(contestants)} contestants × {sc.trials.count} trials in {(time.monotonic() - t0) / 60:.1f} min")
+    log(f"{len(entrants)} contestants × {sc.rounds.count} rounds in {(time.monotonic() - t0) / 60:.1f} min")
     return run_dir
 
 
-def _remeasure_inconsistent(
-    ctx: RunContext, scenario: ScenarioResult, field: list[Contestant], progress: Progress, save: Callable[[], None]
-) -> None:
-    """One more trial for each adapter whose figures are inconsistent; the flag stays if they still are."""
-    from harness.results.consistency import consistency_problems
-
-    flagged = [c for c in field if not c.result.error and consistency_problems(scenario, c.result)]
-    for c in flagged:
-        why = "; ".join(consistency_problems(scenario, c.result))
-        ctx.log(f"{c.spec.display}: inconsistent figures ({why}); one more trial")
-        run_trial(ctx, c, len(scenario.rounds), 0, progress)
-        save()
-    for c in field:
-        c.result.problems = consistency_problems(scenario, c.result) if not c.result.error else []
+def _record_loop_ceiling(scenario: ScenarioResult) -> None:
+    """The control's figures as the Python loop's own ceiling: its flat-out rate and CPU per record."""
+    control = scenario.adapter(scenario.control) if scenario.control else None
+    if control is None or control.cost is None or scenario.ceilings is None:
+        return
+    if control.cost.flat_out_per_s is not None:
+        scenario.ceilings.loop_capacity_per_s = control.cost.flat_out_per_s.median
+    if control.cost.cpu_us_per_record is not None:
+        scenario.ceilings.loop_cpu_us_per_record = control.cost.cpu_us_per_record.median
 
 
 def _ceilings(ctx: RunContext) -> Ceilings:
@@ -353,7 +286,7 @@ def run_experiment(
     """`harness experiment`: scale-out (capacity over partitions × processes) or rebalance (a scorer joins
     and leaves under load), written as results.json with the scenario header and `experiments`."""
     from harness.bench.experiments import rebalance, scale_out
-    from harness.results.schema import Experiments
+    from harness.results.experiments import Experiments
 
     console = console or Console(stderr=True)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from adapters.bundle import Bundle
-from harness.bench.procs import HARNESS, Child, cpu_seconds, peak_rss_mib, wait_http_ok
+from harness.bench.procs import HARNESS, Child, cpu_ns, cpu_seconds, peak_rss_mib, process_tree, wait_http_ok
 from harness.kafka.broker import free_port
 from harness.kafka.config import KafkaTarget
 from harness.kafka.topics import delete_topics, wait_group_stable
@@ -336,6 +336,15 @@ class Deployment:
         if self.server is not None:
             out += self.server.pids()
         return out
+
+    def process_tree(self) -> tuple[list[int], list[int]]:
+        """(scorer, model server) processes with their descendants: what a window stops, resumes and bills."""
+        return process_tree(self.scorer.pids()), process_tree(self.server.pids()) if self.server else []
+
+    def cpu_ns(self) -> tuple[int, int]:
+        """(scorer, model server) CPU nanoseconds so far, every thread of every process (procs.cpu_ns)."""
+        scorer, server = self.process_tree()
+        return cpu_ns(scorer), cpu_ns(server)
 
     def cpu_seconds(self) -> tuple[float, float | None]:
         """(scorer, model server or None) CPU seconds so far."""

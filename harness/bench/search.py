@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from harness.results.schema import HELD, MACHINE_BUSY, Outcome
+from harness.results.point import HELD, MACHINE_BUSY, Outcome
 
 VOID: Outcome = "load generator"  # the step never offered its rate (see 5. above)
 VOIDS_TO_FAIL = 2

@@ -1,14 +1,13 @@
-"""One trial of one adapter: its topics, measurer, load generator and deployment, and the three kinds of
-measurement made on them — a load point, the capacity with a backlog, and the sustainable-throughput search.
+"""One contestant's session: its topics, measurer, load generator and deployment, kept for a whole run, and
+the measurements made on them — a load point (`run_point`), the capacity with a backlog (`capacity`, for the
+scale-out experiment) and the rate search (`search`, for `--thorough`). The rounds' windows
+(harness/bench/windows.py) are made on a session too.
 
     with AdapterSession(ctx, spec, index, progress) as s:
-        trial = s.trial(index=0, round=0, position=0, expected_rate=20_000)
+        point = s.run_point(profile, prefix, "load")
 
-A session owns what `run_point`, `capacity` and `search` share (topics, measurer, generator, deployment,
-interference monitor, progress), so none of them threads it through its arguments. Every trial is a fresh
-session: a fresh deployment, fresh topics, and a search that starts from the trial's own capacity — nothing
-of an earlier trial's answer is carried over, so the trials are independent (only the capacity backlog's
-size comes from earlier trials' capacity).
+A session owns what these share (topics, measurer, generator, deployment, interference monitor, progress), so
+none of them threads it through its arguments.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from harness.bench.scorers import Deployment, ScorerSetup, Topics, deployment
 from harness.bench.search import VOID, RateSearch, SearchPolicy, nice_rate
 from harness.kafka.config import KafkaTarget
 from harness.kafka.topics import delete_topics, ensure_topics
-from harness.results.schema import (
+from harness.results.point import (
     MACHINE_BUSY,
     Capacity,
     Cost,
@@ -43,21 +42,14 @@ from harness.results.schema import (
     SearchStep,
     SendLag,
     Sustainable,
-    Trial,
     ValidityLimits,
 )
 from harness.scenario import AdapterSpec, LoadProfile, Scenario, SustainableSearch
 from harness.scoring import wire
 
 START_DELAY_NS = 250_000_000  # a schedule starts this long after it is handed to the generator
-CAPACITY_MAX_RECORDS = 100_000  # a capacity step lasts up to ~4 s at 25k/s: one broker pause is a smaller share of it
-CAPACITY_SECONDS = 4.0  # the backlog holds about this many seconds of the expected flat-out rate (was 2 s: one
-# 100-200 ms broker pause moved a 1.5 s capacity step by 10-15 %, and the A/A capacity floor reached 40 %)
-# Every trial starts its search at this share of the capacity it just measured, and brackets by this factor.
-# Not from the earlier trials' answer: a search started just below a low first answer (÷1.1, bracketing by
-# 1.1) failed once at its start and stopped there, so one unlucky trial dragged the next two with it (the
-# A/A identity got 6,010 / 5,200 / 6,470 while the identity got 9,820 / 8,930 / 11,300 in the same run).
-# 0.4: sustainable rates here are 0.33-0.5 of the capacity for the Python loop (more for Kafka Streams).
+# A search (`--thorough`) starts at this share of the flat-out rate the rounds measured, and brackets by this
+# factor: sustainable rates here are 0.33-0.5 of the flat-out rate for the Python loop (more for Kafka Streams).
 CAPACITY_START_SHARE = 0.4
 CAPACITY_FACTOR = 1.25
 
@@ -200,23 +192,6 @@ class AdapterSession:
         assert self.generator is not None, "use the session as a context manager"
         return self.generator
 
-    # ---- one trial ---------------------------------------------------------------------------------
-    def trial(self, index: int, round: int, position: int, expected_rate: float) -> Trial:
-        """The scenario's load points, then (when searching) the capacity and the sustainable rate.
-
-        `expected_rate`: what the adapter is expected to do flat out (sizes the capacity backlog to a few
-        seconds)."""
-        sc = self.ctx.sc
-        t = Trial(index=index, round=round, position=position)
-        t.points = [self.run_point(prof, f"{self.index}t{index}p{i}", "load") for i, prof in enumerate(sc.load)]
-        if sc.sustainable.enabled:
-            records = int(min(CAPACITY_MAX_RECORDS, max(2_000, expected_rate * CAPACITY_SECONDS)))
-            t.capacity = self.capacity(f"{self.index}t{index}c", records)
-            t.sustainable = self.search(t.points, f"{self.index}t{index}s", t.capacity.rows_per_s)
-        else:
-            t.sustainable = Sustainable(limited_by="not searched")
-        return t
-
     # ---- the in-process micro-benchmark ------------------------------------------------------------
     def inprocess(self) -> InProcess | None:
         """The adapter's rows/s at batch 1 and the loop's batch size, alone (a child process)."""
@@ -242,7 +217,7 @@ class AdapterSession:
         offsets = schedule_s(profile)
         start_at = time.time_ns() + START_DELAY_NS
         m.add_point(PointSpec(prefix, start_at, profile.warmup_s, profile.duration_s, len(offsets), offsets))
-        cpu0, scpu0 = self.deployment.cpu_seconds()
+        cpu0, scpu0 = self.deployment.cpu_ns()
         self.monitor.begin()
         gen.start(offsets, prefix, start_at)
         task = self.progress.add_task(f"{self.spec.display} · {profile.display}", total=len(offsets), p99="-")
@@ -255,7 +230,7 @@ class AdapterSession:
         self.progress.remove_task(task)
         window = (start_at + int(profile.warmup_s * 1e9), start_at + int(profile.duration_s * 1e9))
         interference = self.monitor.end(window)
-        cpu1, scpu1 = self.deployment.cpu_seconds()
+        cpu1, scpu1 = self.deployment.cpu_ns()
         rss, srss = self.deployment.peak_rss_mib()
         v = ctx.limits
         # enough windows for the stability check even on a short search step
@@ -270,9 +245,9 @@ class AdapterSession:
             sent=rep.sent,
         )
         events = max(1, measured.counts.scored + measured.counts.dead_lettered)
-        cost = Cost(cpu_s_per_1000=round((cpu1 - cpu0) / events * 1000, 4), peak_rss_mib=round(rss, 1))
-        if scpu0 is not None and scpu1 is not None:
-            cost.server_cpu_s_per_1000 = round((scpu1 - scpu0) / events * 1000, 4)
+        cost = Cost(cpu_s_per_1000=round((cpu1 - cpu0) / 1e9 / events * 1000, 5), peak_rss_mib=round(rss, 1))
+        if self.deployment.server is not None:
+            cost.server_cpu_s_per_1000 = round((scpu1 - scpu0) / 1e9 / events * 1000, 5)
             cost.server_peak_rss_mib = round(srss if srss is not None else float("nan"), 1)
         point = Point(
             **measured.model_dump(),

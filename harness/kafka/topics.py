@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -49,6 +50,22 @@ def ensure_topics(
         except KafkaException as e:
             if "TOPIC_ALREADY_EXISTS" not in str(e):
                 raise KafkaSetupError(f"cannot create topic {name}: {e.args[0].str() if e.args else e}") from None
+
+
+def partitions_when_listed(client: Any, topics: list[str], timeout_s: float = 15.0) -> dict[str, list[int]]:
+    """Each topic's partitions as `client`'s metadata lists them, waiting until every topic is listed: a topic
+    created a moment ago by another client may not be in this one's first metadata answer (seen when several
+    sessions create their topics at once)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        md = client.list_topics(timeout=max(1.0, deadline - time.monotonic()))
+        found = {t: sorted(md.topics[t].partitions) for t in topics if t in md.topics and md.topics[t].partitions}
+        if len(found) == len(topics):
+            return found
+        if time.monotonic() > deadline:
+            missing = ", ".join(t for t in topics if t not in found)
+            raise KafkaSetupError(f"topic(s) {missing} not listed by the broker within {timeout_s:.0f} s")
+        time.sleep(0.1)
 
 
 def delete_topics(target: KafkaTarget, topics: list[str], timeout_s: float = 30.0) -> None:

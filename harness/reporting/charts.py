@@ -1,50 +1,35 @@
-"""The report's charts (matplotlib, object API, no global backend): latency against offered load, the HDR
-percentile distribution, throughput over time, and sustainable throughput against the Kafka-only ceiling.
+"""The report's charts (matplotlib, object API only: no pyplot, no global backend).
+
+A rounds run: the cost ratio of every strategy with its interval, coloured by tier; latency at each load
+fraction against the SLO; and each round's figures, absolute and as ratios, which shows what taking the ratio
+within a round buys on a machine whose speed moves. `harness experiment` runs: their own charts.
 """
 
 from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.reporting.analysis import Analysis
+from harness.reporting.verdict import Verdict
 from harness.results.errors import ResultsError
-from harness.results.fmt import fmt_rate
-from harness.results.schema import Point, ScenarioResult
+from harness.results.schema import ScenarioResult
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-# ---------------------------------------------------------------------------------------------------------
-# Charts (matplotlib, object API only: no pyplot, no global backend)
-# ---------------------------------------------------------------------------------------------------------
-
 _PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf"]
 _BASELINE_COLOR = "#7f7f7f"
-_HDR_TICKS = [(0.0, "0%"), (90.0, "90%"), (99.0, "99%"), (99.9, "99.9%"), (99.99, "99.99%"), (99.999, "99.999%")]
 
 
 @dataclass
 class Chart:
-    key: str  # file name part, e.g. "latency-vs-load"
+    key: str  # file name part, e.g. "cost-ratios"
     title: str
     caption: str
     figure: Figure
-
-
-def _colors(an: Analysis) -> dict[str, str]:
-    out, i = {}, 0
-    for r in an.ranked:
-        if r.adapter.is_baseline:
-            out[r.adapter.adapter] = _BASELINE_COLOR
-        else:
-            out[r.adapter.adapter] = _PALETTE[i % len(_PALETTE)]
-            i += 1
-    return out
 
 
 def _new_figure(width: float = 8.0, height: float = 4.6) -> tuple[Figure, Axes]:
@@ -71,224 +56,120 @@ def _plain_ticks(axis: Any) -> None:
     axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
 
 
-def chart_latency_vs_load(an: Analysis, colors: dict[str, str]) -> Chart | None:
-    sc = an.scenario
+def _strategy_colors(sc: ScenarioResult) -> dict[str, str]:
+    out, i = {}, 0
+    for a in sc.adapters:
+        if a.is_baseline:
+            out[a.adapter] = _BASELINE_COLOR
+        else:
+            out[a.adapter] = _PALETTE[i % len(_PALETTE)]
+            i += 1
+    return out
+
+
+def chart_cost_ratios(v: Verdict) -> Chart | None:
+    """Each placed strategy's median cost ratio with its interval, one row each, coloured by tier."""
+    placed = [(i, a) for i, tier in enumerate(v.tiers) for a in tier if a.cost and a.cost.ratio]
+    if not placed:
+        return None
+    fig, ax = _new_figure(8.0, 0.5 + 0.42 * len(placed))
+    labels = []
+    for row, (tier, a) in enumerate(reversed(placed)):
+        r = a.cost.ratio if a.cost else None
+        assert r is not None
+        color = _BASELINE_COLOR if a.is_baseline else _PALETTE[tier % len(_PALETTE)]
+        ax.errorbar([r.median], [row], xerr=[[r.median - r.lo], [r.hi - r.median]], fmt="o", color=color, capsize=4)
+        labels.append(f"{a.adapter}  (tier {tier + 1})")
+    ax.axvline(1.0, color=_BASELINE_COLOR, linestyle=":", linewidth=1.2)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xscale("log")
+    _plain_ticks(ax.xaxis)
+    ax.set_xlabel("CPU per record ÷ the loop with no model (identity), same round")
+    ax.set_title(f"{v.scenario.name}: cost ratio, median and interval over {v.scenario.counted_rounds} rounds")
+    return Chart(
+        "cost-ratios",
+        "Cost ratios with their intervals",
+        "Each strategy's CPU time per record on a backlog, over the identity scorer's in the same round; the dot is "
+        "the median over the rounds, the bar its order-statistic interval, the colour its tier. The dotted line is "
+        "the loop itself.",
+        fig,
+    )
+
+
+def chart_latency_fractions(v: Verdict) -> Chart | None:
+    sc = v.scenario
+    colors = _strategy_colors(sc)
     fig, ax = _new_figure()
     drawn = False
-    for r in an.ranked:
-        a = r.adapter
-        by_rate: dict[float, tuple[float | None, float | None, bool]] = {}
-        for s in a.sustainable.steps if a.sustainable else []:
-            by_rate[s.offered_per_s] = (None, s.p99_ms, s.ok is not False)
-        for p in a.points:  # load points and search points carry the full distribution
-            if p.offered_per_s is None:
-                continue
-            ok = p.held and not p.invalid
-            by_rate[p.offered_per_s] = (p.latency_ms.p50, p.latency_ms.p99, ok)
-        if not by_rate:
+    for a in sc.adapters:
+        pts = sorted((f.fraction, f.latency.p99_ms) for f in a.fractions if f.latency.p99_ms is not None)
+        if not pts:
             continue
-        xs = sorted(by_rate)
-        c = colors[a.adapter]
-        p99 = [(x, by_rate[x][1]) for x in xs if by_rate[x][1] is not None]
-        p50 = [(x, by_rate[x][0]) for x in xs if by_rate[x][0] is not None]
-        if p99:
-            ax.plot(*zip(*p99, strict=True), color=c, marker="o", linewidth=1.8, label=f"{a.adapter} p99")
-            bad = [(x, by_rate[x][1]) for x in xs if by_rate[x][1] is not None and not by_rate[x][2]]
-            if bad:
-                bx, by = zip(*bad, strict=True)
-                ax.plot(bx, by, "X", color=c, markersize=10, markeredgecolor="black", zorder=5)
-            drawn = True
-        if p50:
-            ax.plot(
-                *zip(*p50, strict=True), color=c, marker=".", linestyle="--", linewidth=1.2, label=f"{a.adapter} p50"
-            )
-            drawn = True
+        xs, ys = zip(*pts, strict=True)
+        style = ":" if a.is_baseline else "-"
+        ax.plot([x * 100 for x in xs], ys, style, marker="o", color=colors[a.adapter], label=a.adapter)
+        drawn = True
     if not drawn:
         return None
     _slo_line(ax, sc)
     ax.set_yscale("log")
-    ax.set_xscale("log")
-    _plain_ticks(ax.xaxis)
     _plain_ticks(ax.yaxis)
-    ax.set_xlabel("offered load (events/s)")
-    ax.set_ylabel("latency from intended send time (ms)")
-    ax.set_title(f"{sc.name}: latency against offered load")
-    ax.legend(fontsize=8, ncols=2, loc="upper left")
+    ax.set_xlabel("offered load (% of the strategy's own flat-out rate in that round), open-loop Poisson")
+    ax.set_ylabel("p99 latency from the intended send time (ms)")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(f"{sc.name}: p99 at each load fraction, pooled over the rounds")
     return Chart(
-        "latency-vs-load",
-        "Latency against offered load",
-        "p99 (solid) and p50 (dashed) per adapter, from the fixed load points and the throughput search; "
-        "× marks a rate that missed the SLO or was INVALID.",
+        "latency-fractions",
+        "Latency at fractions of each strategy's flat-out rate",
+        "p99 of the samples pooled over the rounds at each fraction. Whether it holds the SLO is judged with "
+        "MLPerf LoadGen's early-stopping rule (the table above), not by this line alone.",
         fig,
     )
 
 
-def _chart_point(sc: ScenarioResult, needs: Callable[[Point], bool]) -> dict[str, Point]:
-    """Per adapter, the point to show: the highest load point every adapter ran (a fair comparison), else each
-    adapter's own highest."""
-    have = {a.adapter: [p for p in a.load_points() if needs(p)] for a in sc.adapters}
-    have = {k: v for k, v in have.items() if v}
-    if not have:
-        return {}
-    common = set.intersection(*({p.name for p in v} for v in have.values()))
-    for name in reversed(sc.load_point_names()):
-        if name in common:
-            return {k: next(p for p in v if p.name == name) for k, v in have.items()}
-    return {k: v[-1] for k, v in have.items()}
-
-
-def _at(chosen: dict[str, Point]) -> str:
-    names = {p.name for p in chosen.values()}
-    if len(names) == 1:
-        p = next(iter(chosen.values()))
-        rate = f" ({fmt_rate(p.offered_per_s)}/s offered)" if p.offered_per_s is not None else ""
-        return f" at {p.name}{rate}"
-    return " at each adapter's highest load point"
-
-
-def _hdr_xy(pairs: Sequence[tuple[float, float]]) -> tuple[list[float], list[float]]:
-    scale = 100.0 if pairs and max(p for p, _ in pairs) <= 1.0 and len(pairs) > 2 else 1.0
-    xs, ys = [], []
-    for pct, ms in pairs:
-        q = pct * scale / 100.0
-        if q >= 1.0 or q < 0.0:
-            continue
-        xs.append(1.0 / (1.0 - q))
-        ys.append(ms)
-    return xs, ys
-
-
-def chart_hdr(an: Analysis, colors: dict[str, str]) -> Chart | None:
-    sc = an.scenario
-    chosen = _chart_point(sc, lambda p: bool(p.hdr()))
-    if not chosen:
+def chart_rounds(v: Verdict) -> Chart | None:
+    """Per round: each strategy's absolute CPU per record (it moves with the host) and its ratio to the control
+    windows around it (it should not)."""
+    sc = v.scenario
+    counted = {a.adapter: [w for w in a.counted("backlog") if w.cpu_us_per_record] for a in sc.adapters}
+    if sum(len(ws) for ws in counted.values()) < 4:
         return None
-    fig, ax = _new_figure()
-    multi = len({p.name for p in chosen.values()}) > 1
-    for r in an.ranked:
-        p = chosen.get(r.adapter.adapter)
-        if p is None:
+    from matplotlib.figure import Figure
+
+    colors = _strategy_colors(sc)
+    fig = Figure(figsize=(9.0, 4.2), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    for a in sc.adapters:
+        ws = sorted(counted.get(a.adapter, []), key=lambda w: w.round)
+        if not ws:
             continue
-        xs, ys = _hdr_xy(p.hdr())
-        label = f"{r.adapter.adapter} @ {p.name}" if multi else r.adapter.adapter
-        ax.plot(xs, ys, color=colors[r.adapter.adapter], linewidth=1.6, label=label)
-    _slo_line(ax, sc)
-    ys_all = [ms for p in chosen.values() for _, ms in p.hdr() if ms > 0]
-    if ys_all and max(ys_all) / min(ys_all) > 30:
+        style = ":" if a.is_baseline else "-"
+        rounds = [w.round for w in ws]
+        color = colors[a.adapter]
+        left.plot(rounds, [w.cpu_us_per_record for w in ws], style, marker=".", color=color, label=a.adapter)
+        paired = [w for w in ws if w.ratio is not None]
+        right.plot([w.round for w in paired], [w.ratio for w in paired], style, marker=".", color=colors[a.adapter])
+    for ax in (left, right):
         ax.set_yscale("log")
         _plain_ticks(ax.yaxis)
-    else:
-        ax.set_ylim(bottom=0)
-    ax.set_xscale("log")
-    ax.set_xticks([1.0 / (1.0 - t / 100.0) for t, _ in _HDR_TICKS], [lbl for _, lbl in _HDR_TICKS])
-    ax.minorticks_off()
-    ax.set_xlim(left=1.0)
-    ax.set_xlabel("percentile")
-    ax.set_ylabel("latency (ms)")
-    ax.set_title(f"{sc.name}: latency by percentile{_at(chosen)}")
-    ax.legend(fontsize=8, loc="upper left")
+        ax.set_xlabel("round")
+        ax.grid(True, alpha=0.3)
+    left.set_ylabel("CPU µs per record (this machine)")
+    right.set_ylabel("÷ the control windows around it")
+    left.legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"{sc.name}: round by round, absolute and as a ratio", fontsize=10)
     return Chart(
-        "hdr-percentiles",
-        "Latency percentile distribution",
-        f"HdrHistogram percentile distribution{_at(chosen)}; the x axis is 1/(1-p), so each step right is one "
-        "more nine.",
+        "rounds",
+        "Round by round",
+        "Left: each strategy's CPU per record in each round's backlog window, as this machine measured it. Right: "
+        "the same over the control (the identity scorer) measured just before and just after it: the host's "
+        "drift falls on both and cancels.",
         fig,
     )
 
 
-def chart_throughput_windows(an: Analysis, colors: dict[str, str]) -> Chart | None:
-    sc = an.scenario
-    chosen = _chart_point(sc, lambda p: bool(p.throughput and p.throughput.windows_per_s))
-    if not chosen:
-        return None
-    fig, ax = _new_figure()
-    multi = len({p.name for p in chosen.values()}) > 1
-    offered = set()
-    drawn = [r for r in an.ranked if r.adapter.adapter in chosen]
-    for i, r in enumerate(drawn):
-        p = chosen[r.adapter.adapter]
-        if p.throughput is None:
-            continue
-        # scorers that keep up produce the same windows: wider lines underneath keep each one visible
-        width = 1.4 + 1.2 * (len(drawn) - 1 - i)
-        w = p.throughput.window_s or 1.0
-        ys = p.throughput.windows_per_s
-        xs = [i * w for i in range(len(ys) + 1)]
-        label = f"{r.adapter.adapter} @ {p.name}" if multi else r.adapter.adapter
-        ax.step(xs, [*ys, ys[-1]], where="post", color=colors[r.adapter.adapter], linewidth=width, label=label)
-        if p.offered_per_s is not None:
-            offered.add(p.offered_per_s)
-    for i, rate in enumerate(sorted(offered)):
-        ax.axhline(rate, color="black", linestyle="--", linewidth=0.9, label="offered" if i == 0 else None)
-    ax.set_ylim(bottom=0)
-    ax.set_xlabel("time into the measured window (s)")
-    ax.set_ylabel("scored events/s")
-    ax.set_title(f"{sc.name}: throughput over time{_at(chosen)}")
-    ax.legend(fontsize=8, loc="lower right")
-    return Chart(
-        "throughput-windows",
-        "Throughput over time",
-        f"Scored events per window{_at(chosen)}; a flat line at the offered rate is a stable, keeping-up scorer.",
-        fig,
-    )
-
-
-def chart_sustainable(an: Analysis, colors: dict[str, str]) -> Chart | None:
-    sc = an.scenario
-    strategies = [r.adapter for r in an.ranked if r.rank is not None]
-    if not strategies:
-        return None
-    fig, ax = _new_figure(height=max(2.6, 0.55 * len(strategies) + 1.6))
-    shown = strategies[::-1]
-    labels = [a.adapter for a in shown]
-    values = [a.sustainable_rate or 0.0 for a in shown]
-    stats = [a.sustainable_stat for a in shown]
-    lo = [max(0.0, v - st.lo) if st else 0.0 for v, st in zip(values, stats, strict=True)]
-    hi = [max(0.0, st.hi - v) if st else 0.0 for v, st in zip(values, stats, strict=True)]
-    bars = ax.barh(labels, values, color=[colors[a] for a in labels], xerr=[lo, hi], capsize=4, ecolor="#333")
-    ceiling = an.ceiling
-    top = max([*(st.hi for st in stats if st), *values, ceiling or 0.0]) or 1.0
-    for bar, a, st in zip(bars, shown, stats, strict=True):
-        rate = a.sustainable_rate
-        text = "none met the SLO" if not rate else fmt_rate(rate)
-        if st is not None and st.n > 1 and rate:
-            text += f" [{fmt_rate(st.lo)}–{fmt_rate(st.hi)}]"
-        if rate and ceiling:
-            text += f" ({rate / ceiling:.0%} of ceiling)"
-        right = max(bar.get_width(), st.hi if st else 0.0)
-        ax.text(right + top * 0.01, bar.get_y() + bar.get_height() / 2, text, va="center", fontsize=8)
-    handles: list[Any] = []
-    names: list[str] = []
-    if ceiling:
-        handles.append(ax.axvline(ceiling, color=_BASELINE_COLOR, linestyle="--", linewidth=1.5))
-        names.append(f"Kafka-only ceiling (identity): {fmt_rate(ceiling)}/s")
-        noise = sc.noise.sustainable_pct if sc.noise else None
-        if noise:
-            band = ax.axvspan(
-                ceiling * (1 - noise / 100), ceiling * (1 + noise / 100), color=_BASELINE_COLOR, alpha=0.12
-            )
-            handles.append(band)
-            names.append(f"noise floor (A/A): ±{noise:.0f}%")
-    if handles:
-        ax.legend(handles=handles, labels=names, fontsize=8, loc="lower right")
-    ax.set_xlim(0, top * 1.45)
-    ax.grid(True, axis="x", alpha=0.3)
-    ax.grid(False, axis="y")
-    ax.set_xlabel("sustainable throughput under the SLO (events/s)")
-    trials = f", median of {sc.trials} trials with its interval" if sc.trials > 1 else ""
-    ax.set_title(f"{sc.name}: sustainable throughput per strategy{trials}")
-    return Chart(
-        "sustainable-throughput",
-        "Sustainable throughput",
-        "The highest offered rate each strategy sustained with p99 under the SLO (median over the trials; the "
-        "whiskers are its interval), against the Kafka-only ceiling (the identity adapter: the loop with no "
-        "model) and this run's noise floor.",
-        fig,
-    )
-
-
-def chart_scale_out(an: Analysis, colors: dict[str, str]) -> Chart | None:
-    exp = an.scenario.experiments
+def chart_scale_out(v: Verdict) -> Chart | None:
+    exp = v.scenario.experiments
     if exp is None or not exp.scale_out:
         return None
     fig, ax = _new_figure()
@@ -310,7 +191,7 @@ def chart_scale_out(an: Analysis, colors: dict[str, str]) -> Chart | None:
     ax.set_xticks(sorted({c.processes for c in exp.scale_out}))
     _plain_ticks(ax.yaxis)
     ax.legend(fontsize=8)
-    ax.set_title(f"{an.scenario.name}: scale-out of {exp.scale_out_adapter} (median and interval over trials)")
+    ax.set_title(f"{v.scenario.name}: scale-out of {exp.scale_out_adapter} (median and interval over trials)")
     return Chart(
         "scale-out",
         "Scale-out",
@@ -321,8 +202,8 @@ def chart_scale_out(an: Analysis, colors: dict[str, str]) -> Chart | None:
     )
 
 
-def chart_rebalance(an: Analysis, colors: dict[str, str]) -> Chart | None:
-    exp = an.scenario.experiments
+def chart_rebalance(v: Verdict) -> Chart | None:
+    exp = v.scenario.experiments
     rb = exp.rebalance if exp else None
     if rb is None or not rb.windows:
         return None
@@ -334,7 +215,7 @@ def chart_rebalance(an: Analysis, colors: dict[str, str]) -> Chart | None:
     for at, what in rb.events:
         ax.axvline(at, color="#d62728", linestyle=":", linewidth=1.2)
         ax.text(at, ax.get_ylim()[1] * 0.95, f" {what}", rotation=90, va="top", fontsize=7, color="#d62728")
-    _slo_line(ax, an.scenario)
+    _slo_line(ax, v.scenario)
     ax.set_yscale("log")
     _plain_ticks(ax.yaxis)
     ax.set_xlabel("seconds since the load started (by intended send time)")
@@ -342,7 +223,7 @@ def chart_rebalance(an: Analysis, colors: dict[str, str]) -> Chart | None:
     ax.legend(fontsize=8, loc="upper left")
     c = rb.counts
     ax.set_title(
-        f"{an.scenario.name}: a scorer joins and leaves at {rb.rate_per_s:,.0f}/s "
+        f"{v.scenario.name}: a scorer joins and leaves at {rb.rate_per_s:,.0f}/s "
         f"({c.sent:,} sent, {c.lost} lost, {c.duplicates} duplicates)"
     )
     return Chart(
@@ -354,8 +235,8 @@ def chart_rebalance(an: Analysis, colors: dict[str, str]) -> Chart | None:
     )
 
 
-def chart_lifecycle(an: Analysis, colors: dict[str, str]) -> Chart | None:
-    exp = an.scenario.experiments
+def chart_lifecycle(v: Verdict) -> Chart | None:
+    exp = v.scenario.experiments
     lc = exp.lifecycle if exp else None
     if lc is None or not lc.windows:
         return None
@@ -384,7 +265,7 @@ def chart_lifecycle(an: Analysis, colors: dict[str, str]) -> Chart | None:
         auc_ax.set_ylabel("live AUC", fontsize=8)
         auc_ax.legend(fontsize=7, loc="upper right")
     low.plot(ts, [w.p99_ms if w.p99_ms is not None else float("nan") for w in lc.windows], color="#d62728", label="p99")
-    _slo_line(low, an.scenario)
+    _slo_line(low, v.scenario)
     low.set_yscale("log")
     _plain_ticks(low.yaxis)
     low.set_ylabel("latency (ms)")
@@ -397,7 +278,7 @@ def chart_lifecycle(an: Analysis, colors: dict[str, str]) -> Chart | None:
         top.text(at, 1.0, f" {short}", transform=top.get_xaxis_transform(), rotation=90, va="top", fontsize=6)
     c = lc.counts
     fig.suptitle(
-        f"{an.scenario.name}: drift → alert ({lc.time_to_alert_s} s) → training set ({lc.time_to_training_set_s} s) "
+        f"{v.scenario.name}: drift → alert ({lc.time_to_alert_s} s) → training set ({lc.time_to_training_set_s} s) "
         f"→ gated ({lc.time_to_gated_s} s) → swap ({lc.time_to_swap_s} s); {c.sent:,} sent, {c.lost} lost",
         fontsize=10,
     )
@@ -412,8 +293,8 @@ def chart_lifecycle(an: Analysis, colors: dict[str, str]) -> Chart | None:
     )
 
 
-def chart_online(an: Analysis, colors: dict[str, str]) -> Chart | None:
-    exp = an.scenario.experiments
+def chart_online(v: Verdict) -> Chart | None:
+    exp = v.scenario.experiments
     ol = exp.online if exp else None
     if ol is None or not ol.strategies:
         return None
@@ -427,7 +308,7 @@ def chart_online(an: Analysis, colors: dict[str, str]) -> Chart | None:
     ax.set_xlabel("seconds since the load started")
     ax.set_ylabel(f"ROC AUC (rolling, windows of labels, {ol.label_delay_s:g} s late)")
     ax.legend(fontsize=8, loc="lower left")
-    ax.set_title(f"{an.scenario.name}: online learners against the offline model, prequentially")
+    ax.set_title(f"{v.scenario.name}: online learners against the offline model, prequentially")
     return Chart(
         "online-learning",
         "Online learning on a drifting stream",
@@ -437,19 +318,17 @@ def chart_online(an: Analysis, colors: dict[str, str]) -> Chart | None:
     )
 
 
-def build_charts(an: Analysis) -> list[Chart]:
-    colors = _colors(an)
+def build_charts(v: Verdict) -> list[Chart]:
     makers = (
-        chart_latency_vs_load,
-        chart_hdr,
-        chart_throughput_windows,
-        chart_sustainable,
+        chart_cost_ratios,
+        chart_latency_fractions,
+        chart_rounds,
         chart_scale_out,
         chart_rebalance,
         chart_lifecycle,
         chart_online,
     )
-    return [c for c in (m(an, colors) for m in makers) if c is not None]
+    return [c for c in (m(v) for m in makers) if c is not None]
 
 
 _SVG_REF = re.compile(r'(\bid="|href="#|url\(#)([^"\)]+)')

@@ -1,53 +1,37 @@
 """Do identical runs agree? `harness repeatability RUN_1 RUN_2 ...` reads runs of the same scenario (made one
-after another on one machine, e.g. `make repeatability`) and prints, per adapter, each run's median
-sustainable throughput and flat-out capacity and their spread across the runs, and whether the runs'
-recommendations agree (the same winner, or the same tied group).
+after another on one machine, e.g. `make repeatability`) and prints, per strategy, each run's median cost
+ratio (CPU per record over the identity scorer's in the same round) and their spread across the runs, each
+run's tiers, and whether the tiers hold the same members in every run.
 
-The spread is max/min of the runs' medians, as ± around their midpoint; an adapter is consistent when it
-stays within `tolerance_pct` (default ±15 %). Exit 0 when every run recommends the same thing and every
-adapter is consistent, 1 otherwise: a benchmark whose verdict flips between identical runs is not to be used.
+The spread is max/min of the runs' medians, as ± around their midpoint; a strategy is consistent when it stays
+within `tolerance_pct` (default ±10 %, the tier rule's own band). Exit 0 when every run has the same tiers and
+every strategy is consistent, 1 otherwise: a benchmark whose verdict flips between identical runs is not to be
+used. This machine's own figures (absolute CPU, flat-out rate) are shown beside, for what they are.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from harness.reporting.analysis import analyse
+from harness.reporting.verdict import verdict
 from harness.results.errors import ResultsError
-from harness.results.fmt import DASH, fmt_rate
-from harness.results.schema import ScenarioResult, load_results
+from harness.results.fmt import DASH
+from harness.results.schema import load_results
 
 
-@dataclass
-class Spread:
-    adapter: str
-    sustainable: list[float | None]
-    capacity: list[float | None]
-
-    @staticmethod
-    def pct(values: list[float | None]) -> float | None:
-        """± half the range of the values around their midpoint, in percent (None with a missing value)."""
-        if not values or any(v is None or v <= 0 for v in values):
-            return None
-        lo, hi = min(v for v in values if v is not None), max(v for v in values if v is not None)
-        return (hi - lo) / (hi + lo) * 100.0
+def spread_pct(values: list[float | None]) -> float | None:
+    """± half the range of the values around their midpoint, in percent (None with a missing value)."""
+    if not values or any(v is None or v <= 0 for v in values):
+        return None
+    vs = [v for v in values if v is not None]
+    lo, hi = min(vs), max(vs)
+    return (hi - lo) / (hi + lo) * 100.0
 
 
-def verdict(sc: ScenarioResult) -> str:
-    """A run's recommendation in one phrase: "winner X", "tied: X, Y" or "none"."""
-    an = analyse(sc)
-    if an.best is not None:
-        return f"winner {an.best.adapter}"
-    if an.tied:
-        return "tied: " + ", ".join(sorted(a.adapter for a in an.tied))
-    return "none"
-
-
-def repeatability(runs: list[Path], tolerance_pct: float = 15.0, console: Console | None = None) -> int:
+def repeatability(runs: list[Path], tolerance_pct: float = 10.0, console: Console | None = None) -> int:
     con = console or Console()
     if len(runs) < 2:
         raise ResultsError("repeatability needs at least two runs of the same scenario")
@@ -56,52 +40,53 @@ def repeatability(runs: list[Path], tolerance_pct: float = 15.0, console: Consol
     if len(names) != 1 or any(len(r.scenarios) != 1 for r in loaded):
         raise ResultsError(f"repeatability compares runs of one scenario; these hold {', '.join(sorted(names))}")
     scs = [r.scenarios[0] for r in loaded]
-    adapters = [a.adapter for a in scs[0].adapters]
-    spreads = []
-    for name in adapters:
-        per = [sc.adapter(name) for sc in scs]
-        spreads.append(
-            Spread(
-                name,
-                [a.sustainable_rate if a else None for a in per],
-                [a.capacity_stat.median if a and a.capacity_stat else None for a in per],
-            )
-        )
+    old = [r.run_id for r, sc in zip(loaded, scs, strict=True) if sc.method != "rounds"]
+    if old:
+        raise ResultsError(f"{old[0]} was measured before schema 4 (in trials): repeatability needs runs in rounds")
+    verdicts = [verdict(sc) for sc in scs]
     t = Table(title=f"{scs[0].name}: {len(runs)} runs ({', '.join(r.run_id for r in loaded)})", title_justify="left")
     t.add_column("Adapter")
     for i in range(len(runs)):
-        t.add_column(f"run {i + 1} sustainable", justify="right")
+        t.add_column(f"run {i + 1} cost ratio (tier)", justify="right")
     t.add_column("spread", justify="right")
     t.add_column(f"within ±{tolerance_pct:g}%")
-    t.add_column("capacity spread", justify="right")
+    t.add_column("CPU µs/record spread (this machine)", justify="right")
     consistent = True
-    for s in spreads:
-        pct = Spread.pct(s.sustainable)
-        # a run without a figure (failed, or every trial's search met a busy machine) shows no agreement
-        ok = pct is not None and pct <= tolerance_pct and all(v is not None for v in s.sustainable)
+    for a0 in scs[0].adapters:
+        per = [sc.adapter(a0.adapter) for sc in scs]
+        medians = [a.cost.ratio.median if a and a.cost and a.cost.ratio else None for a in per]
+        pct = spread_pct(medians)
+        ok = pct is not None and pct <= tolerance_pct
         consistent &= ok
-        cap = Spread.pct(s.capacity)
+        cells = []
+        for a, v in zip(per, verdicts, strict=True):
+            r = a.cost.ratio if a and a.cost else None
+            tier = v.tier(a) if a else None
+            cells.append(f"{r.median:.2f}× ({tier})" if r and tier else "no figure")
+        cpu = [a.cost.cpu_us_per_record.median if a and a.cost and a.cost.cpu_us_per_record else None for a in per]
+        cpu_pct = spread_pct(cpu)
         t.add_row(
-            s.adapter,
-            *["no figure" if v is None else fmt_rate(v) if v else "none" for v in s.sustainable],
+            a0.adapter,
+            *cells,
             f"±{pct:.1f}%" if pct is not None else DASH,
             "yes" if ok else "[bold red]no[/]",
-            f"±{cap:.1f}%" if cap is not None else DASH,
+            f"±{cpu_pct:.1f}%" if cpu_pct is not None else DASH,
         )
     con.print(t)
-    verdicts = [verdict(sc) for sc in scs]
-    for i, v in enumerate(verdicts):
-        con.print(f"run {i + 1} ({loaded[i].run_id}): {v}", highlight=False)
-    agree = len(set(verdicts)) == 1 and verdicts[0] != "none"  # three runs that recommend nothing show nothing
-    said = (
-        "recommendations agree"
-        if agree
-        else "[bold red]no run made a recommendation[/]"
-        if set(verdicts) == {"none"}
-        else "recommendations [bold red]disagree[/]"
-    )
+    tiers = [v.tier_names() for v in verdicts]
+    for i, (run, tr) in enumerate(zip(loaded, tiers, strict=True)):
+        text = " | ".join(", ".join(sorted(g)) for g in tr) or "none"
+        aa = verdicts[i].aa_same_tier
+        con.print(
+            f"run {i + 1} ({run.run_id}): {text}"
+            + ("" if aa is None else f"; A/A pair {'in one tier' if aa else '[bold red]split[/]'}"),
+            highlight=False,
+            soft_wrap=True,
+        )
+    same = all(t_ and [sorted(g) for g in t_] == [sorted(g) for g in tiers[0]] for t_ in tiers)
     con.print(
-        f"{said}; sustainable medians {'all' if consistent else '[bold red]not all[/]'} within ±{tolerance_pct:g}%",
+        f"tiers {'the same in every run' if same else '[bold red]differ[/]'}; cost ratios "
+        f"{'all' if consistent else '[bold red]not all[/]'} within ±{tolerance_pct:g}%",
         highlight=False,
     )
-    return 0 if agree and consistent else 1
+    return 0 if same and consistent else 1

@@ -1,50 +1,33 @@
 """Reports: `results/<run-id>/results.json` turned into what people choose a deployment strategy from.
 
 `write_report(run_dir)` writes `report.md` (with PNG charts beside it) and a self-contained `report.html`
-(charts inlined as SVG, no external reference, opens offline). Per scenario: the machine, a ranking table,
-one recommendation line with its caveats, and four charts: p50/p99 latency against offered load, the HDR
-percentile distribution, throughput over time, and sustainable throughput against the Kafka-only ceiling.
-
-Read with results.py (the typed schema), analysed in analysis.py (ranking, recommendation, caveats,
-tables, and `summary_table`, which the CLI prints at the end of a run), drawn in charts.py; this module
-renders markdown and HTML.
+(charts inlined as SVG, no external reference, opens offline). The content is declared once
+(harness/reporting/sections.py: sections of text, call-outs, lists, tables and charts); this module only
+renders those sections, as markdown and as HTML.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from harness.reporting.analysis import (
-    Analysis,
-    TableData,
-    analyse,
-    failed_checks,
-    framing_table,
-    lifecycle_table,
-    online_table,
-    online_verdict,
-    parity_table,
-    ranking_table,
-    rebalance_table,
-    scale_out_table,
-    search_table,
-)
 from harness.reporting.charts import Chart, build_charts, figure_svg
-from harness.results.schema import CHART_PREFIX, Results, ScenarioResult, load_results
+from harness.reporting.sections import Block, Section, run_facts, scenario_facts, scenario_sections
+from harness.reporting.tables import TableData
+from harness.reporting.verdict import Verdict, verdict
+from harness.results.schema import CHART_PREFIX, Results, load_results
 
-# ---------------------------------------------------------------------------------------------------------
-# Writers
-# ---------------------------------------------------------------------------------------------------------
-
-
-LEFT_COLUMNS = frozenset({"Adapter", "Family", "Format", "Verdict", "Reason", "Limited by", "OK", "Passed"})
+LEFT_COLUMNS = frozenset({"Adapter", "Family", "Note", "Window", "Limited by", "Steps", "Format", "Passed", ""})
 
 
 def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-") or "scenario"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Markdown
+# ---------------------------------------------------------------------------------------------------------
 
 
 def _md_cell(s: str) -> str:
@@ -52,8 +35,6 @@ def _md_cell(s: str) -> str:
 
 
 def _md_table(t: TableData) -> list[str]:
-    if not t.rows:
-        return []
     out = ["| " + " | ".join(_md_cell(h) for h in t.header) + " |"]
     out.append("|" + "|".join("---" if h in LEFT_COLUMNS else "--:" for h in t.header) + "|")
     out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in t.rows]
@@ -62,104 +43,40 @@ def _md_table(t: TableData) -> list[str]:
     return out + [""]
 
 
-def _header_facts(res: Results) -> list[tuple[str, str]]:
-    env = res.environment
-    facts = [("Machine", env.machine()), ("Kafka", env.kafka())]
-    if env.python:
-        facts.append(("Python", env.python))
-    if env.libraries:
-        facts.append(("Libraries", ", ".join(f"{k} {v}" for k, v in sorted(env.libraries.items()))))
-    if res.started_at or res.finished_at:
-        facts.append(("Run", f"{res.started_at or '?'} → {res.finished_at or '?'}"))
-    if env.machine_note:
-        facts.append(("Note", env.machine_note))
-    return facts
+def _md_block(b: Block, files: dict[int, str]) -> list[str]:
+    if b.kind == "text":
+        return [b.text, ""]
+    if b.kind == "callout":
+        return [f"**{b.label}:** {b.text}", ""]
+    if b.kind == "list":
+        return [f"**{b.text}:**", "", *(f"- {i}" for i in b.items), ""]
+    if b.kind == "table" and b.table is not None:
+        return _md_table(b.table)
+    if b.kind == "chart" and b.chart is not None:
+        ch = b.chart
+        return [f"![{ch.title}]({files[id(ch)]})", "", f"_{ch.title}. {ch.caption}_", ""]
+    return []
 
 
-def _scenario_facts(sc: ScenarioResult) -> list[tuple[str, str]]:
-    facts = []
-    if sc.model_id or sc.trainer:
-        facts.append(("Model", " ".join(x for x in (sc.model_id, f"({sc.trainer})" if sc.trainer else "") if x)))
-    if sc.slo_p99_ms is not None:
-        facts.append(("SLO", f"p99 ≤ {sc.slo_p99_ms:g} ms, measured from the intended send time"))
-    if sc.loop:
-        lp = sc.loop
-        parts = [
-            f"{k} {v}"
-            for k, v in (
-                ("encoding", sc.encoding),
-                ("batch_max", lp.batch_max),
-                ("batch_wait_ms", lp.batch_wait_ms),
-                ("partitions", lp.partitions),
-                ("processes", lp.processes),
-            )
-            if v is not None
-        ]
-        facts.append(("Loop", ", ".join(parts)))
-    if sc.rounds:
-        order = "; ".join(f"round {i + 1}: {', '.join(r)}" for i, r in enumerate(sc.rounds[:3]))
-        more = "; …" if len(sc.rounds) > 3 else ""
-        facts.append(("Trials", f"{sc.trials} per adapter, interleaved ({order}{more})"))
-    elif sc.trials > 1:
-        facts.append(("Trials", f"{sc.trials} per adapter"))
-    c = sc.ceilings
-    if c is not None and (c.generator_per_s or c.loop_cpu_us_per_record):
-        parts = []
-        if c.loop_cpu_us_per_record:
-            parts.append(f"the loop's own CPU {c.loop_cpu_us_per_record:.1f} µs per record (identity, flat out)")
-        if c.generator_per_s:
-            parts.append(f"load generator {c.generator_per_s:,.0f}/s")
-        if c.measurer_per_s:
-            parts.append(f"measurer {c.measurer_per_s:,.0f}/s flat out")
-        facts.append(("Harness ceilings", "; ".join(parts)))
-    if sc.noise is not None and sc.noise.sustainable_pct is not None:
-        n = sc.noise
-        cap = f", capacity {n.capacity_pct:.0f}%" if n.capacity_pct is not None else ""
-        facts.append(("Noise floor", f"A/A difference {n.sustainable_pct:.0f}% on sustainable throughput{cap}"))
-    return facts
-
-
-def _render_markdown(res: Results, analyses: list[Analysis], charts: dict[str, list[tuple[str, Chart]]]) -> str:
+def render_markdown(res: Results, scenarios: list[tuple[Verdict, list[Section]]], files: dict[int, str]) -> str:
     lines = [f"# Benchmark report: {res.run_id}", ""]
-    lines += [f"- **{k}:** {v}" for k, v in _header_facts(res)]
-    lines.append("")
-    for an in analyses:
-        sc = an.scenario
+    lines += [f"- **{k}:** {v}" for k, v in run_facts(res)] + [""]
+    for v, sections in scenarios:
+        sc = v.scenario
         lines += [f"## Scenario {sc.name}", ""]
         if sc.description:
             lines += [sc.description, ""]
-        lines += [f"- **{k}:** {v}" for k, v in _scenario_facts(sc)]
-        lines.append("")
-        verdict = online_verdict(sc)
-        if verdict:
-            lines += [f"**Online learning:** {verdict}", ""]
-        if sc.adapters:
-            lines += [f"**Recommendation:** {an.recommendation}", ""]
-            if an.caveats:
-                lines += ["**Caveats:**", ""] + [f"- {c}" for c in an.caveats] + [""]
-            lines += ["### Ranking", ""] + _md_table(ranking_table(an))
-        for fname, ch in charts[sc.name]:
-            lines += [f"### {ch.title}", "", f"![{ch.title}]({fname})", "", f"_{ch.caption}_", ""]
-        for title, t in (
-            ("Scale-out: capacity per cell", scale_out_table(sc)),
-            ("Rebalance under load: p99 around each event", rebalance_table(sc)),
-            ("Model lifecycle", lifecycle_table(sc)),
-            ("Online learning", online_table(sc)),
-            ("In process and in the loop", framing_table(sc)),
-            ("Throughput search", search_table(sc)),
-            ("Bundle parity", parity_table(sc)),
-        ):
-            if t.rows:
-                lines += [f"### {title}", ""] + _md_table(t)
-        failed = failed_checks(sc)
-        if failed:
-            lines += ["### Failed checks", ""]
-            for where, c in failed:
-                rec = f" → {c.recommendation}" if c.recommendation else ""
-                lines.append(f"- **{where}** `{c.name}`: {c.detail}{rec}")
-            lines.append("")
+        lines += [f"- **{k}:** {val}" for k, val in scenario_facts(sc)] + [""]
+        for s in sections:
+            lines += [f"### {s.title}", ""]
+            for b in s.blocks:
+                lines += _md_block(b, files)
     return "\n".join(lines).rstrip() + "\n"
 
+
+# ---------------------------------------------------------------------------------------------------------
+# HTML
+# ---------------------------------------------------------------------------------------------------------
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Liberation Sans",sans-serif;margin:2rem auto;
@@ -179,24 +96,26 @@ figcaption{font-size:.85rem;color:#444}
 """
 
 
-def _html_table(t: TableData, classes: Callable[[int, list[str]], str] | None = None) -> str:
-    if not t.rows:
-        return ""
+def _inline(s: str) -> str:
+    """**bold** as <strong>, everything else escaped."""
+    return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(s))
+
+
+def _html_table(t: TableData, highlight: set[str] | None = None) -> str:
     left = {i for i, h in enumerate(t.header) if h in LEFT_COLUMNS}
+    adapter_col = t.header.index("Adapter") if "Adapter" in t.header else None
 
     def cell(i: int, v: str, tag: str) -> str:
-        cls = []
-        if i in left:
-            cls.append("l")
-        if tag == "td" and (v.startswith("INVALID") or v.endswith("✗") or v == "NO"):
+        cls = ["l"] if i in left else []
+        if tag == "td" and (v.startswith("✗") or v in ("NO",) or v.startswith("failed")):
             cls.append("bad")
         attr = f' class="{" ".join(cls)}"' if cls else ""
         return f"<{tag}{attr}>{html.escape(v)}</{tag}>"
 
     out = ["<table><thead><tr>", *(cell(i, h, "th") for i, h in enumerate(t.header)), "</tr></thead><tbody>"]
-    for n, row in enumerate(t.rows):
-        cls = classes(n, row) if classes else ""
-        out.append(f'<tr class="{cls}">' if cls else "<tr>")
+    for row in t.rows:
+        best = highlight and adapter_col is not None and row[adapter_col] in highlight
+        out.append('<tr class="best">' if best else "<tr>")
         out += [cell(i, v, "td") for i, v in enumerate(row)]
         out.append("</tr>")
     out.append("</tbody></table>")
@@ -205,78 +124,54 @@ def _html_table(t: TableData, classes: Callable[[int, list[str]], str] | None = 
     return "".join(out)
 
 
-def _md_inline(s: str) -> str:
-    """The recommendation's **bold** as <strong>, everything else escaped."""
-    return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(s))
+def _html_block(b: Block, v: Verdict, svg: dict[int, str]) -> str:
+    if b.kind == "text":
+        return f"<p>{_inline(b.text)}</p>"
+    if b.kind == "callout":
+        return f'<p class="recommendation"><strong>{html.escape(b.label)}:</strong> {_inline(b.text)}</p>'
+    if b.kind == "list":
+        items = "".join(f"<li>{_inline(i)}</li>" for i in b.items)
+        return f'<div class="caveats"><strong>{html.escape(b.text)}</strong><ul>{items}</ul></div>'
+    if b.kind == "table" and b.table is not None:
+        return _html_table(b.table, {a.adapter for a in v.recommended} if b.role == "tiers" else None)
+    if b.kind == "chart" and b.chart is not None:
+        ch = b.chart
+        return (
+            f'<figure class="chart" data-chart="{html.escape(ch.key)}">{svg[id(ch)]}'
+            f"<figcaption><strong>{html.escape(ch.title)}.</strong> {html.escape(ch.caption)}</figcaption></figure>"
+        )
+    return ""
 
 
-def _facts_html(facts: Iterable[tuple[str, str]]) -> str:
+def _facts_html(facts: list[tuple[str, str]]) -> str:
     items = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts)
     return f'<dl class="facts">{items}</dl>'
 
 
-def _html_ranking(an: Analysis) -> str:
-    """The recommendation, its caveats and the ranking table (the winner or tied group highlighted)."""
-    out = [f'<p class="recommendation"><strong>Recommendation:</strong> {_md_inline(an.recommendation)}</p>']
-    if an.caveats:
-        items = "".join(f"<li>{html.escape(c)}</li>" for c in an.caveats)
-        out.append(f'<div class="caveats"><strong>Caveats</strong><ul>{items}</ul></div>')
-    out.append("<h3>Ranking</h3>")
-    leaders = an.leaders
-
-    def row_class(i: int, _row: list[str]) -> str:
-        a = an.ranked[i].adapter
-        return "best" if a in leaders else "baseline" if a.is_baseline else ""
-
-    out.append(_html_table(ranking_table(an), row_class))
-    return "\n".join(out)
-
-
-def _render_html(res: Results, analyses: list[Analysis], charts: dict[str, list[tuple[str, Chart]]]) -> str:
+def render_html(res: Results, scenarios: list[tuple[Verdict, list[Section]]]) -> str:
     title = f"Benchmark report: {res.run_id}"
-    body = [f"<h1>{html.escape(title)}</h1>", _facts_html(_header_facts(res))]
+    body = [f"<h1>{html.escape(title)}</h1>", _facts_html(run_facts(res))]
+    svg: dict[int, str] = {}
     n = 0
-    for an in analyses:
-        sc = an.scenario
+    for _v, sections in scenarios:
+        for s in sections:
+            for b in s.blocks:
+                if b.chart is not None:
+                    n += 1
+                    svg[id(b.chart)] = figure_svg(b.chart.figure, f"c{n}-")
+    for v, sections in scenarios:
+        sc = v.scenario
         body.append(f'<section class="scenario" id="scenario-{html.escape(_slug(sc.name))}">')
         body.append(f"<h2>Scenario {html.escape(sc.name)}</h2>")
         if sc.description:
             body.append(f"<p>{html.escape(sc.description)}</p>")
-        body.append(_facts_html(_scenario_facts(sc)))
-        verdict = online_verdict(sc)
-        if verdict:
-            body.append(f'<p class="recommendation"><strong>Online learning:</strong> {html.escape(verdict)}</p>')
-        if sc.adapters:
-            body.append(_html_ranking(an))
-        body.append('<div class="charts"><h3>Charts</h3>')
-        for _fname, ch in charts[sc.name]:
-            n += 1
-            svg = figure_svg(ch.figure, f"c{n}-")
-            body.append(
-                f'<figure class="chart" data-chart="{html.escape(ch.key)}">{svg}'
-                f"<figcaption><strong>{html.escape(ch.title)}.</strong> {html.escape(ch.caption)}</figcaption></figure>"
-            )
-        body.append("</div>")
-        for heading, t in (
-            ("Scale-out: capacity per cell", scale_out_table(sc)),
-            ("Rebalance under load: p99 around each event", rebalance_table(sc)),
-            ("Model lifecycle", lifecycle_table(sc)),
-            ("Online learning", online_table(sc)),
-            ("In process and in the loop", framing_table(sc)),
-            ("Throughput search", search_table(sc)),
-            ("Bundle parity", parity_table(sc)),
-        ):
-            if t.rows:
-                body.append(f"<details><summary>{html.escape(heading)}</summary>{_html_table(t)}</details>")
-        failed = failed_checks(sc)
-        if failed:
-            items = "".join(
-                f"<li><strong>{html.escape(w)}</strong> <code>{html.escape(c.name)}</code>: {html.escape(c.detail)}"
-                + (f" → {html.escape(c.recommendation)}" if c.recommendation else "")
-                + "</li>"
-                for w, c in failed
-            )
-            body.append(f"<details open><summary>Failed checks</summary><ul>{items}</ul></details>")
+        body.append(_facts_html(scenario_facts(sc)))
+        for s in sections:
+            inner = "".join(_html_block(b, v, svg) for b in s.blocks)
+            if s.folded:
+                body.append(f"<details><summary>{html.escape(s.title)}</summary>{inner}</details>")
+            else:
+                body.append(f"<h3>{html.escape(s.title)}</h3>{inner}")
         body.append("</section>")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -295,17 +190,18 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
         run_dir = run_dir.parent
     for stale in run_dir.glob(f"{CHART_PREFIX}*.png"):
         stale.unlink()
-    analyses = [analyse(sc) for sc in res.scenarios]
-    charts: dict[str, list[tuple[str, Chart]]] = {}
-    for an in analyses:
-        written = []
-        for ch in build_charts(an):
-            fname = f"{CHART_PREFIX}{_slug(an.scenario.name)}-{ch.key}.png"
+    scenarios: list[tuple[Verdict, list[Section]]] = []
+    files: dict[int, str] = {}
+    for sc in res.scenarios:
+        v = verdict(sc)
+        charts: list[Chart] = build_charts(v)
+        for ch in charts:
+            fname = f"{CHART_PREFIX}{_slug(sc.name)}-{ch.key}.png"
             ch.figure.savefig(run_dir / fname, format="png", dpi=110, metadata={"Software": None})
-            written.append((fname, ch))
-        charts[an.scenario.name] = written
+            files[id(ch)] = fname
+        scenarios.append((v, scenario_sections(sc, v, charts)))
     md = run_dir / "report.md"
-    md.write_text(_render_markdown(res, analyses, charts), encoding="utf-8")
+    md.write_text(render_markdown(res, scenarios, files), encoding="utf-8")
     page = run_dir / "report.html"
-    page.write_text(_render_html(res, analyses, charts), encoding="utf-8")
+    page.write_text(render_html(res, scenarios), encoding="utf-8")
     return md, page

@@ -123,3 +123,9 @@ class ScorerSettings(BaseSettings, LoopConfig):
     checkpoint_every_s: float = Field(10.0, ge=0.1, description="How often the learner checkpoints.")
     join_window_s: float = Field(300.0, ge=0, description="How long a row waits for its label.")
     cold_start: bool = Field(False, description="Start the learner fresh when its checkpoint is refused.")
+    warm_s: float = Field(
+        2.0,
+        ge=0,
+        description="Before joining the group, score the bundle's reference rows in micro-batches for this long "
+        "(a JVM's JIT, caches), so that the first records do not pay for it; 0 = off.",
+    )

@@ -1,0 +1,409 @@
+"""Randomized multiple interleaved trials (RMIT; Abedi & Brecht, ICPE 2017): how `harness run` measures.
+
+Every contestant's processes are started once and kept warm for the whole run. First a warm-up: each
+contestant drains backlogs until its CPU per record settles (two windows in a row within `WARM_SETTLED`, a
+JVM's JIT included) and its flat-out rate sizes its backlog for the whole run (`rounds.backlog_s` of work).
+Then `rounds.count` rounds, each measuring every contestant once, in a fresh random order (seeded, recorded in
+results.json):
+
+    phase 1  control, A, control, B, control, ...: a backlog window per contestant (harness/bench/windows.py),
+             each between two windows of the control (the identity scorer: the loop with no model)
+    phase 2  load windows per contestant, at each fraction of its flat-out rate (random order)
+
+A contestant's cost in a round is its CPU per record over the control's in the windows just before and just
+after it — seconds apart, so whatever the host does to a core's speed falls on both (duet-like pairing; the
+order is random, so drift within a round falls on all contestants alike). harness/results/cost.py adds the
+rounds up. A window during which CPU steal or other processes passed the thresholds is measured again once in
+the same round, and counted; when the repeat is busy too, the machine is busy throughout and the rest of the
+round is not repeated (repeating would only double the run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from rich.progress import Progress
+
+from harness.bench.interference import InterferenceMonitor, Thresholds
+from harness.bench.session import AdapterSession, RunContext, search_start
+from harness.bench.windows import EndOffsets, backlog_window, latency_sample, load_window
+from harness.errors import HarnessError
+from harness.results.cost import (
+    FractionResult,
+    RoundOrder,
+    Window,
+    highest_passed,
+    judge_fraction,
+    summarize,
+)
+from harness.results.schema import AdapterResult, ScenarioResult
+from harness.results.stats import stat
+from harness.scenario import AdapterSpec, LoadProfile
+
+CONTROL = "identity"  # the display name of the contestant every ratio is taken to
+WARM_SETTLED = 0.15  # the warm-up ends when two windows in a row cost within this share of each other
+WARM_MAX_WINDOWS = 6
+WARM_MAX_S = 25.0  # ... or after this long for one contestant
+
+
+def round_orders(n: int, rounds: int, seed: int) -> list[list[int]]:
+    """A fresh uniformly random order of the n contestants for each round (RMIT), reproducible from `seed`."""
+    rng = random.Random(seed)
+    return [rng.sample(range(n), n) for _ in range(rounds)]
+
+
+@dataclass
+class Entrant:
+    """One contestant of a run: its spec, its result, its warm session, and what the rounds learnt of it."""
+
+    spec: AdapterSpec
+    index: int
+    result: AdapterResult
+    session: AdapterSession | None = None
+    flat_out: float | None = None  # the median flat-out rate measured so far (sizes the loads)
+    n: int = 0  # records per backlog window, fixed by the warm-up
+    rates: list[float] = field(default_factory=list)  # flat-out rates of the backlog windows
+    latencies: dict[float, list[np.ndarray]] = field(default_factory=dict)  # fraction -> measured latencies
+    offered: dict[float, list[float]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.display
+
+    def s(self) -> AdapterSession:
+        assert self.session is not None, f"{self.name} has no session"
+        return self.session
+
+
+@dataclass
+class Clock:
+    """Windows left and how long each kind has taken so far: the time left, for the progress lines."""
+
+    left: dict[str, int]
+    took: dict[str, list[float]] = field(default_factory=lambda: {"backlog": [], "load": []})
+    guess: dict[str, float] = field(default_factory=lambda: {"backlog": 4.0, "load": 2.5})
+
+    def done(self, kind: str, seconds: float) -> None:
+        self.left[kind] = max(0, self.left[kind] - 1)
+        self.took[kind].append(seconds)
+
+    def seconds_left(self) -> float:
+        total = 0.0
+        for kind, n in self.left.items():
+            seen = self.took[kind]
+            total += n * (sum(seen) / len(seen) if seen else self.guess[kind])
+        return total
+
+
+def _mean(a: float | None, b: float | None) -> float | None:
+    vals = [v for v in (a, b) if v]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _mmss(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s"
+
+
+class RoundRunner:
+    """Runs the rounds of one scenario on warm sessions and fills each contestant's AdapterResult."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        scenario: ScenarioResult,
+        entrants: list[Entrant],
+        progress: Progress,
+        save: Callable[[], None],
+        load_cap_per_s: float | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.plan = ctx.sc.rounds
+        self.scenario = scenario
+        self.entrants = entrants
+        self.progress = progress
+        self.save = save
+        self.load_cap = load_cap_per_s
+        self.offsets: dict[str, EndOffsets] = {}
+        th = ctx.sc.interference
+        self.monitor = InterferenceMonitor(
+            ctx.broker_gc_log, self._run_pids, Thresholds(th.gc_pause_ms, th.other_cpu_pct, th.steal_pct)
+        )
+        n, f = len(entrants), len(self.plan.fractions)
+        # the warm-up takes about two windows per contestant; each round a window per contestant and one of the
+        # control between each two
+        self.clock = Clock({"backlog": 2 * n + self.plan.count * (2 * n + 1), "load": n * f * self.plan.count})
+
+    # ---- the processes of the run ----------------------------------------------------------------------
+    def _run_pids(self) -> list[int]:
+        """Every process of the run (all contestants, their generators, the broker): not 'other processes'."""
+        pids: list[int] = []
+        for e in self.entrants:
+            if e.session is not None:
+                pids += e.session.deployment.pids()
+                gen = e.session.generator
+                if gen is not None and gen.pid:
+                    pids.append(gen.pid)
+        if self.ctx.broker_pid:
+            pids.append(self.ctx.broker_pid)
+        return pids
+
+    def start(self, stack: contextlib.ExitStack) -> None:
+        """Start every contestant's deployment (in parallel, a few at a time); a contestant that fails to
+        start is reported and left out of the rounds."""
+
+        def open_one(e: Entrant) -> None:
+            s = AdapterSession(self.ctx, e.spec, e.index, self.progress)
+            s.__enter__()
+            e.session = s
+
+        t0 = time.monotonic()
+        # The pool's threads must outlive the processes they start: a child is started with PR_SET_PDEATHSIG
+        # (harness/bench/procs.py), which fires when the *thread* that forked it ends. So the pool is shut down
+        # last, after every session has stopped its processes (the stack unwinds in reverse order).
+        pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="start")
+        stack.callback(pool.shutdown)
+        futures = {pool.submit(open_one, e): e for e in self.entrants}
+        for fut in futures:
+            fut.exception()  # waits
+        for fut, e in futures.items():
+            if e.session is not None:
+                stack.callback(e.session.__exit__)
+            exc = fut.exception()
+            if isinstance(exc, HarnessError):
+                e.result.error = str(exc)
+                self.ctx.log(f"  {e.name} did not start: {exc}")
+            elif exc is not None:
+                raise exc
+        live = [e for e in self.entrants if e.session is not None and not e.result.error]
+        for e in live:
+            s = e.s()
+            e.result.family, e.result.client = s.family, s.deployment.client
+            if s.measurer is not None:
+                s.measurer.pause()
+            s.monitor = self.monitor
+            self.offsets[e.name] = EndOffsets(self.ctx.target, [s.topics.output, s.topics.dlq])
+            stack.callback(self.offsets[e.name].close)
+        self.ctx.log(f"{len(live)} contestants started in {time.monotonic() - t0:.0f} s; kept warm for every round")
+
+    def live(self) -> list[Entrant]:
+        return [e for e in self.entrants if e.session is not None and not e.result.error]
+
+    # ---- the rounds --------------------------------------------------------------------------------------
+    def inprocess(self) -> None:
+        """Each strategy's in-process micro-benchmark (the model alone, no Kafka), once."""
+        for e in self.live():
+            if e.name != "identity (A/A)":
+                e.result.inprocess = e.s().inprocess()
+            rate = e.result.inprocess.batch_rows_per_s if e.result.inprocess else None
+            # the first backlog: about a second of the loop at the model's in-process speed (the loop
+            # itself costs about as much as a fast model), or a guess for the identity and the apps
+            e.flat_out = min(rate / 3, 50_000.0) if rate else (50_000.0 if e.spec.name == "identity" else 2_000.0)
+
+    def control(self) -> Entrant | None:
+        return next((e for e in self.live() if e.name == CONTROL), None)
+
+    def _size(self, e: Entrant) -> int:
+        plan = self.plan
+        rate = e.flat_out or 2_000.0
+        return int(min(plan.backlog_max_records, max(plan.backlog_min_records, rate * plan.backlog_s)))
+
+    def run(self) -> None:
+        plan = self.plan
+        self.warm_up()
+        load_rng = random.Random(plan.seed + 1)
+        for r, order in enumerate(round_orders(len(self.entrants), plan.count, plan.seed), start=1):
+            t0 = time.monotonic()
+            field_ = [self.entrants[i] for i in order if self.entrants[i] in self.live()]
+            ro = RoundOrder(round=r, backlog_order=[e.name for e in field_])
+            self.scenario.round_orders.append(ro)
+            self._backlog_phase(r, field_)
+            load_order = load_rng.sample(field_, len(field_))
+            ro.load_order = [e.name for e in load_order]
+            for pos, e in enumerate(load_order):
+                for f in load_rng.sample(plan.fractions, len(plan.fractions)):
+                    self._load(e, r, pos, f)
+            ro.seconds = round(time.monotonic() - t0, 1)
+            self.save()
+
+    def warm_up(self) -> None:
+        """Round 0: every contestant (random order) drains backlogs until its CPU per record settles; its
+        flat-out rate then fixes its backlog size for every counted round."""
+        t0 = time.monotonic()
+        field_ = random.Random(self.plan.seed - 1).sample(self.live(), len(self.live()))
+        self.scenario.round_orders.append(RoundOrder(round=0, warmup=True, backlog_order=[e.name for e in field_]))
+        for pos, e in enumerate(field_):
+            started, prev = time.monotonic(), None
+            for k in range(WARM_MAX_WINDOWS):
+                w = self._measure_backlog(e, 0, pos, self._size(e), f"w{k}")
+                w.warmup = True
+                e.result.windows.append(w)
+                if w.rows_per_s and not w.problems:
+                    e.flat_out = w.rows_per_s
+                self._log(e, 0, w)
+                cost = w.cpu_us_per_record if not w.problems else None
+                settled = prev is not None and cost is not None and abs(cost / prev - 1.0) <= WARM_SETTLED
+                if settled or time.monotonic() - started > WARM_MAX_S:
+                    break
+                prev = cost
+            e.n = self._size(e)
+            e.rates = [e.flat_out] if e.flat_out else []
+        self.scenario.round_orders[0].seconds = round(time.monotonic() - t0, 1)
+        self.save()
+
+    def _control_window(self, r: int, slot: int) -> float | None:
+        """One backlog window of the control between two contestants' windows; its CPU per record."""
+        c = self.control()
+        if c is None:
+            return None
+        w = self._measure_backlog(c, r, slot, c.n or self._size(c), f"c{slot}")
+        w.control = True
+        c.result.windows.append(w)
+        return w.cpu_us_per_record if not w.problems else None
+
+    def _backlog_phase(self, r: int, field_: list[Entrant]) -> None:
+        """control, A, control, B, ..., control: each contestant's window between two of the control's."""
+        before = self._control_window(r, 0)
+        repeats_allowed = True
+        for pos, e in enumerate(field_):
+            w = self._measure_backlog(e, r, pos, e.n or self._size(e), "")
+            after = self._control_window(r, pos + 1)
+            w.control_us_per_record = _mean(before, after)
+            if w.busy and repeats_allowed:
+                w.superseded = True
+                e.result.windows.append(w)
+                self._log(e, r, w, "busy: measuring again")
+                w = self._measure_backlog(e, r, pos, e.n or self._size(e), "b")
+                w.repeat = True
+                before, after = after, self._control_window(r, pos + 1)
+                w.control_us_per_record = _mean(before, after)
+                repeats_allowed = not w.busy  # the machine is busy throughout: no more repeats this round
+            e.result.windows.append(w)
+            if w.rows_per_s and not w.problems:
+                e.rates.append(w.rows_per_s)
+                e.flat_out = statistics.median(e.rates)
+            self._log(e, r, w)
+            before = after
+
+    def _label(self, r: int) -> str:
+        return "warm-up" if r == 0 else f"round {r}/{self.plan.count}"
+
+    def _measure_backlog(self, e: Entrant, r: int, pos: int, n: int, suffix: str) -> Window:
+        t0 = time.monotonic()
+        prefix = f"{e.index}r{r}b{suffix}"
+        try:
+            w = backlog_window(e.s(), self.monitor, self.offsets[e.name], prefix, n, r, pos)
+        except (HarnessError, RuntimeError) as exc:
+            w = Window(round=r, position=pos, kind="backlog", records=n, problems=[f"failed: {exc}"])
+        if suffix != "b":  # a repeat is extra time the clock did not plan for
+            self.clock.done("backlog", time.monotonic() - t0)
+        return w
+
+    def _load(self, e: Entrant, r: int, pos: int, fraction: float) -> None:
+        plan = self.plan
+        base = e.flat_out or 0.0
+        rate = fraction * base
+        capped = self.load_cap is not None and rate > self.load_cap
+        if capped and self.load_cap is not None:
+            rate = self.load_cap
+        t0 = time.monotonic()
+        if rate < 1.0:
+            self.clock.done("load", 0.0)
+            return
+        profile = LoadProfile(
+            name=f"{fraction:.0%} r{r}",
+            pattern="poisson",
+            rate_per_s=round(rate, 1),
+            duration_s=plan.load_window_s,
+            warmup_s=plan.load_warmup_s,
+            seed=plan.seed * 1000 + r * 10 + int(fraction * 100),
+        )
+        prefix = f"{e.index}r{r}f{int(fraction * 100)}"
+        try:
+            w, lat = load_window(e.s(), prefix, fraction, rate, profile, r, pos)
+        except (HarnessError, RuntimeError) as exc:
+            w, lat = Window(round=r, position=pos, kind="load", fraction=fraction, problems=[f"failed: {exc}"]), None
+        finally:
+            m = e.s().measurer
+            if m is not None:
+                m.pause()
+        w.capped = capped
+        e.result.windows.append(w)
+        if w.counts and lat is not None:
+            e.latencies.setdefault(fraction, []).append(lat)
+            e.offered.setdefault(fraction, []).append(w.offered_per_s or rate)
+        self.clock.done("load", time.monotonic() - t0)
+        self._log(e, r, w, "capped by the harness's ceilings" if capped else "")
+
+    def _log(self, e: Entrant, r: int, w: Window, note: str = "") -> None:
+        what = (
+            f"backlog {w.records:,}: {w.cpu_us_per_record or 0:.2f} µs/record, {w.rows_per_s or 0:,.0f}/s flat out"
+            if w.kind == "backlog"
+            else f"load {w.fraction:.0%} ({w.offered_per_s or 0:,.0f}/s): p99 "
+            + (f"{w.latency.p99_ms:.1f} ms" if w.latency and w.latency.p99_ms is not None else "-")
+            + f", {w.cpu_us_per_record or 0:.2f} µs/record"
+        )
+        flags = [*w.problems, *(["busy: " + "; ".join(w.interference.reasons)] if w.busy and w.interference else [])]
+        extra = f"  [{'; '.join(flags)}]" if flags else ""
+        extra += f"  ({note})" if note else ""
+        self.ctx.log(
+            f"  {self._label(r)} · {e.name:<16} {what}{extra} · ~{_mmss(self.clock.seconds_left())} left",
+        )
+
+    # ---- `--thorough`: this machine's saturation point ----------------------------------------------------
+    def saturation(self) -> None:
+        """The bisecting search (harness/bench/search.py) once per contestant: the highest constant rate whose
+        p99 held the SLO on this machine. A machine figure, not a ranking one."""
+        ss = self.ctx.sc.sustainable
+        for e in random.Random(self.plan.seed + 2).sample(self.live(), len(self.live())):
+            s = e.s()
+            if s.measurer is not None:
+                s.measurer.resume()
+            start, _ = search_start(ss, e.flat_out)
+            self.ctx.log(f"{e.name}: searching this machine's saturation point from {start:,.0f}/s")
+            try:
+                e.result.saturation = s.search([], f"{e.index}sat", e.flat_out)
+            except (HarnessError, RuntimeError) as exc:
+                self.ctx.log(f"  {e.name}: search failed: {exc}")
+            finally:
+                if s.measurer is not None:
+                    s.measurer.pause()
+            self.save()
+
+    # ---- what the windows add up to ------------------------------------------------------------------------
+    def finish(self) -> None:
+        conf = self.plan.confidence
+        for e in self.entrants:
+            if e.result.error:
+                continue
+            a = e.result
+            a.cost = summarize(a.windows, conf)
+            if e.session is not None:
+                rss, server_rss = e.session.deployment.peak_rss_mib()
+                a.cost.peak_rss_mib = round(rss, 1) if rss == rss else None  # NaN: the process is gone
+                a.cost.server_peak_rss_mib = round(server_rss, 1) if server_rss and server_rss == server_rss else None
+            a.fractions = []
+            for f in self.plan.fractions:
+                lats = e.latencies.get(f, [])
+                pooled = np.concatenate(lats) if lats else np.empty(0)
+                fr = FractionResult(
+                    fraction=f,
+                    offered_per_s=stat(e.offered.get(f, []), conf),
+                    latency=latency_sample(pooled, self.ctx.sc.slo.p99_ms),
+                    windows=sum(1 for w in a.windows if w.kind == "load" and w.fraction == f),
+                    invalid_windows=sum(1 for w in a.windows if w.kind == "load" and w.fraction == f and w.problems),
+                )
+                fr.passed, fr.min_samples = judge_fraction(fr.latency)
+                a.fractions.append(fr)
+            best = highest_passed(a.fractions)
+            if best is not None:
+                a.cost.highest_fraction_passed = best.fraction
+                a.cost.rate_at_highest_fraction = best.offered_per_s.median if best.offered_per_s else None
+        self.save()

@@ -1,0 +1,123 @@
+"""The verdict's rules without a broker: randomized round orders, ratios within a round, the tier rule and the
+early-stopping bound."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from harness.reporting.tiers import Ranked, tied, tier_of, tiers
+from harness.results import early_stopping
+from harness.results.cost import LatencySample, Window, judge_fraction, summarize, within_round
+from harness.results.stats import stat
+
+
+def st(*values: float):  # type: ignore[no-untyped-def]
+    s = stat(list(values), 0.9)
+    assert s is not None
+    return s
+
+
+# ---- randomized rounds --------------------------------------------------------------------------------------
+def test_every_round_is_a_fresh_random_order_reproducible_from_its_seed() -> None:
+    from harness.bench.rounds import round_orders
+
+    orders = round_orders(8, 200, seed=5)
+    assert all(sorted(o) == list(range(8)) for o in orders)  # every contestant once per round
+    assert orders == round_orders(8, 200, seed=5) and orders != round_orders(8, 200, seed=6)
+    assert len({tuple(o) for o in orders}) > 190  # fresh each round, not a rotation
+    # over many rounds every contestant takes every position about equally often (uniform permutations)
+    for who in range(8):
+        firsts = sum(1 for o in orders if o[0] == who)
+        assert 8 <= firsts <= 45, (who, firsts)
+
+
+# ---- early stopping (MLPerf LoadGen's rule) ---------------------------------------------------------------
+def test_early_stopping_needs_459_clean_samples_for_a_p99_at_99_percent() -> None:
+    assert early_stopping.min_samples(0) == 459  # 0.99^459 < 0.01 < 0.99^458
+    assert early_stopping.holds(459, 0) and not early_stopping.holds(458, 0)
+    # each sample over the SLO raises the count needed
+    needs = [early_stopping.min_samples(k) for k in range(6)]
+    assert needs == sorted(needs) and len(set(needs)) == 6
+    assert early_stopping.holds(needs[3], 3) and not early_stopping.holds(needs[3] - 1, 3)
+
+
+def test_a_p99_from_few_samples_is_not_a_pass() -> None:
+    """300 samples with none over the SLO: the observed p99 is under it, but the bound does not hold yet."""
+    assert judge_fraction(LatencySample(measured=300, over_slo=0)) == (None, 459)
+    assert judge_fraction(LatencySample(measured=5000, over_slo=20))[0] is True
+    # 5% over: clearly missed, and said so rather than "too few samples"
+    assert judge_fraction(LatencySample(measured=1000, over_slo=50))[0] is False
+    with pytest.raises(ValueError):
+        early_stopping.holds(10, 11)
+
+
+# ---- ratios within a round ---------------------------------------------------------------------------------
+def backlog(round_: int, cost: float, **kw: object) -> Window:
+    return Window(round=round_, position=0, kind="backlog", records=1000, cpu_us_per_record=cost, **kw)
+
+
+def test_a_strategy_is_judged_against_the_control_windows_around_it() -> None:
+    """The host halves its speed between rounds 1 and 2: costs double for everyone, the ratios do not move."""
+    ws = [
+        backlog(1, 10.5, control_us_per_record=7.0),
+        backlog(2, 21.0, control_us_per_record=14.0),
+        backlog(3, 10.8, control_us_per_record=7.2),
+    ]
+    ratios, diffs = within_round(ws)
+    assert ratios == pytest.approx([1.5, 1.5, 1.5])
+    assert diffs == pytest.approx([3.5, 7.0, 3.6])
+    # a window without a control measured around it is not compared with another round's control
+    ratios, _ = within_round([backlog(4, 30.0)])
+    assert ratios == []
+    # nor are the control's own windows, warm-up windows or windows with problems
+    assert within_round([backlog(5, 7.0, control=True, control_us_per_record=7.0)]) == ([], [])
+    assert within_round([backlog(0, 9.0, warmup=True, control_us_per_record=7.0)]) == ([], [])
+
+
+def test_busy_windows_measured_again_count_once_and_problems_not_at_all() -> None:
+    ws = [
+        backlog(1, 20.0, busy=True, superseded=True, control_us_per_record=5.0),
+        backlog(1, 10.0, repeat=True, control_us_per_record=5.0),
+        backlog(2, 11.0, control_us_per_record=5.5),
+        backlog(3, 99.0, problems=["12 records lost"], control_us_per_record=5.0),
+    ]
+    s = summarize(ws, 0.9)
+    assert s.rounds == 2 and s.remeasured == 1
+    assert s.ratio is not None and s.ratio.values == pytest.approx([2.0, 2.0])
+    assert s.cpu_us_per_record is not None and s.cpu_us_per_record.median == pytest.approx(10.5)
+    assert s.records_per_s_per_core == pytest.approx(1e6 / 10.5, rel=1e-3)
+
+
+# ---- the tier rule -----------------------------------------------------------------------------------------
+def test_overlapping_intervals_or_close_medians_share_a_tier() -> None:
+    assert tied(st(1.0, 1.1, 1.2), st(1.15, 1.3, 1.4))  # overlap
+    assert tied(st(1.00, 1.00, 1.01), st(1.08, 1.08, 1.09))  # apart, but 8% < 10%
+    assert not tied(st(1.00, 1.00, 1.01), st(1.12, 1.12, 1.13))  # apart and 12%
+
+
+def test_tiers_are_led_by_their_cheapest_member() -> None:
+    items = [
+        Ranked("identity", st(1.0, 1.0, 1.0)),
+        Ranked("identity (A/A)", st(0.97, 1.01, 1.04)),
+        Ranked("codegen-c", st(1.28, 1.3, 1.33)),
+        Ranked("onnx", st(1.52, 1.55, 1.6)),
+        Ranked("native", st(1.6, 1.66, 1.7)),
+        Ranked("pmml", st(4.0, 4.2, 4.5)),
+    ]
+    groups = tiers(items)
+    assert groups == [["identity", "identity (A/A)"], ["codegen-c"], ["onnx", "native"], ["pmml"]]
+    assert tier_of(groups, "native") == 3 and tier_of(groups, "nope") is None
+    # a chain of small steps does not stretch one tier: each within 10% of the next, the last 21% off the leader
+    chain = [Ranked(f"s{i}", st(1.07**i, 1.07**i, 1.07**i)) for i in range(4)]
+    assert tiers(chain) == [["s0", "s1"], ["s2", "s3"]]
+
+
+def test_tiers_do_not_depend_on_the_order_given() -> None:
+    items = [Ranked(n, st(m * 0.98, m, m * 1.02)) for n, m in [("a", 1.0), ("b", 1.05), ("c", 1.5), ("d", 3.0)]]
+    want = tiers(items)
+    for seed in range(5):
+        shuffled = items[:]
+        random.Random(seed).shuffle(shuffled)
+        assert tiers(shuffled) == want

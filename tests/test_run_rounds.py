@@ -1,0 +1,79 @@
+"""`harness run` end to end on the real broker: a warm-up round and randomized rounds, backlog and load windows
+for every contestant, the A/A identity pair, and a results.json and report that reporting reads back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from harness.results.schema import SCHEMA_VERSION, load_results
+from tests.conftest import run_cli
+
+
+def test_run_measures_every_contestant_in_randomized_rounds(broker: str, small_bundle: Path, tmp_path: Path) -> None:
+    sc = {
+        "name": "rounds",
+        "dataset": {"generator": "fraud", "rows": 4000, "seed": 3, "holdout_max_rows": 500,
+                    "params": {"positive_rate": 0.05}},
+        "model": {"trainer": "lightgbm", "params": {"n_estimators": 20, "num_leaves": 15}},
+        "formats": ["onnx"],
+        "adapters": [{"name": "onnx"}],
+        "rounds": {"count": 2, "aa_identity": True, "seed": 11, "backlog_s": 0.5, "backlog_min_records": 300,
+                   "fractions": [0.3], "load_window_s": 1.0, "load_warmup_s": 0.2},
+        # about the rounds' bookkeeping: a busy CI host must not make every window "busy" and measured again
+        "interference": {"other_cpu_pct": 10000, "steal_pct": 100},
+    }  # fmt: skip
+    f = tmp_path / "rounds.yaml"
+    f.write_text(yaml.safe_dump(sc))
+    results = tmp_path / "results"
+    r = run_cli(
+        "run", str(f), "--bootstrap", broker, "--artifacts", str(small_bundle.parent.parent),
+        "--results", str(results), timeout=900,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "round 2/2" in r.stderr and "left" in r.stderr  # progress: round, contestant, time left
+    run_dir = Path(r.stdout.strip().splitlines()[-1])
+    raw = json.loads((run_dir / "results.json").read_text())
+    assert raw["schema"] == SCHEMA_VERSION
+    out = raw["scenarios"][0]
+    assert out["method"] == "rounds" and out["control"] == "identity"
+    names = ["identity", "onnx", "identity (A/A)"]
+    assert [a["adapter"] for a in out["adapters"]] == names
+    # a warm-up round and two counted rounds, each a permutation of the contestants (recorded as measured)
+    orders = out["round_orders"]
+    assert [o["warmup"] for o in orders] == [True, False, False]
+    assert all(sorted(o["backlog_order"]) == sorted(names) for o in orders)
+    assert all(sorted(o["load_order"]) == sorted(names) for o in orders[1:])
+    for a in out["adapters"]:
+        assert a["error"] is None, a["error"]
+        own = [w for w in a["windows"] if w["kind"] == "backlog" and not w["control"]]
+        load = [w for w in a["windows"] if w["kind"] == "load"]
+        counted = [w for w in own if not w["warmup"] and not w["superseded"]]
+        assert any(w["warmup"] for w in own) and [w["round"] for w in counted] == [1, 2]
+        assert len(load) == 2
+        for w in own:
+            assert w["cpu_us_per_record"] > 0 and w["rows_per_s"] > 0, w
+            assert w["lost"] == 0 and w["scored"] == w["records"], w
+            assert w["interference"] is not None  # every window says what else ran
+        for w in counted:  # each between two windows of the control, its ratio taken to them
+            assert w["control_us_per_record"] > 0
+        for w in load:
+            assert w["latency"]["measured"] > 0 and w["lost"] == 0 and w["fraction"] == 0.3
+        assert a["cost"]["rounds"] == 2 and len(a["fractions"]) == 1
+    # the control: a window before the first contestant and after each, in every round
+    controls = [w for w in out["adapters"][0]["windows"] if w["control"]]
+    assert len(controls) == 2 * (len(names) + 1) and all(w["cpu_us_per_record"] > 0 for w in controls)
+    assert 0.5 < out["adapters"][0]["cost"]["ratio"]["median"] < 2.0  # the identity against its own control
+    onnx = out["adapters"][1]["cost"]
+    assert onnx["ratio"]["n"] == 2 and onnx["ratio"]["median"] > 0
+    assert out["ceilings"]["loop_cpu_us_per_record"] > 0 and out["ceilings"]["loop_capacity_per_s"] > 0
+    # the native relay on the same broker: the Kafka client's own limit, beside the loop's identity figure
+    assert out["ceilings"]["relay_per_s"] > 0 and out["ceilings"]["relay_cpu_us_per_record"] > 0
+    # the report reads the same classes back and places every contestant
+    res = load_results(run_dir)
+    assert all(a.cost is not None for a in res.scenarios[0].adapters)
+    md = (run_dir / "report.md").read_text()
+    assert "### Verdict: tiers by cost" in md and "**Rounds:** 2 counted after a warm-up round" in md
+    assert "| 1 | identity |" in md
