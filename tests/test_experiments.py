@@ -60,7 +60,7 @@ def test_the_lifecycle_swap_time_is_when_the_new_model_scored_not_its_window() -
     """Windows are by intended send time: the first window holding a new-model result starts before the publish
     (the bug this guards against printed a time to swap of -0.41 s). The swap is timed by the first result."""
     from harness.bench.lifecycle import LifecyclePlan, _summary
-    from harness.results.schema import Counts
+    from harness.results.point import Counts
     from harness.scenario import AdapterSpec
 
     events = [(15.0, "drift starts"), (20.34, "monitor alert: ScoreDriftPSI"),

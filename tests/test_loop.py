@@ -122,8 +122,10 @@ def test_two_processes_split_the_partitions(broker: str, small_bundle: Path, top
 
     create_topic(broker, topic_name, partitions=4)
     group = f"g-{topic_name}"
-    a = start_loop(broker, small_bundle, "native", topic_name, group, "--idle-exit-s", "6")
-    b = start_loop(broker, small_bundle, "native", topic_name, group, "--idle-exit-s", "6")
+    # 20 s idle: on a busy machine the second process can take many seconds to start, and the first, alone in
+    # the group with every partition and nothing to read, must not give up before it joins
+    a = start_loop(broker, small_bundle, "native", topic_name, group, "--idle-exit-s", "20")
+    b = start_loop(broker, small_bundle, "native", topic_name, group, "--idle-exit-s", "20")
     wait_group_stable(KafkaTarget(broker), group, 2, 60)
     n = 4000
     _send_rows(broker, topic_name, small_bundle, n, rate=4000)

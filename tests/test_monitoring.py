@@ -20,6 +20,8 @@ from adapters.bundle import Bundle
 from harness.bench.loadgen import send
 from harness.datagen import fraud
 from harness.kafka.broker import free_port
+from harness.kafka.config import KafkaTarget
+from harness.kafka.topics import wait_group_stable
 from harness.monitoring.drift import ks, psi
 from harness.monitoring.rules import Rule, RulesError, RuleState, load_rules
 from harness.scoring import wire
@@ -117,6 +119,9 @@ def test_monitor_alerts_on_a_drifting_stream(broker: str, small_bundle: Path, to
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     try:
+        # the scorer holds its partitions before anything is sent: a scorer still starting on a busy machine would
+        # score the reference and drifted records in one late burst, and the windows would mix them
+        wait_group_stable(KafkaTarget(broker), f"g-{topic_name}", 1, 90)
         time.sleep(3.0)  # the monitor joins its group and opens its first window
         conf = {"bootstrap.servers": broker}
         before, _ = _payloads(small_bundle, 0.0)

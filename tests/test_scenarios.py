@@ -124,7 +124,7 @@ def test_bad_scenario_files_name_the_key(tmp_path: Path) -> None:
     good = (ROOT / "scenarios" / "fraud.yaml").read_text()
     cases = {
         "unknown key": (good.replace("label: label", "labl: label"), "key 'labl': unknown key"),
-        "bad value": (good.replace("rate_per_s: 200", "rate_per_s: -5"), "key 'load.0.rate_per_s'"),
+        "bad value": (good.replace("count: 5,", "count: 0,"), "key 'rounds.count'"),
         "bad trainer": (good.replace("trainer: lightgbm", "trainer: xgb"), "key 'model.trainer'"),
         "not yaml": ("name: [unclosed", "not valid YAML"),
     }
