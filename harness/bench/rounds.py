@@ -218,6 +218,7 @@ class RoundRunner:
     def run(self) -> None:
         plan = self.plan
         self.warm_up()
+        self.calibrate()
         load_rng = random.Random(plan.seed + 1)
         for r, order in enumerate(round_orders(len(self.entrants), plan.count, plan.seed), start=1):
             t0 = time.monotonic()
@@ -306,13 +307,50 @@ class RoundRunner:
             self.clock.done("backlog", time.monotonic() - t0)
         return w
 
+    def calibrate(self) -> None:
+        """The whole pipeline at full stretch, once: the control under open-loop load at the harness's own
+        ceiling. What it carries end to end (generator → broker → loop → broker → measurer, all on these cores)
+        is the most any strategy can be offered here; a strategy whose flat-out rate alone is higher is loaded
+        at fractions of this instead (a fraction of a rate the pipeline cannot carry only measures a queue)."""
+        c = self.control()
+        if c is None or self.load_cap is None:
+            return
+        plan = self.plan
+        profile = LoadProfile(
+            name="pipeline",
+            pattern="poisson",
+            rate_per_s=round(self.load_cap, 1),
+            duration_s=plan.load_window_s,
+            warmup_s=plan.load_warmup_s,
+            seed=plan.seed * 1000 + 999,
+        )
+        try:
+            w, _ = load_window(c.s(), f"{c.index}cal", 1.0, self.load_cap, profile, 0, 0)
+        except (HarnessError, RuntimeError) as exc:
+            self.ctx.log(f"  the pipeline's ceiling: not measured ({exc})")
+            return
+        finally:
+            m = c.s().measurer
+            if m is not None:
+                m.pause()
+        if w.rows_per_s and w.rows_per_s > 0:
+            self.load_cap = min(self.load_cap, w.rows_per_s)
+            if self.scenario.ceilings is not None:
+                self.scenario.ceilings.pipeline_per_s = round(w.rows_per_s, 1)
+            self.ctx.log(
+                f"  the pipeline end to end (identity, offered {self.load_cap:,.0f}/s and more): "
+                f"{w.rows_per_s:,.0f}/s; load windows are fractions of at most this"
+            )
+
     def _load(self, e: Entrant, r: int, pos: int, fraction: float) -> None:
         plan = self.plan
         base = e.flat_out or 0.0
-        rate = fraction * base
-        capped = self.load_cap is not None and rate > self.load_cap
+        # a fraction of what this strategy can do in this pipeline: its own flat-out rate, or the pipeline's
+        # end-to-end ceiling when that is lower (the harness's own processes share the cores)
+        capped = self.load_cap is not None and base > self.load_cap
         if capped and self.load_cap is not None:
-            rate = self.load_cap
+            base = self.load_cap
+        rate = fraction * base
         t0 = time.monotonic()
         if rate < 1.0:
             self.clock.done("load", 0.0)
@@ -340,7 +378,7 @@ class RoundRunner:
             e.latencies.setdefault(fraction, []).append(lat)
             e.offered.setdefault(fraction, []).append(w.offered_per_s or rate)
         self.clock.done("load", time.monotonic() - t0)
-        self._log(e, r, w, "capped by the harness's ceilings" if capped else "")
+        self._log(e, r, w, "of the pipeline's ceiling" if capped else "")
 
     def _log(self, e: Entrant, r: int, w: Window, note: str = "") -> None:
         what = (

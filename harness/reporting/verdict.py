@@ -228,8 +228,9 @@ def _caveats(v: Verdict) -> list[str]:
     capped = sorted({a.adapter for a in sc.adapters for w in a.windows if w.capped})
     if capped:
         out.append(
-            f"Load windows of {_list(capped)} were offered less than the fraction asked: the harness's own "
-            "load generator or measurer cannot go faster here (their latency is the harness's as much as theirs)."
+            f"Load windows of {_list(capped)} are fractions of the whole pipeline's end-to-end ceiling, not of "
+            "their own flat-out rate, which is higher: the load generator, the broker and the measurer share these "
+            "cores (their latency is the harness's as much as theirs)."
         )
     undecided = [
         f"{a.adapter} at {f.fraction:.0%}"
@@ -394,7 +395,7 @@ def windows_table(sc: ScenarioResult) -> TableData:
         if w.superseded:
             notes.append("busy: measured again")
         if w.capped:
-            notes.append("capped by the harness's ceilings")
+            notes.append("a fraction of the pipeline's ceiling")
         rows.append(
             [
                 str(w.round),

@@ -146,6 +146,9 @@ class Ceilings(Model):
     # broker, records/s from its output's timestamps and the CPU of its process per record
     relay_per_s: float | None = None
     relay_cpu_us_per_record: float | None = None
+    # the whole pipeline end to end (the identity scorer under open-loop load above what it can carry: generator,
+    # broker, loop and measurer on the same cores); load windows are fractions of at most this
+    pipeline_per_s: float | None = None
 
     def problems(self) -> list[str]:
         out = []
