@@ -145,14 +145,14 @@ class Rounds(Strict):
     aa_identity: bool = Field(True, description="measure the identity scorer twice: the A/A pair must share a tier")
     confidence: float = Field(0.9, gt=0, lt=1, description="for the median's order-statistic interval")
     tie_pct: float = Field(10.0, ge=0, description="cost ratios closer than this share one tier")
-    backlog_s: float = Field(1.0, gt=0, description="a backlog window holds about this long at the flat-out rate")
+    backlog_s: float = Field(0.5, gt=0, description="a backlog window holds about this long at the flat-out rate")
     backlog_min_records: int = Field(100, ge=10)
     backlog_max_records: int = Field(200_000, ge=10)
     fractions: list[float] = Field(
         default_factory=lambda: [0.5, 0.7, 0.85], description="load windows at these shares of the flat-out rate"
     )
-    load_window_s: float = Field(1.5, gt=0, description="length of a load window, its warm-up included")
-    load_warmup_s: float = Field(0.3, ge=0)
+    load_window_s: float = Field(1.0, gt=0, description="length of a load window, its warm-up included")
+    load_warmup_s: float = Field(0.2, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> Rounds:
