@@ -149,7 +149,7 @@ class Rounds(Strict):
     backlog_min_records: int = Field(100, ge=10)
     backlog_max_records: int = Field(200_000, ge=10)
     fractions: list[float] = Field(
-        default_factory=lambda: [0.5, 0.7, 0.85], description="load windows at these shares of the flat-out rate"
+        default_factory=lambda: [0.5, 0.85], description="load windows at these shares of the flat-out rate"
     )
     load_window_s: float = Field(1.0, gt=0, description="length of a load window, its warm-up included")
     load_warmup_s: float = Field(0.2, ge=0)

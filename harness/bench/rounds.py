@@ -48,9 +48,10 @@ from harness.results.stats import stat
 from harness.scenario import AdapterSpec, LoadProfile
 
 CONTROL = "identity"  # the display name of the contestant every ratio is taken to
+AA_TWIN = "identity (A/A)"
 WARM_SETTLED = 0.15  # the warm-up ends when two windows in a row cost within this share of each other
-WARM_MAX_WINDOWS = 6
-WARM_MAX_S = 25.0  # ... or after this long for one contestant
+WARM_MAX_WINDOWS = 4
+WARM_MAX_S = 15.0  # ... or after this long for one contestant
 
 
 def round_orders(n: int, rounds: int, seed: int) -> list[list[int]]:
@@ -200,7 +201,7 @@ class RoundRunner:
     def inprocess(self) -> None:
         """Each strategy's in-process micro-benchmark (the model alone, no Kafka), once."""
         for e in self.live():
-            if e.name != "identity (A/A)":
+            if e.name != AA_TWIN:
                 e.result.inprocess = e.s().inprocess()
             rate = e.result.inprocess.batch_rows_per_s if e.result.inprocess else None
             # the first backlog: about a second of the loop at the model's in-process speed (the loop
@@ -226,7 +227,9 @@ class RoundRunner:
             ro = RoundOrder(round=r, backlog_order=[e.name for e in field_])
             self.scenario.round_orders.append(ro)
             self._backlog_phase(r, field_)
-            load_order = load_rng.sample(field_, len(field_))
+            # the A/A twin is there for the cost tiers; its latency would repeat the control's
+            loaded = [e for e in field_ if e.name != AA_TWIN]
+            load_order = load_rng.sample(loaded, len(loaded))
             ro.load_order = [e.name for e in load_order]
             for pos, e in enumerate(load_order):
                 for f in load_rng.sample(plan.fractions, len(plan.fractions)):
@@ -433,7 +436,7 @@ class RoundRunner:
                 a.cost.peak_rss_mib = round(rss, 1) if rss == rss else None  # NaN: the process is gone
                 a.cost.server_peak_rss_mib = round(server_rss, 1) if server_rss and server_rss == server_rss else None
             a.fractions = []
-            for f in self.plan.fractions:
+            for f in self.plan.fractions if e.name != AA_TWIN else []:
                 lats = e.latencies.get(f, [])
                 pooled = np.concatenate(lats) if lats else np.empty(0)
                 fr = FractionResult(

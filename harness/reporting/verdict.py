@@ -327,6 +327,8 @@ def latency_table(sc: ScenarioResult) -> TableData:
     rows = []
     mark = {True: "✓", False: "✗", None: "?"}
     for a in sc.adapters:
+        if not a.fractions:  # the A/A twin is loaded in no window
+            continue
         by = {f.fraction: f for f in a.fractions}
         row = [a.adapter]
         for f in fractions:
