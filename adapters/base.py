@@ -1,7 +1,9 @@
 """The scoring contract every adapter implements: load from a bundle, predict a batch, close.
 
     adapter = SomeAdapter.load("artifacts/fraud/<model-id>", threads=1)
-    p = adapter.predict(X)      # X: (n, n_features) float64, NaN = missing -> (n,) float64 P(class 1)
+    p = adapter.predict(X)      # X: (n, n_features) float64, NaN = missing -> what the bundle's task produces:
+                                #   binary (n,) P(class 1), regression (n,) the value, multiclass (n, k) the
+                                #   class probabilities in the manifest's class order (adapters/tasks.py)
     adapter.close()
 
 Adapters know models and formats, nothing of Kafka, scenarios or measurement. Heavy imports
@@ -21,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from adapters.bundle import Bundle
 from adapters.errors import AdapterClosed, AdapterError, BadInput, ScoringFailed
+from adapters.tasks import TaskError, TaskSpec
 
 FAMILIES = ("native", "generated-code", "external-server", "pmml", "pfa", "onnx", "baseline")
 
@@ -43,6 +46,7 @@ class Adapter(ABC):
         self.bundle = bundle
         self.options = options
         self.n_features = bundle.n_features
+        self.task: TaskSpec = bundle.task
         self._closed = False
         self._lock = threading.Lock()
 
@@ -68,16 +72,22 @@ class Adapter(ABC):
 
     @abstractmethod
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        """Score a validated (n, n_features) float64 C-contiguous array; return (n,) float64."""
+        """Score a validated (n, n_features) float64 C-contiguous array; return (n,) float64, or (n, k) class
+        probabilities for a multiclass task (`self.task`)."""
 
     def predict(self, X: Any) -> np.ndarray:
         if self._closed:
             raise AdapterClosed(f"adapter {self.name!r} is closed")
         Xa = check_batch(X, self.n_features)
-        out = np.ascontiguousarray(self._predict(Xa), dtype=np.float64).reshape(-1)
-        if out.shape[0] != Xa.shape[0]:
-            raise ScoringFailed(f"adapter {self.name!r} returned {out.shape[0]} scores for {Xa.shape[0]} rows")
-        return out
+        out = self._predict(Xa)
+        if self.task.vector and isinstance(out, np.ndarray) and out.dtype == np.float64 and out.ndim == 1:
+            if out.shape[0] != Xa.shape[0]:  # the common case, checked without a copy
+                raise ScoringFailed(f"adapter {self.name!r} returned {out.shape[0]} scores for {Xa.shape[0]} rows")
+            return np.ascontiguousarray(out)
+        try:
+            return self.task.shape_of(out, Xa.shape[0])
+        except TaskError as e:
+            raise ScoringFailed(f"adapter {self.name!r} {e}") from None
 
     def close(self) -> None:
         if not self._closed:

@@ -3,10 +3,12 @@
 Layout written by `harness build` (see harness/modelbuild/pipeline.py):
 
     artifacts/<scenario>/<model-id>/
-        manifest.json        what is here, the feature order and types ("features", adapters/schema.py), parity
+        manifest.json        what is here, the task and its outputs ("task", "classes", "outputs",
+                             adapters/tasks.py), the feature order and types ("features", adapters/schema.py), parity
                              figures, versions; "absent": why a format is not in the bundle
         reference.npz        X (held-out or reference rows, float64 in the schema's encoding: categorical values
-                             as category codes; NaN = missing), y (labels), p (the reference predictions)
+                             as category codes; NaN = missing), y (labels), p (the reference predictions: (n,)
+                             or (n, k) class probabilities for a multiclass model, adapters/tasks.py)
         model.ir.json        the model IR (harness/modelbuild/ir.py)
         <one file per format: native, onnx, codegen-c, pmml, pfa, h2o-mojo>
 
@@ -31,6 +33,7 @@ import numpy as np
 
 from adapters.errors import BundleError, FormatMissing
 from adapters.schema import FeatureSchema
+from adapters.tasks import TaskError, TaskSpec
 
 
 def sha256_file(path: Path) -> str:
@@ -101,6 +104,15 @@ class Bundle:
         except (TypeError, ValueError) as e:
             raise BundleError(f"bundle {self.root}: manifest 'features' is not valid: {e}") from None
 
+    @cached_property
+    def task(self) -> TaskSpec:
+        """What the model produces per record (manifest "task", "classes", "outputs"; adapters/tasks.py); a bundle
+        without them is a binary classifier."""
+        try:
+            return TaskSpec.from_manifest(self.manifest)
+        except TaskError as e:
+            raise BundleError(f"bundle {self.root}: manifest 'task' is not valid: {e}") from None
+
     @property
     def model_id(self) -> str:
         return str(self.manifest["model_id"])
@@ -148,7 +160,9 @@ class Bundle:
         return path
 
     def reference(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(X, y, p_native) of the held-out rows, after the sha256 check."""
+        """(X, y, p_native) of the held-out rows, after the sha256 check. y: 0/1 (binary), class indices into
+        "classes" (multiclass), numbers (regression), -1 (or NaN for regression) where no label was given;
+        p: (n,) or, multiclass, (n, k) (adapters/tasks.py)."""
         ref = self.manifest["reference"]
         data = self._verified_bytes(_plain_name(self.root, ref.get("file"), "the reference rows"), ref["sha256"])
         with np.load(io.BytesIO(data), allow_pickle=False) as z:

@@ -7,6 +7,7 @@ interface, called here through ctypes, float64 in and out, NaN = missing:
 
     const char *kmh_kind(void);
     int         kmh_num_feature(void);
+    int         kmh_num_output(void);      /* k class probabilities per row (multiclass), else 1; optional */
     void        kmh_predict(const double *X, long n_rows, int nthread, double *out);
 
 (tl2cgen.Predictor is not used: tl2cgen 1.0 misreads some float64 values as missing, see
@@ -72,11 +73,22 @@ class CodegenCAdapter(Adapter):
                 f"codegen-c library is a {self.kind!r} with {n} features; expected one of {KINDS} "
                 f"with the manifest's {self.n_features}"
             )
+        n_out_fn = getattr(lib, "kmh_num_output", None)  # libraries built before multiclass have none: 1
+        if n_out_fn is not None:
+            n_out_fn.restype = ctypes.c_int
+            n_out_fn.argtypes = []
+        self.n_out = int(n_out_fn()) if n_out_fn is not None else 1
+        if self.n_out != self.task.n_outputs:
+            self._cleanup()
+            raise BundleError(
+                f"codegen-c library writes {self.n_out} value(s) per row; the bundle's {self.task.task} task has "
+                f"{self.task.n_outputs}"
+            )
         self._lib = lib
         self._fn = predict
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        out = np.empty(X.shape[0], dtype=np.float64)
+        out = self.task.empty(X.shape[0])
         self._fn(X.ctypes.data, X.shape[0], self.nthread, out.ctypes.data)
         return out
 

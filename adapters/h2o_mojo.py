@@ -3,14 +3,17 @@
 This is the reference architecture's "generated code" strategy: the model H2O trained, run by H2O's own
 scoring library. `MojoModel.load` reads the MOJO zip from the very bytes whose sha256 matched the
 manifest (`bundle.verified_bytes`, then an in-memory reader: no file is opened again);
-`GenModel.score0(row, preds)` scores one row, and for a binomial model `preds[2]` is the probability
-of the second level of the response domain (P(class 1) when the labels are 0/1).
+`GenModel.score0(row, preds)` scores one row: for a binomial model `preds[2]` is the probability of the second
+level of the response domain (P(class 1) when the labels are 0/1), for a regression `preds[0]` is the predicted
+value, for a multinomial model `preds[1..k]` are the probabilities of the k levels in domain order (`mojo_task`).
 
 Batches cross from Python to Java once. The per-row loop runs in Java, built at load time from
 `java.lang.invoke` method handles (no Java source, nothing compiled by us):
 
     for i in 0 ..< out.length:
-        out[i] = model.score0(Arrays.copyOfRange(flat, i*k, i*k + k), new double[predsSize])[2]
+        out[i] = model.score0(Arrays.copyOfRange(flat, i*k, i*k + k), new double[predsSize])[2]   (0: regression)
+
+    multinomial, c classes: System.arraycopy(model.score0(<row i>, new double[predsSize]), 1, out, i*c, c)
 
 driven by `MethodHandles.countedLoop` and called through a `BiConsumer<double[], double[]>` proxy.
 Each row gets its own copy (GLM's mean imputation writes into the row) and its own preds array, so
@@ -40,6 +43,7 @@ import numpy as np
 from adapters.base import Adapter
 from adapters.errors import AdapterError, BundleError, EngineUnavailable, ScoringFailed
 from adapters.java_engine import is_jvm_failure, require_jvm
+from adapters.tasks import TaskSpec
 from jvm.errors import JvmError
 from jvm.inprocess import ensure_jvm
 
@@ -89,6 +93,9 @@ def _java() -> dict[str, Any]:
             ),
             multiply=lookup.findStatic(jmath, "multiplyExact", mt.methodType(int_t, int_t, int_t)),
             add=lookup.findStatic(jmath, "addExact", mt.methodType(int_t, int_t, int_t)),
+            arraycopy=lookup.findStatic(
+                jpype.JClass("java.lang.System"), "arraycopy", mt.methodType(void_t, obj, int_t, obj, int_t, int_t)
+            ),
         )
         return _handles
 
@@ -104,31 +111,70 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(text).split())
 
 
-def _batch_loop(j: dict[str, Any], model: Any, k: int, preds_size: int, out_index: int) -> Any:
-    """A BiConsumer<double[] flat, double[] out> that scores every row of `flat` (row width k) into `out`."""
+def _batch_loop(j: dict[str, Any], model: Any, k: int, preds_size: int, out_index: int, n_out: int = 1) -> Any:
+    """A BiConsumer<double[] flat, double[] out> that scores every row of `flat` (row width k) into `out`:
+    preds[out_index] per row (n_out 1), or preds[out_index .. out_index + n_out) per row into out[i*n_out ...]."""
     jpype, mh, mt = j["jpype"], j["MethodHandles"], j["MethodType"]
-    da, int_t = j["da"], j["int_t"]
+    da, int_t, void_t = j["da"], j["int_t"], j["void_t"]
     jk = jpype.JInt(k)
-    # (row) -> double: model.score0(row, new double[preds_size])[out_index]
+    # (row) -> double[]: model.score0(row, new double[preds_size])
     score = j["score0"].bindTo(model)
     new_preds = mh.insertArguments(mh.arrayConstructor(da), 0, jpype.JInt(preds_size))
     score_row = mh.collectArguments(score, 1, new_preds)
-    pick = mh.insertArguments(mh.arrayElementGetter(da), 1, jpype.JInt(out_index))
-    row_to_p = mh.filterReturnValue(score_row, pick)
     # (flat, i) -> double[]: Arrays.copyOfRange(flat, i*k, i*k + k)
     times_k = mh.insertArguments(j["multiply"], 1, jk)
     plus_k = mh.insertArguments(j["add"], 1, jk)
     slice3 = mh.filterArguments(j["copy_of_range"], 1, times_k, mh.filterReturnValue(times_k, plus_k))
     row_of = mh.permuteArguments(slice3, mt.methodType(da, da, int_t), 0, 1, 1)
-    p_of = mh.filterReturnValue(row_of, row_to_p)  # (flat, i) -> double
-    # body (i, flat, out) -> void: out[i] = p_of(flat, i)
-    store = mh.collectArguments(mh.arrayElementSetter(da), 2, p_of)  # (out, i, flat, i) -> void
-    body = mh.permuteArguments(store, mt.methodType(j["void_t"], int_t, da, da), 2, 0, 1, 0)
-    iterations = mh.dropArguments(mh.arrayLength(da), 0, da)  # (flat, out) -> out.length
+    if n_out == 1:
+        pick = mh.insertArguments(mh.arrayElementGetter(da), 1, jpype.JInt(out_index))
+        p_of = mh.filterReturnValue(row_of, mh.filterReturnValue(score_row, pick))  # (flat, i) -> double
+        # body (i, flat, out) -> void: out[i] = p_of(flat, i)
+        store = mh.collectArguments(mh.arrayElementSetter(da), 2, p_of)  # (out, i, flat, i) -> void
+        body = mh.permuteArguments(store, mt.methodType(void_t, int_t, da, da), 2, 0, 1, 0)
+    else:
+        # (preds, out, dest) -> void: System.arraycopy(preds, out_index, out, dest, n_out)
+        copy = j["arraycopy"].asType(mt.methodType(void_t, da, int_t, da, int_t, int_t))
+        copy = mh.insertArguments(mh.insertArguments(copy, 4, jpype.JInt(n_out)), 1, jpype.JInt(out_index))
+        copy = mh.filterArguments(copy, 2, mh.insertArguments(j["multiply"], 1, jpype.JInt(n_out)))  # dest = i*n_out
+        copy = mh.collectArguments(copy, 0, mh.filterReturnValue(row_of, score_row))  # (flat, i, out, i) -> void
+        body = mh.permuteArguments(copy, mt.methodType(void_t, int_t, da, da), 1, 0, 2, 0)
+    # iterations: out.length / n_out
+    rows = mh.filterReturnValue(mh.arrayLength(da), _divide_by(j, n_out)) if n_out > 1 else mh.arrayLength(da)
+    iterations = mh.dropArguments(rows, 0, da)  # (flat, out) -> rows
     loop = mh.countedLoop(iterations, None, body)  # (flat, out) -> void
     obj = j["obj"]
     generic = loop.asType(mt.methodType(j["void_t"], obj, obj))
     return j["MethodHandleProxies"].asInterfaceInstance(j["BiConsumer"], generic)
+
+
+def _divide_by(j: dict[str, Any], n: int) -> Any:
+    """(int) -> int: x / n (Math.floorDiv)."""
+    mt, jpype = j["MethodType"], j["jpype"]
+    div = (
+        j["MethodHandles"]
+        .publicLookup()
+        .findStatic(jpype.JClass("java.lang.Math"), "floorDiv", mt.methodType(j["int_t"], j["int_t"], j["int_t"]))
+    )
+    return j["MethodHandles"].insertArguments(div, 1, jpype.JInt(n))
+
+
+def mojo_task(model: Any, path: str = "") -> TaskSpec:
+    """The task of a MOJO loaded by genmodel: binomial, regression or multinomial, with its response levels."""
+    category = str(model.getModelCategory())
+    n = int(model.nclasses())
+    levels = model.getDomainValues(model.getResponseIdx()) if int(model.getResponseIdx()) >= 0 else None
+    domain = [str(d) for d in levels] if levels is not None else []
+    if category == "Regression" and n == 1:
+        return TaskSpec.regression()
+    if category == "Binomial" and n == 2:
+        return TaskSpec.binary(*(domain or ["0", "1"]))
+    if category == "Multinomial" and n >= 3:
+        return TaskSpec.multiclass(domain or [str(i) for i in range(n)])
+    raise BundleError(
+        f"MOJO {path or '<bytes>'} is a {category} model (nclasses={n}); the harness serves binomial, regression "
+        "and multinomial models"
+    )
 
 
 def load_mojo(source: str | Path | bytes, label: str = "") -> Any:
@@ -149,8 +195,9 @@ class MojoScorer:
     """One MOJO loaded by h2o-genmodel, scoring (n, n_features) float64 batches in one Java call.
 
     `source` is the MOJO zip (a path, or its bytes). `feature_names` is the caller's column order; the
-    MOJO's columns are picked from it by name. Only binomial models are accepted; the result is
-    preds[2], the second response level's probability.
+    MOJO's columns are picked from it by name. The result follows the MOJO's task (`self.task`): a binomial
+    model's preds[2] (the second response level's probability), a regression's preds[0], a multinomial model's
+    preds[1..k] ((n, k)).
     """
 
     def __init__(self, source: str | Path | bytes, feature_names: Sequence[str], label: str = "") -> None:
@@ -159,11 +206,7 @@ class MojoScorer:
         path = label or ("<bytes>" if isinstance(source, bytes) else str(source))
         m = self.model
         self.algo = str(m._algoName)
-        if int(m.nclasses()) != 2:
-            raise BundleError(
-                f"MOJO {path} is not a binomial classifier (nclasses={int(m.nclasses())}); "
-                "only P(class 1) models are supported"
-            )
+        self.task = mojo_task(m, path)
         n_cols = int(m.getNumCols())
         self.mojo_features = [str(s) for s in list(m.getNames())[:n_cols]]
         names = list(feature_names)
@@ -174,25 +217,28 @@ class MojoScorer:
         self.n_features = len(names)
         self._cols: list[int] | None = None if cols == list(range(len(names))) else cols
         self.preds_size = int(m.getPredsSize())
-        self._loop = _batch_loop(j, m, n_cols, self.preds_size, 2)
+        self.n_out = self.task.n_outputs
+        out_index = {"binary": 2, "regression": 0, "multiclass": 1}[self.task.task]
+        self._loop = _batch_loop(j, m, n_cols, self.preds_size, out_index, self.n_out)
         self._DoubleArray = j["DoubleArray"]
         self._JException = j["jpype"].JException
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """(n, n_features) float64, NaN = missing -> (n,) float64 probabilities."""
+        """(n, n_features) float64, NaN = missing -> (n,) float64 (P(class 1), the value) or (n, k) probabilities."""
         X = np.asarray(X, dtype=np.float64)
         if X.shape[0] == 0:
-            return np.empty(0, dtype=np.float64)
+            return self.task.empty(0)
         Xm = X if self._cols is None else X[:, self._cols]
         flat = self._DoubleArray(np.ascontiguousarray(Xm).reshape(-1))
-        out = self._DoubleArray(X.shape[0])
+        out = self._DoubleArray(X.shape[0] * self.n_out)
         try:
             self._loop.accept(flat, out)
         except self._JException as e:
             if is_jvm_failure(e):
                 raise EngineUnavailable(f"h2o-genmodel: the JVM failed: {_one_line(e)}") from None
             raise ScoringFailed(f"h2o-genmodel failed to score the batch: {_one_line(e)}") from None
-        return np.array(out, dtype=np.float64)
+        arr = np.array(out, dtype=np.float64)
+        return arr if self.n_out == 1 else arr.reshape(X.shape[0], self.n_out)
 
 
 class H2OMojoAdapter(Adapter):
@@ -208,6 +254,11 @@ class H2OMojoAdapter(Adapter):
         data = self.bundle.verified_bytes(self.format)
         path = self.bundle.file_path(self.format)
         self._scorer = MojoScorer(data, self.bundle.feature_names, label=str(path))
+        if self._scorer.task.task != self.task.task or self._scorer.task.n_outputs != self.task.n_outputs:
+            raise BundleError(
+                f"the MOJO in {path} is a {self._scorer.task.task} model with {self._scorer.task.n_outputs} "
+                f"output(s); the bundle's manifest says {self.task.task} with {self.task.n_outputs}"
+            )
         # One tiny batch at load: a broken model fails here, not on the first record.
         self._scorer.predict(np.zeros((1, self.n_features)))
 

@@ -1,4 +1,5 @@
-"""The Kafka-only ceiling: returns 0.5 for every row without looking at a model.
+"""The Kafka-only ceiling: returns a constant for every row without looking at a model (0.5 for a binary model,
+0.0 for a regression, 1/k for each of k classes).
 
 It measures what the loop, the encoding and the broker cost with no model in the way.
 """
@@ -19,4 +20,6 @@ class IdentityAdapter(Adapter):
         pass
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        return np.full(X.shape[0], 0.5)
+        if self.task.vector:
+            return np.full(X.shape[0], 0.5 if self.task.task == "binary" else 0.0)
+        return np.full((X.shape[0], self.task.n_outputs), 1.0 / self.task.n_outputs)

@@ -100,8 +100,12 @@ class NativeAdapter(Adapter):
 
             model = joblib.load(io.BytesIO(data))
         self._frame = info.get("input") == "dataframe"
-        if not hasattr(model, "predict_proba"):
-            raise BundleError(f"native scikit-learn object {type(model).__name__} has no predict_proba")
+        method = "predict" if self.task.task == "regression" else "predict_proba"
+        if not hasattr(model, method):
+            raise BundleError(
+                f"native scikit-learn object {type(model).__name__} has no {method} (the bundle's task is "
+                f"{self.task.task})"
+            )
         n_in = getattr(model, "n_features_in_", self.n_features)
         if n_in != self.n_features:
             raise BundleError(f"scikit-learn model takes {n_in} features, manifest lists {self.n_features}")
@@ -126,12 +130,14 @@ class NativeAdapter(Adapter):
             rows = self._dataframe(X) if self._frame else X
             with self._limits.limit(limits=self.threads):
                 try:
-                    return np.asarray(self._model.predict_proba(rows)[:, 1], dtype=np.float64)
+                    if self.task.task == "regression":
+                        return np.asarray(self._model.predict(rows), dtype=np.float64)
+                    proba = np.asarray(self._model.predict_proba(rows), dtype=np.float64)
+                    return proba[:, 1] if self.task.task == "binary" else proba
                 except ValueError as e:  # e.g. an encoder with handle_unknown="error" meeting an unseen category
                     raise BadInput(f"scikit-learn refused the batch: {str(e).splitlines()[0]}") from None
         if self.flavor == "xgboost":
-            out = self._model.inplace_predict(X, missing=np.nan)
-            return np.asarray(out, dtype=np.float64).reshape(-1)
+            return np.asarray(self._model.inplace_predict(X, missing=np.nan), dtype=np.float64)
         assert self._delegate is not None
         return self._delegate.predict(X)
 

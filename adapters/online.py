@@ -11,6 +11,13 @@ stream. Models: `lr` logistic regression on standardised features (SGD), `hat` a
 `arf` an adaptive random forest (ARF, with drift detectors). Missing values are imputed with the running
 mean of the feature seen while learning, as these models take numbers only.
 
+It learns the bundle's task (adapters/tasks.py), as river has each one:
+    binary      lr: LogisticRegression        hat: HoeffdingAdaptiveTreeClassifier   arf: ARFClassifier
+    regression  lr: LinearRegression          hat: HoeffdingAdaptiveTreeRegressor    arf: ARFRegressor
+    multiclass  lr: SoftmaxRegression         hat: HoeffdingAdaptiveTreeClassifier   arf: ARFClassifier
+(labels: 0/1, the value, the class index); it predicts what the task produces (P(class 1), the value, the k class
+probabilities: a class it has not seen yet has probability 0, and before any label every class has 1/k).
+
 A checkpoint is the pickled river model with a small header: format version, the bundle's model id, the
 model kind, and the sha256 of the payload; `restore` refuses anything else with one clear line (a corrupt
 or foreign checkpoint is never half-loaded). Pickle is used on bytes this process wrote itself (its own
@@ -48,11 +55,19 @@ class OnlineOptions(BaseModel):
     arf_models: int = Field(5, ge=1, le=50)
 
 
-def make_model(kind: str, seed: int, arf_models: int = 5) -> Any:
-    """A fresh river model of the kind asked for."""
+def make_model(kind: str, seed: int, arf_models: int = 5, task: str = "binary") -> Any:
+    """A fresh river model of the kind asked for, for the task."""
     from river import forest, linear_model, optim, preprocessing, tree
 
+    if task == "regression":
+        if kind == "lr":
+            return preprocessing.StandardScaler() | linear_model.LinearRegression(optimizer=optim.SGD(0.01))
+        if kind == "hat":
+            return tree.HoeffdingAdaptiveTreeRegressor(grace_period=100, seed=seed)
+        return forest.ARFRegressor(n_models=arf_models, seed=seed)
     if kind == "lr":
+        if task == "multiclass":
+            return preprocessing.StandardScaler() | linear_model.SoftmaxRegression(optimizer=optim.SGD(0.05))
         return preprocessing.StandardScaler() | linear_model.LogisticRegression(optimizer=optim.SGD(0.05))
     if kind == "hat":
         return tree.HoeffdingAdaptiveTreeClassifier(grace_period=100, seed=seed)
@@ -70,7 +85,7 @@ class OnlineAdapter(Adapter):
     def _open(self) -> None:
         o = self.options
         self.kind = o.model
-        self.model = make_model(o.model, o.seed, o.arf_models)
+        self.model = make_model(o.model, o.seed, o.arf_models, self.task.task)
         self._names = self.bundle.feature_names
         self._means = np.zeros(len(self._names))
         self._counts = np.zeros(len(self._names))
@@ -86,10 +101,22 @@ class OnlineAdapter(Adapter):
         return [dict(zip(self._names, row.tolist(), strict=True)) for row in filled]
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        out = np.empty(X.shape[0])
+        task = self.task
+        out = task.empty(X.shape[0])
+        if task.task == "regression":
+            for i, x in enumerate(self._rows(X)):
+                v = self.model.predict_one(x)
+                out[i] = 0.0 if v is None else float(v)
+            return out
+        k = task.n_outputs
         for i, x in enumerate(self._rows(X)):
             proba = self.model.predict_proba_one(x)
-            out[i] = float(proba.get(True, proba.get(1, 0.0))) if proba else 0.5
+            if task.task == "binary":
+                out[i] = float(proba.get(True, proba.get(1, 0.0))) if proba else 0.5
+            elif not proba:
+                out[i] = 1.0 / k
+            else:
+                out[i] = [float(proba.get(c, 0.0)) for c in range(k)]
         return out
 
     # ---- learning ------------------------------------------------------------------------------------
@@ -104,8 +131,10 @@ class OnlineAdapter(Adapter):
             self._counts += seen.sum(axis=0)
             sums = np.where(seen, Xa, 0.0).sum(axis=0)
             self._means += (sums - self._means * seen.sum(axis=0)) / np.maximum(self._counts, 1)
+            cast = {"binary": bool, "regression": float, "multiclass": int}[self.task.task]
             for x, label in zip(self._rows(Xa), ya.tolist(), strict=True):
-                self.model.learn_one(x, bool(label))
+                if self.task.task != "binary" or label >= 0:  # a reference row without a label teaches nothing
+                    self.model.learn_one(x, cast(label))
             self.learned += Xa.shape[0]
 
     # ---- checkpoints ---------------------------------------------------------------------------------

@@ -4,7 +4,13 @@
 
 The input dtype is whatever the graph declares (float32 for the official converters' tree
 ensembles, float64 for graphs generated from the IR); the batch is cast to it. The output is the
-manifest's `output_name` (default "probabilities"), column `output_column` (default 1) = P(class 1).
+manifest's `output_name` (default "probabilities"), read by the bundle's task (adapters/tasks.py):
+    binary      column `output_column` (default 1) = P(class 1) of an (n, 2) tensor; an (n,) or (n, 1) tensor as is
+    regression  the (n,) or (n, 1) tensor
+    multiclass  the (n, k) tensor, columns in the manifest's class order
+A ZipMap output (a list of {label: probability} per row, what skl2onnx and onnxmltools write by default) is read
+by label: `output_keys` (the labels in class order; default: [output_column] for a binary model, the class
+labels for a multiclass model, matched to integer labels when the graph's labels are integers).
 
 A graph with one input per feature (what skl2onnx writes for a pipeline with a ColumnTransformer, e.g. a
 OneHotEncoder on string columns) is fed by name: each input gets its bundle column, numbers cast to the input's
@@ -71,7 +77,11 @@ class OnnxAdapter(Adapter):
         self._output_name = str(info.get("output_name", "probabilities"))
         if self._output_name not in names:
             raise BundleError(f"ONNX model has no output {self._output_name!r} (outputs: {', '.join(names)})")
-        self._column = int(info.get("output_column", 1))
+        self._column = int(info.get("output_column", 1 if self.task.task == "binary" else 0))
+        keys = info.get("output_keys")
+        if keys is None:
+            keys = [self._column] if self.task.task == "binary" else list(self.task.classes)
+        self._keys: list[Any] = list(keys)
 
     def _open_matrix(self, inputs: list[Any]) -> None:
         if len(inputs) != 1:
@@ -120,16 +130,34 @@ class OnnxAdapter(Adapter):
             (out,) = self._session.run([self._output_name], feed)
         except Exception as e:
             raise ScoringFailed(f"onnxruntime failed: {e}") from None
-        return _column(out, self._column)
+        return read_output(out, self.task.task, self._column, self._keys)
 
     def _close(self) -> None:
         self._session = None
 
 
-def _column(out: Any, column: int) -> np.ndarray:
-    if isinstance(out, list):  # a ZipMap output: one {class: probability} dict per row
-        return np.asarray([row[column] for row in out], dtype=np.float64)
+def read_output(out: Any, task: str, column: int, keys: list[Any]) -> np.ndarray:
+    """An output as the task's shape: (n,) (binary: P(class 1), regression: the value) or (n, k)."""
+    if isinstance(out, list):  # a ZipMap output: one {label: probability} dict per row
+        if not out:
+            return np.empty((0,) if task != "multiclass" else (0, len(keys)))
+        keys = _zipmap_keys(out[0], keys)
+        try:
+            arr = np.asarray([[row[k] for k in keys] for row in out], dtype=np.float64)
+        except KeyError as e:
+            raise ScoringFailed(f"the ZipMap output has no label {e} (it has: {', '.join(map(str, out[0]))})") from None
+        return arr if task == "multiclass" else arr[:, 0]
     arr = np.asarray(out, dtype=np.float64)
+    if task == "multiclass":
+        return arr
     if arr.ndim == 2 and arr.shape[1] > 1:
         return arr[:, column]
     return arr.reshape(-1)
+
+
+def _zipmap_keys(row: dict[Any, Any], keys: list[Any]) -> list[Any]:
+    """The manifest's labels as the ZipMap's keys: integer labels when the graph's labels are integers."""
+    sample = next(iter(row), None)
+    if isinstance(sample, int | np.integer):
+        return [int(k) for k in keys]
+    return [str(k) for k in keys]

@@ -4,7 +4,8 @@ Input: an array of doubles in the bundle's feature order (NaN = missing), what h
 writes; or a record of named fields (what most PFA producers write), each fed from the bundle feature of the
 same name: double/float/int/long fields get numbers, string and enum fields get the category's string (the
 bundle schema turns the batch's category codes back into strings), a missing value is null where the field's
-type is a union with "null". Output: one double, P(class 1). titus2 is imported through
+type is a union with "null". Output: one double (P(class 1), or the predicted value of a regression), or an array
+of doubles, the class probabilities of a multiclass model in the manifest's class order. titus2 is imported through
 adapters.titus_compat (it predates Python 3.11 and NumPy 2).
 
 The document is read from the very bytes whose sha256 matched the manifest (`Bundle.verified_bytes`,
@@ -45,6 +46,13 @@ class PfaAdapter(Adapter):
         except Exception as e:  # titus raises many kinds (syntax, semantics, Avro schema) when it reads a document
             raise BundleError(f"titus cannot load {path}: {_one_line(e)}") from None
         self._engine: Any = engines[0]
+        otype = json.loads(str(self._engine.config.output))
+        wanted: Any = "double" if self.task.vector else {"type": "array", "items": "double"}
+        if otype != wanted:
+            raise BundleError(
+                f"{path} returns {json.dumps(otype)[:60]}; a {self.task.task} model's document returns "
+                f"{json.dumps(wanted)}"
+            )
         itype = json.loads(str(self._engine.config.input))  # the Avro schema as JSON text
         self._fields: list[tuple[str, int, str, bool]] | None = None
         if itype == {"type": "array", "items": "double"}:
@@ -85,7 +93,7 @@ class PfaAdapter(Adapter):
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         action = self._engine.action
-        out = np.empty(X.shape[0], dtype=np.float64)
+        out = self.task.empty(X.shape[0])
         i = 0
         rows = X.tolist() if self._fields is None else self._records(X)
         with self._lock:

@@ -16,9 +16,11 @@ DataDictionary declares and applies its own rules to them.
 The model is parsed from the very bytes whose sha256 matched the manifest (`Bundle.verified_bytes`, then
 pmml4s's `Model.fromBytes`): a file swapped after the check is never read.
 
-Output: the manifest's `output_field` (an imported PMML: its probability of the positive class), else the field
-`probability_1` (what harness.modelbuild.export_pmml writes) or `probability(1)`; a file without it is refused at load.
-A missing prediction (null) becomes NaN (the scoring loop dead-letters it).
+Output, by the bundle's task (adapters/tasks.py): the manifest's `output_fields` (one field per output, in output
+order: a multiclass model's one probability field per class) or `output_field` (one); else the defaults, binary
+`probability_1` (what harness.modelbuild.export_pmml writes) or `probability(1)`, regression `prediction` or the
+document's only output field; a file without them is refused at load, naming the fields it has. A missing
+prediction (null) becomes NaN (the scoring loop dead-letters it).
 
 Failures: a Java exception on a row is ScoringFailed (the row's fault); a JVM that is gone or in trouble
 (a java.lang.VirtualMachineError) is EngineUnavailable (adapters/java_engine.py).
@@ -42,6 +44,7 @@ from jvm.errors import JvmError
 from jvm.inprocess import ensure_jvm
 
 OUTPUT_FIELDS = ("probability_1", "probability(1)")
+PREDICTION_FIELDS = ("prediction",)
 
 
 class _ProcessJvmGateway(JPypeGateway):  # type: ignore[misc]
@@ -89,9 +92,10 @@ class PmmlAdapter(Adapter):
             raise BundleError(f"pmml4s cannot load {path}: {java_one_line(e)}") from None
         jm = self._model._java_model
         self._java_model = jm
-        self._columns, self._out_index = self._layout(jm, str(path))
+        self._columns, self._out_indices = self._layout(jm, str(path))
+        self._out_index = self._out_indices[0]
 
-    def _layout(self, jm: Any, path: str) -> tuple[np.ndarray | None, int]:
+    def _layout(self, jm: Any, path: str) -> tuple[np.ndarray | None, list[int]]:
         features = self.bundle.feature_names
         used = [str(n) for n in jm.usedSchema().fieldNames()]  # the order predict(Object) reads a row in
         unknown = [n for n in used if n not in features]
@@ -103,12 +107,30 @@ class PmmlAdapter(Adapter):
         used_schema = FeatureSchema([schema.features[int(c)] for c in cols])
         self._strings: FeatureSchema | None = None if used_schema.all_numeric else used_schema
         outputs = [str(n) for n in jm.outputNames()]
-        chosen = self.bundle.format_info("pmml").get("output_field")  # an imported PMML names its own
-        for name in (chosen,) if chosen else OUTPUT_FIELDS:
+        return columns, self._output_indices(outputs, path)
+
+    def _output_indices(self, outputs: list[str], path: str) -> list[int]:
+        info = self.bundle.format_info("pmml")  # an imported PMML names its own; export_pmml's are recorded too
+        fields = info.get("output_fields") or ([info["output_field"]] if info.get("output_field") else None)
+        if fields:
+            missing = [f for f in fields if f not in outputs]
+            if missing:
+                raise BundleError(f"{path} has no output field {missing[0]} (it has: {', '.join(outputs)})")
+            if len(fields) != self.task.n_outputs:
+                raise BundleError(f"the manifest names {len(fields)} PMML output fields for {self.task.n_outputs}")
+            return [outputs.index(f) for f in fields]
+        if self.task.task == "multiclass":
+            defaults = [f"probability_{c}" for c in range(self.task.n_outputs)]
+            if all(f in outputs for f in defaults):
+                return [outputs.index(f) for f in defaults]
+            raise BundleError(f"{path}: the manifest names no output field per class (it has: {', '.join(outputs)})")
+        candidates = OUTPUT_FIELDS if self.task.task == "binary" else PREDICTION_FIELDS
+        for name in candidates:
             if name in outputs:
-                return columns, outputs.index(name)
-        wanted = chosen or " or ".join(OUTPUT_FIELDS)
-        raise BundleError(f"{path} has no output field {wanted} (it has: {', '.join(outputs)})")
+                return [outputs.index(name)]
+        if self.task.task == "regression" and len(outputs) == 1:
+            return [0]
+        raise BundleError(f"{path} has no output field {' or '.join(candidates)} (it has: {', '.join(outputs)})")
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         require_jvm(self.name)
@@ -122,12 +144,18 @@ class PmmlAdapter(Adapter):
             rows = [jpype.JArray(jpype.JDouble)(0)] * X.shape[0]
         predict = self._java_model.predict
         k = self._out_index
-        out = np.empty(X.shape[0], dtype=np.float64)
+        out = self.task.empty(X.shape[0])
         i = 0
         try:
-            for i in range(X.shape[0]):
-                v = predict(rows[i])[k]
-                out[i] = np.nan if v is None else float(v)
+            if out.ndim == 1:
+                for i in range(X.shape[0]):
+                    v = predict(rows[i])[k]
+                    out[i] = np.nan if v is None else float(v)
+            else:
+                indices = self._out_indices
+                for i in range(X.shape[0]):
+                    res = predict(rows[i])
+                    out[i] = [np.nan if res[j] is None else float(res[j]) for j in indices]
         except jpype.JException as e:
             if is_jvm_failure(e):
                 raise EngineUnavailable(f"pmml4s: the JVM failed: {java_one_line(e)}") from None

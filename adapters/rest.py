@@ -7,8 +7,9 @@ Works against any V2 server (harness/scoring/server.py, MLServer, KServe, Triton
 assumed. On load the adapter reads the model metadata (GET /v2/models/<name>) once: it checks the server
 knows the model, takes the name and datatype of its single input from there (option input_name overrides),
 and checks the feature count. Each batch goes as one input tensor [n, n_features], flat row-major data.
-The output read is the one named "probability", or the only output when there is one; a [n, 2] output
-(class probabilities) gives its second column.
+The output read follows the bundle's task (adapters/tasks.py): the one named "probability" (binary), "prediction"
+(regression) or "probabilities" (multiclass: [n, k], columns in class order), or the only output when there is
+one; a binary model's [n, 2] output (class probabilities) gives its second column.
 
 Missing values: JSON has no NaN, so a NaN feature is sent as `null` (harness/scoring/server.py reads null, and
 the string "NaN", back as NaN); a `null` score in a response becomes NaN.
@@ -37,9 +38,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from adapters.base import Adapter
 from adapters.errors import AdapterError, BadInput, EngineUnavailable, ScoringFailed
+from adapters.tasks import v2_output_name
 from adapters.v2_types import MetadataModelResponse
 
-OUTPUT_NAME = "probability"
+OUTPUT_NAME = "probability"  # a binary model's output (v2_output_name gives each task's)
 DEFAULT_INPUT_NAME = "input"
 
 
@@ -157,11 +159,12 @@ class RestAdapter(Adapter):
         outputs = doc.get("outputs") if isinstance(doc, dict) else None
         if not isinstance(outputs, list) or not outputs:
             raise bad("no 'outputs'")
-        out = next((o for o in outputs if isinstance(o, dict) and o.get("name") == OUTPUT_NAME), None)
+        wanted = v2_output_name(self.task.task)
+        out = next((o for o in outputs if isinstance(o, dict) and o.get("name") == wanted), None)
         if out is None:
             if len(outputs) != 1:
                 names = ", ".join(str(o.get("name")) for o in outputs if isinstance(o, dict))
-                raise bad(f"outputs {names} and none named {OUTPUT_NAME!r}")
+                raise bad(f"outputs {names} and none named {wanted!r}")
             out = outputs[0]
         if not isinstance(out, dict) or not isinstance(out.get("data"), list):
             raise bad("an output without a 'data' array")
@@ -169,6 +172,11 @@ class RestAdapter(Adapter):
             p = np.asarray(out["data"], dtype=np.float64)  # null -> NaN
         except (TypeError, ValueError):
             raise bad("a non-numeric output") from None
+        if not self.task.vector:
+            k = self.task.n_outputs
+            if p.size != n * k:
+                raise bad(f"{p.size} output values for {n} rows of {k} class probabilities")
+            return p.reshape(n, k)
         if p.size == n:
             return p.reshape(n)
         if p.size == 2 * n:  # [n, 2] class probabilities: P(class 1) is the second column

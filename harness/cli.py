@@ -113,9 +113,27 @@ def import_cmd(
     reference: Annotated[
         Path, typer.Option(help="CSV of feature rows (header row) the bundle is checked and replayed on.")
     ],
-    label: Annotated[str | None, typer.Option(help="Column of 0/1 labels (for AUC in runs).")] = None,
+    label: Annotated[
+        str | None,
+        typer.Option(help="Column of labels: 0/1, the true value, or the class (for runs' accuracy figures)."),
+    ] = None,
     expected: Annotated[
-        str | None, typer.Option(help="Column of the producer's own scores (checked by the gate).")
+        str | None,
+        typer.Option(
+            help="Column of the producer's own scores (checked by the gate); multiclass: one per class, "
+            "comma-separated in class order, or their prefix."
+        ),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(help="binary, regression or multiclass: when the file cannot say (a PFA returning a double)."),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            help="The output(s) to read when the file has others: PMML fields (one per class, comma-separated), "
+            "or an ONNX output."
+        ),
     ] = None,
     name: Annotated[
         str | None, typer.Option(help="Bundle name (artifacts/NAME/...); default: the file's name.")
@@ -131,7 +149,7 @@ def import_cmd(
     from harness.modelbuild.importer import ImportRequest, import_model
 
     _exits_without_teardown.add("import")  # a PMML or MOJO is checked in this process's JVM
-    req = ImportRequest(artifact, reference, label, expected, name, trust_pickle)
+    req = ImportRequest(artifact, reference, label, expected, name, trust_pickle, task=task, output=output)
     res = import_model(req, artifacts=artifacts, force=force, log=lambda m: err_console.print(m, highlight=False))
     formats = ", ".join(k for k in res.manifest["formats"] if k != "ir")
     what = "cache hit" if res.cache_hit else "imported"
@@ -427,6 +445,7 @@ def microbench_cmd(
     from adapters.registry import adapter_class
     from harness.bench.microbench import run
 
+    _exits_without_teardown.add("microbench")  # a PMML, PFA or MOJO adapter runs in this process's JVM
     b = Bundle.open(bundle)
     X, _, _ = b.reference()
     with adapter_class(adapter).load(b, **parse_options(option)) as a:

@@ -194,6 +194,11 @@ class Scenario(Strict):
     )
     features: list[str] | None = None
     label: str = "label"
+    task: Literal["binary", "regression", "multiclass"] = Field(
+        "binary",
+        description="what the model predicts (adapters/tasks.py): P(label = 1), a value, or the probability of each "
+        "class (the label's distinct values)",
+    )
     model: ModelSpec = Field(default_factory=lambda: ModelSpec())
     formats: list[str] = Field(default_factory=lambda: ["onnx", "codegen-c", "pmml", "pfa"])
     adapters: list[AdapterSpec] = Field(default_factory=list)
@@ -231,7 +236,7 @@ class Scenario(Strict):
         if (self.dataset is None) == (self.bundle is None):
             raise ValueError("give exactly one of 'dataset' (train a model) or 'bundle' (an imported bundle)")
         if self.bundle is not None:
-            given = sorted(self.model_fields_set & {"model", "formats", "features", "label"})
+            given = sorted(self.model_fields_set & {"model", "formats", "features", "label", "task"})
             if given:
                 raise ValueError(f"'{given[0]}' does not go with 'bundle': an imported bundle brings its own model")
             return self
@@ -240,6 +245,10 @@ class Scenario(Strict):
             raise ValueError(f"unknown format {bad[0]!r}; valid: {', '.join(FORMATS)}")
         if "h2o-mojo" in self.formats and self.model.trainer != "h2o":
             raise ValueError("format 'h2o-mojo' needs model.trainer 'h2o'")
+        if self.task != "binary" and self.model.algorithm == "logistic_regression":
+            raise ValueError(f"model.algorithm 'logistic_regression' is binary; a {self.task} task takes gbm or mlp")
+        if self.task == "multiclass" and self.model.trainer == "h2o" and self.model.algorithm == "glm":
+            raise ValueError("a multiclass h2o glm (multinomial) is not in the model IR: use algorithm gbm")
         if "codegen-c" in self.formats and self.model.algorithm == "mlp":
             raise ValueError(
                 "format 'codegen-c' cannot hold an MLP: the C generator compiles tree ensembles (treelite) and GLMs"

@@ -161,6 +161,26 @@ def test_maintenance_failure_rules_and_noise() -> None:
     assert (quiet["torque_nm"] - noisy["torque_nm"]).abs().mean() > 1.5
 
 
+def test_maintenance_targets_are_the_same_rows_seen_three_ways() -> None:
+    """The regression target (the tool's remaining life) and the multiclass one (the first failure mode) describe the
+    same machines as the binary label: the features do not depend on the target."""
+    failure = maintenance.generate(30_000, 5)
+    rul = maintenance.generate(30_000, 5, target="rul")
+    kind = maintenance.generate(30_000, 5, target="failure_type")
+    features = list(maintenance.FEATURES)
+    pd.testing.assert_frame_equal(failure[features], rul[features])
+    pd.testing.assert_frame_equal(failure[features], kind[features])
+    assert ((kind["label"] != "none") == (failure["label"] == 1)).all()
+    assert set(kind["label"]) == set(maintenance.FAILURE_TYPES)
+    assert rul["label"].between(0, 241).all() and 100 < rul["label"].mean() < 120
+    # a worn tool has less life left: the target follows its features
+    assert np.corrcoef(rul["label"], rul["tool_wear_min"])[0, 1] < -0.9
+    worn = kind["label"] == "tool_wear"
+    assert (rul.loc[worn, "label"] == 0).all()  # a tool past its end of life has none left
+    with pytest.raises(ValueError, match="target must be one of failure, rul, failure_type"):
+        maintenance.generate(10, 0, target="cost")
+
+
 def test_cross_sell_follows_the_documented_drivers() -> None:
     frame = cross_sell.generate(100_000, 6, missing_scale=0.0)
     rate = frame["label"]
@@ -188,7 +208,7 @@ def test_unknown_param_is_a_value_error_listing_the_valid_ones() -> None:
 
 def test_params_of_lists_the_keyword_params_and_defaults() -> None:
     assert datagen.params_of("fraud") == {"positive_rate": 0.01, "missing_scale": 1.0, "drift": 0.0}
-    assert datagen.params_of("maintenance") == {"noise": 1.0, "missing_scale": 1.0}
+    assert datagen.params_of("maintenance") == {"noise": 1.0, "missing_scale": 1.0, "target": "failure"}
     assert datagen.params_of("cross_sell") == {"positive_rate": 0.12, "missing_scale": 1.0}
 
 

@@ -6,6 +6,7 @@ The IR cases, the row generator and the bundle writer here are also used by test
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -17,8 +18,9 @@ import pandas as pd
 import pytest
 
 from adapters.errors import AdapterClosed, BadInput, BundleError
-from harness.modelbuild.export_pmml import OUTPUT_FIELD, write_pmml
-from harness.modelbuild.ir import LEAF, Glm, ModelIR, SplitOp, Tree, TreeEnsemble, predict
+from adapters.tasks import TaskSpec
+from harness.modelbuild.export_pmml import OUTPUT_FIELD, output_fields, write_pmml
+from harness.modelbuild.ir import LEAF, Glm, ModelIR, SplitOp, Tree, TreeEnsemble, predict, task_of
 
 ATOL = 1e-9
 
@@ -78,6 +80,24 @@ def ensemble(split_op: SplitOp, link: str = "logistic", seed: int = 1) -> TreeEn
     )
 
 
+def multiclass(seed: int = 3, scale: float = 1.0) -> TreeEnsemble:
+    """Three classes, four trees each (class of tree i: i % 3); `scale` multiplies the leaves: 800 puts margins
+    far beyond exp's range in float64, which a softmax that does not subtract the largest margin overflows on."""
+    rng = np.random.default_rng(seed)
+    trees = [random_tree(rng, 4, 3) for _ in range(12)]
+    for t in trees:
+        t.value = [v * scale for v in t.value]
+    return TreeEnsemble(
+        feature_names=["f0", "f1", "f2", "f3"],
+        trees=trees,
+        link="softmax",
+        split_op="<=",
+        n_classes=3,
+        tree_class=[i % 3 for i in range(12)],
+        class_base_scores=[0.25, -0.5, 0.125],
+    )
+
+
 def one_tree() -> TreeEnsemble:
     # depth 2, values that differ in their last bits too: precision loss in the file would show
     tree = Tree(
@@ -98,6 +118,8 @@ CASES: dict[str, Callable[[], ModelIR]] = {
     "ensemble_le": lambda: ensemble("<="),
     "ensemble_lt": lambda: ensemble("<"),
     "ensemble_identity_link": lambda: ensemble("<=", link="identity", seed=2),
+    "multiclass": lambda: multiclass(),
+    "multiclass_huge_margins": lambda: multiclass(seed=4, scale=800.0),
     "glm_intercept_only": lambda: Glm(feature_names=[], coefficients=[], intercept=-0.7),
     "glm_missing_replacement": lambda: Glm(
         feature_names=["a", "b", "c", "d"],
@@ -140,13 +162,20 @@ def write_bundle(root: Path, ir: ModelIR, files: dict[str, str], X: np.ndarray) 
     """A minimal bundle: manifest.json, reference.npz (X, y, p = IR predictions) and the given format files
     (already in `root`), as adapters/bundle.py reads it."""
     p = predict(ir, X)
-    np.savez(root / "reference.npz", X=X, y=(p > 0.5).astype(np.int64), p=p)
+    y = p.argmax(axis=1) if p.ndim == 2 else (p > 0.5).astype(np.int64)
+    np.savez(root / "reference.npz", X=X, y=y, p=p)
 
     def sha(name: str) -> str:
         return hashlib.sha256((root / name).read_bytes()).hexdigest()
 
+    task = task_of(ir)
+    if task == "multiclass":
+        spec = TaskSpec.multiclass([str(c) for c in range(ir.n_outputs)])
+    else:
+        spec = TaskSpec.regression() if task == "regression" else TaskSpec.binary()
     manifest = {
         "model_id": "test-model",
+        **spec.to_manifest(),
         "feature_names": ir.feature_names,
         "formats": {fmt: {"file": name, "sha256": sha(name)} for fmt, name in files.items()},
         "reference": {"file": "reference.npz", "sha256": sha("reference.npz")},
@@ -161,14 +190,13 @@ def sensitivity_checks(ir: ModelIR, X: np.ndarray) -> None:
         return
     p = predict(ir, X)
     other_op: SplitOp = "<" if ir.split_op == "<=" else "<="
-    swapped = TreeEnsemble(ir.feature_names, ir.trees, ir.base_score, ir.link, other_op)
+    swapped = dataclasses.replace(ir, split_op=other_op)
     assert np.abs(predict(swapped, X) - p).max() > 1e-3, "no test row sits on a threshold"
-    flipped = TreeEnsemble(
-        ir.feature_names,
-        [Tree(t.feature, t.threshold, t.left, t.right, [not d for d in t.default_left], t.value) for t in ir.trees],
-        ir.base_score,
-        ir.link,
-        ir.split_op,
+    flipped = dataclasses.replace(
+        ir,
+        trees=[
+            Tree(t.feature, t.threshold, t.left, t.right, [not d for d in t.default_left], t.value) for t in ir.trees
+        ],
     )
     assert np.abs(predict(flipped, X) - p).max() > 1e-3, "no test row has a missing value at a split"
 
@@ -189,10 +217,12 @@ def pmml_model_class() -> Any:
 def pypmml_predict(model_class: Any, path: Path, ir: ModelIR, X: np.ndarray) -> np.ndarray:
     """Score with pypmml's own public API (a DataFrame; NaN becomes a missing value)."""
     model = model_class.fromFile(str(path))
+    fields = output_fields(ir)  # one (binary: probability_1, regression: prediction), or one per class
     if ir.n_features == 0:
-        return np.array([model.predict({})[OUTPUT_FIELD] for _ in range(len(X))], dtype=np.float64)
+        return np.array([[model.predict({})[f] for f in fields] for _ in range(len(X))], dtype=np.float64).squeeze(1)
     out = model.predict(pd.DataFrame(X, columns=ir.feature_names))
-    return out[OUTPUT_FIELD].to_numpy(dtype=np.float64)
+    values = out[fields].to_numpy(dtype=np.float64)
+    return values[:, 0] if len(fields) == 1 else values
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -69,7 +69,7 @@ def test_promtool_checks_and_tests_the_alerting_rules() -> None:
         ["promtool", "check", "rules", str(PROMETHEUS / "alerts.yml")], capture_output=True, text=True
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 12 rules found" in check.stdout
+    assert "SUCCESS: 14 rules found" in check.stdout
     test = subprocess.run(
         ["promtool", "test", "rules", "alerts_test.yml"], cwd=PROMETHEUS, capture_output=True, text=True
     )

@@ -398,6 +398,6 @@ def test_readme_is_a_front_door_with_a_real_table() -> None:
     results = (ROOT / "docs" / "results.md").read_text()
     for row in rows:
         assert row in results, f"README row not in docs/results.md (the same kept run): {row}"
-    assert "results/example-fraud/" in readme and "20261201-183713-fraud" in readme
+    assert "results/example-fraud/" in readme and "20261203-135913-fraud" in readme
     for page in ("results", "methodology", "production", "your-own-model", "design", "kafka"):
         assert f"(docs/{page}.md)" in readme, f"the README does not link docs/{page}.md"

@@ -103,3 +103,26 @@ def test_the_scorer_warms_its_model_on_the_reference_rows_before_joining(small_b
     assert warm_model(Broken(), b, 64, 0.2) == 0  # type: ignore[arg-type]  # the loop meets and routes it
     native = adapter_class("native").load(b)
     assert warm_model(native, b, 64, 0.1) > 0
+
+
+def test_an_engine_that_hangs_while_warming_up_ends_the_scorer_with_one_line(small_bundle: Path) -> None:
+    """The warm-up runs under the loop's watchdog (--engine-timeout-s): a hung engine ends the process with
+    exit 3 and one error line before it is ready, instead of a scorer that never becomes ready."""
+    import subprocess
+    import sys
+
+    script = (
+        "import time, numpy as np\n"
+        "from adapters.bundle import Bundle\n"
+        "from harness.scoring.service import warm_model\n"
+        "class Hung:\n"
+        "    def predict(self, X):\n"
+        "        time.sleep(3600)\n"
+        f"warm_model(Hung(), Bundle.open({str(small_bundle)!r}), 64, 5.0, engine_timeout_s=0.3)\n"
+        "print('returned')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert "returned" not in done.stdout
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: warming the engine up: the model engine has not returned")

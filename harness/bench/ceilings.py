@@ -41,6 +41,7 @@ def measurer_ceiling(ctx: RunContext, records: int = RECORDS) -> float:
         p = Producer(ctx.target.client_config(**{"linger.ms": 20, "batch.num.messages": 10_000}))
         t0 = time.time_ns()
         stamp = str(t0).encode()
+        codec = wire.ResultCodec(ctx.bundle.task, ctx.sc.encoding)
         for seq in range(records):
             rid = wire.record_id("m", seq)
             headers: list[Any] = wire.result_headers(
@@ -50,7 +51,7 @@ def measurer_ceiling(ctx: RunContext, records: int = RECORDS) -> float:
                 (wire.H_SCORED, stamp),
                 (wire.H_SCORER, b"ceiling"),
             )
-            value = wire.encode_score(rid, float(ctx.p[seq % len(ctx.p)]), ctx.sc.encoding)
+            value = codec.encode(rid, ctx.p[seq % len(ctx.p)].tolist())
             while True:
                 try:
                     p.produce(out, value=value, key=str(seq % 64).encode(), headers=headers)
@@ -58,7 +59,7 @@ def measurer_ceiling(ctx: RunContext, records: int = RECORDS) -> float:
                 except BufferError:
                     p.poll(0.01)
         p.flush(120)
-        m = Measurer(ctx.target, out, dlq, ctx.sc.encoding, ctx.p, ctx.y)
+        m = Measurer(ctx.target, out, dlq, ctx.sc.encoding, ctx.p, ctx.y, task=ctx.bundle.task)
         m.add_point(PointSpec("m", t0, 0.0, 1.0, records))
         start = time.perf_counter()
         m.start()

@@ -3,8 +3,10 @@
 Latency is end to end from the *intended* send time (HDR histogram, microsecond resolution): a scorer
 that stalls shows its stall in every record that queued behind it, as a user would see it. It splits
 into queueing (intended -> consumed by the scorer), scoring (consumed -> scored, batch wait included)
-and delivery (scored -> received here). Accuracy is measured on the same events: each score against the
-bundle's reference prediction for the row it was sent, and ROC AUC against the labels.
+and delivery (scored -> received here). Accuracy is measured on the same events: each result against the
+bundle's reference prediction for the row it was sent (every output: a multiclass result's every class
+probability), and the task's quality figures against the labels, for the results and for the reference
+predictions of the same rows (harness/scoring/quality.py: AUC; log-loss and accuracy; RMSE and MAE).
 """
 
 from __future__ import annotations
@@ -12,16 +14,17 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import orjson
 from hdrh.histogram import HdrHistogram
 
+from adapters.tasks import TaskSpec
 from harness.kafka.config import KafkaTarget
 from harness.kafka.topics import partitions_when_listed
 from harness.results.point import Accuracy, Counts, Measurement, Percentiles, Throughput
-from harness.scoring import wire
+from harness.scoring import quality, wire
 
 HDR_MAX_US = 3_600_000_000  # one hour
 PERCENTILES = (0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999, 100.0)
@@ -54,7 +57,7 @@ class _Acc:
     consumed: list[int] = field(default_factory=list)
     scored: list[int] = field(default_factory=list)
     received: list[int] = field(default_factory=list)
-    score: list[float] = field(default_factory=list)
+    score: list[Any] = field(default_factory=list)  # a float, or a multiclass result's (k,) probabilities
     model: list[str] = field(default_factory=list)  # the `model` header of each result ("" without one)
     where: list[tuple[int, int]] = field(default_factory=list)  # (partition, offset) of each result
     last_progress: float = field(default_factory=time.monotonic)
@@ -70,10 +73,13 @@ class Measurer:
         reference: np.ndarray,
         labels: np.ndarray,
         result_format: Literal["wire", "v2"] = "wire",
+        task: TaskSpec | None = None,
     ) -> None:
         from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
         self.encoding = encoding
+        self.task = task or TaskSpec()  # the bundle's (a binary model when not given)
+        self.results = wire.ResultCodec(self.task, encoding)
         self.result_format = result_format
         self.reference = reference
         self.labels = labels
@@ -187,10 +193,10 @@ class Measurer:
                     acc.model.append(models.setdefault(h.get("model", b""), h.get("model", b"").decode()))
                     acc.where.append((int(m.partition() or 0), int(m.offset() or 0)))
 
-    def _score(self, value: bytes) -> float:
+    def _score(self, value: bytes) -> Any:
         if self.result_format == "v2":  # an Open Inference Protocol response: the first output's first value
             return float(orjson.loads(value)["outputs"][0]["data"][0])
-        return wire.decode_score(value, self.encoding)
+        return self.results.decode(value)
 
     # ---- waiting ---------------------------------------------------------------------------------
     def progress(self, prefix: str) -> tuple[int, int, float | None]:
@@ -233,6 +239,8 @@ class Measurer:
             it = np.asarray(acc.intended, dtype=np.int64)
             models = list(acc.model)
             scores = np.asarray(acc.score, dtype=np.float64)
+        if scores.ndim == 2:  # multiclass: the mean probability of the most probable class
+            scores = scores.max(axis=1)
         out: list[tuple[float, dict[str, int], float | None]] = []
         if len(it) == 0:
             return out
@@ -321,7 +329,7 @@ class Measurer:
             consumed = np.asarray(acc.consumed, dtype=np.int64)
             scored = np.asarray(acc.scored, dtype=np.int64)
             received = np.asarray(acc.received, dtype=np.int64)
-            score = np.asarray(acc.score, dtype=np.float64)
+            score = np.asarray(acc.score, dtype=np.float64).reshape(len(acc.score), *self.reference.shape[1:])
             unique = len(acc.seen)
             dlq = len(acc.dlq - acc.seen)
             dup = acc.duplicates
@@ -358,19 +366,10 @@ class Measurer:
         )
 
     def _accuracy(self, seq: np.ndarray, score: np.ndarray, tolerance: float) -> Accuracy:
-        """Each score against the reference prediction of the row that was sent (row = seq % rows), and AUC."""
-        if len(seq) == 0:
-            return Accuracy(tolerance=tolerance)
-        rows = seq % self.n_rows
-        diff = np.abs(score - self.reference[rows])
-        y = self.labels[rows]
-        return Accuracy(
-            max_abs_diff=float(diff.max()),
-            share_beyond_tolerance=float((diff > tolerance).mean()),
-            tolerance=tolerance,
-            auc=_auc(y, score),
-            auc_reference=_auc(y, self.reference[rows]),
-        )
+        """Each result against the reference prediction of the row that was sent (row = seq % rows; every output),
+        and the task's quality figures for the results and for the reference on the same rows."""
+        return accuracy_of(self.task, score, self.reference[seq % self.n_rows], self.labels[seq % self.n_rows],
+                           tolerance) if len(seq) else Accuracy(tolerance=tolerance, task=self.task.task)  # fmt: skip
 
 
 def latency_figures(e2e_ns: np.ndarray) -> tuple[Percentiles, list[tuple[float, float | None]]]:
@@ -441,9 +440,29 @@ def throughput_windows(
     )
 
 
-def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
-    if len(np.unique(y)) < 2:
-        return None
-    from sklearn.metrics import roc_auc_score
+def accuracy_of(
+    task: TaskSpec, outputs: np.ndarray, reference: np.ndarray, labels: np.ndarray, tolerance: float
+) -> Accuracy:
+    """The Accuracy of timed events: `outputs` and `reference` ((n,) or (n, k)) of the same rows, their labels.
+    share_beyond_tolerance counts rows with any output beyond `tolerance`."""
+    if len(outputs) == 0:
+        return Accuracy(tolerance=tolerance, task=task.task)
+    diff = np.abs(np.asarray(outputs, dtype=np.float64) - np.asarray(reference, dtype=np.float64))
+    row_diff = diff if diff.ndim == 1 else diff.max(axis=1)
+    mine = quality.quality(task.task, labels, outputs)
+    ref = quality.quality(task.task, labels, reference)
+    figures: dict[str, float | None] = {}
+    for name in mine:
+        figures[name] = _round(mine[name])
+        figures[f"{name}_reference"] = _round(ref[name])
+    return Accuracy(
+        max_abs_diff=float(row_diff.max()),
+        share_beyond_tolerance=float((row_diff > tolerance).mean()),
+        tolerance=tolerance,
+        task=task.task,
+        **figures,
+    )
 
-    return round(float(roc_auc_score(y, s)), 6)
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(float(v), 6)

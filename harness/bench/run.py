@@ -23,10 +23,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.bench.environment import environment
+from harness.bench.errors import RunError
 from harness.bench.experiments import RebalancePlan, ScaleOutPlan
 from harness.bench.lifecycle import LifecyclePlan, lifecycle
 from harness.bench.online import OnlinePlan, online
-from harness.bench.rounds import CONTROL, Entrant, RoundRunner
+from harness.bench.rounds import AA_TWIN, CONTROL, Entrant, RoundRunner
 from harness.bench.session import RunContext
 from harness.errors import HarnessError
 from harness.kafka.config import KafkaTarget
@@ -45,7 +46,6 @@ from harness.scenario import AdapterSpec, Scenario
 if TYPE_CHECKING:
     from harness.kafka.broker import Broker, BrokerState
 
-AA_LABEL = "identity (A/A)"
 LOAD_CEILING_SHARE = 0.8  # load windows stay under this share of the generator's and the measurer's ceilings
 
 
@@ -128,7 +128,7 @@ def select_adapters(sc: Scenario, only: list[str] | None, with_identity: bool) -
     if with_identity and not any(s.name == "identity" for s in specs):
         specs.insert(0, AdapterSpec(name="identity"))
     if with_identity and sc.rounds.aa_identity:
-        specs.append(AdapterSpec(name="identity", label=AA_LABEL))
+        specs.append(AdapterSpec(name="identity", label=AA_TWIN))
     return specs
 
 
@@ -140,6 +140,8 @@ def scenario_header(ctx: RunContext, bundle_dir: Path) -> ScenarioResult:
         model_id=ctx.bundle.model_id,
         bundle=str(bundle_dir),
         trainer=f"{manifest['trainer']['name']}/{manifest['trainer']['algorithm']}",
+        task=ctx.bundle.task.task,
+        outputs=manifest.get("output"),
         slo_p99_ms=sc.slo.p99_ms,
         encoding=sc.encoding,
         loop=LoopConfig.model_validate(sc.loop.model_dump()),
@@ -295,11 +297,17 @@ def run_experiment(
 
     kinds = {ScaleOutPlan: "scale-out", RebalancePlan: "rebalance", LifecyclePlan: "lifecycle", OnlinePlan: "online"}
     kind = kinds[type(plan)]
+
     started = _now()
     run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{sc.name}-{kind}"
     res = build(sc, artifacts=artifacts, log=log)
     gc_log, broker_pid = _broker_facts(target)
     ctx = RunContext(sc, target, res.bundle_dir, run_id, log, gc_log, broker_pid)
+    if kind in ("lifecycle", "online") and ctx.bundle.task.task != "binary":
+        raise RunError(
+            f"the {kind} experiment drifts fraud data and follows a binary model's AUC; scenario {sc.name!r} is a "
+            f"{ctx.bundle.task.task} model (its drift and live quality are in `harness monitor`)"
+        )
     log(f"warming the broker up: {warm_broker(ctx):.1f} s")
     scenario = scenario_header(ctx, res.bundle_dir)
     spec = next((s for s in sc.adapters if adapter in (s.name, s.display)), AdapterSpec(name=adapter))

@@ -378,6 +378,13 @@ def _served(spec: AdapterSpec, setup: ScorerSetup) -> Deployment:
 
 
 def _kstreams(spec: AdapterSpec, setup: ScorerSetup) -> Deployment:
+    from harness.bench.errors import RunError
+
+    if not setup.bundle.task.vector:  # its Wire.java writes one number per result
+        raise RunError(
+            "kstreams-mojo serves binomial and regression MOJOs (one number per result, Wire.java); this bundle is "
+            f"a {setup.bundle.task.task} model, whose results carry {setup.bundle.task.n_outputs} class probabilities"
+        )
     # in process, the same MOJO runs through h2o-genmodel: the adapter the app's arithmetic matches
     scorer = KStreamsScorer(setup, spec.options, spec.guarantee)
     return Deployment(FAMILY["kstreams-mojo"], scorer, microbench_adapter="h2o-mojo", client="own")
@@ -388,6 +395,9 @@ def _mlserver(spec: AdapterSpec, setup: ScorerSetup) -> Deployment:
     from harness.bench.peers import MODEL_NAME, MlserverKafka
 
     trainer = setup.bundle.manifest.get("trainer", {}).get("name")
+    if setup.bundle.task.task != "binary":
+        raise RunError(f"mlserver-kafka is measured on binary models here (the result read is P(class 1)); this "
+                       f"bundle is a {setup.bundle.task.task} model")  # fmt: skip
     if trainer != "lightgbm":
         raise RunError(
             f"mlserver-kafka serves LightGBM bundles (with MLServer's LightGBM runtime); this one is {trainer}"

@@ -159,7 +159,14 @@ class AdapterSession:
         try:
             v2 = self.deployment.protocol == "v2"
             self.measurer = Measurer(
-                ctx.target, t.output, t.dlq, sc.encoding, ctx.p, ctx.y, result_format="v2" if v2 else "wire"
+                ctx.target,
+                t.output,
+                t.dlq,
+                sc.encoding,
+                ctx.p,
+                ctx.y,
+                result_format="v2" if v2 else "wire",
+                task=ctx.bundle.task,
             )
             self.measurer.start()
             self.generator = Generator(

@@ -1,7 +1,8 @@
 """Seeded synthetic data for the three scenarios: card fraud, predictive maintenance, retail cross-sell.
 
 Each scenario module exposes ``generate(n_rows, seed, **params) -> pandas.DataFrame`` (feature columns,
-then an int 0/1 ``label`` column; the params are keyword-only), ``FEATURES`` (the column order),
+then a ``label`` column: int 0/1, or for a module's other targets a float (regression) or a string (the class);
+the params are keyword-only), ``FEATURES`` (the column order),
 ``MISSING_RATES`` (the columns that get an independent NaN mask, with their rates before
 ``missing_scale``) and ``NAN_COLUMNS`` (every column that can hold NaN; a derived column may share its
 source's mask). Every generator draws from ``numpy.random.default_rng(seed)`` alone, so
@@ -78,7 +79,8 @@ def params_of(name: str) -> dict[str, Any]:
 
 
 def generate(name: str, n_rows: int, seed: int, **params: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Rows of scenario `name`: (X float64 (n_rows, n_features) with NaN for missing, y int64 0/1, feature names)."""
+    """Rows of scenario `name`: (X float64 (n_rows, n_features) with NaN for missing, y (int64 0/1; float64 for a
+    regression target; object, the class strings, for a multiclass target), feature names)."""
     valid = params_of(name)
     unknown = sorted(set(params) - set(valid))
     if unknown:
@@ -87,7 +89,13 @@ def generate(name: str, n_rows: int, seed: int, **params: Any) -> tuple[np.ndarr
     frame = GENERATORS[name](n_rows, seed, **params)
     feature_names = [c for c in frame.columns if c != "label"]
     X = frame[feature_names].to_numpy(dtype=np.float64)
-    y = frame["label"].to_numpy(dtype=np.int64)
+    label = frame["label"]
+    if label.dtype == object or pd.api.types.is_string_dtype(label.dtype):
+        y = label.astype(object).to_numpy(dtype=object)
+    elif pd.api.types.is_float_dtype(label.dtype):
+        y = label.to_numpy(dtype=np.float64)
+    else:
+        y = label.to_numpy(dtype=np.int64)
     return X, y, feature_names
 
 

@@ -1,4 +1,5 @@
-"""Predictive maintenance from machine sensor data (after the AI4I 2020 dataset): label 1 = machine failure.
+"""Predictive maintenance from machine sensor data (after the AI4I 2020 dataset): label 1 = machine failure; or,
+with ``target``, the remaining useful life of the tool (a regression) or the failure type (multiclass).
 
 Features (all numeric; units in the names):
 
@@ -32,7 +33,17 @@ Missing values (NaN), completely at random, rates times ``missing_scale`` (0 dis
 ``vibration_rms_mm_s`` 5% (sensor dropout); ``process_temperature_k`` 2%, and on exactly those rows
 ``temperature_difference_k`` too (it is derived from it). No other column is ever missing.
 
-Parameters: ``noise`` (default 1.0, >= 0), ``missing_scale`` (default 1.0, >= 0).
+Targets (``target``, the ``label`` column; the features are the same rows for every target):
+
+- ``failure`` (default): 1 when any failure mode happened, else 0.
+- ``rul``: the tool's remaining useful life in minutes, end of life minus true wear, at least 0 (a float; 0-241
+  min, mean ~110). Only wear and vibration tell it, and the tool's own end of life is unknown to the sensors, so a
+  good model's error is ~11 min.
+- ``failure_type``: the first failure mode that happened, in the order of the list above, as a string:
+  ``none`` (~96.5%), ``tool_wear``, ``heat_dissipation``, ``power``, ``overstrain``, ``random`` (FAILURE_TYPES).
+
+Parameters: ``noise`` (default 1.0, >= 0), ``missing_scale`` (default 1.0, >= 0), ``target`` (default
+``failure``; ``rul``, ``failure_type``).
 """
 
 from __future__ import annotations
@@ -65,12 +76,19 @@ FEATURES: tuple[str, ...] = (
 
 _RPM_TO_RAD_S = 2.0 * np.pi / 60.0
 
+TARGETS: tuple[str, ...] = ("failure", "rul", "failure_type")
+FAILURE_TYPES: tuple[str, ...] = ("none", "tool_wear", "heat_dissipation", "power", "overstrain", "random")
 
-def generate(n_rows: int, seed: int, *, noise: float = 1.0, missing_scale: float = 1.0) -> pd.DataFrame:
-    """`n_rows` machine readings (columns FEATURES + "label"), deterministic for `seed`."""
+
+def generate(
+    n_rows: int, seed: int, *, noise: float = 1.0, missing_scale: float = 1.0, target: str = "failure"
+) -> pd.DataFrame:
+    """`n_rows` machine readings (columns FEATURES + "label"), deterministic for `seed`; the label is `target`."""
     check_common(n_rows, seed, missing_scale)
     if not np.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
     rng = np.random.default_rng(seed)
     n = n_rows
 
@@ -120,5 +138,12 @@ def generate(n_rows: int, seed: int, *, noise: float = 1.0, missing_scale: float
     )
     apply_missing(frame, MISSING_RATES, missing_scale, rng)
     frame.loc[frame["process_temperature_k"].isna(), "temperature_difference_k"] = np.nan
-    frame["label"] = label
+    if target == "rul":
+        frame["label"] = np.round(np.maximum(tool_life - wear, 0.0), 2)
+    elif target == "failure_type":
+        # the first mode that happened (np.select takes the first true condition)
+        kinds = np.select([twf, hdf, pwf, osf, rnf], list(FAILURE_TYPES[1:]), default=FAILURE_TYPES[0])
+        frame["label"] = kinds.astype(object)
+    else:
+        frame["label"] = label
     return frame

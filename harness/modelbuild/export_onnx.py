@@ -1,8 +1,10 @@
 """ONNX exporter: the official converters (onnxmltools for LightGBM, skl2onnx for scikit-learn), or
 a float64 graph generated from the IR.
 
-Every graph has one input "input" (n, n_features) and an output "probabilities" (n, 2) whose column 1
-is P(class 1); the info dict says the input dtype the adapter must feed.
+Every graph has one input "input" (n, n_features) and, by task (adapters/tasks.py), an output "probabilities"
+(n, 2) whose column 1 is P(class 1) (binary), "probabilities" (n, k) in class order (multiclass), or the predicted
+value (regression: "prediction" (n, 1) from the IR, the converter's "variable" otherwise); the info dict says the
+input dtype the adapter must feed and which output (and column) to read.
 
 Precision (measured, see tests/test_train_export.py):
 
@@ -24,7 +26,8 @@ Precision (measured, see tests/test_train_export.py):
   default_left true at None splits (0 of ~3,000 splits measured), so this did not occur.
 - From the IR (`write_onnx_from_ir`): ai.onnx.ml opset 5 TreeEnsemble with float64 thresholds and leaf
   weights on float64 input (categorical nodes as BRANCH_MEMBER nodes over the category codes), then Sigmoid in
-  float64; for a GLM, Where/IsNaN + MatMul + Sigmoid in
+  float64 (a regression: the sum itself; multiclass: one target per class, leaf_targetids = the tree's class, then
+  Softmax); for a GLM, Where/IsNaN + MatMul + Sigmoid in
   float64. Parity with the native model is ~1e-15 (measured max 4.4e-16; atol 1e-12), no flips. It
   needs an onnxruntime that implements ai.onnx.ml opset 5 TreeEnsemble (1.32 here).
 
@@ -45,11 +48,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from harness.modelbuild.ir import LEAF, Glm, Mlp, ModelIR, TreeEnsemble
+from harness.modelbuild.ir import LEAF, Glm, Mlp, ModelIR, TreeEnsemble, task_of
 from harness.modelbuild.trained import TrainedModel
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "probabilities"
+PREDICTION_NAME = "prediction"
 CONVERTER_ATOL = 1e-5
 IR_ATOL = 1e-12
 _ML_OPSET_IR = 5
@@ -67,6 +71,7 @@ def write_onnx(trained: TrainedModel, path: Path, *, via: str = "converter") -> 
     if via != "converter":
         raise ValueError(f"write_onnx: via must be 'converter' or 'ir', got {via!r}")
     n = trained.ir.n_features
+    task = task_of(trained.ir)
     if trained.flavor == "lightgbm":
         import onnxmltools
         from onnxmltools.convert.common.data_types import FloatTensorType as MLFloat
@@ -80,18 +85,17 @@ def write_onnx(trained: TrainedModel, path: Path, *, via: str = "converter") -> 
         from skl2onnx.common.data_types import FloatTensorType
 
         est = trained.model.steps[-1][1] if hasattr(trained.model, "steps") else trained.model
+        options = {} if task == "regression" else {id(est): {"zipmap": False}}
         with _skl2onnx_bool_flag_fix():
             model = skl2onnx.convert_sklearn(
-                trained.model,
-                initial_types=[(INPUT_NAME, FloatTensorType([None, n]))],
-                options={id(est): {"zipmap": False}},
+                trained.model, initial_types=[(INPUT_NAME, FloatTensorType([None, n]))], options=options
             )
         converter = {"converter": "skl2onnx.convert_sklearn", "converter_version": skl2onnx.__version__}
     else:
         raise NotImplementedError(
             f"write_onnx: no ONNX converter here for flavor {trained.flavor!r} (H2O's ONNX is written by train_h2o)"
         )
-    _check_output(model)
+    output = _check_output(model, task)
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
     return {
@@ -99,8 +103,8 @@ def write_onnx(trained: TrainedModel, path: Path, *, via: str = "converter") -> 
         "opset": _opsets(model),
         "input_name": INPUT_NAME,
         "input_dtype": "float32",
-        "output_name": OUTPUT_NAME,
-        "output_column": 1,
+        "output_name": output,
+        "output_column": 1 if task == "binary" else 0,
         "tolerance": {
             "atol": CONVERTER_ATOL,
             "threshold_flips": "allowed: rows listed by float32_flip_rows(ir, X)",
@@ -117,14 +121,15 @@ def write_onnx_from_ir(ir: ModelIR, path: Path) -> dict[str, Any]:
     model = _tree_graph(ir) if isinstance(ir, TreeEnsemble) else _glm_graph(ir)
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
+    task = task_of(ir)
     return {
         "converter": "harness.export_onnx.write_onnx_from_ir",
         "converter_version": f"onnx {onnx.__version__}",
         "opset": _opsets(model),
         "input_name": INPUT_NAME,
         "input_dtype": "float64",
-        "output_name": OUTPUT_NAME,
-        "output_column": 1,
+        "output_name": PREDICTION_NAME if task == "regression" else OUTPUT_NAME,
+        "output_column": 1 if task == "binary" else 0,
         "tolerance": {"atol": IR_ATOL, "threshold_flips": "none", "why": "float64 end to end"},
     }
 
@@ -189,10 +194,16 @@ def _skl2onnx_bool_flag_fix() -> Iterator[None]:
         tree_ensemble.add_node = original
 
 
-def _check_output(model: onnx.ModelProto) -> None:
+def _check_output(model: onnx.ModelProto, task: str) -> str:
+    """The output the adapter reads: "probabilities" for a classifier, the one value output of a regressor."""
     names = [o.name for o in model.graph.output]
+    if task == "regression":
+        if len(names) != 1:
+            raise RuntimeError(f"converted ONNX regressor has outputs {names}, expected one")
+        return names[0]
     if OUTPUT_NAME not in names:
         raise RuntimeError(f"converted ONNX model has outputs {names}, expected {OUTPUT_NAME!r}")
+    return OUTPUT_NAME
 
 
 def _opsets(model: onnx.ModelProto) -> dict[str, int]:
@@ -211,8 +222,10 @@ def _tree_graph(ir: TreeEnsemble) -> onnx.ModelProto:
     missing_true: list[int] = []
     leaf_weights: list[float] = []
     membership: list[float] = []  # BRANCH_MEMBER nodes' codes, in node order, each set closed by a NaN
+    leaf_targets: list[int] = []  # the class (target) each leaf adds to: its tree's class (0 but multiclass)
     mode = 0 if ir.split_op == "<=" else 1  # BRANCH_LEQ / BRANCH_LT
-    for tree in ir.trees:
+    for t, tree in enumerate(ir.trees):
+        target = ir.tree_class[t] if ir.n_classes else 0
         # Inner nodes and leaves get their own dense numbering in the graph's nodes_* / leaf_* arrays.
         inner: dict[int, int] = {}
         leaves: dict[int, int] = {}
@@ -232,6 +245,7 @@ def _tree_graph(ir: TreeEnsemble) -> onnx.ModelProto:
             false_leafs.append(1)
             missing_true.append(0)
             leaf_weights.append(tree.value[0])
+            leaf_targets.append(target)
             continue
         roots.append(inner[0])
         for node in sorted(inner, key=inner.__getitem__):
@@ -255,6 +269,7 @@ def _tree_graph(ir: TreeEnsemble) -> onnx.ModelProto:
                     flags.append(0)
         for node in sorted(leaves, key=leaves.__getitem__):
             leaf_weights.append(tree.value[node])
+            leaf_targets.append(target)
 
     member = {"membership_values": numpy_helper.from_array(np.asarray(membership), "membership")} if membership else {}
     ensemble = helper.make_node(
@@ -264,7 +279,7 @@ def _tree_graph(ir: TreeEnsemble) -> onnx.ModelProto:
         domain="ai.onnx.ml",
         aggregate_function=1,
         post_transform=0,
-        n_targets=1,
+        n_targets=ir.n_outputs,
         **member,
         tree_roots=roots,
         nodes_featureids=featureids,
@@ -275,12 +290,13 @@ def _tree_graph(ir: TreeEnsemble) -> onnx.ModelProto:
         nodes_falsenodeids=false_ids,
         nodes_falseleafs=false_leafs,
         nodes_missing_value_tracks_true=missing_true,
-        leaf_targetids=[0] * len(leaf_weights),
+        leaf_targetids=leaf_targets,
         leaf_weights=numpy_helper.from_array(np.asarray(leaf_weights, dtype=np.float64), "leaf_weights"),
     )
-    base = numpy_helper.from_array(np.asarray([[ir.base_score]], dtype=np.float64), "base_score")
+    bases = ir.class_base_scores if ir.n_classes else [ir.base_score]
+    base = numpy_helper.from_array(np.asarray([bases], dtype=np.float64), "base_score")
     nodes = [ensemble, helper.make_node("Add", ["sum", "base_score"], ["margin"])]
-    return _finish(nodes, [base], ir.n_features, ir.link, "margin", "harness-ir-trees")
+    return _finish(nodes, [base], ir.n_features, ir.link, "margin", "harness-ir-trees", ir.n_outputs)
 
 
 def _glm_graph(ir: Glm) -> onnx.ModelProto:
@@ -304,21 +320,35 @@ def _glm_graph(ir: Glm) -> onnx.ModelProto:
 
 
 def _finish(
-    nodes: list[onnx.NodeProto], inits: list[TensorProto], n_features: int, link: str, margin: str, name: str
+    nodes: list[onnx.NodeProto],
+    inits: list[TensorProto],
+    n_features: int,
+    link: str,
+    margin: str,
+    name: str,
+    n_outputs: int = 1,
 ) -> onnx.ModelProto:
-    one = numpy_helper.from_array(np.asarray([[1.0]], dtype=np.float64), "one")
+    """The link: binary -> "probabilities" [1 - p, p]; regression -> "prediction" (the margin); multiclass ->
+    "probabilities" = Softmax(margins)."""
     if link == "logistic":
+        one = numpy_helper.from_array(np.asarray([[1.0]], dtype=np.float64), "one")
+        inits = [*inits, one]
         nodes.append(helper.make_node("Sigmoid", [margin], ["p1"]))
+        nodes.append(helper.make_node("Sub", ["one", "p1"], ["p0"]))
+        nodes.append(helper.make_node("Concat", ["p0", "p1"], [OUTPUT_NAME], axis=1))
+        output, width = OUTPUT_NAME, 2
+    elif link == "softmax":
+        nodes.append(helper.make_node("Softmax", [margin], [OUTPUT_NAME], axis=1))
+        output, width = OUTPUT_NAME, n_outputs
     else:
-        nodes.append(helper.make_node("Identity", [margin], ["p1"]))
-    nodes.append(helper.make_node("Sub", ["one", "p1"], ["p0"]))
-    nodes.append(helper.make_node("Concat", ["p0", "p1"], [OUTPUT_NAME], axis=1))
+        nodes.append(helper.make_node("Identity", [margin], [PREDICTION_NAME]))
+        output, width = PREDICTION_NAME, 1
     graph = helper.make_graph(
         nodes,
         name,
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.DOUBLE, [None, n_features])],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.DOUBLE, [None, 2])],
-        initializer=[*inits, one],
+        [helper.make_tensor_value_info(output, TensorProto.DOUBLE, [None, width])],
+        initializer=inits,
     )
     return helper.make_model(
         graph,

@@ -2,7 +2,9 @@
 
 Input: an array of doubles in the IR's feature order (`{"type": "array", "items": "double"}`), NaN for
 missing. Output: one double, P(class 1) for a logistic link (`m.link.logit` of the margin), the margin for
-an identity link. The feature names are kept in the document's metadata (`feature_names`, JSON text).
+an identity link (a regression); a multiclass model (link softmax) returns an array of doubles, the class
+probabilities in output order (exp(margin - max) / sum, written out: `_softmax`). The feature names are kept in
+the document's metadata (`feature_names`, JSON text).
 
 titus's comparison operators (`<`, `<=`, ...) are slow (each call parses an Avro type), so the per-node
 work uses none: a split's side is `m.signum(x - threshold)` (exact: for float64, x - t is 0 only when
@@ -22,6 +24,9 @@ absolute): `inner` (false for a leaf), `feature`, `threshold`, `children`, `miss
 
     children[node] = [left, left, right] for split_op "<=", [left, right, right] for "<" (below, on, above);
     missing[node] = left if default_left else right.
+
+Multiclass: cells `classes` (0..k-1), `classRoots` (the roots of each class's trees) and `classBase`; for each
+class (foreach, seq) its margin is its base plus the walk of its trees, appended to `margins` (a.append).
 
 A categorical node (the IR's cat_left) goes left when its code is in the node's set: cells `isCat` and `catSets`
 (the codes as doubles, `a.contains`), written only for models that have such nodes.
@@ -77,7 +82,11 @@ def pfa_document(ir: ModelIR) -> dict[str, Any]:
         cells, action = _mlp(ir)
     else:
         cells, action = _glm(ir)
-    if ir.link == "logistic":
+    output: Any = "double"
+    if ir.link == "softmax":  # "margins": an array of the class margins
+        output = _ARRAY_DOUBLE
+        action.extend(_softmax("margins"))
+    elif ir.link == "logistic":
         # titus computes 1 / (1 + math.exp(-x)), and math.exp overflows above 709.78 where float64 (and the
         # IR's numpy) give exp = inf and P = 0; below -709 the true P is < 1e-307, so 0.0 is exact to 1e-307.
         action.append({"if": {"<": ["margin", -709.0]}, "then": 0.0, "else": {"m.link.logit": ["margin"]}})
@@ -86,12 +95,27 @@ def pfa_document(ir: ModelIR) -> dict[str, Any]:
     return {
         "name": ir.kind,
         "input": _ARRAY_DOUBLE,
-        "output": "double",
+        "output": output,
         "method": "map",
         "cells": cells,
         "action": action,
         "metadata": {"feature_names": json.dumps(ir.feature_names), "link": ir.link},
     }
+
+
+def _softmax(margins: str) -> list[Any]:
+    """exp(m - max) / sum: the IR's softmax. Not titus's m.link.softmax, which subtracts the smallest margin when the
+    largest |margin| is negative ([-2000, -1] overflows math.exp)."""
+
+    def fcn(body: Any) -> dict[str, Any]:
+        return {"params": [{"v": "double"}], "ret": "double", "do": body}
+
+    return [
+        {"let": {"top": {"a.max": [margins]}}},
+        {"let": {"e": {"a.map": [margins, fcn({"m.exp": [{"-": ["v", "top"]}]})]}}},
+        {"let": {"total": {"a.sum": ["e"]}}},
+        {"a.map": ["e", fcn({"/": ["v", "total"]})]},
+    ]
 
 
 def _cell(avro_type: Any, init: Any) -> dict[str, Any]:
@@ -167,20 +191,39 @@ def _tree_ensemble(ir: TreeEnsemble) -> tuple[dict[str, Any], list[Any]]:
             },
         ],
     }
-    action: list[Any] = [
-        {"let": {"margin": {"cell": "baseScore"}}},
-        {
+
+    def sum_over(roots: Any) -> dict[str, Any]:
+        return {
             "foreach": "root",
-            "in": {"cell": "roots"},
+            "in": roots,
             "seq": True,
             "do": [
                 {"let": {"node": "root"}},
                 walk,
                 {"set": {"margin": {"+": ["margin", _at("value", "node")]}}},
             ],
-        },
-    ]
-    return cells, action
+        }
+
+    if ir.n_classes:
+        k = ir.n_classes
+        cells["classes"] = _cell(_ARRAY_INT, list(range(k)))
+        cells["classRoots"] = _cell(
+            {"type": "array", "items": _ARRAY_INT},
+            [[r for r, c in zip(roots, ir.tree_class, strict=True) if c == cls] for cls in range(k)],
+        )
+        cells["classBase"] = _cell(_ARRAY_DOUBLE, [float(b) for b in ir.class_base_scores])
+        per_class = {
+            "foreach": "c",
+            "in": {"cell": "classes"},
+            "seq": True,
+            "do": [
+                {"let": {"margin": _at("classBase", "c")}},
+                sum_over(_at("classRoots", "c")),
+                {"set": {"margins": {"a.append": ["margins", "margin"]}}},
+            ],
+        }
+        return cells, [{"let": {"margins": {"value": [], "type": _ARRAY_DOUBLE}}}, per_class]
+    return cells, [{"let": {"margin": {"cell": "baseScore"}}}, sum_over({"cell": "roots"})]
 
 
 def _glm(ir: Glm) -> tuple[dict[str, Any], list[Any]]:
@@ -242,5 +285,8 @@ def _mlp(ir: Mlp) -> tuple[dict[str, Any], list[Any]]:
         if layer.activation != "identity":
             value = {_PFA_ACTIVATION[layer.activation]: [value]}
         action.append({"let": {f"h{i + 1}": value}})
-    action.append({"let": {"margin": {"attr": f"h{len(ir.layers)}", "path": [0]}}})
+    if ir.link == "softmax":
+        action.append({"let": {"margins": f"h{len(ir.layers)}"}})
+    else:
+        action.append({"let": {"margin": {"attr": f"h{len(ir.layers)}", "path": [0]}}})
     return cells, action

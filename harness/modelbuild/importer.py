@@ -14,6 +14,12 @@ table of feature rows become a bundle with the layout, manifest and sha256 rules
 6. the parity gate holds every format to the reference on the user's rows, and with --expected the artifact's
    own evaluator to the producer's scores.
 
+The model's task (binary, regression, multiclass: adapters/tasks.py) comes from the artifact (import_readers.py;
+`--task` settles what a file cannot say, `--output` picks its outputs). By task, the label column holds 0 / 1
+(or the two classes' names), the true values, or the class names; --expected names the producer's score column
+(binary, regression), or for a multiclass model its k probability columns: comma-separated in class order, or a
+prefix P with columns P<class>, P(<class>) or P_<class>.
+
 The bundle is written into a temporary folder and renamed at the end: a failed import leaves nothing behind.
 An unchanged artifact + table is a cache hit (the bundle is verified, not rebuilt) unless --force.
 """
@@ -36,11 +42,20 @@ import numpy as np
 from adapters.bundle import Bundle, sha256_file
 from adapters.errors import AdapterError
 from adapters.schema import Feature, FeatureSchema
+from adapters.tasks import TaskSpec
 from harness.modelbuild import ir as ir_mod
 from harness.modelbuild.errors import BuildError, ImportInputError
-from harness.modelbuild.import_readers import Artifact, read_artifact
-from harness.modelbuild.parity import EVALUATOR, expected_parity, parity_gate, verify_bundle
-from harness.modelbuild.pipeline import BuildResult, code_hash, file_entry, lib_versions, write_manifest
+from harness.modelbuild.import_readers import Artifact, Hints, read_artifact
+from harness.modelbuild.parity import EVALUATOR, Tolerance, expected_parity, parity_gate, verify_bundle
+from harness.modelbuild.pipeline import (
+    BuildResult,
+    code_hash,
+    file_entry,
+    label_facts,
+    lib_versions,
+    output_meaning,
+    write_manifest,
+)
 from harness.modelbuild.reference_table import CSV_MISSING, Encoded, Table, encode, inferred_feature, read_table
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -54,6 +69,8 @@ class ImportRequest:
     expected: str | None = None
     name: str | None = None
     trust_pickle: bool = False
+    task: str | None = None  # --task: binary, regression or multiclass (when the file cannot say)
+    output: str | None = None  # --output: the output(s) to read, comma-separated
 
 
 @dataclass
@@ -63,6 +80,7 @@ class _Subject:
     ir: ir_mod.ModelIR | None
     flavor: str
     native_tolerance: float | None = None
+    task: TaskSpec = TaskSpec()
 
 
 def bundle_name(req: ImportRequest) -> str:
@@ -77,13 +95,14 @@ def import_model(
 ) -> BuildResult:
     t0 = time.perf_counter()
     name = bundle_name(req)
-    art = read_artifact(req.artifact, req.trust_pickle)
+    outputs = [o.strip() for o in req.output.split(",") if o.strip()] if req.output else None
+    art = read_artifact(req.artifact, req.trust_pickle, Hints(req.task, outputs))
     table = read_table(req.reference)
-    for role, col in (("--label", req.label), ("--expected", req.expected)):
-        if col is not None and col not in table.columns:
-            raise ImportInputError(
-                f"{role} {col!r} is not a column of {req.reference} (it has: {', '.join(table.names)})"
-            )
+    if req.label is not None and req.label not in table.columns:
+        raise ImportInputError(
+            f"--label {req.label!r} is not a column of {req.reference} (it has: {', '.join(table.names)})"
+        )
+    expected_columns(req, art, table)  # one error line now when a column is missing
     key = _cache_key(req, art)
     model_id = f"import-{art.kind}-{key[:12]}"
     final = artifacts / name / model_id
@@ -111,7 +130,15 @@ def import_model(
 
 def _cache_key(req: ImportRequest, art: Artifact) -> str:
     h = hashlib.sha256()
-    for part in (sha256_file(req.artifact), sha256_file(req.reference), str(req.label), str(req.expected), art.kind):
+    for part in (
+        sha256_file(req.artifact),
+        sha256_file(req.reference),
+        str(req.label),
+        str(req.expected),
+        art.kind,
+        str(req.task),
+        str(req.output),
+    ):
         h.update(part.encode())
     h.update(code_hash().encode())
     h.update(json.dumps(lib_versions(), sort_keys=True).encode())
@@ -152,13 +179,73 @@ def _with_table_categories(f: Feature, table: Table, art: Artifact) -> Feature:
     return Feature(f.name, "categorical", categories=cats, unseen="as_is", missing_values=f.missing_values)
 
 
-def _labels(table: Table, label: str | None, kept: np.ndarray) -> np.ndarray:
+def _labels(table: Table, label: str | None, kept: np.ndarray, task: TaskSpec) -> np.ndarray:
+    """The label column as the task's quality figures read it: 0/1, the class index, or the value (adapters'
+    conventions: -1, or NaN for a regression, where there is no label)."""
+    if task.task == "regression":
+        if label is None:
+            return np.full(int(kept.sum()), np.nan)
+        return table.numbers(label)[kept]
     if label is None:
-        return np.full(int(kept.sum()), -1, dtype=np.int64)  # no labels: AUC is not measured
-    y = table.numbers(label)[kept]
-    if np.isnan(y).any() or not set(np.unique(y).tolist()) <= {0.0, 1.0}:
-        raise ImportInputError(f"label column {label!r} must hold 0 and 1 in every row")
-    return y.astype(np.int64)
+        return np.full(int(kept.sum()), -1, dtype=np.int64)  # no labels: AUC / accuracy are not measured
+    raw = [v for v, k in zip(table.columns[label], kept.tolist(), strict=True) if k]
+    if task.task == "binary":
+        try:
+            y = table.numbers(label)[kept]
+            if not np.isnan(y).any() and set(np.unique(y).tolist()) <= {0.0, 1.0}:
+                return y.astype(np.int64)
+        except ImportInputError:
+            pass  # class names, not numbers
+    index = {c: i for i, c in enumerate(task.classes)}
+    codes = [index.get(_class_text(v)) for v in raw]
+    bad = next((v for v, c in zip(raw, codes, strict=True) if c is None), None)
+    if bad is not None:
+        want = (
+            "0 and 1 (or the classes " + " and ".join(task.classes) + ")"
+            if task.task == "binary"
+            else ("one of the classes " + ", ".join(task.classes[:8]))
+        )
+        raise ImportInputError(f"label column {label!r} must hold {want} in every row; it has {bad!r}")
+    y = np.asarray(codes, dtype=np.int64)
+    # a binary model's classes are (negative, positive): its label is 1 for the positive class
+    return y if task.task == "multiclass" else (y == 1).astype(np.int64)
+
+
+def _class_text(v: str) -> str:
+    """A class label as read from CSV: "1.0" is class "1" when the classes are integers."""
+    try:
+        x = float(v)
+    except ValueError:
+        return v
+    return str(int(x)) if x.is_integer() else v
+
+
+def expected_columns(req: ImportRequest, art: Artifact, table: Table) -> list[str]:
+    """The producer's score columns: one (binary, regression), or one per class in class order (multiclass): a
+    comma-separated list, or a prefix P with columns P<class>, P(<class>) or P_<class>."""
+    if req.expected is None:
+        return []
+    given = [c.strip() for c in req.expected.split(",") if c.strip()]
+    task = art.task
+    if task.task != "multiclass":
+        if len(given) != 1 or given[0] not in table.columns:
+            raise ImportInputError(
+                f"--expected {req.expected!r} is not a column of {req.reference} (it has: {', '.join(table.names)})"
+            )
+        return given
+    if len(given) == 1 and given[0] not in table.columns:
+        p = given[0]
+        for pattern in ("{p}{c}", "{p}({c})", "{p}_{c}"):
+            cols = [pattern.format(p=p, c=c) for c in task.classes]
+            if all(c in table.columns for c in cols):
+                return cols
+    if len(given) != task.n_outputs or any(c not in table.columns for c in given):
+        raise ImportInputError(
+            f"--expected {req.expected!r}: a multiclass model's expected scores are {task.n_outputs} columns, one per "
+            f"class in the order {', '.join(task.classes)} (comma-separated, or a prefix P of columns P<class>); "
+            f"{req.reference} has: {', '.join(table.names)}"
+        )
+    return given
 
 
 # ---- the bundle ----------------------------------------------------------------------------------------------
@@ -174,7 +261,7 @@ def _import_into(
     key: str,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    reserved = {c for c in (req.label, req.expected) if c is not None}
+    reserved = {c for c in (req.label,) if c is not None} | set(expected_columns(req, art, table))
     schema = resolve_schema(art, table, reserved)
     enc = encode(table, schema)
     if enc.X.shape[0] == 0:
@@ -186,11 +273,20 @@ def _import_into(
         formats[fmt] = file_entry(root, file, **extra)
     manifest = _manifest(req, art, table, schema, name, model_id, key, formats)
     write_manifest(root, manifest)
-    log(f"{name}: {art.kind} ({art.algorithm}), {len(schema.features)} features, {enc.X.shape[0]} reference rows")
+    task = art.task
+    what = task.task + (
+        f", {len(task.classes)} classes ({', '.join(task.classes[:6])})" if task.task == "multiclass" else ""
+    )
+    log(
+        f"{name}: {art.kind} ({art.algorithm}), {what}, {len(schema.features)} features, "
+        f"{enc.X.shape[0]} reference rows"
+    )
 
     X, y, p_primary = _reference_rows(req, art, table, enc, root, manifest, log)
 
     ir = _convert(art, schema, manifest, log)
+    if ir is not None and ir_mod.task_of(ir) != art.task.task:
+        raise BuildError(f"the IR of this {art.task.task} model is a {ir_mod.task_of(ir)} model: a converter is wrong")
     if ir is not None:
         (root / "model.ir.json").write_text(json.dumps(ir_mod.to_dict(ir)))
         formats["ir"] = file_entry(root, "model.ir.json")
@@ -198,10 +294,12 @@ def _import_into(
     p_ref = ir_mod.predict(ir, X) if (art.native_tolerance is not None and ir is not None) else p_primary
     np.savez(root / "reference.npz", X=X, y=y, p=p_ref)
     manifest["reference"] = file_entry(root, "reference.npz", rows=int(X.shape[0]))
-    manifest["data"] = _data_facts(table, X, y, enc.dropped_reasons, manifest["data"]["rows_left_out_unscored"])
+    manifest["data"] = _data_facts(
+        table, X, y, enc.dropped_reasons, manifest["data"]["rows_left_out_unscored"], art.task
+    )
     write_manifest(root, manifest)
 
-    subject = _Subject(ir=ir, flavor=art.flavor, native_tolerance=art.native_tolerance)
+    subject = _Subject(ir=ir, flavor=art.flavor, native_tolerance=art.native_tolerance, task=art.task)
     parity_gate(root, manifest, subject, X, p_ref, log)
     write_manifest(root, manifest)
     return manifest
@@ -220,16 +318,19 @@ def _reference_rows(
     scores are held to the producer's first, on every row the producer scored (a row the evaluator leaves without
     a score fails the check); without, rows without a score are left out and counted."""
     p = _score(root, art.primary, enc.X)
-    if req.expected is not None:
-        expected = table.numbers(req.expected)[enc.kept]
+    columns = expected_columns(req, art, table)
+    if columns:
+        expected = np.column_stack([table.numbers(c)[enc.kept] for c in columns])
+        expected = expected[:, 0] if art.task.vector else expected
         evaluator = EVALUATOR[art.primary]
+        tol = Tolerance(art.expected_tolerance, art.expected_rtol)
         try:
-            parity = expected_parity(p, expected, art.expected_tolerance, art.expected_why, evaluator)
+            parity = expected_parity(p, expected, tol, art.expected_why, evaluator, art.task.output_names)
         except BuildError as e:  # the artifact does not reproduce its producer: bad input, not our exporters' fault
             raise ImportInputError(str(e)) from None
-        manifest["expected"] = {"column": req.expected, **parity}
-        log(f"  expected   max |diff| {parity['max_abs_diff']:.3g} (tolerance {art.expected_tolerance:g})")
-    scored = ~np.isnan(p)
+        manifest["expected"] = {"column": req.expected, "columns": columns, **parity}
+        log(f"  expected   max |diff| {parity['max_abs_diff']:.3g} (tolerance {tol.describe()})")
+    scored = ~np.isnan(p) if p.ndim == 1 else ~np.isnan(p).any(axis=1)
     if not scored.any():
         raise ImportInputError(f"the {art.primary} evaluator gives no score for any row of {req.reference}")
     if not scored.all():
@@ -237,7 +338,7 @@ def _reference_rows(
     kept = enc.kept.copy()
     kept[np.flatnonzero(enc.kept)[~scored]] = False
     manifest["data"] = {"rows_left_out_unscored": int((~scored).sum())}
-    return enc.X[scored], _labels(table, req.label, kept), p[scored]
+    return enc.X[scored], _labels(table, req.label, kept, art.task), p[scored]
 
 
 def _score(root: Path, fmt: str, X: np.ndarray) -> np.ndarray:
@@ -293,8 +394,10 @@ def _derive(
         return file_entry(root, lib, compiler="tl2cgen+gcc" if ir.kind == "tree_ensemble" else "gcc")
 
     def pmml() -> dict[str, Any]:
-        export_pmml.write_pmml(ir, root / "model.pmml")
-        return file_entry(root, "model.pmml", pmml_version="4.4", exporter="harness.modelbuild.export_pmml")
+        fields = export_pmml.write_pmml(ir, root / "model.pmml")
+        return file_entry(
+            root, "model.pmml", pmml_version="4.4", exporter="harness.modelbuild.export_pmml", output_fields=fields
+        )
 
     def pfa() -> dict[str, Any]:
         export_pfa.write_pfa(ir, root / "model.pfa.json")
@@ -333,7 +436,7 @@ def _manifest(
     key: str,
     formats: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
-    used = set(schema.names) | {c for c in (req.label, req.expected) if c}
+    used = set(schema.names) | {c for c in (req.label,) if c} | set(expected_columns(req, art, table))
     absent: dict[str, str] = {}  # onnx, codegen-c, pmml, pfa: filled in when the IR is (not) there
     if "native" not in formats:
         absent["native"] = f"the artifact is {art.kind}: its own evaluator is the {art.primary!r} format"
@@ -344,12 +447,12 @@ def _manifest(
         "scenario": name,
         "model_id": model_id,
         "cache_key": key,
-        "task": "binary",
+        **art.task.to_manifest(),
         "feature_names": schema.names,
         "features": schema.to_list(),
         "ignored_columns": [c for c in table.names if c not in used],
         "label": req.label,
-        "output": "probability of the positive class",
+        "output": output_meaning(art.task, req.label),
         "trainer": {"name": "import", "algorithm": f"{art.kind}/{art.algorithm}", "params": {}},
         "source": {
             "artifact": req.artifact.name,
@@ -366,8 +469,13 @@ def _manifest(
     }
 
 
-def _data_facts(table: Table, X: np.ndarray, y: np.ndarray, invalid: list[str], unscored: int) -> dict[str, Any]:
-    labelled = y[y >= 0]
+def _data_facts(
+    table: Table, X: np.ndarray, y: np.ndarray, invalid: list[str], unscored: int, task: TaskSpec
+) -> dict[str, Any]:
+    labelled = y[np.isfinite(y)] if task.task == "regression" else y[y >= 0]
+    facts = label_facts(task, labelled) if labelled.size else {}
+    if task.task == "binary":
+        facts = {"positive_rate": float(labelled.mean()) if labelled.size else None}
     return {
         "rows": table.n_rows,
         "reference_rows": int(X.shape[0]),
@@ -376,5 +484,5 @@ def _data_facts(table: Table, X: np.ndarray, y: np.ndarray, invalid: list[str], 
         "rows_left_out_invalid": table.n_rows - int(X.shape[0]) - unscored,
         "rows_left_out_invalid_examples": invalid,
         "rows_left_out_unscored": unscored,
-        "positive_rate": float(labelled.mean()) if labelled.size else None,
+        **facts,
     }

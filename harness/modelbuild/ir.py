@@ -7,6 +7,8 @@ Semantics (what every exporter must reproduce exactly, in float64):
 
 TreeEnsemble
     margin(x) = base_score + sum(tree.value[leaf(tree, x)] for tree in trees)
+    multiclass (n_classes = k >= 3): one margin per class,
+        margin_c(x) = class_base_scores[c] + sum(tree.value[leaf(tree, x)] for the trees with tree_class == c)
     leaf(tree, x): start at node 0; at an inner node with feature f and threshold t:
         if x[f] is NaN:      go left when default_left[node] else right
         elif split_op "<=":  go left when x[f] <= t else right
@@ -15,7 +17,8 @@ TreeEnsemble
         if x[f] is NaN:      go left when default_left[node] else right
         else:                go left when x[f] equals one of cat_left[node] (codes), else right (an unseen or
                              negative code goes right)
-    probability = link(margin); link "logistic" is 1 / (1 + exp(-margin)), "identity" is margin.
+    probability = link(margin); link "logistic" is 1 / (1 + exp(-margin)), "identity" is margin (a regression),
+    "softmax" (multiclass) is exp(margin_c - m) / sum_j exp(margin_j - m) with m = max_j margin_j.
     feature_categories names the categories of categorical features (code i = the i-th name), for the formats
     that take strings (PMML).
 
@@ -24,14 +27,17 @@ Glm
     margin(x) = intercept + sum(coefficients[f] * x'[f])
     probability = link(margin)
 
-Mlp (a feed-forward neural network, one output)
+Mlp (a feed-forward neural network, one output; or k outputs and link softmax for a multiclass model)
     x'[f] = missing_replacement[f] if x[f] is NaN (and a replacement exists) else x[f]
     h = (x' - shift) / scale                    (element-wise; the standardization, shift 0 / scale 1 when none)
     for each layer: h = activation(h @ weights + bias)     weights is (inputs, outputs)
-    margin = h[0] (the last layer has one output), probability = link(margin)
+    margin = h[0] (the last layer has one output), probability = link(margin); multiclass: margin = h, softmax
     activations: "relu" max(0, v), "logistic" 1 / (1 + exp(-v)), "tanh", "identity"
 
 A node is a leaf when feature[node] == -1; its value is value[node]. Inner nodes' value is ignored.
+
+The task a model IR serves follows from its link (`task_of`): logistic -> binary, identity -> regression,
+softmax -> multiclass (classes are output indices here; the bundle's manifest names them).
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-Link = Literal["logistic", "identity"]
+Link = Literal["logistic", "identity", "softmax"]
 SplitOp = Literal["<=", "<"]
 
 LEAF = -1
@@ -142,10 +148,28 @@ class TreeEnsemble:
     split_op: SplitOp = "<="
     feature_categories: dict[str, list[str]] = field(default_factory=dict)
     kind: Literal["tree_ensemble"] = "tree_ensemble"
+    n_classes: int = 0  # 0: one margin; k >= 3: a multiclass model, one margin per class (link softmax)
+    tree_class: list[int] = field(default_factory=list)  # multiclass: the class each tree adds to
+    class_base_scores: list[float] = field(default_factory=list)  # multiclass: each class's base margin
+
+    def __post_init__(self) -> None:
+        if self.n_classes:
+            if self.n_classes < 3 or self.link != "softmax":
+                raise ValueError("a multiclass tree ensemble has n_classes >= 3 and link softmax")
+            if len(self.tree_class) != len(self.trees) or len(self.class_base_scores) != self.n_classes:
+                raise ValueError("a multiclass tree ensemble needs tree_class per tree and a base score per class")
+            if any(not 0 <= c < self.n_classes for c in self.tree_class):
+                raise ValueError("tree_class holds a class outside 0..n_classes-1")
+        elif self.link == "softmax" or self.tree_class or self.class_base_scores:
+            raise ValueError("link softmax, tree_class and class_base_scores are for multiclass models (n_classes)")
 
     @property
     def n_features(self) -> int:
         return len(self.feature_names)
+
+    @property
+    def n_outputs(self) -> int:
+        return self.n_classes or 1
 
 
 @dataclass
@@ -160,12 +184,18 @@ class Glm:
     def __post_init__(self) -> None:
         if len(self.coefficients) != len(self.feature_names):
             raise ValueError("GLM needs one coefficient per feature")
+        if self.link == "softmax":
+            raise ValueError("the IR's GLM has one output (logistic or identity link); multinomial GLMs are not in it")
         if not self.missing_replacement:
             self.missing_replacement = [None] * len(self.feature_names)
 
     @property
     def n_features(self) -> int:
         return len(self.feature_names)
+
+    @property
+    def n_outputs(self) -> int:
+        return 1
 
 
 Activation = Literal["relu", "logistic", "tanh", "identity"]
@@ -210,8 +240,11 @@ class Mlp:
         self.missing_replacement = self.missing_replacement or [None] * n
         self.shift = self.shift or [0.0] * n
         self.scale = self.scale or [1.0] * n
-        if not self.layers or self.layers[0].n_in != n or self.layers[-1].n_out != 1:
-            raise ValueError(f"an MLP needs layers from {n} inputs to 1 output")
+        outs = self.layers[-1].n_out if self.layers else 0
+        if not self.layers or self.layers[0].n_in != n or not (outs == 1 or (outs >= 3 and self.link == "softmax")):
+            raise ValueError(f"an MLP needs layers from {n} inputs to 1 output (or k >= 3 with link softmax)")
+        if self.link == "softmax" and outs < 3:
+            raise ValueError("an MLP with link softmax needs at least 3 outputs")
         for a, b in zip(self.layers, self.layers[1:], strict=False):
             if a.n_out != b.n_in:
                 raise ValueError(f"layer of {a.n_out} outputs feeds a layer of {b.n_in} inputs")
@@ -222,13 +255,31 @@ class Mlp:
     def n_features(self) -> int:
         return len(self.feature_names)
 
+    @property
+    def n_outputs(self) -> int:
+        return self.layers[-1].n_out
+
 
 ModelIR = TreeEnsemble | Glm | Mlp
+
+
+def task_of(model: ModelIR) -> str:
+    """ "binary", "regression" or "multiclass" (adapters/tasks.py), from the link."""
+    return {"logistic": "binary", "identity": "regression", "softmax": "multiclass"}[model.link]
+
+
+def softmax(margin: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (n, k) margins, the largest subtracted first (no overflow)."""
+    m = np.asarray(margin, dtype=np.float64)
+    e = np.exp(m - m.max(axis=1, keepdims=True))
+    return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float64)
 
 
 def apply_link(margin: np.ndarray, link: Link) -> np.ndarray:
     if link == "logistic":
         return np.asarray(1.0 / (1.0 + np.exp(-margin)), dtype=np.float64)
+    if link == "softmax":
+        return softmax(margin)
     return margin
 
 
@@ -285,6 +336,11 @@ def margin(model: ModelIR, X: np.ndarray) -> np.ndarray:
     """Reference evaluator of the IR (slow, plain Python; used in tests and the parity gate)."""
     X = np.asarray(X, dtype=np.float64)
     if isinstance(model, TreeEnsemble):
+        if model.n_classes:
+            margins = np.tile(np.asarray(model.class_base_scores, dtype=np.float64), (X.shape[0], 1))
+            for tree, c in zip(model.trees, model.tree_class, strict=True):
+                margins[:, c] += _tree_leaf_values(tree, X, model.split_op)
+            return margins
         total = np.full(X.shape[0], model.base_score, dtype=np.float64)
         for tree in model.trees:
             total += _tree_leaf_values(tree, X, model.split_op)
@@ -296,6 +352,8 @@ def margin(model: ModelIR, X: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         for layer in model.layers:
             h = _activate(h @ np.asarray(layer.weights, dtype=np.float64) + np.asarray(layer.bias), layer.activation)
+    if model.link == "softmax":
+        return np.asarray(h, dtype=np.float64)
     return np.asarray(h[:, 0], dtype=np.float64)
 
 

@@ -24,8 +24,15 @@ original scale (H2O folds its standardization into the MOJO), so the IR is coeff
 intercept = beta[last], missing_replacement = num_means (doubles printed by Java's Double.toString in
 model.ini, which round-trip exactly). Measured max |IR - genmodel| ~2e-16 (summation order only).
 
-Refused (ConversionError): other distributions/families/links, multinomial, categorical columns,
-balance_classes, calibration, MOJO versions before 1.2.
+Regression and multinomial (adapters/tasks.py): a gaussian GBM's preds[0] = init_f + the sum of its trees (IR link
+identity); a multinomial GBM has one tree per class per iteration (genmodel's graph of tree group i holds one
+subgraph per class), init_f 0, and genmodel's GBM_rescale is a softmax over the class sums with the largest
+subtracted (IR n_classes k, link softmax); a gaussian GLM's preds[0] = beta . x' + intercept (IR GLM, link identity).
+A multinomial GLM, DRF and Deep Learning MOJOs are scored by h2o-genmodel but not converted (ConversionError:
+their bundles have native and h2o-mojo only).
+
+Refused (ConversionError): other distributions/families/links, categorical columns, balance_classes, calibration,
+MOJO versions before 1.2.
 """
 
 from __future__ import annotations
@@ -82,8 +89,9 @@ def mojo_info(source: str | Path | bytes) -> dict[str, Any]:
 
 
 def mojo_to_ir(source: str | Path | bytes, feature_names: list[str], model: Any = None) -> ModelIR:
-    """The IR of an H2O binomial GBM or GLM MOJO (path or bytes); `feature_names` is the IR's feature
-    order (the MOJO's columns are matched by name). `model` is the MOJO already loaded by genmodel, if any."""
+    """The IR of an H2O GBM (binomial, gaussian, multinomial) or GLM (binomial, gaussian) MOJO (path or bytes);
+    `feature_names` is the IR's feature order (the MOJO's columns are matched by name). `model` is the MOJO already
+    loaded by genmodel, if any."""
     meta = mojo_info(source)
     info = meta["info"]
     n_features = int(info.get("n_features", -1))
@@ -94,8 +102,8 @@ def mojo_to_ir(source: str | Path | bytes, feature_names: list[str], model: Any 
     categorical = [mojo_features[i] for i in meta["domains"] if i < n_features]
     if categorical:
         raise ConversionError(f"categorical columns are not supported: {categorical[:5]}")
-    if info.get("n_classes") != "2" or info.get("supervised") != "true":
-        raise ConversionError(f"only binomial models are supported (n_classes={info.get('n_classes')})")
+    if info.get("supervised") != "true" or int(info.get("n_classes", "0")) < 1:
+        raise ConversionError(f"only supervised models are supported (n_classes={info.get('n_classes')})")
     if info.get("balance_classes", "false") != "false":
         raise ConversionError("balance_classes=true rescales probabilities: not supported")
     col_map = [feature_names.index(f) for f in mojo_features]
@@ -108,29 +116,62 @@ def mojo_to_ir(source: str | Path | bytes, feature_names: list[str], model: Any 
         return _gbm_ir(info, model, col_map, feature_names)
     if algo == "glm":
         return _glm_ir(info, col_map, feature_names)
-    raise ConversionError(f"MOJO algorithm {algo!r} is not supported (only gbm and glm)")
+    raise ConversionError(
+        f"H2O {algo} MOJOs are scored by h2o-genmodel only: the IR reads gbm and glm (not drf, deeplearning, ...)"
+    )
+
+
+_GBM_LINKS = {
+    ("bernoulli", "logit"): "logistic",
+    ("gaussian", "identity"): "identity",
+    ("multinomial", "log"): "softmax",
+}
 
 
 def _gbm_ir(info: dict[str, str], model: Any, col_map: list[int], feature_names: list[str]) -> TreeEnsemble:
-    if info.get("distribution") != "bernoulli" or info.get("link_function") != "logit":
+    link = _GBM_LINKS.get((info.get("distribution", ""), info.get("link_function", "")))
+    if link is None:
         raise ConversionError(
-            f"GBM distribution {info.get('distribution')!r} / link {info.get('link_function')!r}: "
-            "only bernoulli / logit is supported"
+            f"GBM distribution {info.get('distribution')!r} / link {info.get('link_function')!r}: the IR holds "
+            "bernoulli / logit, gaussian / identity and multinomial / log"
         )
     if float(info.get("mojo_version", "0")) < 1.2:
         raise ConversionError(f"MOJO version {info.get('mojo_version')} predates genmodel's current tree format")
-    if int(info.get("n_trees_per_class", "1")) != 1:
-        raise ConversionError("GBM with more than one tree per iteration is not supported")
-    if any(k.startswith("calib") for k in info):
+    k = int(info.get("n_trees_per_class", "1"))
+    if (k != 1) != (link == "softmax"):
+        raise ConversionError(f"GBM with {k} trees per iteration and link {link} is not supported")
+    if any(key.startswith("calib") for key in info):
         raise ConversionError("calibrated GBMs are not supported")
     n_groups = int(model.getNTreeGroups())
-    trees = [_tree_from_graph(model.computeGraph(i).subgraphArray.get(0).rootNode, col_map) for i in range(n_groups)]
+    if link != "softmax":
+        trees = [
+            _tree_from_graph(model.computeGraph(i).subgraphArray.get(0).rootNode, col_map) for i in range(n_groups)
+        ]
+        return TreeEnsemble(
+            feature_names=list(feature_names),
+            trees=trees,
+            base_score=float(info["init_f"]),
+            link=link,  # type: ignore[arg-type]
+            split_op="<",
+        )
+    if float(info.get("init_f", "0")) != 0.0:
+        raise ConversionError(f"a multinomial GBM with init_f {info.get('init_f')} (genmodel ignores it; expected 0)")
+    trees, tree_class = [], []
+    for i in range(n_groups):
+        graph = model.computeGraph(i)
+        if int(graph.subgraphArray.size()) != k:
+            raise ConversionError(f"tree group {i} has {int(graph.subgraphArray.size())} class trees, expected {k}")
+        for c in range(k):
+            trees.append(_tree_from_graph(graph.subgraphArray.get(c).rootNode, col_map))
+            tree_class.append(c)
     return TreeEnsemble(
         feature_names=list(feature_names),
         trees=trees,
-        base_score=float(info["init_f"]),
-        link="logistic",
+        link="softmax",
         split_op="<",
+        n_classes=k,
+        tree_class=tree_class,
+        class_base_scores=[0.0] * k,
     )
 
 
@@ -153,9 +194,12 @@ def _tree_from_graph(root: Any, col_map: list[int]) -> Tree:
 
 
 def _glm_ir(info: dict[str, str], col_map: list[int], feature_names: list[str]) -> Glm:
-    if info.get("family") != "binomial" or info.get("link") != "logit":
+    links = {("binomial", "logit"): "logistic", ("gaussian", "identity"): "identity"}
+    link = links.get((info.get("family", ""), info.get("link", "")))
+    if link is None:
         raise ConversionError(
-            f"GLM family {info.get('family')!r} / link {info.get('link')!r}: only binomial / logit is supported"
+            f"GLM family {info.get('family')!r} / link {info.get('link')!r}: the IR holds binomial / logit and "
+            "gaussian / identity (a multinomial GLM is scored by h2o-genmodel only)"
         )
     if int(info.get("cats", "0")) != 0:
         raise ConversionError("GLM with categorical columns is not supported")
@@ -173,7 +217,7 @@ def _glm_ir(info: dict[str, str], col_map: list[int], feature_names: list[str]) 
         feature_names=list(feature_names),
         coefficients=coefficients,
         intercept=beta[-1],
-        link="logistic",
+        link=link,  # type: ignore[arg-type]
         missing_replacement=replacement,
     )
 

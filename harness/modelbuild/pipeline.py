@@ -26,6 +26,7 @@ import numpy as np
 
 from adapters.bundle import Bundle, sha256_file
 from adapters.errors import AdapterError
+from adapters.tasks import TaskSpec
 from harness.modelbuild import ir as ir_mod
 from harness.modelbuild.errors import BuildError
 from harness.modelbuild.parity import parity_gate, verify_bundle
@@ -79,7 +80,9 @@ def cache_key(sc: Scenario) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
-def load_data(sc: Scenario) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def load_data(sc: Scenario) -> tuple[np.ndarray, np.ndarray, list[str], TaskSpec]:
+    """(X, y, feature names, task): y as the trainers take it (0/1, the value, or the class index: classes are the
+    label's distinct values, sorted)."""
     ds = sc.dataset
     assert ds is not None, "a scenario with a bundle has no data to load"
     if ds.generator is not None:
@@ -98,7 +101,7 @@ def load_data(sc: Scenario) -> tuple[np.ndarray, np.ndarray, list[str]]:
         frame = pd.read_csv(ds.csv)
         if sc.label not in frame.columns:
             raise BuildError(f"scenario {sc.name!r}: CSV {ds.csv} has no label column {sc.label!r}")
-        y = frame.pop(sc.label).to_numpy()
+        y = frame.pop(sc.label).to_numpy(dtype=object if sc.task == "multiclass" else None)
         names = list(frame.columns)
         try:
             X = frame.to_numpy(dtype=np.float64)
@@ -112,10 +115,37 @@ def load_data(sc: Scenario) -> tuple[np.ndarray, np.ndarray, list[str]]:
             )
         idx = [names.index(f) for f in sc.features]
         X, names = X[:, idx], list(sc.features)
-    y = np.asarray(y).astype(np.int64)
-    if set(np.unique(y).tolist()) != {0, 1}:
+    y, task = labels_for_task(sc, np.asarray(y))
+    return np.ascontiguousarray(X, dtype=np.float64), y, names, task
+
+
+def labels_for_task(sc: Scenario, y: np.ndarray) -> tuple[np.ndarray, TaskSpec]:
+    """The label column as the scenario's task reads it; BuildError naming what is wrong."""
+    if sc.task == "regression":
+        try:
+            values = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise BuildError(f"scenario {sc.name!r}: a regression label must be numeric") from None
+        if not np.isfinite(values).all():
+            raise BuildError(f"scenario {sc.name!r}: the regression label has missing or infinite values")
+        return values, TaskSpec.regression()
+    if sc.task == "multiclass":
+        text = np.asarray([str(v) for v in y.tolist()], dtype=object)
+        classes = sorted(set(text.tolist()))
+        if len(classes) < 3:
+            raise BuildError(
+                f"scenario {sc.name!r}: a multiclass label needs 3 or more distinct values, got {classes} "
+                "(two classes: task binary)"
+            )
+        index = {c: i for i, c in enumerate(classes)}
+        return np.asarray([index[v] for v in text.tolist()], dtype=np.int64), TaskSpec.multiclass(classes)
+    try:
+        values = np.asarray(y).astype(np.int64)
+    except (TypeError, ValueError):
+        raise BuildError(f"scenario {sc.name!r}: the label must take the values 0 and 1") from None
+    if set(np.unique(values).tolist()) != {0, 1}:
         raise BuildError(f"scenario {sc.name!r}: the label must take the values 0 and 1")
-    return np.ascontiguousarray(X, dtype=np.float64), y, names
+    return values, TaskSpec.binary()
 
 
 def split(sc: Scenario, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -128,12 +158,14 @@ def split(sc: Scenario, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nd
     return X[train], y[train], X[hold], y[hold]
 
 
-def train_model(sc: Scenario, X: np.ndarray, y: np.ndarray, names: list[str]) -> TrainedModel:
-    return train_recipe(Recipe.of(sc), X, y, names, f"scenario {sc.name!r}")
+def train_model(sc: Scenario, X: np.ndarray, y: np.ndarray, names: list[str], task: TaskSpec) -> TrainedModel:
+    return train_recipe(Recipe.of(sc), X, y, names, f"scenario {sc.name!r}", task)
 
 
-def train_recipe(r: Recipe, X: np.ndarray, y: np.ndarray, names: list[str], what: str) -> TrainedModel:
-    """Train the recipe's model on (X, y); `what` names it in an error."""
+def train_recipe(
+    r: Recipe, X: np.ndarray, y: np.ndarray, names: list[str], what: str, task: TaskSpec | None = None
+) -> TrainedModel:
+    """Train the recipe's model on (X, y) for `task` (binary when not given); `what` names it in an error."""
     if r.trainer == "lightgbm":
         from harness.modelbuild import train_lightgbm as trainer
     elif r.trainer == "sklearn":
@@ -145,7 +177,7 @@ def train_recipe(r: Recipe, X: np.ndarray, y: np.ndarray, names: list[str], what
     else:
         raise BuildError(f"{what}: unknown trainer {r.trainer!r}")
     try:
-        return trainer.train(r.algorithm, dict(r.params), X, y, names, r.seed)
+        return trainer.train(r.algorithm, dict(r.params), X, y, names, r.seed, task=task or TaskSpec.binary())
     except (ValueError, TypeError) as e:
         raise BuildError(f"{what}: training {r.trainer}/{r.algorithm} failed: {e}") from None
 
@@ -246,10 +278,10 @@ def file_entry(root: Path, name: str, **extra: Any) -> dict[str, Any]:
 
 
 def _build_into(sc: Scenario, root: Path, model_id: str, key: str, log: Callable[[str], None]) -> dict[str, Any]:
-    X, y, names = load_data(sc)
+    X, y, names, task = load_data(sc)
     Xtr, ytr, Xho, yho = split(sc, X, y)
     log(f"{sc.name}: {X.shape[0]} rows x {len(names)} features, {Xho.shape[0]} held out; training {sc.model.trainer}")
-    return build_bundle(root, sc.name, model_id, key, Recipe.of(sc), (Xtr, ytr, Xho, yho), names, log)
+    return build_bundle(root, sc.name, model_id, key, Recipe.of(sc), (Xtr, ytr, Xho, yho), names, log, task=task)
 
 
 def build_bundle(
@@ -262,11 +294,13 @@ def build_bundle(
     names: list[str],
     log: Callable[[str], None],
     extra: dict[str, Any] | None = None,
+    task: TaskSpec | None = None,
 ) -> dict[str, Any]:
-    """Train `recipe` on the training rows, export every format, hold each to the model on the held-out rows (the
-    parity gate) and write the bundle into `root`; `data` is (X_train, y_train, X_holdout, y_holdout). Returns the
-    manifest (with `extra` keys added)."""
+    """Train `recipe` on the training rows for `task` (binary when not given), export every format, hold each to the
+    model on the held-out rows (the parity gate) and write the bundle into `root`; `data` is (X_train, y_train,
+    X_holdout, y_holdout). Returns the manifest (with `extra` keys added)."""
     Xtr, ytr, Xho, yho = data
+    task = task or TaskSpec.binary()
     t = time.perf_counter()
     cluster = None
     if recipe.trainer == "h2o":
@@ -275,7 +309,7 @@ def build_bundle(
         cluster = h2o_cluster()
         cluster.__enter__()
     try:
-        trained = train_recipe(recipe, Xtr, ytr, names, name)
+        trained = train_recipe(recipe, Xtr, ytr, names, name, task)
     finally:
         if cluster is not None:
             cluster.__exit__(None, None, None)
@@ -310,10 +344,10 @@ def build_bundle(
         "scenario": name,
         "model_id": model_id,
         "cache_key": key,
-        "task": "binary",
+        **task.to_manifest(),
         "feature_names": names,
         "label": recipe.label,
-        "output": f"probability that {recipe.label} = 1",
+        "output": output_meaning(task, recipe.label),
         "trainer": {
             "name": recipe.trainer,
             "algorithm": recipe.algorithm,
@@ -327,7 +361,7 @@ def build_bundle(
             "train_rows": int(Xtr.shape[0]),
             "holdout_rows": int(Xho.shape[0]),
             "holdout_rows_with_nan": int(np.isnan(Xho).any(axis=1).sum()),
-            "positive_rate": float((ytr.sum() + yho.sum()) / max(1, n_rows)),
+            **label_facts(task, np.concatenate([ytr, yho])),
         },
         "formats": formats,
         "reference": file_entry(root, "reference.npz", rows=int(Xho.shape[0])),
@@ -341,20 +375,41 @@ def build_bundle(
     return manifest
 
 
+def output_meaning(task: TaskSpec, label: str | None) -> str:
+    """The manifest's "output": what the scorer's results mean, in words."""
+    name = label or "the label"
+    if task.task == "regression":
+        return f"the predicted {name}"
+    if task.task == "multiclass":
+        return f"the probability of each class of {name} ({', '.join(task.classes)}), and the most probable class"
+    return f"probability that {name} = {task.classes[1]}"
+
+
+def label_facts(task: TaskSpec, y: np.ndarray) -> dict[str, Any]:
+    """What the manifest says of the labels: the positive rate, each class's share, or the target's spread."""
+    if task.task == "regression":
+        return {"label_mean": float(np.mean(y)), "label_std": float(np.std(y))}
+    if task.task == "multiclass":
+        counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=task.n_outputs) / max(len(y), 1)
+        return {"class_shares": {c: round(float(v), 6) for c, v in zip(task.classes, counts, strict=True)}}
+    return {"positive_rate": float(np.mean(y))}
+
+
 def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False))
 
 
 def _export_onnx(trained: TrainedModel, root: Path) -> dict[str, Any]:
     name = "model.onnx"
-    if trained.flavor == "h2o" and trained.ir.kind == "tree_ensemble":
+    if trained.flavor == "h2o" and trained.ir.kind == "tree_ensemble" and trained.task.task == "binary":
         from harness.modelbuild.export_onnx_h2o import write_onnx_h2o
         from harness.modelbuild.train_h2o import NATIVE_FILE
 
         info = write_onnx_h2o(root / NATIVE_FILE, root / name)
     elif trained.flavor in ("h2o", "xgboost"):
-        # onnxmltools converts only H2O GBMs: an H2O GLM's ONNX is generated from the IR (float64); so is
-        # XGBoost's, which then matches the IR's float64 reference (onnxmltools' converter is float32)
+        # onnxmltools converts only H2O binomial GBMs: an H2O GLM's (or regression / multinomial GBM's) ONNX is
+        # generated from the IR (float64); so is XGBoost's, which then matches the IR's float64 reference
+        # (onnxmltools' converter is float32)
         from harness.modelbuild.export_onnx import write_onnx_from_ir
 
         info = write_onnx_from_ir(trained.ir, root / name)
@@ -375,8 +430,10 @@ def _export_c(trained: TrainedModel, root: Path) -> dict[str, Any]:
 def _export_pmml(trained: TrainedModel, root: Path) -> dict[str, Any]:
     from harness.modelbuild.export_pmml import write_pmml
 
-    write_pmml(trained.ir, root / "model.pmml")
-    return file_entry(root, "model.pmml", pmml_version="4.4", exporter="harness.modelbuild.export_pmml")
+    fields = write_pmml(trained.ir, root / "model.pmml")
+    return file_entry(
+        root, "model.pmml", pmml_version="4.4", exporter="harness.modelbuild.export_pmml", output_fields=fields
+    )
 
 
 def _export_pfa(trained: TrainedModel, root: Path) -> dict[str, Any]:

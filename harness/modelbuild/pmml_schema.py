@@ -17,6 +17,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from adapters.schema import Feature
+from adapters.tasks import TaskSpec
 from harness.modelbuild.errors import ImportInputError
 
 # Model elements of PMML 4.4, and those pmml4s (the pmml adapter's evaluator) scores.
@@ -185,3 +186,92 @@ def _constants(root: ET.Element, name: str) -> set[str]:
 def _array_values(text: str) -> list[str]:
     """A PMML string Array's values: space-separated, double-quoted when they hold spaces."""
     return [a if a else b for a, b in re.findall(r'"((?:[^"\\]|\\.)*)"|(\S+)', text)]
+
+
+# ---- what the evaluator makes of the document ------------------------------------------------------------------
+
+
+@dataclass
+class PmmlView:
+    """pmml4s's reading of a document: its function, target and classes, and every final output field it writes
+    (name, result feature, value): those of the top model's Output, of the last segment of a model chain, or
+    pmml4s's defaults for a model that declares none."""
+
+    function_name: str
+    target: str | None
+    classes: list[str]
+    outputs: list[tuple[str, str, str | None]]
+
+    @property
+    def names(self) -> list[str]:
+        return [n for n, _, _ in self.outputs]
+
+    def output_fields_for(self, task: TaskSpec, chosen: list[str] | None, source: str) -> list[str]:
+        """The output fields that carry the task's outputs, in output order: `chosen` (--output), checked against
+        the document's outputs, or the probability of each class (the positive class of a binary model), or the
+        predicted value of a regression. ImportInputError naming the outputs found when they are not there."""
+        have = ", ".join(self.names) or "none"
+        if chosen:
+            unknown = [c for c in chosen if c not in self.names]
+            if unknown:
+                raise ImportInputError(
+                    f"{source}: --output {unknown[0]!r} is not an output of the document (it has: {have})"
+                )
+            if len(chosen) != task.n_outputs:
+                raise ImportInputError(
+                    f"{source}: --output names {len(chosen)} field(s); a {task.task} model reads {task.n_outputs}"
+                    + (f", one per class in the order {', '.join(task.classes)}" if task.task == "multiclass" else "")
+                )
+            return list(chosen)
+        if task.task == "regression":
+            found = [n for n, feature, _ in self.outputs if feature == "predictedValue"]
+            if found:
+                return found[:1]
+            raise ImportInputError(
+                f"{source}: no output field gives the predicted value (its outputs: {have}); name the one to read "
+                "with --output NAME"
+            )
+        wanted = task.classes[1:] if task.task == "binary" else task.classes
+        fields = []
+        for c in wanted:
+            found = [n for n, feature, value in self.outputs if feature == "probability" and value == c]
+            if not found:
+                how = "--output NAME" if task.task == "binary" else "--output NAME,NAME,... (one per class, in order)"
+                raise ImportInputError(
+                    f"{source}: no output field gives the probability of class {c!r} (its outputs: {have}); name "
+                    f"the one{'s' if task.task == 'multiclass' else ''} to read with {how}"
+                )
+            fields.append(found[0])
+        return fields
+
+
+def evaluator_view(data: bytes, source: str) -> PmmlView:
+    """The document as pmml4s (the pmml adapter's evaluator) reads it, in the process's JVM."""
+    import jpype
+    from pypmml import Model
+
+    from adapters.errors import AdapterError
+    from adapters.java_engine import java_one_line
+    from adapters.pmml import use_process_jvm
+
+    try:
+        use_process_jvm()
+    except AdapterError as e:
+        raise ImportInputError(str(e)) from None
+    try:
+        jm = Model.fromBytes(jpype.JArray(jpype.JByte)(data))._java_model
+    except Exception as e:  # pypmml wraps the Java exception
+        raise ImportInputError(f"pmml4s cannot load {source}: {java_one_line(e)}") from None
+    outputs = []
+    for f in jm.outputFields():
+        value = f.value()
+        outputs.append((str(f.name()), str(f.feature()), str(value.get()) if value.isDefined() else None))
+    classes_raw = jm.classes()
+    classes = [str(c) for c in classes_raw] if classes_raw is not None else []
+    target = jm.targetName()
+    return PmmlView(
+        function_name=str(jm.functionName()),
+        target=None if target is None else str(target),
+        classes=classes,
+        outputs=outputs,
+    )

@@ -1,4 +1,14 @@
-"""LightGBM trainer: a binary GBM booster, saved as LightGBM model text, converted exactly to the IR.
+"""LightGBM trainer: a GBM booster for a binary, regression or multiclass task, saved as LightGBM model text,
+converted exactly to the IR.
+
+Tasks (the objective follows the task; adapters/tasks.py):
+    binary      objective binary (sigmoid 1)                       IR link logistic
+    regression  objective regression (L2; or regression_l1, huber,  IR link identity: the sum of the leaves is the
+                fair, quantile, mape: their output is the raw sum)   prediction
+    multiclass  objective multiclass, num_class k: k trees per       IR n_classes k, tree i adds to class i % k,
+                iteration, softmax                                   link softmax
+Objectives whose output is transformed otherwise (poisson, gamma, tweedie: exp; multiclassova, cross_entropy) are
+refused by the IR converter: a model with one is served natively only.
 
 Conversion reads `booster.dump_model()` (thresholds and leaf values are printed with 17 significant
 digits, so they round-trip to the same float64). LightGBM's numerical decision, per node
@@ -32,7 +42,8 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from harness.modelbuild.ir import Split, Tree, TreeEnsemble, tree_from_nodes
+from adapters.tasks import TaskSpec
+from harness.modelbuild.ir import Link, Split, Tree, TreeEnsemble, tree_from_nodes
 from harness.modelbuild.trained import TrainedModel
 
 NATIVE_FILE = "model.lgb.txt"
@@ -44,8 +55,9 @@ _DEFAULTS: dict[str, Any] = {
     "force_row_wise": True,
     "verbose": -1,
 }
-_FIXED: dict[str, Any] = {"objective": "binary"}
 _OBJECTIVE_ALIASES = ("objective", "objective_type", "app", "application", "loss")
+# regression objectives whose prediction is the raw sum of the leaves (no output transform)
+IDENTITY_OBJECTIVES = ("regression", "regression_l1", "huber", "fair", "quantile", "mape")
 K_ZERO_THRESHOLD = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float literal, 1e-35f)
 
 
@@ -56,9 +68,10 @@ class ConversionError(ValueError):
 class LightGBMModel(TrainedModel):
     flavor = "lightgbm"
 
-    def __init__(self, algorithm: str, booster: lgb.Booster, feature_names: list[str]) -> None:
+    def __init__(self, algorithm: str, booster: lgb.Booster, feature_names: list[str], task: TaskSpec) -> None:
         self.algorithm = algorithm
         self.model = booster
+        self.task = task
         self.ir = booster_to_ir(booster, feature_names)
 
     def save_native(self, directory: Path) -> str:
@@ -67,7 +80,8 @@ class LightGBMModel(TrainedModel):
         return NATIVE_FILE
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict(np.asarray(X, dtype=np.float64)), dtype=np.float64).reshape(-1)
+        out = np.asarray(self.model.predict(np.asarray(X, dtype=np.float64)), dtype=np.float64)
+        return self.task.shape_of(out, out.shape[0])
 
     def predict_margin(self, X: np.ndarray) -> np.ndarray:
         out = self.model.predict(np.asarray(X, dtype=np.float64), raw_score=True)
@@ -84,14 +98,24 @@ def train(
     y: np.ndarray,
     feature_names: list[str],
     seed: int,
+    task: TaskSpec = TaskSpec(),
 ) -> LightGBMModel:
-    """Train a binary LightGBM GBM. `params` go to LightGBM as they are (aliases such as
+    """Train a LightGBM GBM for `task`. `params` go to LightGBM as they are (aliases such as
     n_estimators, num_leaves, learning_rate work); `seed` seeds every LightGBM RNG."""
     if algorithm != "gbm":
         raise ValueError(f"lightgbm trainer: unknown algorithm {algorithm!r} (valid: gbm)")
+    allowed = {"binary": ("binary",), "regression": IDENTITY_OBJECTIVES, "multiclass": ("multiclass",)}[task.task]
+    fixed: dict[str, Any] = {"objective": allowed[0]}
     for key in _OBJECTIVE_ALIASES:
-        if key in params and str(params[key]) not in ("binary",):
-            raise ValueError(f"lightgbm trainer: {key}={params[key]!r} is not supported, only a binary objective")
+        if key in params:
+            if str(params[key]) not in allowed:
+                raise ValueError(
+                    f"lightgbm trainer: {key}={params[key]!r} is not supported for a {task.task} task "
+                    f"(valid: {', '.join(allowed)})"
+                )
+            fixed = {"objective": str(params[key])}
+    if task.task == "multiclass":
+        fixed["num_class"] = task.n_outputs
     for key in ("categorical_feature", "categorical_column", "cat_feature", "categorical_features"):
         if key in params:
             raise ValueError(f"lightgbm trainer: {key} is not supported (the IR has numerical splits only)")
@@ -99,24 +123,46 @@ def train(
     y = np.asarray(y)
     if X.ndim != 2 or X.shape[1] != len(feature_names):
         raise ValueError(f"X has shape {X.shape}, expected (n, {len(feature_names)})")
-    full = {**_DEFAULTS, **params, **_FIXED, "seed": seed}
+    rest = {k: v for k, v in params.items() if k not in _OBJECTIVE_ALIASES}
+    full = {**_DEFAULTS, **rest, **fixed, "seed": seed}
     dataset = lgb.Dataset(X, label=y, feature_name=list(feature_names), free_raw_data=True)
     booster = lgb.train(full, dataset)
-    return LightGBMModel(algorithm, booster, list(feature_names))
+    return LightGBMModel(algorithm, booster, list(feature_names), task)
+
+
+def objective_link(objective: str) -> tuple[Link, int]:
+    """(IR link, number of classes or 0) of a LightGBM objective line ("binary sigmoid:1", "multiclass
+    num_class:3", "regression"); ConversionError for one the IR cannot hold."""
+    name, *rest = objective.split()
+    if name == "binary":
+        sigmoid = _sigmoid_of(objective)
+        if sigmoid != 1.0:
+            raise ConversionError(f"LightGBM binary objective with sigmoid={sigmoid} is not supported (only 1)")
+        return "logistic", 0
+    if name in IDENTITY_OBJECTIVES:
+        return "identity", 0
+    if name in ("multiclass", "softmax"):
+        k = next((int(p.split(":", 1)[1]) for p in rest if p.startswith("num_class:")), 0)
+        if k < 3:
+            raise ConversionError(f"LightGBM multiclass objective with num_class={k}: expected 3 or more")
+        return "softmax", k
+    raise ConversionError(
+        f"LightGBM objective {name!r} is not in the IR (it holds binary, multiclass and the regressions whose output "
+        f"is the raw sum: {', '.join(IDENTITY_OBJECTIVES)})"
+    )
 
 
 def booster_to_ir(
     booster: lgb.Booster, feature_names: list[str], categories: dict[str, list[str]] | None = None
 ) -> TreeEnsemble:
     dump = booster.dump_model()
-    objective = str(dump.get("objective", ""))
-    if not objective.startswith("binary"):
-        raise ConversionError(f"LightGBM objective {objective!r} is not binary")
-    sigmoid = _sigmoid_of(objective)
-    if sigmoid != 1.0:
-        raise ConversionError(f"LightGBM binary objective with sigmoid={sigmoid} is not supported (only 1)")
-    if dump.get("num_class", 1) != 1 or dump.get("num_tree_per_iteration", 1) != 1:
-        raise ConversionError("multiclass LightGBM models are not supported")
+    link, k = objective_link(str(dump.get("objective", "")))
+    per_iteration = int(dump.get("num_tree_per_iteration", 1))
+    if per_iteration != (k or 1) or int(dump.get("num_class", 1)) != (k or 1):
+        raise ConversionError(
+            f"LightGBM model with {per_iteration} trees per iteration and num_class {dump.get('num_class')} "
+            f"does not match its objective {dump.get('objective')!r}"
+        )
     if dump.get("average_output"):
         raise ConversionError("LightGBM models with averaged output (boosting=rf) are not supported")
     if len(dump.get("feature_names", [])) != len(feature_names):
@@ -124,13 +170,17 @@ def booster_to_ir(
             f"booster has {len(dump.get('feature_names', []))} features, expected {len(feature_names)}"
         )
     trees = [_convert_tree(info) for info in dump["tree_info"]]
+    multi: dict[str, Any] = {}
+    if k:  # tree i of the model file adds to class i % k (LightGBM's layout: iteration-major)
+        multi = {"n_classes": k, "tree_class": [i % k for i in range(len(trees))], "class_base_scores": [0.0] * k}
     return TreeEnsemble(
         feature_names=list(feature_names),
         trees=trees,
         base_score=0.0,
-        link="logistic",
+        link=link,
         split_op="<=",
         feature_categories=dict(categories or {}),
+        **multi,
     )
 
 

@@ -2,6 +2,12 @@
 regression pipeline ("logistic_regression") or an imputer + scaler + MLPClassifier pipeline ("mlp", a
 neural network), saved with joblib, converted exactly to the IR.
 
+Tasks: "gbm" and "mlp" serve all three (adapters/tasks.py): a regression is HistGradientBoostingRegressor
+(loss squared_error, absolute_error or quantile: the raw sum is the prediction) or MLPRegressor (identity output,
+IR link identity); a multiclass model is the classifier with k classes: k trees per iteration (tree i of an
+iteration adds to class i, each class its own baseline) or k output neurons, link softmax. "logistic_regression"
+is binary only (a multinomial GLM is not in the IR).
+
 gbm: every TreePredictor in `_predictors` is a flat node array; sklearn's `_predict_from_raw_data`
 goes left when x is NaN and missing_go_to_left, else when x <= num_threshold (raw float64 thresholds,
 not the bins). Leaf values already include the learning rate; the margin is `_baseline_prediction`
@@ -29,13 +35,14 @@ from typing import Any
 import joblib
 import numpy as np
 import sklearn
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.neural_network import MLPClassifier
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from adapters.tasks import TaskSpec
 from harness.modelbuild.ir import LEAF, Glm, Layer, Mlp, ModelIR, Tree, TreeEnsemble
 from harness.modelbuild.trained import TrainedModel
 
@@ -52,10 +59,11 @@ class ConversionError(ValueError):
 class SklearnModel(TrainedModel):
     flavor = "sklearn"
 
-    def __init__(self, algorithm: str, model: Any, ir: ModelIR) -> None:
+    def __init__(self, algorithm: str, model: Any, ir: ModelIR, task: TaskSpec = TaskSpec()) -> None:
         self.algorithm = algorithm
         self.model = model
         self.ir = ir
+        self.task = task
 
     def save_native(self, directory: Path) -> str:
         directory.mkdir(parents=True, exist_ok=True)
@@ -63,8 +71,7 @@ class SklearnModel(TrainedModel):
         return NATIVE_FILE
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        proba = self.model.predict_proba(np.asarray(X, dtype=np.float64))
-        return np.asarray(proba[:, 1], dtype=np.float64)
+        return sklearn_predict(self.model, self.task, np.asarray(X, dtype=np.float64))
 
     def library_versions(self) -> dict[str, str]:
         return {"scikit-learn": sklearn.__version__, "joblib": joblib.__version__}
@@ -77,6 +84,7 @@ def train(
     y: np.ndarray,
     feature_names: list[str],
     seed: int,
+    task: TaskSpec = TaskSpec(),
 ) -> SklearnModel:
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y)
@@ -85,9 +93,14 @@ def train(
     if algorithm == "gbm":
         if params.get("categorical_features") is not None:
             raise ValueError("sklearn trainer: categorical_features is not supported (the IR has numerical splits)")
-        hgb = HistGradientBoostingClassifier(**{**params, "categorical_features": None, "random_state": seed})
+        est = HistGradientBoostingRegressor if task.task == "regression" else HistGradientBoostingClassifier
+        hgb = est(**{**params, "categorical_features": None, "random_state": seed})
         hgb.fit(X, y)
-        return SklearnModel(algorithm, hgb, hgb_to_ir(hgb, feature_names))
+        return SklearnModel(algorithm, hgb, hgb_to_ir(hgb, feature_names), task)
+    if algorithm == "logistic_regression" and task.task != "binary":
+        raise ValueError(
+            f"sklearn trainer: logistic_regression is for a binary task (this one is {task.task}: use gbm or mlp)"
+        )
     if algorithm == "logistic_regression":
         rest = dict(params)
         standardize = bool(rest.pop("standardize", True))
@@ -100,32 +113,65 @@ def train(
         pipe.fit(X, y)
         return SklearnModel(algorithm, pipe, pipeline_to_ir(pipe, feature_names))
     if algorithm == "mlp":
-        mlp = MLPClassifier(**{**_MLP_DEFAULTS, **params, "random_state": seed})
+        net = MLPRegressor if task.task == "regression" else MLPClassifier
+        mlp = net(**{**_MLP_DEFAULTS, **params, "random_state": seed})
         imputer = SimpleImputer(strategy="mean", keep_empty_features=True)
         pipe = Pipeline([("impute", imputer), ("scale", StandardScaler()), ("mlp", mlp)])
         pipe.fit(X, y)
-        return SklearnModel(algorithm, pipe, mlp_pipeline_to_ir(pipe, feature_names))
+        return SklearnModel(algorithm, pipe, mlp_pipeline_to_ir(pipe, feature_names), task)
     raise ValueError(f"sklearn trainer: unknown algorithm {algorithm!r} (valid: {', '.join(ALGORITHMS)})")
 
 
-def hgb_to_ir(model: HistGradientBoostingClassifier, feature_names: list[str]) -> TreeEnsemble:
-    if len(model.classes_) != 2:
-        raise ConversionError(f"HistGradientBoostingClassifier has {len(model.classes_)} classes, expected 2")
+def sklearn_predict(model: Any, task: TaskSpec, X: Any) -> np.ndarray:
+    """A fitted scikit-learn estimator's output for `task`: P(class 1), the class probabilities, or the value."""
+    if task.task == "regression":
+        return np.asarray(model.predict(X), dtype=np.float64).reshape(-1)
+    proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+    return proba[:, 1].copy() if task.task == "binary" else proba
+
+
+_IDENTITY_LOSSES = ("squared_error", "absolute_error", "quantile")
+
+
+def hgb_to_ir(model: Any, feature_names: list[str]) -> TreeEnsemble:
+    """HistGradientBoostingClassifier (2 or k >= 3 classes) or HistGradientBoostingRegressor -> the IR."""
+    name = type(model).__name__
     if getattr(model, "is_categorical_", None) is not None and np.any(model.is_categorical_):
-        raise ConversionError("HistGradientBoostingClassifier with categorical features is not supported")
+        raise ConversionError(f"{name} with categorical features is not supported")
+    regression = isinstance(model, HistGradientBoostingRegressor)
+    if regression and model.loss not in _IDENTITY_LOSSES:
+        raise ConversionError(
+            f"{name} with loss {model.loss!r} is not in the IR (its prediction is not the raw sum; "
+            f"the IR holds {', '.join(_IDENTITY_LOSSES)})"
+        )
+    k = 1 if regression else len(model.classes_)
+    per_iteration = 1 if k <= 2 else k
     baseline = np.asarray(model._baseline_prediction, dtype=np.float64).reshape(-1)
-    if baseline.size != 1:
-        raise ConversionError("expected one tree per iteration (binary classification)")
+    if baseline.size != per_iteration:
+        raise ConversionError(f"{name}: {baseline.size} baselines, expected {per_iteration}")
     trees: list[Tree] = []
+    tree_class: list[int] = []
     for iteration in model._predictors:
-        if len(iteration) != 1:
-            raise ConversionError("expected one tree per iteration (binary classification)")
-        trees.append(_convert_nodes(iteration[0].nodes))
+        if len(iteration) != per_iteration:
+            raise ConversionError(f"{name}: {len(iteration)} trees per iteration, expected {per_iteration}")
+        for c, predictor in enumerate(iteration):
+            trees.append(_convert_nodes(predictor.nodes))
+            tree_class.append(c)
+    if per_iteration > 1:
+        return TreeEnsemble(
+            feature_names=list(feature_names),
+            trees=trees,
+            link="softmax",
+            split_op="<=",
+            n_classes=k,
+            tree_class=tree_class,
+            class_base_scores=[float(b) for b in baseline],
+        )
     return TreeEnsemble(
         feature_names=list(feature_names),
         trees=trees,
         base_score=float(baseline[0]),
-        link="logistic",
+        link="identity" if regression else "logistic",
         split_op="<=",
     )
 
@@ -179,8 +225,9 @@ def mlp_pipeline_to_ir(pipe: Pipeline, feature_names: list[str]) -> Mlp:
     """Pipeline(impute, scale (optional), mlp) -> the IR's Mlp, every number as scikit-learn holds it."""
     n = len(feature_names)
     mlp = pipe.steps[-1][1]
-    if not isinstance(mlp, MLPClassifier) or len(mlp.classes_) != 2 or mlp.out_activation_ != "logistic":
-        raise ConversionError("expected a binary MLPClassifier as the last step")
+    links = {"logistic": "logistic", "softmax": "softmax", "identity": "identity"}
+    if not isinstance(mlp, MLPClassifier | MLPRegressor) or getattr(mlp, "out_activation_", "") not in links:
+        raise ConversionError("expected an MLPClassifier or MLPRegressor as the last step")
     imputer = pipe.named_steps.get("impute")
     scaler = pipe.named_steps.get("scale")
     if len(pipe.steps) != 1 + (imputer is not None) + (scaler is not None):
@@ -202,4 +249,11 @@ def mlp_pipeline_to_ir(pipe: Pipeline, feature_names: list[str]) -> Mlp:
         Layer(weights=np.asarray(w, dtype=np.float64).tolist(), bias=[float(b) for b in bias], activation=a)
         for w, bias, a in zip(mlp.coefs_, mlp.intercepts_, acts, strict=True)
     ]
-    return Mlp(feature_names=list(feature_names), layers=layers, missing_replacement=means, shift=shift, scale=scale)
+    return Mlp(
+        feature_names=list(feature_names),
+        layers=layers,
+        missing_replacement=means,
+        shift=shift,
+        scale=scale,
+        link=links[mlp.out_activation_],  # type: ignore[arg-type]
+    )

@@ -34,6 +34,13 @@ class MonitorMetrics:
         self.throughput = Gauge(f"{PREFIX}_throughput_per_second", "Results per second.", registry=r)
         self.live_auc = Gauge(f"{PREFIX}_live_auc", "ROC AUC on the labels joined in the last window.", registry=r)
         self.auc_drop = Gauge(f"{PREFIX}_auc_drop", "Reference AUC minus live AUC.", registry=r)
+        self.live_accuracy = Gauge(
+            f"{PREFIX}_live_accuracy", "Multiclass: share of joined labels that are the top class.", registry=r
+        )
+        self.accuracy_drop = Gauge(f"{PREFIX}_accuracy_drop", "Reference accuracy minus live accuracy.", registry=r)
+        self.live_rmse = Gauge(f"{PREFIX}_live_rmse", "Regression: RMSE on the labels joined.", registry=r)
+        self.live_mae = Gauge(f"{PREFIX}_live_mae", "Regression: MAE on the labels joined.", registry=r)
+        self.rmse_ratio = Gauge(f"{PREFIX}_rmse_ratio", "Live RMSE / the reference RMSE.", registry=r)
         self.window_end = Gauge(f"{PREFIX}_window_end_timestamp_seconds", "When the last window closed.", registry=r)
         self.info = Info(f"{PREFIX}_model", "The model whose results are monitored.", registry=r)
 
@@ -51,6 +58,11 @@ class MonitorMetrics:
         put(self.throughput, f.throughput_per_s)
         put(self.live_auc, f.live_auc)
         put(self.auc_drop, f.auc_drop)
+        put(self.live_accuracy, f.live_accuracy)
+        put(self.accuracy_drop, f.accuracy_drop)
+        put(self.live_rmse, f.live_rmse)
+        put(self.live_mae, f.live_mae)
+        put(self.rmse_ratio, f.rmse_ratio)
         self.window_end.set(f.end_ns / 1e9)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:

@@ -2,14 +2,22 @@
 
     results topic ─┐
     dead letters  ─┼─► per window of `window_s`: PSI and KS of the scores against the bundle's reference
-    feedback      ─┘   predictions, results/s, latency p99 (from t_intended_ns), dead-letter rate, live AUC
+    feedback      ─┘   predictions, results/s, latency p99 (from t_intended_ns), dead-letter rate, live quality
                        ─► rules ─► alert events (JSON) on the alerts topic ─► Prometheus metrics (/metrics)
 
+The figures follow the bundle's task (adapters/tasks.py; quality figures from harness/scoring/quality.py):
+    binary      drift of P(class 1); live AUC, auc_drop = reference AUC - live AUC
+    regression  drift of the predicted values; live RMSE and MAE, rmse_ratio = live RMSE / reference RMSE
+    multiclass  drift of each class's probability (score_psi / score_ks: the largest over the classes); live
+                log-loss and accuracy, accuracy_drop = reference accuracy - live accuracy
+The reference figures are the bundle's reference predictions against its reference labels.
+
 Feedback records carry a label for a scored record, found by its record id (`rid`) or its source
-(`src` = topic/partition/offset, which every result carries): value {"rid": ..., "label": 0|1} or
-{"src": ..., "label": ...}, or the id as the record key and {"label": ...} as the value. A label that
-arrives before its result waits up to `join_window_s`; one that never finds its result, or that cannot be
-parsed, is counted (metrics and window figures), never a stop.
+(`src` = topic/partition/offset, which every result carries): value {"rid": ..., "label": <label>} or
+{"src": ..., "label": ...}, or the id as the record key and {"label": ...} as the value. The label is 0 or 1
+(binary), the true value (regression), or the class as the manifest names it (multiclass; a number is read as
+its text). A label that arrives before its result waits up to `join_window_s`; one that never finds its result,
+or that cannot be parsed, is counted (metrics and window figures), never a stop.
 """
 
 from __future__ import annotations
@@ -25,12 +33,14 @@ from typing import Any
 import numpy as np
 import orjson
 
+from adapters.tasks import TaskSpec
 from harness.kafka.config import KafkaTarget
 from harness.monitoring.drift import ks, psi
 from harness.monitoring.metrics import MonitorMetrics
 from harness.monitoring.rules import Rule, RuleState
-from harness.scoring import wire
+from harness.scoring import quality, wire
 from harness.scoring.alerts import Alert, KafkaAlertSink
+from harness.scoring.quality import parse_label
 from harness.signals import on_stop_signals
 
 MAX_REMEMBERED_SCORES = 1_000_000  # scores kept for joining labels (oldest forgotten first)
@@ -68,12 +78,18 @@ class WindowFigures:
     score_ks: float | None = None
     labels: int = 0
     live_auc: float | None = None
-    live_logloss: float | None = None
+    live_logloss: float | None = None  # binary: of P(class 1); multiclass: mean -ln p[true class]
     auc_drop: float | None = None
+    live_accuracy: float | None = None
+    accuracy_drop: float | None = None
+    live_rmse: float | None = None
+    live_mae: float | None = None
+    rmse_ratio: float | None = None
     feedback_unjoined: int = 0
     feedback_malformed: int = 0
     model_ids: list[str] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
+    task: str = "binary"
 
     def figures(self) -> dict[str, float | None]:
         return {
@@ -84,6 +100,12 @@ class WindowFigures:
             "throughput_per_s": self.throughput_per_s,
             "auc_drop": self.auc_drop,
             "live_auc": self.live_auc,
+            "live_accuracy": self.live_accuracy,
+            "accuracy_drop": self.accuracy_drop,
+            "live_logloss": self.live_logloss,
+            "live_rmse": self.live_rmse,
+            "live_mae": self.live_mae,
+            "rmse_ratio": self.rmse_ratio,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -93,10 +115,10 @@ class WindowFigures:
 @dataclass
 class _Window:
     start_ns: int
-    scores: list[float] = field(default_factory=list)
+    scores: list[Any] = field(default_factory=list)  # floats, or a multiclass model's (k,) probabilities
     latencies_ms: list[float] = field(default_factory=list)
     dead_letters: int = 0
-    pairs: list[tuple[float, int]] = field(default_factory=list)
+    pairs: list[tuple[Any, Any]] = field(default_factory=list)  # (output, label)
     unjoined: int = 0
     malformed: int = 0
     model_ids: set[str] = field(default_factory=set)
@@ -117,20 +139,28 @@ class Monitor:
         rules: list[Rule],
         metrics: MonitorMetrics | None = None,
         on_window: Callable[[WindowFigures], None] | None = None,
+        task: TaskSpec | None = None,
+        reference_quality: dict[str, float | None] | None = None,
     ) -> None:
         from confluent_kafka import Consumer, Producer
 
         self.cfg = cfg
+        self.task = task or TaskSpec()
+        self.results = wire.ResultCodec(self.task, cfg.encoding)
         self.reference = np.asarray(reference_scores, dtype=np.float64)
         self.reference_auc = reference_auc
+        self.reference_quality = dict(reference_quality or {})
+        if reference_auc is not None:
+            self.reference_quality.setdefault("auc", reference_auc)
+        self._class_index = {c: i for i, c in enumerate(self.task.classes)}
         self.model_id = model_id
         self.state = RuleState(rules)
         self.metrics = metrics or MonitorMetrics()
         self.metrics.model_info(model_id)
         self.on_window = on_window
         self._stop = threading.Event()
-        self._scores: collections.OrderedDict[str, float] = collections.OrderedDict()
-        self._pending: dict[str, tuple[int, float]] = {}  # id -> (label, arrived monotonic)
+        self._scores: collections.OrderedDict[str, Any] = collections.OrderedDict()
+        self._pending: dict[str, tuple[Any, float]] = {}  # id -> (label, arrived monotonic)
         self.windows: list[WindowFigures] = []
         self.consumer = Consumer(
             target.client_config(
@@ -188,7 +218,7 @@ class Monitor:
             return
         h = wire.headers_dict(m.headers())
         try:
-            score = wire.decode_score(m.value() or b"", self.cfg.encoding)
+            score = self.results.decode(m.value() or b"")
         except (ValueError, KeyError, TypeError):
             return  # not a result this monitor understands (the loop never writes one)
         now = time.time_ns()
@@ -204,7 +234,7 @@ class Monitor:
             if key:
                 self._remember(key.decode("utf-8", "replace"), score, w)
 
-    def _remember(self, key: str, score: float, w: _Window) -> None:
+    def _remember(self, key: str, score: Any, w: _Window) -> None:
         self._scores[key] = score
         if len(self._scores) > MAX_REMEMBERED_SCORES:
             self._scores.popitem(last=False)
@@ -217,9 +247,7 @@ class Monitor:
             obj = orjson.loads(m.value() or b"")
             if not isinstance(obj, dict):
                 raise ValueError("not an object")
-            label = int(obj["label"])
-            if label not in (0, 1):
-                raise ValueError("label must be 0 or 1")
+            label = parse_label(self.task, obj["label"], self._class_index)
             key = obj.get("rid") or obj.get("src") or (m.key() or b"").decode("utf-8", "replace")
             if not key:
                 raise ValueError("no rid, src or key")
@@ -254,21 +282,47 @@ class Monitor:
         seconds = max((end_ns - w.start_ns) / 1e9, 1e-9)
         n = len(w.scores)
         scores = np.asarray(w.scores, dtype=np.float64)
-        f = WindowFigures(w.start_ns, end_ns, results=n, dead_letters=w.dead_letters)
+        f = WindowFigures(w.start_ns, end_ns, results=n, dead_letters=w.dead_letters, task=self.task.task)
         f.throughput_per_s = round(n / seconds, 2)
         f.dead_letter_rate = w.dead_letters / (n + w.dead_letters) if n + w.dead_letters else None
         if w.latencies_ms:
             f.latency_p99_ms = round(float(np.percentile(w.latencies_ms, 99)), 3)
         if n:
-            f.score_psi = round(psi(self.reference, scores), 4)
-            f.score_ks = round(ks(self.reference, scores), 4)
+            f.score_psi, f.score_ks = drift(self.reference, scores)
         f.labels, f.feedback_unjoined, f.feedback_malformed = len(w.pairs), w.unjoined, w.malformed
-        f.live_auc = _auc(w.pairs)
-        f.live_logloss = _logloss(w.pairs)
-        if f.live_auc is not None and self.reference_auc is not None:
-            f.auc_drop = round(self.reference_auc - f.live_auc, 4)
+        self._live_quality(f, w.pairs)
         f.model_ids = sorted(w.model_ids) or [self.model_id]
         return f
+
+    def _live_quality(self, f: WindowFigures, pairs: list[tuple[Any, Any]]) -> None:
+        """The task's quality on the labels joined in the window (at least MIN_AUC_LABELS of them), and how far it
+        is from the reference's."""
+        if len(pairs) < MIN_AUC_LABELS:
+            return
+        outputs = np.asarray([p[0] for p in pairs], dtype=np.float64)
+        labels = np.asarray([p[1] for p in pairs])
+        live = quality.quality(self.task.task, labels, outputs)
+        ref = self.reference_quality
+
+        def r(v: float | None, digits: int = 4) -> float | None:
+            return None if v is None or not math.isfinite(v) else round(float(v), digits)
+
+        if self.task.task == "binary":
+            f.live_auc = r(live["auc"])
+            f.live_logloss = r(quality.binary_log_loss(labels, outputs), 5)
+            reference_auc = ref.get("auc")
+            if f.live_auc is not None and reference_auc is not None:
+                f.auc_drop = round(reference_auc - f.live_auc, 4)
+        elif self.task.task == "multiclass":
+            f.live_accuracy, f.live_logloss = r(live["accuracy"]), r(live["log_loss"], 5)
+            reference_accuracy = ref.get("accuracy")
+            if f.live_accuracy is not None and reference_accuracy is not None:
+                f.accuracy_drop = round(reference_accuracy - f.live_accuracy, 4)
+        else:
+            f.live_rmse, f.live_mae = r(live["rmse"], 6), r(live["mae"], 6)
+            reference_rmse = ref.get("rmse")
+            if f.live_rmse is not None and reference_rmse:
+                f.rmse_ratio = round(f.live_rmse / reference_rmse, 4)
 
     def _alert(self, rule: Rule, f: WindowFigures) -> None:
         value = f.figures()[rule.figure]
@@ -291,24 +345,11 @@ class Monitor:
         self.alerts.send(alert)
 
 
-def _logloss(pairs: list[tuple[float, int]]) -> float | None:
-    """Mean log-loss of (score, label) pairs (scores clipped to [1e-15, 1 - 1e-15])."""
-    if len(pairs) < MIN_AUC_LABELS:
-        return None
-    s = np.clip(np.asarray([p[0] for p in pairs]), 1e-15, 1 - 1e-15)
-    y = np.asarray([p[1] for p in pairs])
-    return round(float(-np.mean(y * np.log(s) + (1 - y) * np.log(1 - s))), 5)
-
-
-def _auc(pairs: list[tuple[float, int]]) -> float | None:
-    """ROC AUC of (score, label) pairs, when there are enough labels of both classes."""
-    if len(pairs) < MIN_AUC_LABELS:
-        return None
-    s = np.asarray([p[0] for p in pairs])
-    y = np.asarray([p[1] for p in pairs])
-    if y.min() == y.max():
-        return None
-    from sklearn.metrics import roc_auc_score
-
-    v = float(roc_auc_score(y, s))
-    return round(v, 4) if math.isfinite(v) else None
+def drift(reference: np.ndarray, live: np.ndarray) -> tuple[float, float]:
+    """(PSI, KS) of live outputs against the reference: of the one number per result, or, for class probabilities
+    ((n, k)), the largest over the classes (the class whose probability moved most)."""
+    if reference.ndim == 1:
+        return round(psi(reference, live), 4), round(ks(reference, live), 4)
+    live = live.reshape(len(live), reference.shape[1])
+    per_class = [(psi(reference[:, c], live[:, c]), ks(reference[:, c], live[:, c])) for c in range(reference.shape[1])]
+    return round(max(p for p, _ in per_class), 4), round(max(k for _, k in per_class), 4)

@@ -21,7 +21,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from harness.errors import HarnessError, first_validation_error
 
 Figure = Literal[
-    "score_psi", "score_ks", "latency_p99_ms", "dead_letter_rate", "throughput_per_s", "auc_drop", "live_auc"
+    "score_psi",
+    "score_ks",
+    "latency_p99_ms",
+    "dead_letter_rate",
+    "throughput_per_s",
+    "auc_drop",
+    "live_auc",
+    "live_accuracy",
+    "accuracy_drop",
+    "live_logloss",
+    "live_rmse",
+    "live_mae",
+    "rmse_ratio",
 ]
 
 
@@ -45,15 +57,22 @@ class Rule(BaseModel):
         return value > self.threshold if self.op == ">" else value < self.threshold
 
 
-def default_rules(slo_p99_ms: float = 50.0) -> list[Rule]:
-    """Score drift (PSI > 0.2, a moderate-to-major shift; KS > 0.15), the latency SLO broken, more than 1% of
-    records dead-lettered, and live AUC more than 0.05 below the reference's (once labels arrive)."""
+def default_rules(slo_p99_ms: float = 50.0, task: str = "binary") -> list[Rule]:
+    """Score drift (PSI > 0.2, a moderate-to-major shift; KS > 0.15: of P(class 1), of a regression's predicted
+    values, of the class probabilities that moved most), the latency SLO broken, more than 1% of records
+    dead-lettered, and once labels arrive the task's quality against the reference's: live AUC more than 0.05
+    below (binary), live RMSE more than 1.25x (regression), live accuracy more than 0.05 below (multiclass)."""
+    quality = {
+        "binary": Rule(name="LiveAUCDropped", figure="auc_drop", threshold=0.05, min_results=0),
+        "regression": Rule(name="LiveRMSERose", figure="rmse_ratio", threshold=1.25, min_results=0),
+        "multiclass": Rule(name="LiveAccuracyDropped", figure="accuracy_drop", threshold=0.05, min_results=0),
+    }[task]
     return [
         Rule(name="ScoreDriftPSI", figure="score_psi", threshold=0.2),
         Rule(name="ScoreDriftKS", figure="score_ks", threshold=0.15),
         Rule(name="LatencySLOBroken", figure="latency_p99_ms", threshold=slo_p99_ms, for_windows=2),
         Rule(name="DeadLetterRateHigh", figure="dead_letter_rate", threshold=0.01, min_results=100),
-        Rule(name="LiveAUCDropped", figure="auc_drop", threshold=0.05, min_results=0),
+        quality,
     ]
 
 

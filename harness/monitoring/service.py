@@ -1,4 +1,5 @@
-"""`harness monitor` as a service: open the bundle (reference predictions, model id, reference AUC), resolve
+"""`harness monitor` as a service: open the bundle (reference predictions, model id, task, the reference's quality
+figures), resolve
 Kafka, create the alerts topic, serve /metrics, run the monitor and log one line per window."""
 
 from __future__ import annotations
@@ -38,10 +39,16 @@ def describe(f: object) -> str:
         return "-" if v is None else format(v, spec)
 
     alerts = f" ALERT {','.join(f.alerts)}" if f.alerts else ""
+    if f.task == "regression":
+        live = f"rmse {num(f.live_rmse, '.4g')} mae {num(f.live_mae, '.4g')} (x{num(f.rmse_ratio, '.2f')} ref)"
+    elif f.task == "multiclass":
+        live = f"accuracy {num(f.live_accuracy, '.3f')} logloss {num(f.live_logloss, '.3f')}"
+    else:
+        live = f"auc {num(f.live_auc, '.3f')}"
     return (
         f"window: {f.results} results {f.throughput_per_s:.0f}/s  psi {num(f.score_psi, '.3f')}  "
         f"ks {num(f.score_ks, '.3f')}  p99 {num(f.latency_p99_ms, '.1f')} ms  dlq {f.dead_letters}  "
-        f"auc {num(f.live_auc, '.3f')} ({f.labels} labels, {f.feedback_unjoined} unjoined, "
+        f"{live} ({f.labels} labels, {f.feedback_unjoined} unjoined, "
         f"{f.feedback_malformed} malformed){alerts}"
     )
 
@@ -53,7 +60,7 @@ def run_monitor(s: MonitorSettings, log: Callable[[str], None]) -> None:
     from harness.monitoring.metrics import MonitorMetrics
     from harness.monitoring.monitor import Monitor, MonitorConfig
     from harness.monitoring.rules import default_rules, load_rules
-    from harness.scoring import wire
+    from harness.scoring import quality, wire
 
     try:
         enc = wire.check_encoding(s.encoding)
@@ -61,10 +68,9 @@ def run_monitor(s: MonitorSettings, log: Callable[[str], None]) -> None:
         raise MonitorError(str(e)) from None
     b = Bundle.open(s.bundle)
     _, y, p = b.reference()
-    from sklearn.metrics import roc_auc_score
-
-    reference_auc = float(roc_auc_score(y, p)) if len(set(y.tolist())) > 1 else None
-    rules = load_rules(s.rules) if s.rules else default_rules(s.slo_p99_ms)
+    task = b.task
+    reference_quality = quality.quality(task.task, y, p)  # the reference predictions on the reference labels
+    rules = load_rules(s.rules) if s.rules else default_rules(s.slo_p99_ms, task.task)
     target = resolve_kafka(s.bootstrap, s.client_config)
     if partitions_of(target, s.results_topic) is None:
         raise MonitorError(f"results topic {s.results_topic!r} does not exist at {target.bootstrap}")
@@ -83,7 +89,22 @@ def run_monitor(s: MonitorSettings, log: Callable[[str], None]) -> None:
         join_window_s=s.join_window_s,
         group=s.group,
     )
-    mon = Monitor(target, cfg, p, reference_auc, b.model_id, rules, metrics, on_window=lambda f: log(describe(f)))
+    mon = Monitor(
+        target,
+        cfg,
+        p,
+        reference_quality.get("auc"),
+        b.model_id,
+        rules,
+        metrics,
+        on_window=lambda f: log(describe(f)),
+        task=task,
+        reference_quality=reference_quality,
+    )
     mon.install_signal_handlers()
-    log(f"monitoring {s.results_topic} for model {b.model_id}: {len(rules)} rules, windows of {s.window_s:g} s")
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in reference_quality.items() if v is not None) or "no labels"
+    log(
+        f"monitoring {s.results_topic} for model {b.model_id} ({task.task}; reference {shown}): {len(rules)} rules, "
+        f"windows of {s.window_s:g} s"
+    )
     mon.run(max_windows=s.max_windows)

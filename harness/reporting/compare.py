@@ -7,7 +7,9 @@ scenario/adapter in each later run. What is gated is what the verdict stands on,
   rounds): a regression when it rose and the two are not tied by the tier rule (harness/reporting/tiers.py:
   intervals apart and medians more than `threshold_pct` apart; the default 10 % is the tiers' own);
 - accuracy: predictions that crossed the tolerance, or an AUC (less the reference AUC on the same records)
-  lower by more than `AUC_DROP`;
+  lower by more than `AUC_DROP`; for the other tasks their quality figures (harness/scoring/quality.py) against
+  the reference's on the same records: a multiclass accuracy lower by more than `AUC_DROP`, a log-loss, or a
+  regression's RMSE or MAE, higher than the reference's by `QUALITY_RISE` of it more than in the base run;
 - records lost where the base run lost none, or more of them.
 
 The tiers of each run are printed beside each other. This machine's own figures (absolute CPU per record, the
@@ -34,6 +36,14 @@ from harness.results.stats import Stat
 AUC_DROP = 0.005  # an AUC lower (against the reference on the same records) by more than this is a regression
 COST = "cost ratio"
 AUC_GAP = "AUC − reference AUC"
+QUALITY_RISE = 0.01  # log-loss, RMSE or MAE above the reference's on the same records by 1 % of it more than before
+# the other tasks' quality rows: figure -> (row name, higher is better, as a share of the reference's)
+QUALITY_GAPS = {
+    "accuracy": ("accuracy − reference accuracy", True, False),
+    "log_loss": ("log-loss / reference − 1", False, True),
+    "rmse": ("RMSE / reference − 1", False, True),
+    "mae": ("MAE / reference − 1", False, True),
+}
 
 
 @dataclass
@@ -87,6 +97,39 @@ def _auc_gap(a: AdapterResult | None) -> float | None:
     return auc - ref if auc is not None and ref is not None else None
 
 
+def _quality_gap(a: AdapterResult | None, figure: str, relative: bool) -> float | None:
+    """A quality figure against the reference's on the same records: the difference, or the relative rise."""
+    if a is None:
+        return None
+    v, ref = a.quality()[1].get(figure, (None, None))
+    if v is None or ref is None:
+        return None
+    if relative:
+        return v / ref - 1 if ref else None
+    return v - ref
+
+
+def _quality_rows(scenario: str, per: list[AdapterResult | None]) -> list[MetricRow]:
+    """The task's quality gaps to the reference (multiclass, regression), one row per figure the runs have."""
+    base = per[0]
+    assert base is not None
+    rows = []
+    for figure, (metric, higher, relative) in QUALITY_GAPS.items():
+        gaps = [_quality_gap(a, figure, relative) for a in per]
+        if all(g is None for g in gaps):
+            continue
+        text = (lambda g: f"{g:+.2%}") if relative else (lambda g: f"{g:+.4f}")
+        row = MetricRow(scenario, base.adapter, metric, [DASH if g is None else text(g) for g in gaps], gated=True)
+        g0 = gaps[0]
+        for g in gaps[1:]:
+            bad = g is not None and g0 is not None and (g < g0 - AUC_DROP if higher else g > g0 + QUALITY_RISE)
+            row.regressed.append(bad)
+            row.why.append(f"{text(g0)} → {text(g)}" if bad and g0 is not None and g is not None else "")
+            row.moved.append(False)
+        rows.append(row)
+    return rows
+
+
 def _tolerance(a: AdapterResult) -> float | None:
     tols = [w.accuracy.tolerance for w in a.counted("load") if w.accuracy and w.accuracy.tolerance is not None]
     return max(tols) if tols else None
@@ -124,14 +167,18 @@ def _cost_rows(scenario: str, per: list[AdapterResult | None], t_pct: float) -> 
             acc.why.append(f"{fmt_diff(diffs[0])} → {fmt_diff(d)}, beyond the tolerance {tol:g}" if bad else "")
             acc.moved.append(False)
         rows.append(acc)
+        rows += _quality_rows(scenario, per)
         gaps = [_auc_gap(a) for a in per]
+        if all(g is None for g in gaps) and base.quality()[0] != "binary":
+            gaps = []  # another task: its quality rows above
         auc = MetricRow(scenario, base.adapter, AUC_GAP, [DASH if g is None else f"{g:+.4f}" for g in gaps], gated=True)
         for g in gaps[1:]:
             bad = g is not None and gaps[0] is not None and g < gaps[0] - AUC_DROP
             auc.regressed.append(bad)
             auc.why.append(f"{gaps[0]:+.4f} → {g:+.4f}" if bad and gaps[0] is not None and g is not None else "")
             auc.moved.append(False)
-        rows.append(auc)
+        if gaps:
+            rows.append(auc)
     lost = [a.lost() if a else None for a in per]
     lr = MetricRow(scenario, base.adapter, "records lost", [DASH if x is None else f"{x:,}" for x in lost], True)
     for x in lost[1:]:

@@ -66,6 +66,8 @@ def scenario_facts(sc: ScenarioResult) -> list[tuple[str, str]]:
     facts = []
     if sc.model_id or sc.trainer:
         facts.append(("Model", " ".join(x for x in (sc.model_id, f"({sc.trainer})" if sc.trainer else "") if x)))
+    if sc.task:
+        facts.append(("Task", sc.task + (f": each result is {sc.outputs}" if sc.outputs else "")))
     if sc.slo_p99_ms is not None:
         facts.append(("SLO", f"p99 ≤ {sc.slo_p99_ms:g} ms, measured from the intended send time"))
     if sc.loop:

@@ -274,17 +274,41 @@ def _slo_cell(a: AdapterResult) -> str:
     return f"{c.highest_fraction_passed:.0%}{rate}"
 
 
+QUALITY_NAMES = {"auc": "AUC", "log_loss": "log-loss", "accuracy": "accuracy", "rmse": "RMSE", "mae": "MAE"}
+QUALITY_HEADERS = {
+    "binary": "max abs diff · AUC",
+    "regression": "max abs diff · RMSE · MAE",
+    "multiclass": "max abs diff · log-loss · accuracy",
+}
+
+
+def quality_cells(a: AdapterResult) -> list[str]:
+    """The task's quality figures (harness/scoring/quality.py), each beside the reference's on the same records:
+    "AUC 0.9452/0.9452", "RMSE 11.8/11.8", "log-loss 0.4210/0.4210"."""
+    _, figures = a.quality()
+    out = []
+    for name, (v, ref) in figures.items():
+        if v is None:
+            continue
+        spec = ".4f" if name in ("auc", "accuracy", "log_loss") else ".4g"
+        out.append(f"{QUALITY_NAMES[name]} {format(v, spec)}" + (f"/{format(ref, spec)}" if ref is not None else ""))
+    return out
+
+
+def quality_header(sc: ScenarioResult) -> str:
+    """The accuracy column's name for the scenario's task."""
+    return QUALITY_HEADERS.get(sc.task or "binary", QUALITY_HEADERS["binary"])
+
+
 def _accuracy_cell(a: AdapterResult) -> str:
     if a.is_baseline:
         return "n/a"
-    auc, ref = a.auc()
-    diff = fmt_diff(a.max_abs_diff())
-    return diff + (f" · AUC {auc:.4f}/{ref:.4f}" if auc is not None and ref is not None else "")
+    return " · ".join([fmt_diff(a.max_abs_diff()), *quality_cells(a)])
 
 
 def tier_table(v: Verdict) -> TableData:
     header = ["Tier", "Adapter", "Family", "Cost ratio", "Model µs/record", "Records/s per core"]
-    header += ["p99 ≤ SLO up to", "Peak RSS MiB", "max abs diff · AUC", "Note"]
+    header += ["p99 ≤ SLO up to", "Peak RSS MiB", quality_header(v.scenario), "Note"]
     rows = []
     for i, tier in enumerate(v.tiers):
         for a in tier:
@@ -451,6 +475,7 @@ def summary_table(results: Results | dict[str, Any]) -> Table:
         ("Model µs/record", {"justify": "right"}),
         ("p99 ≤ SLO up to", {"justify": "right"}),
         ("max abs diff", {"justify": "right"}),
+        ("Quality / reference", {"justify": "right"}),
         ("Note", {}),
     ):
         t.add_column(col, **kw)  # type: ignore[arg-type]
@@ -470,12 +495,13 @@ def summary_table(results: Results | dict[str, Any]) -> Table:
                     "n/a" if a.adapter == sc.control else _us_cell(c.model_us_per_record if c else None),
                     _slo_cell(a),
                     "n/a" if a.is_baseline else fmt_diff(a.max_abs_diff()),
+                    "n/a" if a.is_baseline else (" · ".join(quality_cells(a)) or DASH),
                     v.unfit.get(a.adapter, ""),
                 )
         for a, why in v.unplaced:
-            t.add_row(sc.name, "–", a.adapter, DASH, DASH, DASH, DASH, f"[red]{why}[/]")
+            t.add_row(sc.name, "–", a.adapter, DASH, DASH, DASH, DASH, DASH, f"[red]{why}[/]")
         if v.recommended:
-            t.add_row(sc.name, "", "→ " + ", ".join(a.adapter for a in v.recommended), "", "", "", "", "", style="dim")
+            t.add_row(sc.name, "", "→ " + ", ".join(a.adapter for a in v.recommended), *([""] * 6), style="dim")
         elif v.recommendation:
-            t.add_row(sc.name, "", "→ " + v.recommendation[:80], "", "", "", "", "", style="dim")
+            t.add_row(sc.name, "", "→ " + v.recommendation[:80], *([""] * 6), style="dim")
     return t

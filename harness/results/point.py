@@ -84,12 +84,31 @@ class Throughput(Model):
 
 
 class Accuracy(Model):
+    """Each timed event's outputs against the bundle's reference prediction of its row (max_abs_diff over every
+    output), and the task's quality figures on the labels of the same events, for the scorer and for the
+    reference (harness/scoring/quality.py): AUC (binary), log-loss and accuracy (multiclass), RMSE and MAE
+    (regression). `task` absent: a binary model (results written before tasks existed)."""
+
     max_abs_diff: float | None = None
     share_beyond_tolerance: float | None = None
     tolerance: float | None = None
     auc: float | None = None
     auc_reference: float | None = None
+    task: str | None = None
+    log_loss: float | None = None
+    log_loss_reference: float | None = None
+    accuracy: float | None = None
+    accuracy_reference: float | None = None
+    rmse: float | None = None
+    rmse_reference: float | None = None
+    mae: float | None = None
+    mae_reference: float | None = None
     note: str | None = None  # e.g. "accuracy does not apply" for the identity adapter
+
+    def figures(self) -> dict[str, tuple[float | None, float | None]]:
+        """The task's quality figures: name -> (the scorer's, the reference's on the same events)."""
+        names = {"multiclass": ("log_loss", "accuracy"), "regression": ("rmse", "mae")}.get(self.task or "", ("auc",))
+        return {n: (getattr(self, n), getattr(self, f"{n}_reference")) for n in names}
 
 
 class Cost(Model):

@@ -76,9 +76,15 @@ class AdapterResult(Model):
         return sum(w.lost for w in self.windows if not w.warmup)
 
     def _accuracy(self) -> list[tuple[Window, Accuracy]]:
+        """Every load window's accuracy, those that do not count for timing included (disturbed by other processes,
+        or measured again): what a strategy predicted does not depend on how busy the machine was."""
         if self.is_baseline:  # the identity adapter scores nothing: accuracy does not apply
             return []
-        return [(w, w.accuracy) for w in self.counted("load") if w.accuracy is not None and not w.accuracy.note]
+        return [
+            (w, w.accuracy)
+            for w in self.windows
+            if w.kind == "load" and not w.warmup and w.accuracy is not None and not w.accuracy.note
+        ]
 
     def max_abs_diff(self) -> float | None:
         vals = [a.max_abs_diff for _, a in self._accuracy() if a.max_abs_diff is not None]
@@ -91,6 +97,16 @@ class AdapterResult(Model):
             return None, None
         _, acc = max(ws, key=lambda wa: wa[0].scored)
         return acc.auc, acc.auc_reference
+
+    def quality(self) -> tuple[str, dict[str, tuple[float | None, float | None]]]:
+        """(the model's task, {figure: (the scorer's, the reference's on the same events)}) of the window that scored
+        the most records: AUC (binary), log-loss and accuracy (multiclass), RMSE and MAE (regression)."""
+        acc = self._accuracy()
+        ws = [(w, a) for w, a in acc if any(v is not None for v, _ in a.figures().values())]
+        if not ws:
+            return next((a.task for _, a in acc if a.task), None) or "binary", {}
+        _, best = max(ws, key=lambda wa: wa[0].scored)
+        return best.task or "binary", best.figures()
 
     def accuracy_failures(self) -> list[str]:
         """One phrase per window whose predictions fall outside the tolerance."""
@@ -168,6 +184,8 @@ class ScenarioResult(Model):
     model_id: str = ""
     bundle: str | None = None
     trainer: str = ""
+    task: str | None = None  # binary, regression, multiclass (adapters/tasks.py); None: written before tasks
+    outputs: str | None = None  # what a result means, in words (the manifest's "output")
     slo_p99_ms: float | None = None
     encoding: str | None = None
     loop: LoopConfig | None = None

@@ -137,11 +137,11 @@ class Retrainer:
 
         try:
             _, root = read_current(self.target, self.s.model_topic, self.s.model_name, self.cache)
-            return root, Bundle.open(root)
+            return root, binary_champion(Bundle.open(root))
         except ScoringSetupError as e:
             if self.s.bundle is None:
                 raise RetrainError(f"no champion: {e}; give --bundle for the model in use") from None
-            return self.s.bundle, Bundle.open(self.s.bundle)
+            return self.s.bundle, binary_champion(Bundle.open(self.s.bundle))
 
     # ---- the loop ----------------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -400,6 +400,20 @@ def run_retrain(s: RetrainSettings) -> list[dict[str, Any]]:
         r.cache.close()
 
 
+def binary_champion(b: Bundle) -> Bundle:
+    """The champion, when retraining can follow its task: today a binary classifier only. The training set reads
+    labels as 0/1, waits for `min_positives` of each class, and the gate compares AUC and log-loss; a regression or
+    multiclass champion would need its own label join and gate (RMSE, log-loss over the classes), so it is refused
+    in one line rather than trained wrong."""
+    if b.task.task != "binary":
+        raise RetrainError(
+            f"model {b.model_id} is a {b.task.task} model: harness retrain trains and gates binary classifiers only "
+            "(labels 0/1, AUC and log-loss on the holdout); retrain a regression or multiclass model with harness "
+            "build on new data"
+        )
+    return b
+
+
 def retrain_snapshot(snapshot: Path, champion: Path, work_dir: Path, margin: float, rounds: int) -> dict[str, Any]:
     """`harness retrain --from-snapshot FILE --bundle CHAMPION`: the same training and gate, offline, from a saved
     training set (the same snapshot trains the same challenger: its model id hashes the snapshot's content)."""
@@ -407,7 +421,7 @@ def retrain_snapshot(snapshot: Path, champion: Path, work_dir: Path, margin: flo
     from harness.retraining.challenger import evaluate, train_challenger
 
     ts = read_snapshot(snapshot)
-    b = Bundle.open(champion)
+    b = binary_champion(Bundle.open(champion))
     recipe = Recipe(**ts.meta["recipe"]) if "recipe" in ts.meta else Recipe.from_manifest(b.manifest)
     name = str(b.manifest.get("scenario", "model"))
     challenger = train_challenger(ts, recipe, name, work_dir / "bundles", _log, snapshot)

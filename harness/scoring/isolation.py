@@ -1,7 +1,8 @@
 """Scoring one micro-batch so that a misbehaving engine costs only the rows it fails on.
 
     outcome = BatchScorer(adapter).score(X)     # X: (n, n_features) float64
-    outcome.scores[i]         the score of row i (finite), or NaN when row i failed
+    outcome.scores[i]         the score of row i (finite), or NaN when row i failed: a number, or a multiclass
+                              model's row of class probabilities (adapters/tasks.py)
     outcome.failures[i]       why row i failed, one line (dead-lettered at stage "score")
     raises EngineDown         the engine, not the rows, failed: score the same batch again later
 
@@ -22,11 +23,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from adapters.base import Adapter
 from adapters.errors import AdapterError, EngineUnavailable
+from adapters.tasks import finite_rows
 from harness.scoring.wire import one_line
 
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -69,7 +72,7 @@ class BatchScorer:
             return self._isolate(X)
         except Exception:
             return self._isolate(X)
-        finite = np.isfinite(scores)
+        finite = finite_rows(scores)
         if finite.all():
             self._remember(X[0])
             return Outcome(scores)
@@ -81,11 +84,11 @@ class BatchScorer:
     def _isolate(self, X: np.ndarray) -> Outcome:
         """Each row alone; EngineDown when the engine, not the rows, is what fails."""
         n = X.shape[0]
-        scores = np.full(n, np.nan)
+        scores = self.adapter.task.empty(n)
         failures: dict[int, str] = {}
         for i in range(n):
             try:
-                p = float(self._call(X[i : i + 1])[0])
+                p = np.asarray(self._call(X[i : i + 1]), dtype=np.float64)[0]
             except EngineUnavailable as e:
                 if self._canary_scores() is not True:
                     raise EngineDown(describe(e)) from None
@@ -94,7 +97,7 @@ class BatchScorer:
             except Exception as e:
                 failures[i] = describe(e)
                 continue
-            if np.isfinite(p):
+            if np.isfinite(p).all():
                 scores[i] = p
                 self._remember(X[i])
             else:
@@ -109,7 +112,7 @@ class BatchScorer:
         if self.canary is None:
             return None
         try:
-            return bool(np.isfinite(self._call(self.canary)[0]))
+            return bool(np.isfinite(self._call(self.canary)[0]).all())
         except Exception:
             return False
 
@@ -125,5 +128,8 @@ class BatchScorer:
             self.predict_seconds += time.perf_counter() - t0
 
 
-def _not_finite(v: float) -> str:
-    return f"the model returned {v!r} for this record, not a finite score"
+def _not_finite(v: Any) -> str:
+    if np.ndim(v):  # a multiclass row
+        bad = next(float(x) for x in np.asarray(v).reshape(-1) if not np.isfinite(x))
+        return f"the model returned {bad!r} among this record's class probabilities, not a finite score"
+    return f"the model returned {float(v)!r} for this record, not a finite score"

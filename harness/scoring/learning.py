@@ -5,7 +5,9 @@ an online learner (adapters/online.py) — test, then train: every score is made
         --checkpoint-file /var/lib/scorer/learner.ckpt      (or --checkpoint-topic learners, compacted)
 
 - The join: the loop hands over each scored row with its ids (`rid` and `src`); a label record names one of
-  them ({"rid": ..., "label": 0|1}, {"src": ..., "label": ...}, or the id as the key). Rows wait in a bounded
+  them ({"rid": ..., "label": <label>}, {"src": ..., "label": ...}, or the id as the key). The label is what the
+  model's task learns from (harness/scoring/quality.py, `parse_label`): 0 or 1, the true value of a regression,
+  or the class of a multiclass model as the manifest names it. Rows wait in a bounded
   window (`--join-window-s`, and at most MAX_ROWS); a label whose row is not there yet waits too. A label that
   never finds its row, or a feedback record that cannot be parsed, is counted — never a stop.
 - Exactly once per label: the learner's checkpoint holds its model, the rows still waiting, and the feedback
@@ -28,8 +30,10 @@ from typing import Any
 import numpy as np
 import orjson
 
+from adapters.tasks import TaskSpec
 from harness.kafka.config import KafkaTarget
 from harness.scoring.errors import ScoringSetupError
+from harness.scoring.quality import parse_label
 
 MAX_ROWS = 200_000  # rows waiting for their label, at the most
 CHECKPOINT_MAGIC_KEY = b"learner"
@@ -51,7 +55,7 @@ class LearningStats:
 @dataclass
 class _Waiting:
     rows: collections.OrderedDict[str, tuple[np.ndarray, float]] = field(default_factory=collections.OrderedDict)
-    labels: dict[str, tuple[int, float]] = field(default_factory=dict)
+    labels: dict[str, tuple[Any, float]] = field(default_factory=dict)
 
 
 class CheckpointStore:
@@ -149,6 +153,7 @@ class FeedbackLearner:
                 }
             )
         )
+        self.task = getattr(learner, "task", None) or TaskSpec()
         self._restore(cold_start)
         self.consumer.subscribe([feedback_topic], on_assign=self._assigned)
 
@@ -204,7 +209,7 @@ class FeedbackLearner:
             if m.error() is not None:
                 continue
             self._offsets[int(m.partition() or 0)] = int(m.offset() or 0) + 1
-            parsed = _parse(m)
+            parsed = _parse(m, self.task)
             if parsed is None:
                 self.stats.malformed += 1
                 continue
@@ -252,15 +257,13 @@ class FeedbackLearner:
         self.consumer.close()
 
 
-def _parse(m: Any) -> tuple[str, int] | None:
+def _parse(m: Any, task: TaskSpec) -> tuple[str, Any] | None:
     try:
         obj = orjson.loads(m.value() or b"")
-        if not isinstance(obj, dict):
+        if not isinstance(obj, dict) or "label" not in obj:
             return None
-        label = obj.get("label")
-        if type(label) is bool or label not in (0, 1):
-            return None
+        label = parse_label(task, obj["label"])
         key = obj.get("rid") or obj.get("src") or (m.key() or b"").decode("utf-8", "replace")
-        return (str(key), int(label)) if key else None
+        return (str(key), label) if key else None
     except (orjson.JSONDecodeError, TypeError, ValueError):
         return None

@@ -53,6 +53,7 @@ from harness.scoring.isolation import BatchScorer, EngineDown, Outcome
 from harness.scoring.operations import Operations
 from harness.scoring.outage import Backoff, Watchdog
 from harness.scoring.output import AtLeastOnce, Emit, ExactlyOnce, Output, Rewound
+from harness.scoring.result_values import ResultValues
 from harness.scoring.settings import LoopConfig
 from harness.signals import on_stop_signals
 
@@ -124,6 +125,7 @@ class ScoringLoop:
         # the native decoder for numbers (JSON or f64le); a JSON schema with categorical features decodes
         # through the codec (adapters/schema.py holds those rules once)
         self.decoder = Decoder(feature_names, cfg.encoding) if self._native_decode() else None
+        self.values = ResultValues(adapter.task, cfg.encoding, log)  # what a result's value carries, by task
         self.stats = LoopStats()
         self._stop = threading.Event()
         self._on_assigned = on_assigned
@@ -170,6 +172,8 @@ class ScoringLoop:
         old, seconds = self.adapter, self.scorer.predict_seconds
         self.adapter, self.scorer = adapter, self._batch_scorer(adapter, self.scorer.canary)
         self.scorer.predict_seconds = seconds
+        if adapter.task != self.values.codec.task:  # refused before it gets here (service.py): never a wrong value
+            self.values = ResultValues(adapter.task, self.cfg.encoding, self.log)
         old.close()
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -396,15 +400,17 @@ class ScoringLoop:
         handle = out.open_batch()
         now = wire.now_ns()
         failures = outcome.failures
+        native = self.values.native
         how = Emit(
             self.cfg.output_topic,
             self.cfg.dlq,
-            self.cfg.encoding == "json",
+            native,
             self._scorer_name,
             ops.model_header[1],
             t_consumed,
             now,
             latencies=ops.metrics is not None,
+            values=None if native is not None else self.values.python(batch, outcome.scores, failures),
         )
         latencies = out.emit(handle, batch, outcome.scores, failures, how)
         self.stats.scored += n - len(failures)
@@ -432,9 +438,14 @@ class ScoringLoop:
         if got is None or self.ops.shadow_topic is None:
             return
         model, scores = got
-        scores = np.ascontiguousarray(scores, dtype=np.float64).reshape(-1)
+        values = self.values
         try:
-            self.output.producer.emit_shadow(batch, scores, self.ops.shadow_topic, model, self.cfg.encoding == "json")
+            scores = values.codec.task.shape_of(scores, n)  # the live model's task: checked when it was loaded
+            if values.native is not None:
+                self.output.producer.emit_shadow(batch, scores, self.ops.shadow_topic, model, values.native)
+            else:
+                encoded = values.python(batch, scores)
+                self.output.producer.emit_shadow(batch, None, self.ops.shadow_topic, model, None, encoded)
         except (ValueError, KafkaException) as e:  # a shadow never costs the live path anything but this line
             self.log(f"shadow results not written: {e}")
 

@@ -267,12 +267,18 @@ def _parity(adapter: Adapter, b: Bundle, X: np.ndarray, p: np.ndarray) -> None:
     if fmt and not info and fmt != "native":
         return  # a format without a parity record (none is built without one): nothing to hold it to
     tol = float(info.get("tolerance", 1e-9))
+    rtol = float(info.get("tolerance_rtol", 0.0))  # a regression's: relative to the largest reference value
     allowed = int(info.get("excluded_rows", 0))
     try:
         scores = adapter.predict(X)
     except Exception as e:
         raise Refused(f"the candidate cannot score its own reference rows: {type(e).__name__}: {e}") from None
-    beyond = int(np.sum(~(np.abs(scores - p) <= tol)))
+    if scores.shape != p.shape:
+        raise Refused(f"the candidate returns outputs of shape {scores.shape[1:]}, its reference {p.shape[1:]}")
+    if rtol:
+        tol += rtol * float(np.nanmax(np.abs(p))) if p.size else 0.0
+    within = np.abs(scores - p) <= tol
+    beyond = int(np.sum(~within.reshape(len(p), -1).all(axis=1)))
     if beyond > allowed:
         worst = float(np.nanmax(np.abs(scores - p)))
         raise Refused(

@@ -35,7 +35,7 @@ from typing import Any, NoReturn, Protocol
 
 import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
-from harness_native import Batch, Consumer, Producer, Tracker
+from harness_native import Batch, Consumer, Producer, Results, Tracker
 
 from harness.kafka.config import KafkaTarget
 from harness.scoring.errors import LoopError
@@ -54,12 +54,13 @@ class Emit:
 
     topic: str
     dlq: str
-    json: bool
+    results: Results | None  # the native encoder of each row's value (result_values.py), or None: `values`
     scorer: bytes
     model: bytes
     consumed_ns: int
     scored_ns: int
     latencies: bool = False  # return the end-to-end seconds of results carrying t_intended_ns (for metrics)
+    values: list[bytes | None] | None = None  # each decoded row's value, encoded in Python (None: a failed row)
 
 
 class Output(Protocol):
@@ -105,13 +106,14 @@ def _emit(
         failures or None,
         how.topic,
         how.dlq,
-        how.json,
+        how.results,
         how.scorer,
         how.model,
         how.consumed_ns,
         how.scored_ns,
         tracker,
         how.latencies,
+        how.values,
     )
 
 

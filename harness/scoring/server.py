@@ -12,7 +12,10 @@ Endpoints (spec: kserve/open-inference-protocol, inference_rest.md; payloads in 
     GET  /v2/models/{name}[/versions/{v}]/ready   200 {"name": ..., "ready": true}
     POST /v2/models/{name}[/versions/{v}]/infer   inference (request format: harness/scoring/v2_request.py)
 
-The output is "probability", shape [n_rows], FP64, P(class 1) per row; a NaN score is written as `null`.
+The output follows the bundle's task (adapters/tasks.py, `v2_output_name`): "probability", shape [n_rows], FP64,
+P(class 1) per row (binary); "prediction", shape [n_rows] (regression); "probabilities", shape [n_rows, k], the
+class probabilities in the manifest's class order (multiclass, the classes listed in the model metadata's
+parameters). A NaN score is written as `null`.
 
 Scoring runs off the event loop, in a pool of `workers` threads (ScoringPool): a large request never
 holds up health checks or other requests, and at most `workers` predict calls run at once. Up to
@@ -56,6 +59,7 @@ from starlette.responses import Response
 from adapters.base import Adapter, parse_options
 from adapters.errors import AdapterError
 from adapters.registry import adapter_class
+from adapters.tasks import v2_output_name
 from adapters.v2_types import (
     InferenceErrorResponse,
     InferenceResponse,
@@ -64,9 +68,10 @@ from adapters.v2_types import (
     MetadataServerResponse,
     MetadataTensor,
     ModelReadyResponse,
+    Parameters,
     ReadyResponse,
 )
-from harness.scoring.v2_request import OUTPUT_NAME, V2Error, parse_infer_request, read_body
+from harness.scoring.v2_request import V2Error, parse_infer_request, read_body
 
 log = logging.getLogger("harness.scoring.server")
 
@@ -164,8 +169,24 @@ class HostedModel:
             versions=[self.version],
             platform=f"{SERVER_NAME}/{self.adapter.name}",
             inputs=[MetadataTensor(name=INPUT_NAME, datatype="FP64", shape=[-1, self.adapter.n_features])],
-            outputs=[MetadataTensor(name=OUTPUT_NAME, datatype="FP64", shape=[-1])],
+            outputs=[MetadataTensor(name=self.output_name, datatype="FP64", shape=self.output_shape)],
+            **self.parameters,
         ).model_dump(exclude_none=True)
+
+    @property
+    def output_name(self) -> str:
+        return v2_output_name(self.adapter.task.task)
+
+    @property
+    def output_shape(self) -> list[int]:
+        return [-1] if self.adapter.task.vector else [-1, self.adapter.task.n_outputs]
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        task = self.adapter.task
+        if task.vector:
+            return {}
+        return {"parameters": Parameters(task=task.task, classes=",".join(task.classes))}
 
 
 # --------------------------------------------------------------------------------------------------- app
@@ -318,9 +339,11 @@ def _add_infer_routes(app: FastAPI, model: HostedModel, limits: Limits, pool: Sc
         model.check(name, ver)
         body = await read_body(request, limits.max_body_bytes)
         if len(body) > PARSE_OFF_LOOP_BYTES:
-            X, rid, _ = await run_in_threadpool(parse_infer_request, body, n_features, limits.max_rows)
+            X, rid, _ = await run_in_threadpool(
+                parse_infer_request, body, n_features, limits.max_rows, model.output_name
+            )
         else:
-            X, rid, _ = parse_infer_request(body, n_features, limits.max_rows)
+            X, rid, _ = parse_infer_request(body, n_features, limits.max_rows, model.output_name)
         try:
             p = await pool.score(X)
         except V2Error:
@@ -335,12 +358,13 @@ def _add_infer_routes(app: FastAPI, model: HostedModel, limits: Limits, pool: Sc
                 f"adapter {model.adapter.name!r} failed to score a batch of {len(X)} rows "
                 f"(error id {error_id}; the details are in the server log)",
             )
-        if p.shape != (X.shape[0],):
+        if p.shape[0] != X.shape[0]:
             return error_response(500, f"adapter {model.adapter.name!r} returned {p.size} scores for {len(X)} rows")
         out: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
         if rid is not None:
             out["id"] = rid
-        out["outputs"] = [{"name": OUTPUT_NAME, "shape": [int(p.shape[0])], "datatype": "FP64", "data": p}]
+        data = p if p.ndim == 1 else p.reshape(-1)  # row-major, flat
+        out["outputs"] = [{"name": model.output_name, "shape": list(p.shape), "datatype": "FP64", "data": data}]
         return JSONResponse(out, headers={"x-rows": str(int(p.shape[0]))})
 
     @app.post("/v2/models/{name}/infer", response_model=InferenceResponse, responses=ERROR_DOC)

@@ -8,6 +8,7 @@ programs can call `run_score` directly.
 
 from __future__ import annotations
 
+import functools
 import gc
 import time
 from collections.abc import Callable
@@ -17,10 +18,12 @@ import numpy as np
 
 from adapters.base import Adapter
 from adapters.bundle import Bundle
+from adapters.errors import BundleError
 from harness.kafka.config import KafkaTarget
 from harness.scoring import protocol
 from harness.scoring.errors import ScoringSetupError
 from harness.scoring.loop import LoopStats
+from harness.scoring.outage import Watchdog, exit_hung
 from harness.scoring.settings import ScorerSettings
 
 if TYPE_CHECKING:
@@ -29,11 +32,13 @@ if TYPE_CHECKING:
     from harness.scoring.operations import Operations
 
 
-def warm_model(model: Adapter, bundle: Bundle, batch: int, seconds: float) -> int:
+def warm_model(model: Adapter, bundle: Bundle, batch: int, seconds: float, engine_timeout_s: float = 0.0) -> int:
     """Score the bundle's reference rows in micro-batches of `batch` for `seconds`: a JVM-backed engine
     (PMML, a MOJO) scores 5-10x slower until its JIT has compiled the hot paths (PMML cost 2,800 µs a record
     in its first backlog and under 250 µs once warm). Returns the rows scored; a bundle without reference rows
-    or an engine that fails here is left to the loop (its failures are the loop's to route)."""
+    or an engine that fails here is left to the loop (its failures are the loop's to route). An engine that
+    hangs here meets the loop's watchdog (`engine_timeout_s` > 0): the process exits 3 with one error line,
+    as it would on a record, instead of never becoming ready."""
     if seconds <= 0:
         return 0
     try:
@@ -42,6 +47,9 @@ def warm_model(model: Adapter, bundle: Bundle, batch: int, seconds: float) -> in
         return 0
     if not len(X):
         return 0
+    predict: Callable[[np.ndarray], np.ndarray] = model.predict
+    if engine_timeout_s > 0:
+        predict = functools.partial(Watchdog(engine_timeout_s, on_hang=_hung_in_warm_up).call, model.predict)
     rows, i, deadline = 0, 0, time.monotonic() + seconds
     try:
         while time.monotonic() < deadline:
@@ -49,12 +57,16 @@ def warm_model(model: Adapter, bundle: Bundle, batch: int, seconds: float) -> in
             if not len(chunk):
                 i = 0
                 continue
-            model.predict(chunk)
+            predict(chunk)
             rows += len(chunk)
             i += batch
     except Exception as e:  # the loop meets the same failure on real records and routes it
         _log(f"warm-up stopped after {rows} rows: {type(e).__name__}: {e}")
     return rows
+
+
+def _hung_in_warm_up(message: str) -> None:
+    exit_hung(f"warming the engine up: {message}")
 
 
 def canary_row(bundle: Bundle) -> np.ndarray | None:
@@ -98,8 +110,18 @@ def operations(
                 metrics.refused.inc()
             alerts.send(refused_version_alert(b.model_id, published, why))
 
+        def load_same_task(candidate: Bundle) -> Adapter:
+            """A new version must produce what this scorer's results carry: the same task and outputs."""
+            if candidate.task != b.task:
+                raise BundleError(
+                    f"the candidate is a {candidate.task.task} model with outputs {candidate.task.output_names}; "
+                    f"this scorer serves a {b.task.task} model ({b.task.output_names}): a new task needs its own "
+                    "output topic and scorer"
+                )
+            return load(candidate)
+
         updates = ModelUpdates(
-            target, s.model_topic, s.model_name, load, b.model_id, on_refused=refused, cache=cache
+            target, s.model_topic, s.model_name, load_same_task, b.model_id, on_refused=refused, cache=cache
         ).start()
     learner = None
     if s.feedback_topic:
@@ -182,7 +204,7 @@ def run_score(s: ScorerSettings) -> LoopStats:
     cache = ModelCache(s.model_cache_dir) if s.model_topic else None
     try:
         b, model = _first_model(s, target, load, cache)
-        warm_model(model, b, s.batch_max, s.warm_s)
+        warm_model(model, b, s.batch_max, s.warm_s, s.engine_timeout_s)
         ops = operations(s, target, b, load, model, cache)
     except BaseException:
         if cache is not None:

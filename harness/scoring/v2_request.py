@@ -54,7 +54,7 @@ async def read_body(request: Request, max_body_bytes: int) -> bytes:
 
 
 def parse_infer_request(
-    body: bytes, n_features: int, max_rows: int | None = None
+    body: bytes, n_features: int, max_rows: int | None = None, output_name: str = OUTPUT_NAME
 ) -> tuple[np.ndarray, str | None, list[str] | None]:
     """(X as (n, n_features) float64, the request id or None, requested output names or None).
 
@@ -67,7 +67,7 @@ def parse_infer_request(
     params = req.get("parameters")
     if params is not None and not isinstance(params, dict):
         raise V2Error(400, "'parameters' must be a JSON object")
-    outputs = _requested_outputs(req.get("outputs"))
+    outputs = _requested_outputs(req.get("outputs"), output_name)
     inp = _the_input(req.get("inputs"), n_features)
     n_rows, n_cols = _shape(inp["shape"], n_features, max_rows)
     return _data(inp["data"], n_rows, n_cols), rid, outputs
@@ -141,7 +141,7 @@ def _data(data: Any, n_rows: int, n_cols: int) -> np.ndarray:
     return arr.reshape(n_rows, n_cols)
 
 
-def _requested_outputs(outputs: Any) -> list[str] | None:
+def _requested_outputs(outputs: Any, output_name: str) -> list[str] | None:
     if outputs is None:
         return None
     if not isinstance(outputs, list) or not all(
@@ -149,7 +149,7 @@ def _requested_outputs(outputs: Any) -> list[str] | None:
     ):
         raise V2Error(400, "'outputs' must be an array of objects with a 'name'")
     names = [o["name"] for o in outputs]
-    unknown = [n for n in names if n != OUTPUT_NAME]
+    unknown = [n for n in names if n != output_name]
     if unknown:
-        raise V2Error(400, f"unknown output {unknown[0]!r}: the model's only output is {OUTPUT_NAME!r}")
+        raise V2Error(400, f"unknown output {unknown[0]!r}: the model's only output is {output_name!r}")
     return names

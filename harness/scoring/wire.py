@@ -23,8 +23,15 @@ Result record (output topic)
              scorer         the adapter's name (e.g. "onnx", "kstreams-mojo")
              (`result_headers` defines them; the loop's native producer (harness_native) and Wire.java
              write the same names in the same order: tests/test_native_loop.py holds the native one to it)
-    value    encoding "json":  {"rid": "<rid>", "score": <P(class 1)>}, without "rid" when the input had none
-             encoding "f64le": one float64, little-endian
+    value    what the model's task produces (adapters/tasks.py; `ResultCodec` is the one encoder and decoder; the
+             loop's native encoder, harness_native.Results, writes the same bytes: tests/test_native_results.py):
+             binary, regression (one number: P(class 1), or the predicted value)
+               encoding "json":  {"rid": "<rid>", "score": <number>}, without "rid" when the input had none
+               encoding "f64le": one float64, little-endian
+             multiclass (k classes, named in the bundle's manifest)
+               encoding "json":  {"rid": "<rid>", "class": "<the most probable class>",
+                                  "probabilities": {"<class>": <p>, ...}}   (classes in the manifest's order)
+               encoding "f64le": k float64, little-endian, the class probabilities in the manifest's order
 
 Dead-letter record (the input topic's name + ".dlq" unless configured)
     key, value and headers of the input unchanged, plus (`dead_letter_headers`)
@@ -47,6 +54,7 @@ import numpy as np
 import orjson
 
 from adapters.schema import FeatureSchema, SchemaError
+from adapters.tasks import TaskSpec
 
 if TYPE_CHECKING:
     from adapters.bundle import Bundle
@@ -314,3 +322,49 @@ def decode_score(value: bytes, encoding: Encoding) -> float:
     if encoding == "f64le":
         return float(struct.unpack("<d", value)[0])
     return float(orjson.loads(value)["score"])
+
+
+def encode_probabilities(
+    rid: str | None, probabilities: Sequence[float], classes: Sequence[str], encoding: Encoding
+) -> bytes:
+    """A multiclass result's value: the class probabilities (in `classes` order) and the most probable class (the
+    first of equal ones); f64le: the k probabilities. A non-finite probability is written as null (JSON)."""
+    if encoding == "f64le":
+        return struct.pack(f"<{len(probabilities)}d", *probabilities)
+    best = max(range(len(probabilities)), key=lambda j: (probabilities[j], -j))
+    body: dict[str, Any] = {} if rid is None else {"rid": rid}
+    body["class"] = classes[best]
+    body["probabilities"] = dict(zip(classes, probabilities, strict=True))
+    return orjson.dumps(body)
+
+
+def decode_probabilities(value: bytes, classes: Sequence[str], encoding: Encoding) -> np.ndarray:
+    """(k,) float64 of a multiclass result, in `classes` order; ValueError / KeyError / TypeError when it is not one."""
+    k = len(classes)
+    if encoding == "f64le":
+        if len(value) != 8 * k:
+            raise ValueError(f"f64le result has {len(value)} bytes, expected {8 * k} ({k} class probabilities)")
+        return np.frombuffer(value, dtype="<f8").astype(np.float64)
+    probs = orjson.loads(value)["probabilities"]
+    return np.asarray([probs[c] for c in classes], dtype=np.float64)
+
+
+class ResultCodec:
+    """Encodes a result's value and decodes it, for one task and encoding: a number (binary, regression) or the
+    class probabilities (multiclass). `encode(rid, value)` takes what one row of `predict` holds (a float, or a list
+    of k floats); `decode(value)` returns a float, or (k,) float64."""
+
+    def __init__(self, task: TaskSpec, encoding: Encoding) -> None:
+        self.task = task
+        self.encoding = check_encoding(encoding)
+        self.classes = list(task.classes)
+
+    def encode(self, rid: str | None, value: Any) -> bytes:
+        if self.task.vector:
+            return encode_score(rid, value, self.encoding)
+        return encode_probabilities(rid, value, self.classes, self.encoding)
+
+    def decode(self, value: bytes) -> Any:
+        if self.task.vector:
+            return decode_score(value, self.encoding)
+        return decode_probabilities(value, self.classes, self.encoding)

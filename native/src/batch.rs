@@ -248,6 +248,26 @@ impl Batch {
         self.rows.len()
     }
 
+    /// Each decoded row's rid header as sent (the last one with a value), or None.
+    fn rids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        for &i in &self.rows {
+            let mut rid: Option<Bound<'py, PyBytes>> = None;
+            self.msgs[i as usize].for_each_header(|n, v| {
+                if n == b"rid" {
+                    if let Some(v) = v {
+                        rid = Some(PyBytes::new(py, v));
+                    }
+                }
+            });
+            match rid {
+                Some(r) => out.append(r)?,
+                None => out.append(py.None())?,
+            }
+        }
+        Ok(out)
+    }
+
     /// Each decoded row's ids for joining a label: [src] plus its rid when the record has one.
     fn ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let out = PyList::empty(py);

@@ -11,6 +11,7 @@ mod decode;
 mod kafka;
 mod producer;
 mod relay;
+mod results;
 
 #[pymodule]
 fn harness_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -22,6 +23,7 @@ fn harness_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<decode::Decoder>()?;
     m.add_class::<producer::Producer>()?;
     m.add_class::<producer::Tracker>()?;
+    m.add_class::<results::Results>()?;
     m.add_function(wrap_pyfunction!(relay::relay, m)?)?;
     Ok(())
 }

@@ -11,12 +11,13 @@ use std::sync::{Arc, Mutex};
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict, PyList};
 use rdkafka_sys as rd;
 
 use crate::batch::{push_int, Batch, Msg};
 use crate::consumer::GroupMetadata;
 use crate::kafka::{self, make_conf, new_client, raise, KErr, SendPtr, Tpl};
+use crate::results::Results;
 
 const H_RID: &[u8] = b"rid";
 const H_INTENDED: &[u8] = b"t_intended_ns";
@@ -226,48 +227,6 @@ fn add_header(h: *mut rd::rd_kafka_headers_t, name: &[u8], value: Option<&[u8]>)
     };
 }
 
-/// A result's JSON value: {"rid": "<rid>", "score": <score>} ({"score": ...} without a rid), as orjson writes it.
-fn json_score(out: &mut Vec<u8>, rid: Option<&[u8]>, score: f64) {
-    out.clear();
-    match rid {
-        Some(r) => {
-            out.extend_from_slice(b"{\"rid\":\"");
-            if r.iter().all(|&c| (0x20..0x80).contains(&c) && c != b'"' && c != b'\\') {
-                out.extend_from_slice(r);
-            } else {
-                json_escape(out, &String::from_utf8_lossy(r));
-            }
-            out.extend_from_slice(b"\",\"score\":");
-        }
-        None => out.extend_from_slice(b"{\"score\":"),
-    }
-    // orjson writes floats with ryu: the same shortest digits in the same form
-    let mut b = ryu::Buffer::new();
-    out.extend_from_slice(b.format_finite(score).as_bytes());
-    out.push(b'}');
-}
-
-fn json_escape(out: &mut Vec<u8>, s: &str) {
-    for &b in s.as_bytes() {
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            8 => out.extend_from_slice(b"\\b"),
-            12 => out.extend_from_slice(b"\\f"),
-            b if b < 0x20 => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(b >> 4) as usize]);
-                out.push(HEX[(b & 15) as usize]);
-            }
-            b => out.push(b),
-        }
-    }
-}
-
 /// wire.one_line: whitespace runs as one space, at most `limit` characters ("..." when cut).
 pub fn one_line(text: &str, limit: usize) -> String {
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -360,13 +319,83 @@ impl Producer {
     }
 }
 
-fn scores_of(buf: &PyBuffer<f64>, rows: usize) -> PyResult<&[f64]> {
-    if buf.shape().len() != 1 || buf.item_count() != rows || !buf.is_c_contiguous() {
+/// The scores of `rows` decoded rows, `width` numbers each: (rows,) or (rows, width) float64, C-contiguous.
+fn scores_of(buf: &PyBuffer<f64>, rows: usize, width: usize) -> PyResult<&[f64]> {
+    if rows == 0 {
+        return Ok(&[]);
+    }
+    let shape = buf.shape();
+    let fits = (width == 1 && shape == [rows]) || shape == [rows, width];
+    if !fits || !buf.is_c_contiguous() {
         return Err(PyValueError::new_err(format!(
-            "scores must be a contiguous float64 vector of {rows} values"
+            "scores must be a contiguous float64 array of {rows} rows of {width} values, got shape {shape:?}"
         )));
     }
-    Ok(unsafe { std::slice::from_raw_parts(buf.buf_ptr() as *const f64, rows) })
+    Ok(unsafe { std::slice::from_raw_parts(buf.buf_ptr() as *const f64, rows * width) })
+}
+
+/// Where each row's value comes from: the native encoder over the scores, or values encoded by the caller
+/// (wire.ResultCodec in Python, for a task or encoding the native encoder does not know).
+enum Values<'a, 'py> {
+    Native(&'a Results, &'a [f64]),
+    Given(Vec<Option<Bound<'py, PyBytes>>>),
+}
+
+impl<'a, 'py> Values<'a, 'py> {
+    fn new(
+        results: Option<&'a Results>,
+        buf: &'a Option<PyBuffer<f64>>,
+        values: Option<&Bound<'py, PyList>>,
+        rows: usize,
+    ) -> PyResult<Self> {
+        match (results, buf, values) {
+            (Some(r), Some(b), None) => Ok(Values::Native(r, scores_of(b, rows, r.width())?)),
+            (None, _, Some(v)) => {
+                if v.len() != rows {
+                    return Err(PyValueError::new_err(format!("{} values for {rows} rows", v.len())));
+                }
+                Ok(Values::Given(v.iter().map(|x| x.extract().ok()).collect()))
+            }
+            _ => Err(PyValueError::new_err("give either results (with scores) or values")),
+        }
+    }
+
+    /// The first row that neither failed nor has a value (given values only): checked before anything is sent.
+    fn missing(&self, failed: &[(usize, String)]) -> Option<usize> {
+        let Values::Given(v) = self else { return None };
+        let mut fi = 0usize;
+        for (k, x) in v.iter().enumerate() {
+            if fi < failed.len() && failed[fi].0 == k {
+                fi += 1;
+            } else if x.is_none() {
+                return Some(k);
+            }
+        }
+        None
+    }
+
+    /// Row k's value into `out`; false when there is none (a value not given for it).
+    fn write(&self, out: &mut Vec<u8>, k: usize, rid: Option<&[u8]>) -> bool {
+        match self {
+            Values::Native(r, scores) => {
+                let w = r.width();
+                r.encode_into(out, rid, &scores[k * w..(k + 1) * w]);
+                true
+            }
+            Values::Given(v) => match &v[k] {
+                Some(b) => {
+                    out.clear();
+                    out.extend_from_slice(b.as_bytes());
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+}
+
+fn scores_buffer(scores: Option<&Bound<'_, PyAny>>) -> PyResult<Option<PyBuffer<f64>>> {
+    scores.map(PyBuffer::get).transpose()
 }
 
 #[pymethods]
@@ -384,33 +413,36 @@ impl Producer {
         Ok(Producer { h: Arc::new(h) })
     }
 
-    /// Every output of a micro-batch: for each decoded row a result on `topic` (its score, unless the row is in
+    /// Every output of a micro-batch: for each decoded row a result on `topic` (its value, unless the row is in
     /// `failures` {row: reason}, which makes it a dead letter at stage "score"), then a dead letter on
-    /// `dlq_topic` for each record the decoder refused (stage "decode") and each failed row. Result headers:
-    /// the input's rid, t_intended_ns, t_sent_ns (those it has), src, t_consumed_ns, t_scored_ns, scorer,
-    /// model. With `tracker`, each output counts as pending until the broker acknowledges it. Returns the
-    /// end-to-end seconds of the results that carry t_intended_ns when `latencies`, else None.
-    #[pyo3(signature = (batch, scores, failures, topic, dlq_topic, json, scorer, model, consumed_ns, scored_ns, tracker=None, latencies=false))]
+    /// `dlq_topic` for each record the decoder refused (stage "decode") and each failed row. A result's value:
+    /// `results` encodes row k of `scores` ((n,) or (n, k) float64), or `values[k]` is it (bytes encoded by the
+    /// caller; None for a failed row). Result headers: the input's rid, t_intended_ns, t_sent_ns (those it has),
+    /// src, t_consumed_ns, t_scored_ns, scorer, model. With `tracker`, each output counts as pending until the
+    /// broker acknowledges it. Returns the end-to-end seconds of the results that carry t_intended_ns when
+    /// `latencies`, else None.
+    #[pyo3(signature = (batch, scores, failures, topic, dlq_topic, results, scorer, model, consumed_ns, scored_ns, tracker=None, latencies=false, values=None))]
     #[allow(clippy::too_many_arguments)]
     fn emit(
         &self,
         py: Python<'_>,
         batch: PyRef<'_, Batch>,
-        scores: &Bound<'_, PyAny>,
+        scores: Option<&Bound<'_, PyAny>>,
         failures: Option<&Bound<'_, PyDict>>,
         topic: &str,
         dlq_topic: &str,
-        json: bool,
+        results: Option<PyRef<'_, Results>>,
         scorer: &[u8],
         model: &[u8],
         consumed_ns: i64,
         scored_ns: i64,
         tracker: Option<PyRef<'_, Tracker>>,
         latencies: bool,
+        values: Option<&Bound<'_, PyList>>,
     ) -> PyResult<Option<Vec<f64>>> {
         let rows = &batch.rows;
-        let buf: PyBuffer<f64> = PyBuffer::get(scores)?;
-        let scores = scores_of(&buf, rows.len())?;
+        let buf = scores_buffer(scores)?;
+        let values = Values::new(results.as_deref(), &buf, values, rows.len())?;
         let mut failed: Vec<(usize, String)> = Vec::new();
         if let Some(f) = failures {
             for (k, v) in f.iter() {
@@ -421,6 +453,9 @@ impl Producer {
                 failed.push((k, v.str()?.extract()?));
             }
             failed.sort_by_key(|(k, _)| *k);
+        }
+        if let Some(k) = values.missing(&failed) {
+            return Err(PyValueError::new_err(format!("no value for row {k}, which did not fail")));
         }
         let tracker = tracker.as_ref().map(|t| &t.inner);
         let rkt = self.h.topic(topic).map_err(|e| e.to_py(py))?;
@@ -455,18 +490,16 @@ impl Producer {
                 }
                 add_header(h, name, Some(v));
             });
+            if !values.write(&mut value, k, rid) {
+                unsafe { rd::rd_kafka_headers_destroy(h) };
+                return Err(PyValueError::new_err(format!("no value for row {k}, which did not fail")));
+            }
             m.source(&mut src);
             add_header(h, b"src", Some(&src));
             add_header(h, b"t_consumed_ns", Some(&consumed));
             add_header(h, b"t_scored_ns", Some(&scored));
             add_header(h, b"scorer", Some(scorer));
             add_header(h, b"model", Some(model));
-            if json {
-                json_score(&mut value, rid, scores[k]);
-            } else {
-                value.clear();
-                value.extend_from_slice(&scores[k].to_le_bytes());
-            }
             if let (Some(l), Some(t)) = (lat.as_mut(), intended.and_then(digits)) {
                 l.push(((scored_ns - t) as f64 / 1e9).max(0.0));
             }
@@ -488,20 +521,23 @@ impl Producer {
         Ok(lat)
     }
 
-    /// The shadow model's scores of the batch's decoded rows to `topic` (rid, t_intended_ns, t_sent_ns when
-    /// the input has them, src, model): best effort, a record is dropped when the local queue is full.
+    /// The shadow model's values of the batch's decoded rows to `topic` (rid, t_intended_ns, t_sent_ns when
+    /// the input has them, src, model): `results` encodes `scores`, or `values` are given (as for `emit`). Best
+    /// effort: a record is dropped when the local queue is full. Returns the records sent.
+    #[pyo3(signature = (batch, scores, topic, model, results, values=None))]
     fn emit_shadow(
         &self,
         py: Python<'_>,
         batch: PyRef<'_, Batch>,
-        scores: &Bound<'_, PyAny>,
+        scores: Option<&Bound<'_, PyAny>>,
         topic: &str,
         model: &[u8],
-        json: bool,
+        results: Option<PyRef<'_, Results>>,
+        values: Option<&Bound<'_, PyList>>,
     ) -> PyResult<usize> {
         let rows = &batch.rows;
-        let buf: PyBuffer<f64> = PyBuffer::get(scores)?;
-        let scores = scores_of(&buf, rows.len())?;
+        let buf = scores_buffer(scores)?;
+        let values = Values::new(results.as_deref(), &buf, values, rows.len())?;
         let rkt = self.h.topic(topic).map_err(|e| e.to_py(py))?;
         let (mut src, mut value) = (Vec::with_capacity(64), Vec::with_capacity(64));
         let mut sent = 0;
@@ -522,6 +558,9 @@ impl Producer {
                     copied[slot] = Some(v.to_vec());
                 }
             });
+            if !values.write(&mut value, k, copied[0].as_deref()) {
+                continue;
+            }
             let h = unsafe { rd::rd_kafka_headers_new(5) };
             for (name, v) in [H_RID, H_INTENDED, H_SENT].iter().zip(copied.iter()) {
                 if let Some(v) = v {
@@ -531,12 +570,6 @@ impl Producer {
             m.source(&mut src);
             add_header(h, b"src", Some(&src));
             add_header(h, b"model", Some(model));
-            if json {
-                json_score(&mut value, copied[0].as_deref(), scores[k]);
-            } else {
-                value.clear();
-                value.extend_from_slice(&scores[k].to_le_bytes());
-            }
             if self
                 .send(py, rkt, m.key(), Some(&value), h, None, false)
                 .unwrap_or(false)
