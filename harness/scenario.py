@@ -145,6 +145,12 @@ class Rounds(Strict):
     aa_identity: bool = Field(True, description="measure the identity scorer twice: the A/A pair must share a tier")
     confidence: float = Field(0.9, gt=0, lt=1, description="for the median's order-statistic interval")
     tie_pct: float = Field(10.0, ge=0, description="cost ratios closer than this share one tier")
+    pairing: Literal["sequential", "concurrent"] = Field(
+        "sequential",
+        description="sequential: each contestant's backlog window between two of the control's; concurrent: each "
+        "contestant drains its backlog at the same time as the control, its cost taken over the same moments "
+        "(an experiment: on the shared 2-core VM two identical scorers drained side by side differed by up to 2x)",
+    )
     backlog_s: float = Field(0.5, gt=0, description="a backlog window holds about this long at the flat-out rate")
     backlog_min_records: int = Field(100, ge=10)
     backlog_max_records: int = Field(200_000, ge=10)

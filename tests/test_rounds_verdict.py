@@ -121,3 +121,23 @@ def test_tiers_do_not_depend_on_the_order_given() -> None:
         shuffled = items[:]
         random.Random(seed).shuffle(shuffled)
         assert tiers(shuffled) == want
+
+
+def test_a_paired_drain_is_costed_over_the_moments_both_sides_drained_in_full() -> None:
+    """paired_backlog_window: the span runs from the first reading at which both sides had passed 10% of their
+    backlog to the first at which either passed 90%; start-up and either side's tail are left out."""
+    from harness.bench.windows import Sample, common_span
+
+    def at(t: float, a: int, b: int) -> Sample:
+        return Sample(t, (a, b), ((a * 10, 0), (b * 5, 0)))
+
+    n = (1000, 2000)
+    samples = [at(0, 0, 0), at(1, 50, 300), at(2, 150, 500), at(3, 400, 900), at(4, 600, 1300), at(5, 800, 1700)]
+    samples += [at(6, 950, 1900), at(7, 1000, 2000)]
+    assert common_span(samples, n) == (2, 6)  # both past 10% at t=2; the first past 90% at t=6 (both, here)
+    samples[5] = at(5, 920, 1700)  # the strategy passes 90% first: the span ends there
+    assert common_span(samples, n) == (2, 5)
+    # too short to measure: fewer than 3 readings between the ends
+    assert common_span([at(0, 0, 0), at(1, 200, 400), at(2, 950, 1900)], n) is None
+    # one side never starts: no common span
+    assert common_span([at(t, 100 * t, 0) for t in range(10)], n) is None

@@ -6,13 +6,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from harness.results.schema import SCHEMA_VERSION, load_results
 from tests.conftest import run_cli
 
 
-def test_run_measures_every_contestant_in_randomized_rounds(broker: str, small_bundle: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pairing", ["concurrent", "sequential"])
+def test_run_measures_every_contestant_in_randomized_rounds(
+    broker: str, small_bundle: Path, tmp_path: Path, pairing: str
+) -> None:
     sc = {
         "name": "rounds",
         "dataset": {"generator": "fraud", "rows": 4000, "seed": 3, "holdout_max_rows": 500,
@@ -20,8 +24,8 @@ def test_run_measures_every_contestant_in_randomized_rounds(broker: str, small_b
         "model": {"trainer": "lightgbm", "params": {"n_estimators": 20, "num_leaves": 15}},
         "formats": ["onnx"],
         "adapters": [{"name": "onnx"}],
-        "rounds": {"count": 2, "aa_identity": True, "seed": 11, "backlog_s": 0.5, "backlog_min_records": 300,
-                   "fractions": [0.3], "load_window_s": 1.0, "load_warmup_s": 0.2},
+        "rounds": {"count": 2, "aa_identity": True, "seed": 11, "backlog_s": 0.5, "pairing": pairing,
+                   "backlog_min_records": 300, "fractions": [0.3], "load_window_s": 1.0, "load_warmup_s": 0.2},
         # about the rounds' bookkeeping: a busy CI host must not make every window "busy" and measured again
         "interference": {"other_cpu_pct": 10000, "steal_pct": 100},
     }  # fmt: skip
@@ -56,16 +60,22 @@ def test_run_measures_every_contestant_in_randomized_rounds(broker: str, small_b
         assert len(load) == (0 if a["adapter"] == "identity (A/A)" else 2)
         for w in own:
             assert w["cpu_us_per_record"] > 0 and w["rows_per_s"] > 0, w
+            assert w["warmup"] or w["span_us_per_record"], w  # the sub-spans' costs are kept beside the window
             assert w["lost"] == 0 and w["scored"] == w["records"], w
             assert w["interference"] is not None  # every window says what else ran
-        for w in counted:  # each between two windows of the control, its ratio taken to them
+        for w in counted:  # its ratio taken to the control beside it (concurrent) or around it (sequential)
             assert w["control_us_per_record"] > 0
         for w in load:
             assert w["latency"]["measured"] > 0 and w["lost"] == 0 and w["fraction"] == 0.3
         assert a["cost"]["rounds"] == 2 and len(a["fractions"]) == (0 if a["adapter"] == "identity (A/A)" else 1)
-    # the control: a window before the first contestant and after each, in every round
     controls = [w for w in out["adapters"][0]["windows"] if w["control"]]
-    assert len(controls) == 2 * (len(names) + 1) and all(w["cpu_us_per_record"] > 0 for w in controls)
+    twin_controls = [w for w in out["adapters"][2]["windows"] if w["control"]]
+    if pairing == "sequential":  # the control: a window before the first contestant and after each, every round
+        assert len(controls) == 2 * (len(names) + 1) and not twin_controls
+    else:  # beside each other contestant, every round; the twin beside the control in the control's own slot
+        assert len(controls) == 2 * (len(names) - 1) and len(twin_controls) == 2
+        assert out["round_settings"]["pairing"] == "concurrent"
+    assert all(w["cpu_us_per_record"] > 0 for w in controls + twin_controls)
     assert 0.5 < out["adapters"][0]["cost"]["ratio"]["median"] < 2.0  # the identity against its own control
     onnx = out["adapters"][1]["cost"]
     assert onnx["ratio"]["n"] == 2 and onnx["ratio"]["median"] > 0

@@ -7,7 +7,9 @@ Then `rounds.count` rounds, each measuring every contestant once, in a fresh ran
 results.json):
 
     phase 1  control, A, control, B, control, ...: a backlog window per contestant (harness/bench/windows.py),
-             each between two windows of the control (the identity scorer: the loop with no model)
+             each between two windows of the control (the identity scorer: the loop with no model); or, with
+             `rounds.pairing: concurrent`, each contestant's backlog drained at the same time as one of the
+             control's (the control's own slot beside its A/A twin)
     phase 2  load windows per contestant, at each fraction of its flat-out rate (random order)
 
 A contestant's cost in a round is its CPU per record over the control's in the windows just before and just
@@ -33,7 +35,7 @@ from rich.progress import Progress
 
 from harness.bench.interference import InterferenceMonitor, Thresholds
 from harness.bench.session import AdapterSession, RunContext, search_start
-from harness.bench.windows import EndOffsets, backlog_window, latency_sample, load_window
+from harness.bench.windows import EndOffsets, backlog_window, latency_sample, load_window, paired_backlog_window
 from harness.errors import HarnessError
 from harness.results.cost import (
     FractionResult,
@@ -52,6 +54,7 @@ AA_TWIN = "identity (A/A)"
 WARM_SETTLED = 0.15  # the warm-up ends when two windows in a row cost within this share of each other
 WARM_MAX_WINDOWS = 4
 WARM_MAX_S = 15.0  # ... or after this long for one contestant
+WARM_BACKLOG_S = 0.5  # a warm-up window's backlog lasts at most this long (it only has to settle the JIT and size)
 
 
 def round_orders(n: int, rounds: int, seed: int) -> list[list[int]]:
@@ -140,7 +143,8 @@ class RoundRunner:
         n, f = len(entrants), len(self.plan.fractions)
         # the warm-up takes about two windows per contestant; each round a window per contestant and one of the
         # control between each two
-        self.clock = Clock({"backlog": 2 * n + self.plan.count * (2 * n + 1), "load": n * f * self.plan.count})
+        per_round = n if self.plan.pairing == "concurrent" else 2 * n + 1
+        self.clock = Clock({"backlog": 2 * n + self.plan.count * per_round, "load": n * f * self.plan.count})
 
     # ---- the processes of the run ----------------------------------------------------------------------
     def _run_pids(self) -> list[int]:
@@ -211,10 +215,12 @@ class RoundRunner:
     def control(self) -> Entrant | None:
         return next((e for e in self.live() if e.name == CONTROL), None)
 
-    def _size(self, e: Entrant) -> int:
+    def _size(self, e: Entrant, seconds: float | None = None) -> int:
+        """Records for a backlog of `seconds` (default `rounds.backlog_s`) at the contestant's flat-out rate."""
         plan = self.plan
         rate = e.flat_out or 2_000.0
-        return int(min(plan.backlog_max_records, max(plan.backlog_min_records, rate * plan.backlog_s)))
+        s = plan.backlog_s if seconds is None else seconds
+        return int(min(plan.backlog_max_records, max(plan.backlog_min_records, rate * s)))
 
     def run(self) -> None:
         plan = self.plan
@@ -226,7 +232,10 @@ class RoundRunner:
             field_ = [self.entrants[i] for i in order if self.entrants[i] in self.live()]
             ro = RoundOrder(round=r, backlog_order=[e.name for e in field_])
             self.scenario.round_orders.append(ro)
-            self._backlog_phase(r, field_)
+            if plan.pairing == "concurrent":
+                self._paired_phase(r, field_)
+            else:
+                self._backlog_phase(r, field_)
             # the A/A twin is there for the cost tiers; its latency would repeat the control's
             loaded = [e for e in field_ if e.name != AA_TWIN]
             load_order = load_rng.sample(loaded, len(loaded))
@@ -243,10 +252,11 @@ class RoundRunner:
         t0 = time.monotonic()
         field_ = random.Random(self.plan.seed - 1).sample(self.live(), len(self.live()))
         self.scenario.round_orders.append(RoundOrder(round=0, warmup=True, backlog_order=[e.name for e in field_]))
+        plan_s = self.plan.backlog_s
         for pos, e in enumerate(field_):
             started, prev = time.monotonic(), None
             for k in range(WARM_MAX_WINDOWS):
-                w = self._measure_backlog(e, 0, pos, self._size(e), f"w{k}")
+                w = self._measure_backlog(e, 0, pos, self._size(e, min(plan_s, WARM_BACKLOG_S)), f"w{k}")
                 w.warmup = True
                 e.result.windows.append(w)
                 if w.rows_per_s and not w.problems:
@@ -295,6 +305,60 @@ class RoundRunner:
                 e.flat_out = statistics.median(e.rates)
             self._log(e, r, w)
             before = after
+
+    def _paired_phase(self, r: int, field_: list[Entrant]) -> None:
+        """Each contestant drains its backlog at the same time as the control (harness/bench/windows.py
+        `paired_backlog_window`); the control's own slot pairs it with its A/A twin. A busy pair is measured
+        again once. The flat-out rates that size the loads stay the warm-up's (measured alone): a paired drain
+        shares the cores."""
+        c = self.control()
+        twin = next((e for e in self.live() if e.name == AA_TWIN), None)
+        repeats_allowed = True
+        for pos, e in enumerate(field_):
+            partner = twin if e is c else c
+            if partner is None:  # the control without a twin: measured alone, its ratio left out
+                w = self._measure_backlog(e, r, pos, e.n or self._size(e), "")
+                e.result.windows.append(w)
+                self._log(e, r, w)
+                continue
+            w, wc = self._measure_pair(e, partner, r, pos, "")
+            if w.busy and repeats_allowed:
+                w.superseded = wc.superseded = True
+                e.result.windows.append(w)
+                partner.result.windows.append(wc)
+                self._log(e, r, w, "busy: measuring again")
+                w, wc = self._measure_pair(e, partner, r, pos, "b")
+                w.repeat = wc.repeat = True
+                repeats_allowed = not w.busy
+            e.result.windows.append(w)
+            partner.result.windows.append(wc)
+            self._log(e, r, w, f"with {partner.name}: {wc.cpu_us_per_record or 0:.2f} µs/record")
+
+    def _measure_pair(self, e: Entrant, partner: Entrant, r: int, pos: int, suffix: str) -> tuple[Window, Window]:
+        t0 = time.monotonic()
+        n = e.n or self._size(e)
+        # the partner's backlog lasts about as long as the contestant's at their flat-out rates
+        share = n / e.flat_out if e.flat_out else self.plan.backlog_s
+        plan = self.plan
+        n_partner = int(min(plan.backlog_max_records, max(plan.backlog_min_records, (partner.flat_out or 0) * share)))
+        prefixes = (f"{e.index}r{r}p{suffix}", f"{partner.index}r{r}q{e.index}{suffix}")
+        try:
+            w, wc = paired_backlog_window(
+                e.s(),
+                partner.s(),
+                self.monitor,
+                (self.offsets[e.name], self.offsets[partner.name]),
+                prefixes,
+                (n, n_partner),
+                r,
+                pos,
+            )
+        except (HarnessError, RuntimeError) as exc:
+            w = Window(round=r, position=pos, kind="backlog", records=n, problems=[f"failed: {exc}"])
+            wc = Window(round=r, position=pos, kind="backlog", records=n_partner, control=True, problems=w.problems)
+        if suffix != "b":
+            self.clock.done("backlog", time.monotonic() - t0)
+        return w, wc
 
     def _label(self, r: int) -> str:
         return "warm-up" if r == 0 else f"round {r}/{self.plan.count}"

@@ -39,6 +39,11 @@ class LatencySample(Model):
     p99_ms: float | None = None
     p999_ms: float | None = None
     max_ms: float | None = None
+    # one window's: where its p99 went — waiting to be consumed by the scorer (send, broker, the scorer's
+    # queue), the scoring itself (batch wait included) and the result's way to the measurer
+    queueing_p99_ms: float | None = None
+    scoring_p99_ms: float | None = None
+    delivery_p99_ms: float | None = None
 
 
 class Window(Model):
@@ -47,7 +52,7 @@ class Window(Model):
     round: int
     position: int  # where in the round's random order it ran (0 = first)
     kind: WindowKind
-    control: bool = False  # a control window: the identity scorer measured between two contestants' windows
+    control: bool = False  # a control window: the identity scorer measured beside or between contestants' windows
     fraction: float | None = None  # load windows: the share of this round's flat-out rate offered
     offered_per_s: float | None = None
     records: int = 0  # sent
@@ -57,11 +62,15 @@ class Window(Model):
     duplicates: int = 0
     cpu_us_per_record: float | None = None  # every process of the strategy (scorer and model server)
     server_cpu_us_per_record: float | None = None  # of which the model server's
-    # backlog windows of a contestant: the control's CPU per record in the control windows measured just
-    # before and just after this one (their mean): what this window's ratio is taken to
+    # backlog windows of a contestant: what this window's ratio is taken to — the control's CPU per record
+    # over the same moments (`rounds.pairing: concurrent`), or the mean of the control windows measured just
+    # before and just after this one (sequential)
     control_us_per_record: float | None = None
     rows_per_s: float | None = None  # backlog: the flat-out rate; load: the achieved rate
     seconds: float | None = None
+    # backlog: the cost (µs per result) of each 0.1-second sub-span of the drain, in order (for how the cost
+    # moved within the window; the window's cost is over the whole span)
+    span_us_per_record: list[float] = Field(default_factory=list)
     latency: LatencySample | None = None
     accuracy: Accuracy | None = None  # load windows: each score against the reference, AUC on the same records
     generator_behind_share: float | None = None
