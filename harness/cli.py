@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -635,7 +636,10 @@ def microbench_cmd(
     b = Bundle.open(bundle)
     X, _, _ = b.reference()
     with adapter_class(adapter).load(b, **parse_options(option)) as a:
-        print(json.dumps(run(a, X, batch, seconds)))
+        print(json.dumps(run(a, X, batch, seconds)), flush=True)
+    # the figures are out: a JVM-backed engine's teardown at interpreter exit (JPype's shutdown) can abort
+    # the process on a busy machine ("FATAL: exception not rethrown"), which would discard them
+    os._exit(0)
 
 
 @app.command("run")

@@ -150,6 +150,41 @@ def second_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build(sc, artifacts=tmp_path_factory.mktemp("artifacts2"), log=lambda m: None).bundle_dir
 
 
+def _task_bundle(tmp: Path, task: str, target: str) -> Path:
+    """A small LightGBM bundle of the maintenance data with the C model beside the native one."""
+    from harness.modelbuild.pipeline import build
+    from harness.scenario import Scenario
+
+    sc = Scenario.model_validate(
+        {
+            "name": f"small-{task}",
+            "task": task,
+            "dataset": {
+                "generator": "maintenance",
+                "params": {"target": target},
+                "rows": 6000,
+                "seed": 4,
+                "holdout_max_rows": 400,
+            },  # fmt: skip
+            "model": {"trainer": "lightgbm", "params": {"n_estimators": 30, "num_leaves": 15}},
+            "formats": ["codegen-c"],
+        }
+    )
+    return build(sc, artifacts=tmp, log=lambda m: None).bundle_dir
+
+
+@pytest.fixture(scope="session")
+def rul_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A regression bundle: the remaining useful life."""
+    return _task_bundle(tmp_path_factory.mktemp("rul"), "regression", "rul")
+
+
+@pytest.fixture(scope="session")
+def type_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A multiclass bundle: the failure type (6 classes)."""
+    return _task_bundle(tmp_path_factory.mktemp("type"), "multiclass", "failure_type")
+
+
 def start_loop(
     bootstrap: str, bundle: Path, adapter: str, topic: str, group: str, *extra: str
 ) -> subprocess.Popen[str]:

@@ -74,6 +74,8 @@ def test_run_measures_every_contestant_in_randomized_rounds(
     onnx = out["adapters"][1]["cost"]
     assert onnx["ratio"]["n"] == 2 and onnx["ratio"]["median"] > 0
     assert out["ceilings"]["loop_cpu_us_per_record"] > 0 and out["ceilings"]["loop_capacity_per_s"] > 0
+    # the native relay on the same broker: the Kafka client's own limit, beside the loop's identity figure
+    assert out["ceilings"]["relay_per_s"] > 0 and out["ceilings"]["relay_cpu_us_per_record"] > 0
     # the report reads the same classes back and places every contestant
     res = load_results(run_dir)
     assert all(a.cost is not None for a in res.scenarios[0].adapters)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -20,8 +19,6 @@ from adapters.bundle import Bundle
 from harness.bench.loadgen import send
 from harness.datagen import maintenance
 from harness.kafka.broker import free_port
-from harness.modelbuild.pipeline import build
-from harness.scenario import Scenario
 from harness.scoring import wire
 from tests.conftest import (
     HARNESS,
@@ -36,35 +33,6 @@ from tests.conftest import (
     trusted,
 )
 from tests.test_monitoring import WINDOW_S, end_monitored, monitored_loop, psi_drift_alert
-
-
-def _bundle(tmp: Path, task: str, target: str) -> Path:
-    sc = Scenario.model_validate(
-        {
-            "name": f"small-{task}",
-            "task": task,
-            "dataset": {
-                "generator": "maintenance",
-                "params": {"target": target},
-                "rows": 6000,
-                "seed": 4,
-                "holdout_max_rows": 400,
-            },  # fmt: skip
-            "model": {"trainer": "lightgbm", "params": {"n_estimators": 30, "num_leaves": 15}},
-            "formats": ["codegen-c"],
-        }
-    )
-    return build(sc, artifacts=tmp, log=lambda m: None).bundle_dir
-
-
-@pytest.fixture(scope="module")
-def rul_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _bundle(tmp_path_factory.mktemp("rul"), "regression", "rul")
-
-
-@pytest.fixture(scope="module")
-def type_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _bundle(tmp_path_factory.mktemp("type"), "multiclass", "failure_type")
 
 
 def test_the_loop_writes_each_tasks_results(broker: str, rul_bundle: Path, type_bundle: Path, topic_name: str) -> None:

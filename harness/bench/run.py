@@ -241,9 +241,17 @@ def _record_loop_ceiling(scenario: ScenarioResult) -> None:
 def _ceilings(ctx: RunContext) -> Ceilings:
     """The load generator's and the measurer's own flat-out rates on this machine and broker."""
     from harness.bench.ceilings import generator_ceiling, measurer_ceiling
+    from harness.bench.relay import relay_ceiling
 
     c = Ceilings(generator_per_s=round(generator_ceiling(ctx), 1), measurer_per_s=round(measurer_ceiling(ctx), 1))
     ctx.log(f"harness ceilings: load generator {c.generator_per_s:,.0f}/s, measurer {c.measurer_per_s:,.0f}/s")
+    relay = relay_ceiling(ctx.target, ctx.payloads, ctx.tag)
+    if relay.error:
+        ctx.log(f"native relay: no figure ({relay.error})")
+    else:
+        c.relay_per_s = round(relay.rate_per_s, 1)
+        c.relay_cpu_us_per_record = round(relay.cpu_us_per_record, 3)
+        ctx.log(f"native relay: {c.relay_per_s:,.0f}/s, {c.relay_cpu_us_per_record:.2f} µs CPU per record")
     return c
 
 

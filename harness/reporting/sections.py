@@ -111,6 +111,11 @@ def scenario_facts(sc: ScenarioResult) -> list[tuple[str, str]]:
             parts.append(f"measurer {c.measurer_per_s:,.0f}/s flat out")
         if c.pipeline_per_s:
             parts.append(f"the whole pipeline end to end {c.pipeline_per_s:,.0f}/s (identity)")
+        if c.relay_per_s and c.relay_cpu_us_per_record:
+            parts.append(
+                f"the native relay (the Kafka client's own limit) {c.relay_per_s:,.0f}/s, "
+                f"{c.relay_cpu_us_per_record:.2f} µs CPU per record"
+            )
         facts.append(("This machine's ceilings", "; ".join(parts)))
     return facts
 

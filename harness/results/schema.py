@@ -150,13 +150,18 @@ class LoopConfig(Model):
 
 class Ceilings(Model):
     """What frames every loop figure: the load generator's and the measurer's own flat-out rates (each must
-    be well above the loop's, or they are what is measured) and the loop's own CPU cost per record (the
-    identity scorer: decode, produce, commit, no model)."""
+    be well above the loop's, or they are what is measured), the loop's own CPU cost per record (the
+    identity scorer: decode, produce, commit, no model) and the native relay's (the Kafka client's own limit)."""
 
     generator_per_s: float | None = None
     measurer_per_s: float | None = None
     loop_cpu_us_per_record: float | None = None
     loop_capacity_per_s: float | None = None
+    # the native relay (harness/bench/relay.py: consume, produce the same bytes and headers, commit; no decode,
+    # no model, no Python per record) draining a backlog: what the Kafka client itself moves on this machine and
+    # broker, records/s from its output's timestamps and the CPU of its process per record
+    relay_per_s: float | None = None
+    relay_cpu_us_per_record: float | None = None
     # the whole pipeline end to end (the identity scorer under open-loop load above what it can carry: generator,
     # broker, loop and measurer on the same cores); load windows are fractions of at most this
     pipeline_per_s: float | None = None

@@ -4,6 +4,11 @@
     or a dead letter per record -> commit offsets behind the outputs (output.py: at-least-once or
     exactly-once)
 
+The per-record work runs in native code, one call per micro-batch (harness_native, docs/native-loop.md):
+polling the batch, decoding it into one float64 matrix, writing every result and dead letter with its
+headers, and the delivery reports and offsets behind them. This module keeps the loop's logic — what
+happens per batch, on a rebalance, an outage, a stop — and calls the adapter once per micro-batch.
+
 The accounting invariant: every consumed record ends in exactly one of
     a result          (output topic, with its source `src` = topic/partition/offset),
     a dead letter     (dead-letter topic: reason, stage "decode" or "score", source),
@@ -36,7 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
+from harness_native import Batch, Consumer, Decoder
 
 from adapters.base import Adapter
 from harness.kafka.config import KafkaTarget
@@ -44,10 +50,10 @@ from harness.scoring import wire
 from harness.scoring.consumer_errors import TransientLog, classify
 from harness.scoring.errors import EngineOutage, LoopError
 from harness.scoring.isolation import BatchScorer, EngineDown, Outcome
-from harness.scoring.models import H_MODEL
 from harness.scoring.operations import Operations
 from harness.scoring.outage import Backoff, Watchdog
-from harness.scoring.output import AtLeastOnce, ExactlyOnce, Offsets, Output, Rewound
+from harness.scoring.output import AtLeastOnce, Emit, ExactlyOnce, Output, Rewound
+from harness.scoring.result_values import ResultValues
 from harness.scoring.settings import LoopConfig
 from harness.signals import on_stop_signals
 
@@ -79,6 +85,26 @@ class _Stopped(Exception):
     """A stop was asked for while the engine was down: the batch in hand is left uncommitted."""
 
 
+def consumer_config(cfg: LoopConfig, client_id: str) -> dict[str, Any]:
+    """The loop's consumer settings (the native relay consumes with the same ones)."""
+    exactly_once = cfg.guarantee == "exactly-once"
+    guarantee = ExactlyOnce.consumer_config if exactly_once else AtLeastOnce.consumer_config
+    static = {"group.instance.id": cfg.instance_id} if cfg.instance_id else {}
+    return {
+        **static,
+        "group.id": cfg.group,
+        **guarantee,
+        "isolation.level": "read_committed",  # inputs written in aborted transactions are never scored
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "range",
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 1_000,
+        "max.poll.interval.ms": 300_000,
+        "fetch.wait.max.ms": 1,  # latency over fetch efficiency
+        "client.id": client_id,
+    }
+
+
 class ScoringLoop:
     def __init__(
         self,
@@ -96,23 +122,30 @@ class ScoringLoop:
         self.ops = ops or Operations(adapter.bundle.model_id, adapter.name, log=log)
         self.log = log
         self.codec = wire.FeatureCodec.for_bundle(adapter.bundle, cfg.encoding)
-        self.results = wire.ResultCodec(adapter.task, cfg.encoding)  # what a result's value carries, by task
+        # the native decoder for numbers (JSON or f64le); a JSON schema with categorical features decodes
+        # through the codec (adapters/schema.py holds those rules once)
+        self.decoder = Decoder(feature_names, cfg.encoding) if self._native_decode() else None
+        self.values = ResultValues(adapter.task, cfg.encoding, log)  # what a result's value carries, by task
         self.stats = LoopStats()
         self._stop = threading.Event()
         self._on_assigned = on_assigned
-        self._held: collections.deque[Message] = collections.deque()  # polled while paused, scored next
+        self._held: collections.deque[Batch] = collections.deque()  # polled while paused, scored next
         self._paused = False
         self._owned: set[tuple[str, int]] = set()
         self._generation = 0  # bumped whenever partitions are revoked or lost
         self._polled_generation = 0  # the generation when the batch in hand started to be polled
         self._active_at = time.monotonic()  # the last batch or assignment (for idle_exit_s)
         self._buf = np.empty((cfg.batch_max, len(feature_names)), dtype=np.float64)
-        self._scorer_header = (wire.H_SCORER, (cfg.scorer_name or "loop").encode())
+        self._scorer_name = (cfg.scorer_name or "loop").encode()
         self._transient = TransientLog(log)
         self.scorer = self._batch_scorer(adapter, canary)
         exactly_once = cfg.guarantee == "exactly-once"
         client_id = f"{cfg.scorer_name or 'loop'}-loop"
-        self.consumer = Consumer(target.client_config(**self._consumer_config(client_id, exactly_once)))
+        self.consumer = Consumer(
+            target.client_config(**consumer_config(cfg, client_id)),
+            on_assign=self._assigned,
+            on_revoke=self._revoked,
+        )
         self.output: Output
         if exactly_once:
             self.output = ExactlyOnce(
@@ -120,6 +153,9 @@ class ScoringLoop:
             )
         else:
             self.output = AtLeastOnce(target, self.consumer, client_id, cfg.max_in_flight_batches, log=log)
+
+    def _native_decode(self) -> bool:
+        return self.cfg.encoding == "f64le" or self.codec.schema_numeric
 
     def _batch_scorer(self, adapter: Adapter, canary: np.ndarray | None) -> BatchScorer:
         predict: Callable[[np.ndarray], np.ndarray] = adapter.predict
@@ -136,24 +172,9 @@ class ScoringLoop:
         old, seconds = self.adapter, self.scorer.predict_seconds
         self.adapter, self.scorer = adapter, self._batch_scorer(adapter, self.scorer.canary)
         self.scorer.predict_seconds = seconds
+        if adapter.task != self.values.codec.task:  # refused before it gets here (service.py): never a wrong value
+            self.values = ResultValues(adapter.task, self.cfg.encoding, self.log)
         old.close()
-
-    def _consumer_config(self, client_id: str, exactly_once: bool) -> dict[str, Any]:
-        guarantee = ExactlyOnce.consumer_config if exactly_once else AtLeastOnce.consumer_config
-        static = {"group.instance.id": self.cfg.instance_id} if self.cfg.instance_id else {}
-        return {
-            **static,
-            "group.id": self.cfg.group,
-            **guarantee,
-            "isolation.level": "read_committed",  # inputs written in aborted transactions are never scored
-            "auto.offset.reset": "earliest",
-            "partition.assignment.strategy": "range",
-            "session.timeout.ms": 10_000,
-            "heartbeat.interval.ms": 1_000,
-            "max.poll.interval.ms": 300_000,
-            "fetch.wait.max.ms": 1,  # latency over fetch efficiency
-            "client.id": client_id,
-        }
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def stop(self) -> None:
@@ -165,21 +186,21 @@ class ScoringLoop:
     def run(self, max_records: int | None = None, idle_exit_s: float | None = None) -> LoopStats:
         """Run until stop(), a signal, `max_records` consumed, or `idle_exit_s` without records (counted while
         partitions are assigned)."""
-        # no on_lost callback: registering one made every rebalance ~2 s slower; on_revoke also serves a loss
-        self.consumer.subscribe([self.cfg.input_topic], on_assign=self._assigned, on_revoke=self._revoked)
+        # the revoke callback also serves a lost assignment
+        self.consumer.subscribe([self.cfg.input_topic])
         self._active_at = time.monotonic()
         try:
             while not self._stop.is_set():
                 self.ops.heartbeat()
-                msgs = self._next_batch()
-                if msgs:
-                    self._handle(msgs)
+                batch = self._next_batch()
+                if batch is not None:
+                    self._handle(batch)
                     self._active_at = time.monotonic()  # after the batch: an outage in it is not idle time
                     if max_records is not None and self.stats.consumed >= max_records:
                         break
                 elif idle_exit_s is not None and self._idle_for() > idle_exit_s:
                     break
-                self._service(idle=not msgs)
+                self._service(idle=batch is None)
                 self._wait_for_output()
             self._close_output()
         except EngineOutage:
@@ -224,53 +245,33 @@ class ScoringLoop:
         self._generation += 1
         self._owned -= gone
         self.ops.partitions(len(self._owned))
-        self._held = collections.deque(m for m in self._held if (m.topic(), m.partition()) not in gone)
+        kept = (b.without(gone) for b in self._held)
+        self._held = collections.deque(b for b in kept if b is not None)
         self.output.on_revoke()
 
     # ---- polling ------------------------------------------------------------------------------
-    def _next_batch(self) -> list[Message]:
-        """Records held during an outage first, else a fresh micro-batch."""
+    def _next_batch(self) -> Batch | None:
+        """A batch held during an outage first, else a fresh micro-batch (records only: its consumer errors
+        are ridden out or stop the loop here)."""
         self._polled_generation = self._generation
         if self._held:
-            n = min(self.cfg.batch_max, len(self._held))
-            return [self._held.popleft() for _ in range(n)]
-        return self._collect_batch()
+            return self._held.popleft()
+        # wait up to 0.1 s for the first record, then up to batch_wait_ms for the batch to fill
+        batch = self.consumer.poll_batch(self.cfg.batch_max, 0.1, max(0.0, self.cfg.batch_wait_ms) / 1000.0)
+        if batch is None:
+            return None
+        self._check_errors(batch)
+        return batch if len(batch) else None
 
-    def _collect_batch(self) -> list[Message]:
-        cfg = self.cfg
-        # consume(n, timeout) blocks until n records or the timeout: wait for the first record with poll(),
-        # then take what is already fetched without waiting
-        first = self.consumer.poll(0.1)
-        if first is None:
-            return []
-        msgs = [first]
-        if cfg.batch_max > 1:
-            msgs.extend(self.consumer.consume(cfg.batch_max - 1, timeout=0))
-        if len(msgs) >= cfg.batch_max or cfg.batch_wait_ms <= 0:
-            return msgs
-        deadline = time.monotonic() + cfg.batch_wait_ms / 1000.0
-        while len(msgs) < cfg.batch_max:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            msgs.extend(self.consumer.consume(cfg.batch_max - len(msgs), timeout=left))
-        return msgs
-
-    def _records(self, msgs: list[Message]) -> list[Message]:
-        """The records among `msgs`; consumer errors are ridden out (transient) or stop the loop (fatal)."""
-        records = []
-        for m in msgs:
-            err = m.error()
-            if err is None:
-                records.append(m)
-                continue
+    def _check_errors(self, batch: Batch) -> None:
+        """Consumer errors polled with a batch are ridden out (transient) or stop the loop (fatal)."""
+        for err in batch.errors():
             verdict = classify(err)
             if verdict == "fatal":
                 raise LoopError(f"Kafka error the scorer cannot recover from: {err.name()}: {err.str()}")
             if verdict == "transient":
                 self.stats.transient_errors += 1
                 self._transient.report(err)
-        return records
 
     def _poll_paused(self, seconds: float) -> None:
         """Keep the consumer in its group while the partitions are paused; hold anything poll returns."""
@@ -279,9 +280,11 @@ class ScoringLoop:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            m = self.consumer.poll(min(0.1, left))
-            if m is not None:
-                self._held.extend(self._records([m]))
+            batch = self.consumer.poll_batch(self.cfg.batch_max, min(0.1, left), 0.0)
+            if batch is not None:
+                self._check_errors(batch)
+                if len(batch):
+                    self._held.append(batch)
             self._service(idle=False)
 
     def _pause(self) -> None:
@@ -293,46 +296,40 @@ class ScoringLoop:
         self.consumer.resume(self.consumer.assignment())
 
     # ---- one micro-batch ------------------------------------------------------------------------
-    def _handle(self, msgs: list[Message]) -> None:
-        records = self._records(msgs)
-        if not records:
-            return
-        self.stats.consumed += len(records)
+    def _handle(self, batch: Batch) -> None:
+        self.stats.consumed += len(batch)
         self.stats.batches += 1
         generation = self._polled_generation
-        self.ops.consumed(len(records))
+        self.ops.consumed(len(batch))
         self._swap_model()
         t_consumed = wire.now_ns()
-        rows, dead = self._decode(records)
-        outcome = Outcome(np.empty(0))
+        n, dead = self._decode(batch)
+        outcome = _NO_OUTCOME
         try:
-            if rows:
+            if n:
                 before = self.scorer.predict_seconds
-                outcome = self._score(self._buf[: len(rows)])
+                outcome = self._score(self._buf[:n])
                 self.ops.scored_batch(self.scorer.predict_seconds - before)
             if generation != self._generation:
                 # partitions were revoked since these records were polled (the range assignor revokes all of
                 # them): they start again from the committed offsets; producing them now would duplicate them
-                self._refetch(records)
+                self._refetch(batch)
                 return
-            self._emit(records, t_consumed, rows, outcome, dead)
-            if rows:
-                self._shadow(records, rows)
+            self._emit(batch, t_consumed, n, outcome, dead)
+            if n:
+                self._shadow(batch, n)
                 if self.ops.learner is not None:
-                    self.ops.scored_rows([_ids(records[i]) for i in rows], self._buf[: len(rows)])
+                    self.ops.scored_rows(batch.ids(), self._buf[:n])
         except _Stopped:
             return  # stopped during an outage: nothing produced, nothing committed for this batch
         except Rewound:
             self._held.clear()  # the consumer was sent back to the committed offsets
 
-    def _refetch(self, records: list[Message]) -> None:
+    def _refetch(self, batch: Batch) -> None:
         """A dropped batch's partitions that this scorer still owns (a rebalance gave them back, or they came
         with the new assignment in the same poll) go back to their committed offsets, so the dropped records
         are fetched again; without this the consumer's position has moved past them and they would be lost."""
-        first: dict[tuple[str, int], int] = {}
-        for m in records:
-            tp = (str(m.topic()), int(m.partition() or 0))
-            first[tp] = min(first.get(tp, int(m.offset() or 0)), int(m.offset() or 0))
+        first: dict[tuple[str, int], int] = batch.first_offsets()
         owned = [tp for tp in first if tp in self._owned]
         if not owned:
             return  # the new owners start at the committed offsets
@@ -346,22 +343,30 @@ class ScoringLoop:
             with contextlib.suppress(KafkaException):
                 self.consumer.seek(c)
 
-    def _decode(self, records: list[Message]) -> tuple[list[int], list[tuple[int, str, str]]]:
-        """Decode into the batch buffer: (record index of each buffer row, dead letters (index, stage, reason))."""
-        rows, errors = self.codec.decode_batch([m.value() for m in records], self._buf)
-        return rows, [(i, "decode", reason) for i, reason in errors]
+    def _decode(self, batch: Batch) -> tuple[int, list[tuple[int, str]]]:
+        """Decode into the batch buffer: (rows decoded, records refused as (index, reason)); the batch keeps
+        the record index of each row."""
+        if self.decoder is not None:
+            return self.decoder.decode(batch, self._buf)
+        rows, errors = self.codec.decode_batch(batch.values(), self._buf)
+        batch.set_decoded(rows, errors)
+        return len(rows), errors
 
     def _score(self, X: np.ndarray) -> Outcome:
         """Score the batch, riding out engine outages: pause, back off while polling, try again."""
+        try:
+            return self.scorer.score(X)
+        except EngineDown as e:
+            down = str(e)
         backoff = Backoff(self.cfg.outage_backoff_s, self.cfg.outage_backoff_max_s, self.cfg.outage_limit_s)
         while True:
+            self._back_off(backoff, down)
             try:
                 outcome = self.scorer.score(X)
             except EngineDown as e:
-                self._back_off(backoff, str(e))
+                down = str(e)
                 continue
-            if backoff.active:
-                self._end_outage(backoff)
+            self._end_outage(backoff)
             return outcome
 
     def _back_off(self, backoff: Backoff, reason: str) -> None:
@@ -389,50 +394,33 @@ class ScoringLoop:
         self._resume()
         self.ops.engine(available=True)
 
-    def _emit(
-        self,
-        records: list[Message],
-        t_consumed: int,
-        rows: list[int],
-        outcome: Outcome,
-        dead: list[tuple[int, str, str]],
-    ) -> None:
-        """One output per record (result or dead letter), then the batch's offsets behind them."""
-        out, cfg, ops = self.output, self.cfg, self.ops
-        batch = out.open_batch()
-        consumed_h = (wire.H_CONSUMED, str(t_consumed).encode())
+    def _emit(self, batch: Batch, t_consumed: int, n: int, outcome: Outcome, dead: list[tuple[int, str]]) -> None:
+        """One output per record (result or dead letter, in one native call), then the batch's offsets."""
+        out, ops = self.output, self.ops
+        handle = out.open_batch()
         now = wire.now_ns()
-        scored_h = (wire.H_SCORED, str(now).encode())
-        scores, failures = outcome.scores.tolist(), outcome.failures
-        send, topic, encode, scorer, model = (
-            out.send,
-            cfg.output_topic,
-            self.results.encode,
-            self._scorer_header,
-            ops.model_header,
+        failures = outcome.failures
+        native = self.values.native
+        how = Emit(
+            self.cfg.output_topic,
+            self.cfg.dlq,
+            native,
+            self._scorer_name,
+            ops.model_header[1],
+            t_consumed,
+            now,
+            latencies=ops.metrics is not None,
+            values=None if native is not None else self.values.python(batch, outcome.scores, failures),
         )
-        for k, i in enumerate(rows):
-            m = records[i]
-            if failures and k in failures:
-                dead.append((i, "score", failures[k]))
-                continue
-            copied, rid, intended = wire.carried(m.headers())
-            value = encode(None if rid is None else rid.decode("utf-8", "replace"), scores[k])
-            headers = wire.result_headers(
-                copied, wire.source(m.topic(), m.partition(), m.offset()), consumed_h, scored_h, scorer
-            )
-            headers.append(model)
-            send(batch, topic, m.key(), value, headers)
-            ops.result(intended, now)
-        self.stats.scored += len(rows) - len(failures)
-        for i, stage, reason in dead:
-            m = records[i]
-            src = wire.source(m.topic(), m.partition(), m.offset())
-            headers = wire.dead_letter_headers(m.headers(), reason, stage, src)
-            out.send(batch, cfg.dlq, m.key(), m.value(), headers)
-            self.stats.dead_lettered += 1
-            self.ops.dead_letter(stage, reason)
-        out.close_batch(batch, _next_offsets(records))
+        latencies = out.emit(handle, batch, outcome.scores, failures, how)
+        self.stats.scored += n - len(failures)
+        ops.results(n - len(failures), latencies)
+        for _, reason in dead:
+            ops.dead_letter("decode", reason)
+        for reason in failures.values():
+            ops.dead_letter("score", reason)
+        self.stats.dead_lettered += len(dead) + len(failures)
+        out.close_batch(handle, batch.next_offsets())
 
     # ---- output housekeeping ----------------------------------------------------------------------
     def _service(self, idle: bool) -> None:
@@ -443,23 +431,23 @@ class ScoringLoop:
         self.ops.lag(self.consumer, self._owned)
         self.ops.service()
 
-    def _shadow(self, records: list[Message], rows: list[int]) -> None:
+    def _shadow(self, batch: Batch, n: int) -> None:
         """The shadow model scores the same rows; its results go to the shadow topic (best effort: not part of
         the accounting, dropped rather than waited for when the producer's queue is full)."""
-        got = self.ops.shadow(self._buf[: len(rows)])
+        got = self.ops.shadow(self._buf[:n])
         if got is None or self.ops.shadow_topic is None:
             return
         model, scores = got
-        producer, values = self.output.producer, scores.tolist()
-        for k, i in enumerate(rows):
-            m = records[i]
-            h = wire.headers_dict(m.headers())
-            rid = h.get(wire.H_RID)
-            value = self.results.encode(None if rid is None else rid.decode("utf-8", "replace"), values[k])
-            headers: list[Any] = [(name, h[name]) for name in wire.COPIED_HEADERS if name in h]
-            headers += [(wire.H_SRC, wire.source(m.topic(), m.partition(), m.offset())), (H_MODEL, model)]
-            with contextlib.suppress(BufferError):
-                producer.produce(self.ops.shadow_topic, key=m.key(), value=value, headers=headers)
+        values = self.values
+        try:
+            scores = values.codec.task.shape_of(scores, n)  # the live model's task: checked when it was loaded
+            if values.native is not None:
+                self.output.producer.emit_shadow(batch, scores, self.ops.shadow_topic, model, values.native)
+            else:
+                encoded = values.python(batch, scores)
+                self.output.producer.emit_shadow(batch, None, self.ops.shadow_topic, model, None, encoded)
+        except (ValueError, KafkaException) as e:  # a shadow never costs the live path anything but this line
+            self.log(f"shadow results not written: {e}")
 
     def _wait_for_output(self) -> None:
         """Too many batches unacknowledged (at-least-once): wait, pausing and polling after a second so the
@@ -480,19 +468,5 @@ class ScoringLoop:
             self._resume()
 
 
-def _ids(m: Message) -> list[str]:
-    """A scored record's ids for joining its label: its rid (when the producer set one) and its src."""
-    ids = [wire.source(m.topic(), m.partition(), m.offset()).decode()]
-    rid = wire.headers_dict(m.headers()).get(wire.H_RID)
-    if rid is not None:
-        ids.append(rid.decode("utf-8", "replace"))
-    return ids
-
-
-def _next_offsets(records: list[Message]) -> Offsets:
-    """The offset to commit per partition after `records` (last offset + 1). A batch holds each partition's
-    records in offset order, so the last one seen per partition is the highest."""
-    offsets: Offsets = {}
-    for m in records:
-        offsets[(m.topic(), m.partition())] = m.offset() + 1  # type: ignore[index, operator]
-    return offsets
+_NO_SCORES = np.empty(0)
+_NO_OUTCOME = Outcome(_NO_SCORES)  # a batch with no decoded row (never changed: emit only reads it)

@@ -18,10 +18,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
+import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
 PREFIX = "harness_score"
@@ -45,6 +46,26 @@ def reason_class(reason: str) -> str:
         if key in r:
             return cls
     return "other"
+
+
+def observe_many(hist: Histogram, values: Sequence[float]) -> None:
+    """`hist.observe(v)` for each value, in one pass per batch: the loop hands over a micro-batch's end-to-end
+    latencies at once. prometheus-client keeps one (non-cumulative) count per bucket and a sum; when those are
+    not where this version of it keeps them, each value is observed alone."""
+    bounds = getattr(hist, "_upper_bounds", None)
+    buckets = getattr(hist, "_buckets", None)
+    total = getattr(hist, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for v in values:
+            hist.observe(v)
+        return
+    arr = np.asarray(values, dtype=np.float64)
+    at = np.searchsorted(np.asarray(bounds, dtype=np.float64), arr, side="left")  # the first bound >= v
+    counts = np.bincount(np.minimum(at, len(bounds) - 1), minlength=len(bounds))
+    total.inc(float(arr.sum()))
+    for i, c in enumerate(counts.tolist()):
+        if c:
+            buckets[i].inc(c)
 
 
 class ScoreMetrics:

@@ -14,14 +14,14 @@ every hook is a cheap no-op, so a benchmark run pays nothing for them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from adapters.base import Adapter
 from harness.scoring.learning import FeedbackLearner
-from harness.scoring.metrics import Health, ScoreMetrics
+from harness.scoring.metrics import Health, ScoreMetrics, observe_many
 from harness.scoring.models import H_MODEL, ModelUpdates, ModelVersion
 
 LAG_EVERY_S = 5.0
@@ -82,14 +82,15 @@ class Operations:
         if self.metrics is not None:
             self.metrics.scoring.observe(predict_seconds)
 
-    def result(self, intended: bytes | None, now_ns: int) -> None:
-        """One result produced; `intended` is its t_intended_ns header value, when the producer set one."""
+    def results(self, n: int, latencies: Sequence[float] | None) -> None:
+        """`n` results produced; `latencies`: the end-to-end seconds of those whose input carried t_intended_ns
+        (from the producer's intended send time to the result), when metrics asked for them."""
         m = self.metrics
         if m is None:
             return
-        m.scored.inc()
-        if intended and intended.isdigit():
-            m.end_to_end.observe(max(0.0, (now_ns - int(intended)) / 1e9))
+        m.scored.inc(n)
+        if latencies:
+            observe_many(m.end_to_end, latencies)
 
     def dead_letter(self, stage: str, reason: str) -> None:
         if self.metrics is not None:

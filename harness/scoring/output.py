@@ -15,9 +15,11 @@ committed only together with, or after, the output (result or dead letter) of th
                   Rewound: the loop drops what it holds); on a fatal producer error the producer is
                   rebuilt with the same transactional.id, which fences the old one.
 
-Usage by the loop, per micro-batch:  b = out.open_batch(); out.send(b, ...) per output;
-out.close_batch(b, offsets); out.service(idle) each turn; out.settle() before pausing for an outage;
-out.on_revoke() in the rebalance callback; out.close() at exit.
+Usage by the loop, per micro-batch:  b = out.open_batch(); out.emit(b, batch, ...) writes every output of
+the micro-batch in one native call (harness_native.Producer.emit: results and dead letters with their
+headers); out.close_batch(b, offsets); out.service(idle) each turn; out.settle() before pausing for an
+outage; out.on_revoke() in the rebalance callback; out.close() at exit. The clients are harness_native's
+(librdkafka in native code); offsets and errors are confluent_kafka's TopicPartition and KafkaException.
 """
 
 from __future__ import annotations
@@ -28,17 +30,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, NoReturn, Protocol
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
+import numpy as np
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
+from harness_native import Batch, Consumer, Producer, Results, Tracker
 
 from harness.kafka.config import DURABLE_PRODUCER, KafkaTarget
 from harness.scoring.errors import LoopError
@@ -51,13 +48,30 @@ class Rewound(Exception):
     """The open transaction was aborted and the consumer sent back to the committed offsets."""
 
 
+@dataclass(slots=True)
+class Emit:
+    """What one micro-batch's outputs are written with (besides the batch and its scores)."""
+
+    topic: str
+    dlq: str
+    results: Results | None  # the native encoder of each row's value (result_values.py), or None: `values`
+    scorer: bytes
+    model: bytes
+    consumed_ns: int
+    scored_ns: int
+    latencies: bool = False  # return the end-to-end seconds of results carrying t_intended_ns (for metrics)
+    values: list[bytes | None] | None = None  # each decoded row's value, encoded in Python (None: a failed row)
+
+
 class Output(Protocol):
     producer: Producer
     delivery_errors: int
 
     def open_batch(self) -> Any: ...
 
-    def send(self, batch: Any, topic: str, key: Any, value: Any, headers: Any) -> None: ...
+    def emit(
+        self, handle: Any, batch: Batch, scores: np.ndarray, failures: dict[int, str], how: Emit
+    ) -> list[float] | None: ...
 
     def close_batch(self, batch: Any, offsets: Offsets) -> None: ...
 
@@ -81,36 +95,39 @@ def producer_config(client_id: str) -> dict[str, Any]:
     }
 
 
-def _produce(producer: Producer, topic: str, key: Any, value: Any, headers: Any, **kw: Any) -> None:
-    """produce(), waiting while the local queue is full."""
-    while True:
-        try:
-            producer.produce(topic, value=value, key=key, headers=headers, **kw)
-            return
-        except BufferError:
-            producer.poll(0.05)
+def _emit(
+    producer: Producer, batch: Batch, scores: np.ndarray, failures: dict[int, str], how: Emit, tracker: Tracker | None
+) -> list[float] | None:
+    """Every output of one micro-batch in one native call (waits, GIL released, while the local queue is full)."""
+    return producer.emit(
+        batch,
+        scores,
+        failures or None,
+        how.topic,
+        how.dlq,
+        how.results,
+        how.scorer,
+        how.model,
+        how.consumed_ns,
+        how.scored_ns,
+        tracker,
+        how.latencies,
+        how.values,
+    )
 
 
 # ------------------------------------------------------------------------------------------- at-least-once
 
 
 class _Batch:
-    """One micro-batch's outputs in flight: how many are unacknowledged, and the first failure."""
+    """One micro-batch's outputs in flight: the native tracker counts the unacknowledged ones (the delivery
+    reports are served in native code) and keeps the first failure."""
 
-    __slots__ = ("offsets", "pending", "failed", "errors")
+    __slots__ = ("offsets", "tracker")
 
     def __init__(self) -> None:
         self.offsets: Offsets = {}
-        self.pending = 0
-        self.failed: str | None = None
-        self.errors = 0
-
-    def delivered(self, err: KafkaError | None, msg: Message) -> None:
-        """The delivery report of one output (one bound method per batch: no closure per record)."""
-        self.pending -= 1
-        if err is not None:
-            self.errors += 1
-            self.failed = err.str()
+        self.tracker = Tracker()
 
 
 class AtLeastOnce:
@@ -132,7 +149,7 @@ class AtLeastOnce:
     ) -> None:
         self.consumer = consumer
         self.log = log
-        self.producer = Producer(target.client_config(**producer_config(client_id)))
+        self.producer = Producer(target.client_config(**producer_config(client_id)), delivery_thread=True)
         self.max_in_flight = max_in_flight
         self.delivery_errors = 0
         self.committed_batches = 0
@@ -142,15 +159,13 @@ class AtLeastOnce:
     def open_batch(self) -> _Batch:
         return _Batch()
 
-    def send(self, batch: _Batch, topic: str, key: Any, value: Any, headers: Any) -> None:
-        batch.pending += 1
+    def emit(
+        self, handle: _Batch, batch: Batch, scores: np.ndarray, failures: dict[int, str], how: Emit
+    ) -> list[float] | None:
         try:
-            self.producer.produce(topic, value=value, key=key, headers=headers, on_delivery=batch.delivered)
-        except BufferError:  # the local queue is full: let deliveries drain, then again
-            _produce(self.producer, topic, key, value, headers, on_delivery=batch.delivered)
+            return _emit(self.producer, batch, scores, failures, how, handle.tracker)
         except KafkaException as e:
-            batch.pending -= 1
-            raise LoopError(f"cannot produce to {topic}: {e}") from None
+            raise LoopError(f"cannot produce to {how.topic}: {e}") from None
 
     def close_batch(self, batch: _Batch, offsets: Offsets) -> None:
         batch.offsets = offsets
@@ -175,21 +190,20 @@ class AtLeastOnce:
     def _store_completed(self) -> None:
         """Store offsets for the acknowledged prefix of the in-flight batches."""
         to_store: Offsets = {}
-        while self._inflight and self._inflight[0].pending == 0:
+        while self._inflight and self._inflight[0].tracker.pending == 0:
             b = self._inflight[0]
-            self.delivery_errors += b.errors
-            b.errors = 0
-            if b.failed is not None:
-                self._fatal = f"the broker refused an output ({b.failed}); stopping without committing it"
+            self.delivery_errors += b.tracker.take_errors()
+            failed = b.tracker.failed
+            if failed is not None:
+                self._fatal = f"the broker refused an output ({failed}); stopping without committing it"
                 break
             self._inflight.popleft()
             for tp, off in b.offsets.items():
                 to_store[tp] = max(to_store.get(tp, -1), off)
             self.committed_batches += 1
         if to_store:
-            tps = [TopicPartition(t, p, o) for (t, p), o in to_store.items()]
             try:
-                self.consumer.store_offsets(offsets=tps)
+                self.consumer.store_offsets(offsets=to_store)
             except KafkaException as e:
                 # a partition we no longer own: its records are delivered again to the new owner
                 if "UNKNOWN_PARTITION" not in str(e) and "_STATE" not in str(e):
@@ -273,7 +287,7 @@ class ExactlyOnce:
         conf = producer_config(self.client_id)
         conf["transactional.id"] = self.transactional_id
         conf["transaction.timeout.ms"] = self.transaction_timeout_ms
-        producer = Producer(self.target.client_config(**conf))
+        producer = Producer(self.target.client_config(**conf), delivery_thread=True)
         try:
             producer.init_transactions(60)
         except KafkaException as e:
@@ -284,12 +298,14 @@ class ExactlyOnce:
     def open_batch(self) -> None:
         return None
 
-    def send(self, batch: None, topic: str, key: Any, value: Any, headers: Any) -> None:
+    def emit(
+        self, handle: None, batch: Batch, scores: np.ndarray, failures: dict[int, str], how: Emit
+    ) -> list[float] | None:
         try:
             self._begin()
-            _produce(self.producer, topic, key, value, headers)
+            return _emit(self.producer, batch, scores, failures, how, None)
         except KafkaException as e:
-            self._recover(e.args[0], f"producing to {topic}")
+            self._recover(e.args[0], f"producing to {how.topic}")
 
     def close_batch(self, batch: None, offsets: Offsets) -> None:
         if not offsets:
@@ -384,7 +400,7 @@ class ExactlyOnce:
         self._offsets = {}
         self._batches = 0
 
-    def _recover(self, err: KafkaError, doing: str, rewind: bool = True) -> None:
+    def _recover(self, err: KafkaError, doing: str, rewind: bool = True) -> NoReturn:
         """Abort the transaction (or mark the producer stale), rewind the consumer, raise Rewound."""
         self.aborted += 1
         self.log(

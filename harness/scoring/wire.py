@@ -21,8 +21,10 @@ Result record (output topic)
              t_consumed_ns  when the scorer polled the record
              t_scored_ns    when the batch holding it was scored
              scorer         the adapter's name (e.g. "onnx", "kstreams-mojo")
-             (`result_headers` is the one builder; Wire.java writes the same names in the same order)
-    value    what the model's task produces (adapters/tasks.py; `ResultCodec` is the one encoder and decoder):
+             (`result_headers` defines them; the loop's native producer (harness_native) and Wire.java
+             write the same names in the same order: tests/test_native_loop.py holds the native one to it)
+    value    what the model's task produces (adapters/tasks.py; `ResultCodec` is the one encoder and decoder; the
+             loop's native encoder, harness_native.Results, writes the same bytes: tests/test_native_results.py):
              binary, regression (one number: P(class 1), or the predicted value)
                encoding "json":  {"rid": "<rid>", "score": <number>}, without "rid" when the input had none
                encoding "f64le": one float64, little-endian
@@ -109,7 +111,7 @@ def source(topic: str | None, partition: int | None, offset: int | None) -> byte
 
 def carried(headers: Any) -> tuple[list[tuple[str, bytes]], bytes | None, bytes | None]:
     """The input headers a result carries over (rid and the two input times, those the input has), and the
-    rid and intended-time values among them. One pass over the header list, no dict: the loop's hot path."""
+    rid and intended-time values among them (harness_native's Producer.emit does the same in native code)."""
     out: list[tuple[str, bytes]] = []
     rid = intended = None
     for name, value in headers or ():
@@ -133,8 +135,8 @@ def result_headers(
     """A result's headers: the carried input headers (`carried`: rid, t_intended_ns, t_sent_ns, those the input
     has), its source, then when it was consumed and scored, and by whom.
 
-    One function for every Python scorer; the Kafka Streams app (contestants/kstreams_mojo, Wire.java) writes the
-    same names in the same order."""
+    The definition: the scoring loop's native producer (harness_native's Producer.emit, then `model`) and the
+    Kafka Streams app (contestants/kstreams_mojo, Wire.java) write the same names in the same order."""
     copied.extend(((H_SRC, src), consumed, scored, scorer))
     return copied
 
