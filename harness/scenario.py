@@ -150,7 +150,21 @@ class Rounds(Strict):
     """Randomized multiple interleaved trials (harness/bench/rounds.py): every round measures every contestant
     once, in a fresh random order, in short windows; the processes stay up across rounds."""
 
-    count: int = Field(5, ge=1, le=100, description="counted rounds (one warm-up round comes first)")
+    count: int = Field(5, ge=1, le=100, description="counted rounds at least (one warm-up round comes first)")
+    budget_min: float | None = Field(
+        None,
+        gt=0,
+        description="after `count` rounds, more rounds while the whole run is projected to end within this many "
+        "minutes (its set-up included), up to `max_count`: more ratios per strategy in the time there is",
+    )
+    max_count: int = Field(40, ge=1, le=200, description="rounds at most when `budget_min` adds rounds")
+    controls: int = Field(
+        3,
+        ge=2,
+        le=50,
+        description="sequential pairing: control windows per round, spread evenly through it (at its start and "
+        "end among them); each contestant's ratio is to the median of its round's control windows",
+    )
     seed: int = Field(5, description="the rounds' random orders and the Poisson schedules")
     aa_identity: bool = Field(True, description="measure the identity scorer twice: the A/A pair must share a tier")
     confidence: float = Field(0.9, gt=0, lt=1, description="for the median's order-statistic interval")
@@ -167,6 +181,12 @@ class Rounds(Strict):
     fractions: list[float] = Field(
         default_factory=lambda: [0.5, 0.85], description="load windows at these shares of the flat-out rate"
     )
+    fractions_per_round: int | None = Field(
+        None,
+        ge=1,
+        description="load windows per contestant per round (None: every fraction every round); fewer take turns, "
+        "so that each fraction is measured in as many rounds as the others",
+    )
     load_window_s: float = Field(1.0, gt=0, description="length of a load window, its warm-up included")
     load_warmup_s: float = Field(0.2, ge=0)
 
@@ -177,6 +197,8 @@ class Rounds(Strict):
             raise ValueError(f"fractions must be in (0, 1.5], got {bad[0]}")
         if self.load_warmup_s >= self.load_window_s:
             raise ValueError("load_warmup_s must be shorter than load_window_s")
+        if self.max_count < self.count:
+            raise ValueError("max_count must not be below count")
         if self.backlog_min_records > self.backlog_max_records:
             raise ValueError("backlog_min_records must not exceed backlog_max_records")
         return self

@@ -33,6 +33,67 @@ def test_every_round_is_a_fresh_random_order_reproducible_from_its_seed() -> Non
         assert 8 <= firsts <= 45, (who, firsts)
 
 
+def test_the_control_windows_are_spread_through_the_round_first_and_last_among_them() -> None:
+    from harness.bench.rounds import control_slots
+
+    assert control_slots(8, 3) == [0, 4, 8]  # before the first, in the middle, after the last
+    assert control_slots(8, 2) == [0, 8]
+    assert control_slots(3, 3) == [0, 2, 3]
+    assert control_slots(2, 9) == [0, 1, 2]  # never more windows than places
+    assert control_slots(0, 3) == [0]
+
+
+def test_load_fractions_take_turns_so_each_is_measured_as_often_as_the_others() -> None:
+    from harness.bench.rounds import fractions_for
+
+    fr = [0.5, 0.7, 0.85]
+    for who in range(4):
+        seen = [f for r in range(1, 13) for f in fractions_for(fr, 1, who, r, seed=5)]
+        assert sorted(seen.count(f) for f in fr) == [4, 4, 4]  # 12 rounds, one fraction a round: 4 each
+        # within one of each other after any number of rounds
+        for k in range(1, 13):
+            head = seen[:k]
+            counts = [head.count(f) for f in fr]
+            assert max(counts) - min(counts) <= 1, (who, k, counts)
+    # each contestant its own random rotation; every fraction every round when per_round is None
+    rotations = {tuple(fractions_for(fr, 1, who, r, seed=5)[0] for r in (1, 2, 3)) for who in range(12)}
+    assert len(rotations) > 1
+    assert sorted(fractions_for(fr, None, 0, 1, seed=5)) == fr
+    two = [f for r in (1, 2, 3) for f in fractions_for(fr, 2, 0, r, seed=5)]  # two a round: each twice in 3
+    assert sorted(two.count(f) for f in fr) == [2, 2, 2]
+
+
+def test_a_budget_adds_rounds_while_the_run_is_projected_to_end_within_it() -> None:
+    """At least `count` rounds; then another while now + the longest round + the finish fit the budget."""
+    from types import SimpleNamespace
+
+    from harness.bench.rounds import RoundRunner
+    from harness.scenario import Rounds
+
+    def runner(elapsed_s: float, **plan: object) -> RoundRunner:
+        r = RoundRunner.__new__(RoundRunner)
+        r.plan = Rounds(**plan)  # type: ignore[arg-type]
+        r.started = __import__("time").monotonic() - elapsed_s
+        r.planned = r.plan.count
+        r.backlogs_per_round, r.loads_per_round = 10, 7
+        r.clock = SimpleNamespace(left={"backlog": 0, "load": 0})  # type: ignore[assignment]
+        return r
+
+    # no budget: exactly `count`
+    r = runner(0, count=5)
+    assert [r.another_round(k, [30.0] * (k - 1)) for k in range(1, 8)] == [True] * 5 + [False] * 2
+    # 4 minutes gone, 40 s rounds, 30 s to finish, 6 minutes budget: 70 s more fit, round 6 runs
+    r = runner(240, count=5, budget_min=6)
+    assert r.another_round(6, [40.0] * 5) and r.planned == 6 and r.clock.left == {"backlog": 10, "load": 7}
+    # the longest round so far counts, not the mean
+    assert not runner(240, count=5, budget_min=6).another_round(6, [20.0] * 4 + [100.0])
+    # the minimum runs even past the budget (a busy machine gets its 5 rounds); max_count caps the rest
+    assert runner(900, count=5, budget_min=6).another_round(5, [40.0] * 4)
+    assert not runner(0, count=5, budget_min=60, max_count=6).another_round(7, [1.0] * 6)
+    with pytest.raises(ValueError):
+        Rounds(count=5, max_count=4)
+
+
 # ---- early stopping (MLPerf LoadGen's rule) ---------------------------------------------------------------
 def test_early_stopping_needs_459_clean_samples_for_a_p99_at_99_percent() -> None:
     assert early_stopping.min_samples(0) == 459  # 0.99^459 < 0.01 < 0.99^458

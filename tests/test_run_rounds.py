@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.bench.rounds import control_slots
 from harness.results.schema import SCHEMA_VERSION, load_results
 from tests.conftest import run_cli, small_scenario
 
@@ -57,15 +58,15 @@ def test_run_measures_every_contestant_in_randomized_rounds(
             assert w["warmup"] or w["span_us_per_record"], w  # the sub-spans' costs are kept beside the window
             assert w["lost"] == 0 and w["scored"] == w["records"], w
             assert w["interference"] is not None  # every window says what else ran
-        for w in counted:  # its ratio taken to the control beside it (concurrent) or around it (sequential)
+        for w in counted:  # its ratio taken to the control beside it (concurrent) or in its round (sequential)
             assert w["control_us_per_record"] > 0
         for w in load:
             assert w["latency"]["measured"] > 0 and w["lost"] == 0 and w["fraction"] == 0.3
         assert a["cost"]["rounds"] == 2 and len(a["fractions"]) == (0 if a["adapter"] == "identity (A/A)" else 1)
     controls = [w for w in out["adapters"][0]["windows"] if w["control"]]
     twin_controls = [w for w in out["adapters"][2]["windows"] if w["control"]]
-    if pairing == "sequential":  # the control: a window before the first contestant and after each, every round
-        assert len(controls) == 2 * (len(names) + 1) and not twin_controls
+    if pairing == "sequential":  # the control: `rounds.controls` windows (3) spread through every round
+        assert len(controls) == 2 * len(control_slots(len(names), 3)) == 6 and not twin_controls
     else:  # beside each other contestant, every round; the twin beside the control in the control's own slot
         assert len(controls) == 2 * (len(names) - 1) and len(twin_controls) == 2
         assert out["round_settings"]["pairing"] == "concurrent"

@@ -93,7 +93,7 @@ class Measurer:
                 **{
                     "group.id": f"measurer-{output_topic}",
                     "enable.auto.commit": False,
-                    "fetch.wait.max.ms": 1,
+                    "fetch.wait.max.ms": 100,  # the broker answers as soon as a result arrives (loop.py)
                     # after a pause (another contestant's turn) the next fetch must not wait: librdkafka's
                     # default (1,000 ms) delayed the first results of a load window by up to 1.5 s, which
                     # showed as latency of the strategy (delivery p99 450-1,100 ms in half the windows)

@@ -3,19 +3,25 @@
 Every contestant's processes are started once and kept warm for the whole run. First a warm-up: each
 contestant drains backlogs until its CPU per record settles (two windows in a row within `WARM_SETTLED`, a
 JVM's JIT included) and its flat-out rate sizes its backlog for the whole run (`rounds.backlog_s` of work).
-Then `rounds.count` rounds, each measuring every contestant once, in a fresh random order (seeded, recorded in
+Then at least `rounds.count` rounds — more while the whole run is projected to end within
+`rounds.budget_min` — each measuring every contestant once, in a fresh random order (seeded, recorded in
 results.json):
 
-    phase 1  control, A, control, B, control, ...: a backlog window per contestant (harness/bench/windows.py),
-             each between two windows of the control (the identity scorer: the loop with no model); or, with
-             `rounds.pairing: concurrent`, each contestant's backlog drained at the same time as one of the
-             control's (the control's own slot beside its A/A twin)
-    phase 2  load windows per contestant, at each fraction of its flat-out rate (random order)
+    phase 1  control, A, B, C, control, D, E, F, control: a backlog window per contestant
+             (harness/bench/windows.py) and `rounds.controls` windows of the control (the identity scorer: the
+             loop with no model) spread evenly through the round; or, with `rounds.pairing: concurrent`, each
+             contestant's backlog drained at the same time as one of the control's (the control's own slot
+             beside its A/A twin)
+    phase 2  load windows per contestant (random order), at each fraction of its flat-out rate, or at
+             `rounds.fractions_per_round` of them taking turns round by round
 
-A contestant's cost in a round is its CPU per record over the control's in the windows just before and just
-after it — seconds apart, so whatever the host does to a core's speed falls on both (duet-like pairing; the
-order is random, so drift within a round falls on all contestants alike). harness/results/cost.py adds the
-rounds up. A window during which CPU steal or other processes passed the thresholds is measured again once in
+A contestant's cost in a round is its CPU per record over the median of the control's windows in the same
+round — seconds apart, so whatever the host does to a core's speed for minutes falls on both; the order is
+random, so drift within a round falls on all contestants alike. (The median of the round's control windows
+gave ratios as tight as the mean of the two windows just around each contestant, measured on this VM's runs
+of 2026-12-03, with a third of the control windows.) harness/results/cost.py adds the rounds up.
+
+A window during which CPU steal or other processes passed the thresholds is measured again once in
 the same round, and counted; when the repeat is busy too, the machine is busy throughout and the rest of the
 round is not repeated (repeating would only double the run).
 """
@@ -52,15 +58,39 @@ from harness.scenario import AdapterSpec, LoadProfile
 CONTROL = "identity"  # the display name of the contestant every ratio is taken to
 AA_TWIN = "identity (A/A)"
 WARM_SETTLED = 0.15  # the warm-up ends when two windows in a row cost within this share of each other
-WARM_MAX_WINDOWS = 4
+WARM_MAX_WINDOWS = 8
 WARM_MAX_S = 15.0  # ... or after this long for one contestant
-WARM_BACKLOG_S = 0.5  # a warm-up window's backlog lasts at most this long (it only has to settle the JIT and size)
+WARM_BACKLOG_S = 0.5  # a warm-up window's backlog lasts about this long (it only has to settle the JIT and size)
+# ... and not before this many records have been scored: a JVM compiles a method after ~10,000 calls; two short
+# windows of a cold PMML evaluator (185 and 168 µs a record) had "settled" while the warm cost was 35 µs
+WARM_MIN_RECORDS = 20_000
 
 
 def round_orders(n: int, rounds: int, seed: int) -> list[list[int]]:
-    """A fresh uniformly random order of the n contestants for each round (RMIT), reproducible from `seed`."""
+    """A fresh uniformly random order of the n contestants for each round (RMIT), reproducible from `seed`
+    (the first k orders do not depend on how many rounds are asked for)."""
     rng = random.Random(seed)
     return [rng.sample(range(n), n) for _ in range(rounds)]
+
+
+def control_slots(n: int, k: int) -> list[int]:
+    """Where a round's k control windows go among its n contestants' windows: before the contestant at each
+    returned position (n: after the last), spread evenly, the first and the last among them."""
+    if n == 0:
+        return [0]
+    return sorted({round(i * n / (k - 1)) for i in range(k)}) if k > 1 else [0]
+
+
+def fractions_for(fractions: list[float], per_round: int | None, contestant: int, r: int, seed: int) -> list[float]:
+    """The load fractions one contestant is measured at in round r (1-based), in a random order: every
+    fraction, or `per_round` of them taking turns — each contestant's own random rotation, so that every
+    fraction is measured in as many rounds as the others (within one)."""
+    rng = random.Random(seed * 7919 + contestant)
+    if per_round is None or per_round >= len(fractions):
+        return random.Random(seed * 7919 + contestant * 101 + r).sample(fractions, len(fractions))
+    rotation = rng.sample(fractions, len(fractions))
+    start = ((r - 1) * per_round) % len(fractions)
+    return [rotation[(start + i) % len(fractions)] for i in range(per_round)]
 
 
 @dataclass
@@ -106,11 +136,6 @@ class Clock:
         return total
 
 
-def _mean(a: float | None, b: float | None) -> float | None:
-    vals = [v for v in (a, b) if v]
-    return sum(vals) / len(vals) if vals else None
-
-
 def _mmss(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     return f"{m}m{s:02d}s"
@@ -127,6 +152,7 @@ class RoundRunner:
         progress: Progress,
         save: Callable[[], None],
         load_cap_per_s: float | None = None,
+        started: float | None = None,
     ) -> None:
         self.ctx = ctx
         self.plan = ctx.sc.rounds
@@ -135,16 +161,23 @@ class RoundRunner:
         self.progress = progress
         self.save = save
         self.load_cap = load_cap_per_s
+        self.started = time.monotonic() if started is None else started  # the run's start (for the budget)
         self.offsets: dict[str, EndOffsets] = {}
         th = ctx.sc.interference
         self.monitor = InterferenceMonitor(
             ctx.broker_gc_logs, self._run_pids, Thresholds(th.gc_pause_ms, th.other_cpu_pct, th.steal_pct)
         )
-        n, f = len(entrants), len(self.plan.fractions)
-        # the warm-up takes about two windows per contestant; each round a window per contestant and one of the
-        # control between each two
-        per_round = n if self.plan.pairing == "concurrent" else 2 * n + 1
-        self.clock = Clock({"backlog": 2 * n + self.plan.count * per_round, "load": n * f * self.plan.count})
+        n = len(entrants)
+        # the warm-up takes about two windows per contestant; each round a window per contestant and the
+        # control's windows
+        controls = len(control_slots(n, self.plan.controls))
+        self.backlogs_per_round = n if self.plan.pairing == "concurrent" else n + controls
+        f = len(self.plan.fractions)
+        self.loads_per_round = n * (min(f, self.plan.fractions_per_round) if self.plan.fractions_per_round else f)
+        self.planned = self.plan.count
+        self.clock = Clock(
+            {"backlog": 2 * n + self.planned * self.backlogs_per_round, "load": self.loads_per_round * self.planned}
+        )
 
     # ---- the processes of the run ----------------------------------------------------------------------
     def _run_pids(self) -> list[int]:
@@ -222,12 +255,33 @@ class RoundRunner:
         s = plan.backlog_s if seconds is None else seconds
         return int(min(plan.backlog_max_records, max(plan.backlog_min_records, rate * s)))
 
+    FINISH_S = 30.0  # what the run takes after its last round: the summaries, the report, stopping the processes
+
+    def another_round(self, r: int, took: list[float]) -> bool:
+        """Whether round r (1-based) runs: the first `rounds.count` always; then, with `rounds.budget_min`, while
+        the run is projected to end within it (a round as long as the longest so far), up to `rounds.max_count`."""
+        plan = self.plan
+        if r <= plan.count:
+            return True
+        if plan.budget_min is None or r > plan.max_count or not took:
+            return False
+        end = time.monotonic() - self.started + max(took) + self.FINISH_S
+        if end > plan.budget_min * 60:
+            return False
+        self.planned = max(self.planned, r)
+        self.clock.left["backlog"] += self.backlogs_per_round
+        self.clock.left["load"] += self.loads_per_round
+        return True
+
     def run(self) -> None:
         plan = self.plan
         self.warm_up()
         self.calibrate()
         load_rng = random.Random(plan.seed + 1)
-        for r, order in enumerate(round_orders(len(self.entrants), plan.count, plan.seed), start=1):
+        took: list[float] = []
+        for r, order in enumerate(round_orders(len(self.entrants), plan.max_count, plan.seed), start=1):
+            if not self.another_round(r, took):
+                break
             t0 = time.monotonic()
             field_ = [self.entrants[i] for i in order if self.entrants[i] in self.live()]
             ro = RoundOrder(round=r, backlog_order=[e.name for e in field_])
@@ -241,9 +295,10 @@ class RoundRunner:
             load_order = load_rng.sample(loaded, len(loaded))
             ro.load_order = [e.name for e in load_order]
             for pos, e in enumerate(load_order):
-                for f in load_rng.sample(plan.fractions, len(plan.fractions)):
+                for f in fractions_for(plan.fractions, plan.fractions_per_round, e.index, r, plan.seed):
                     self._load(e, r, pos, f)
             ro.seconds = round(time.monotonic() - t0, 1)
+            took.append(ro.seconds)
             self.save()
 
     def warm_up(self) -> None:
@@ -252,11 +307,11 @@ class RoundRunner:
         t0 = time.monotonic()
         field_ = random.Random(self.plan.seed - 1).sample(self.live(), len(self.live()))
         self.scenario.round_orders.append(RoundOrder(round=0, warmup=True, backlog_order=[e.name for e in field_]))
-        plan_s = self.plan.backlog_s
         for pos, e in enumerate(field_):
-            started, prev = time.monotonic(), None
+            started, prev, scored = time.monotonic(), None, 0
             for k in range(WARM_MAX_WINDOWS):
-                w = self._measure_backlog(e, 0, pos, self._size(e, min(plan_s, WARM_BACKLOG_S)), f"w{k}")
+                w = self._measure_backlog(e, 0, pos, self._size(e, WARM_BACKLOG_S), f"w{k}")
+                scored += w.scored
                 w.warmup = True
                 e.result.windows.append(w)
                 if w.rows_per_s and not w.problems:
@@ -264,6 +319,7 @@ class RoundRunner:
                 self._log(e, 0, w)
                 cost = w.cpu_us_per_record if not w.problems else None
                 settled = prev is not None and cost is not None and abs(cost / prev - 1.0) <= WARM_SETTLED
+                settled = settled and scored >= WARM_MIN_RECORDS
                 if settled or time.monotonic() - started > WARM_MAX_S:
                     break
                 prev = cost
@@ -272,39 +328,58 @@ class RoundRunner:
         self.scenario.round_orders[0].seconds = round(time.monotonic() - t0, 1)
         self.save()
 
-    def _control_window(self, r: int, slot: int) -> float | None:
-        """One backlog window of the control between two contestants' windows; its CPU per record."""
+    def _control_window(self, r: int, slot: int, repeats_allowed: bool) -> tuple[float | None, bool]:
+        """One backlog window of the control among the contestants' (measured again once when busy); its CPU
+        per record, and whether repeats are still allowed this round."""
         c = self.control()
         if c is None:
-            return None
+            return None, repeats_allowed
         w = self._measure_backlog(c, r, slot, c.n or self._size(c), f"c{slot}")
         w.control = True
+        if w.busy and repeats_allowed:
+            w.superseded = True
+            c.result.windows.append(w)
+            self._log(c, r, w, "control, busy: measuring again")
+            w = self._measure_backlog(c, r, slot, c.n or self._size(c), f"c{slot}b")
+            w.control = w.repeat = True
+            repeats_allowed = not w.busy
         c.result.windows.append(w)
-        return w.cpu_us_per_record if not w.problems else None
+        self._log(c, r, w, "control")
+        return (w.cpu_us_per_record if not w.problems else None), repeats_allowed
 
     def _backlog_phase(self, r: int, field_: list[Entrant]) -> None:
-        """control, A, control, B, ..., control: each contestant's window between two of the control's."""
-        before = self._control_window(r, 0)
+        """control, A, B, ..., control, ..., control (`control_slots`): a window per contestant and
+        `rounds.controls` of the control; each contestant's ratio is to the median of the round's control
+        windows."""
+        slots = control_slots(len(field_), self.plan.controls)
+        controls: list[float] = []
+        measured: list[Window] = []
         repeats_allowed = True
-        for pos, e in enumerate(field_):
+        for pos in range(len(field_) + 1):
+            if pos in slots:
+                cost, repeats_allowed = self._control_window(r, pos, repeats_allowed)
+                if cost:
+                    controls.append(cost)
+            if pos == len(field_):
+                break
+            e = field_[pos]
             w = self._measure_backlog(e, r, pos, e.n or self._size(e), "")
-            after = self._control_window(r, pos + 1)
-            w.control_us_per_record = _mean(before, after)
             if w.busy and repeats_allowed:
                 w.superseded = True
                 e.result.windows.append(w)
                 self._log(e, r, w, "busy: measuring again")
                 w = self._measure_backlog(e, r, pos, e.n or self._size(e), "b")
                 w.repeat = True
-                before, after = after, self._control_window(r, pos + 1)
-                w.control_us_per_record = _mean(before, after)
                 repeats_allowed = not w.busy  # the machine is busy throughout: no more repeats this round
             e.result.windows.append(w)
+            measured.append(w)
             if w.rows_per_s and not w.problems:
                 e.rates.append(w.rows_per_s)
                 e.flat_out = statistics.median(e.rates)
             self._log(e, r, w)
-            before = after
+        ctl = statistics.median(controls) if controls else None
+        for w in measured:
+            w.control_us_per_record = ctl
 
     def _paired_phase(self, r: int, field_: list[Entrant]) -> None:
         """Each contestant drains its backlog at the same time as the control (harness/bench/windows.py
@@ -361,7 +436,16 @@ class RoundRunner:
         return w, wc
 
     def _label(self, r: int) -> str:
-        return "warm-up" if r == 0 else f"round {r}/{self.plan.count}"
+        more = "+" if self.plan.budget_min is not None and self.planned < self.plan.max_count else ""
+        return "warm-up" if r == 0 else f"round {r}/{self.planned}{more}"
+
+    def seconds_left(self) -> float:
+        """The windows planned so far at the pace seen; with a budget, at least what is left of it (rounds are
+        added while they fit)."""
+        left = self.clock.seconds_left()
+        if self.plan.budget_min is not None:
+            left = max(left, self.started + self.plan.budget_min * 60 - time.monotonic())
+        return left
 
     def _measure_backlog(self, e: Entrant, r: int, pos: int, n: int, suffix: str) -> Window:
         t0 = time.monotonic()
@@ -464,7 +548,7 @@ class RoundRunner:
         extra = f"  [{'; '.join(flags)}]" if flags else ""
         extra += f"  ({note})" if note else ""
         self.ctx.log(
-            f"  {self._label(r)} · {e.name:<16} {what}{extra} · ~{_mmss(self.clock.seconds_left())} left",
+            f"  {self._label(r)} · {e.name:<16} {what}{extra} · ~{_mmss(self.seconds_left())} left",
         )
 
     # ---- `--thorough`: this machine's saturation point ----------------------------------------------------

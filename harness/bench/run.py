@@ -214,7 +214,7 @@ def run_suite(
     c = scenario.ceilings
     cap = min(v for v in (c.generator_per_s, c.measurer_per_s) if v) * LOAD_CEILING_SHARE if c else None
     with _progress(console) as progress, contextlib.ExitStack() as stack:
-        runner = RoundRunner(ctx, scenario, entrants, progress, save, load_cap_per_s=cap)
+        runner = RoundRunner(ctx, scenario, entrants, progress, save, load_cap_per_s=cap, started=t0)
         runner.start(stack)
         runner.inprocess()
         runner.run()
@@ -223,7 +223,8 @@ def run_suite(
             runner.saturation()
     _record_loop_ceiling(scenario)
     save()
-    log(f"{len(entrants)} contestants × {sc.rounds.count} rounds in {(time.monotonic() - t0) / 60:.1f} min")
+    counted = sum(1 for ro in scenario.round_orders if not ro.warmup)
+    log(f"{len(entrants)} contestants × {counted} rounds in {(time.monotonic() - t0) / 60:.1f} min")
     return run_dir
 
 

@@ -63,8 +63,8 @@ class Window(Model):
     cpu_us_per_record: float | None = None  # every process of the strategy (scorer and model server)
     server_cpu_us_per_record: float | None = None  # of which the model server's
     # backlog windows of a contestant: what this window's ratio is taken to — the control's CPU per record
-    # over the same moments (`rounds.pairing: concurrent`), or the mean of the control windows measured just
-    # before and just after this one (sequential)
+    # over the same moments (`rounds.pairing: concurrent`), or the median of the control's windows in the
+    # same round (sequential)
     control_us_per_record: float | None = None
     rows_per_s: float | None = None  # backlog: the flat-out rate; load: the achieved rate
     seconds: float | None = None
@@ -88,7 +88,7 @@ class Window(Model):
 
     @property
     def ratio(self) -> float | None:
-        """This window's CPU per record over the control's just before and after it."""
+        """This window's CPU per record over the control's in the same round."""
         if self.cpu_us_per_record and self.control_us_per_record:
             return self.cpu_us_per_record / self.control_us_per_record
         return None
@@ -143,8 +143,8 @@ def counted_backlog_costs(windows: Iterable[Window]) -> dict[int, float]:
 
 
 def within_round(windows: Iterable[Window]) -> tuple[list[float], list[float]]:
-    """(ratios, differences) of each counted backlog window to the control windows measured around it: the
-    only comparison made (the control was measured seconds before and after, by the same kernel accounting)."""
+    """(ratios, differences) of each counted backlog window to the control's in the same round: the only
+    comparison made (the control was measured seconds away, by the same kernel accounting)."""
     ratios, diffs = [], []
     for w in windows:
         if w.kind == "backlog" and w.counts and w.cpu_us_per_record and w.control_us_per_record:
