@@ -94,6 +94,19 @@ def test_a_budget_adds_rounds_while_the_run_is_projected_to_end_within_it() -> N
         Rounds(count=5, max_count=4)
 
 
+def test_rounds_and_quick_on_the_command_line_mean_that_many_rounds_and_no_budget() -> None:
+    from harness.bench.run import with_overrides
+    from harness.scenario import load_scenario
+
+    sc = load_scenario("scenarios/fraud.yaml")
+    assert sc.rounds.count == 5 and sc.rounds.budget_min is not None  # the demo: at least 5, within a budget
+    r = with_overrides(sc, rounds=60).rounds
+    assert (r.count, r.budget_min, r.max_count) == (60, None, 60)
+    q = with_overrides(sc, quick=True).rounds
+    assert (q.count, q.budget_min, q.aa_identity, len(q.fractions)) == (1, None, False, 1)
+    assert with_overrides(sc).rounds == sc.rounds
+
+
 # ---- early stopping (MLPerf LoadGen's rule) ---------------------------------------------------------------
 def test_early_stopping_needs_459_clean_samples_for_a_p99_at_99_percent() -> None:
     assert early_stopping.min_samples(0) == 459  # 0.99^459 < 0.01 < 0.99^458

@@ -102,11 +102,12 @@ def warm_broker(ctx: RunContext, seconds: float = 0.0, records: int = 30_000) ->
 
 
 def with_overrides(sc: Scenario, rounds: int | None = None, quick: bool = False) -> Scenario:
-    """The scenario with `--rounds N` and `--quick` applied. Quick is a smoke run: one counted round, no A/A
-    pair, one load fraction. Its figures are not for ranking."""
-    r = sc.rounds.model_copy(update={"count": rounds} if rounds else {})
+    """The scenario with `--rounds N` and `--quick` applied: N rounds exactly (no budget adds any). Quick is a
+    smoke run: one counted round, no A/A pair, one load fraction. Its figures are not for ranking."""
+    exact = {"budget_min": None, "max_count": max(sc.rounds.max_count, rounds or 1)}
+    r = sc.rounds.model_copy(update={"count": rounds, **exact} if rounds else {})
     if quick:
-        r = r.model_copy(update={"count": rounds or 1, "aa_identity": False, "fractions": r.fractions[:1]})
+        r = r.model_copy(update={"count": rounds or 1, "aa_identity": False, "fractions": r.fractions[:1], **exact})
     return sc.model_copy(update={"rounds": r})
 
 
