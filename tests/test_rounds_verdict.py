@@ -4,6 +4,7 @@ early-stopping bound."""
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 
@@ -73,7 +74,7 @@ def test_a_budget_adds_rounds_while_the_run_is_projected_to_end_within_it() -> N
     def runner(elapsed_s: float, **plan: object) -> RoundRunner:
         r = RoundRunner.__new__(RoundRunner)
         r.plan = Rounds(**plan)  # type: ignore[arg-type]
-        r.started = __import__("time").monotonic() - elapsed_s
+        r.started = time.monotonic() - elapsed_s
         r.planned = r.plan.count
         r.backlogs_per_round, r.loads_per_round = 10, 7
         r.clock = SimpleNamespace(left={"backlog": 0, "load": 0})  # type: ignore[assignment]

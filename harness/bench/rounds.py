@@ -85,10 +85,9 @@ def fractions_for(fractions: list[float], per_round: int | None, contestant: int
     """The load fractions one contestant is measured at in round r (1-based), in a random order: every
     fraction, or `per_round` of them taking turns — each contestant's own random rotation, so that every
     fraction is measured in as many rounds as the others (within one)."""
-    rng = random.Random(seed * 7919 + contestant)
     if per_round is None or per_round >= len(fractions):
         return random.Random(seed * 7919 + contestant * 101 + r).sample(fractions, len(fractions))
-    rotation = rng.sample(fractions, len(fractions))
+    rotation = random.Random(seed * 7919 + contestant).sample(fractions, len(fractions))
     start = ((r - 1) * per_round) % len(fractions)
     return [rotation[(start + i) % len(fractions)] for i in range(per_round)]
 
@@ -334,18 +333,27 @@ class RoundRunner:
         c = self.control()
         if c is None:
             return None, repeats_allowed
-        w = self._measure_backlog(c, r, slot, c.n or self._size(c), f"c{slot}")
-        w.control = True
-        if w.busy and repeats_allowed:
-            w.superseded = True
-            c.result.windows.append(w)
-            self._log(c, r, w, "control, busy: measuring again")
-            w = self._measure_backlog(c, r, slot, c.n or self._size(c), f"c{slot}b")
-            w.control = w.repeat = True
-            repeats_allowed = not w.busy
+        w, repeats_allowed = self._backlog_once_more_if_busy(c, r, slot, f"c{slot}", repeats_allowed, control=True)
         c.result.windows.append(w)
         self._log(c, r, w, "control")
         return (w.cpu_us_per_record if not w.problems else None), repeats_allowed
+
+    def _backlog_once_more_if_busy(
+        self, e: Entrant, r: int, pos: int, suffix: str, repeats_allowed: bool, control: bool = False
+    ) -> tuple[Window, bool]:
+        """One backlog window of `e`; when it was busy and repeats are still allowed this round, it is kept as
+        superseded and measured again once. The window that counts (not yet appended), and whether repeats
+        are still allowed (a busy repeat means the machine is busy throughout: no more this round)."""
+        w = self._measure_backlog(e, r, pos, e.n or self._size(e), suffix)
+        w.control = control
+        if not (w.busy and repeats_allowed):
+            return w, repeats_allowed
+        w.superseded = True
+        e.result.windows.append(w)
+        self._log(e, r, w, "control, busy: measuring again" if control else "busy: measuring again")
+        w = self._measure_backlog(e, r, pos, e.n or self._size(e), suffix + "b")
+        w.control, w.repeat = control, True
+        return w, not w.busy
 
     def _backlog_phase(self, r: int, field_: list[Entrant]) -> None:
         """control, A, B, ..., control, ..., control (`control_slots`): a window per contestant and
@@ -363,14 +371,7 @@ class RoundRunner:
             if pos == len(field_):
                 break
             e = field_[pos]
-            w = self._measure_backlog(e, r, pos, e.n or self._size(e), "")
-            if w.busy and repeats_allowed:
-                w.superseded = True
-                e.result.windows.append(w)
-                self._log(e, r, w, "busy: measuring again")
-                w = self._measure_backlog(e, r, pos, e.n or self._size(e), "b")
-                w.repeat = True
-                repeats_allowed = not w.busy  # the machine is busy throughout: no more repeats this round
+            w, repeats_allowed = self._backlog_once_more_if_busy(e, r, pos, "", repeats_allowed)
             e.result.windows.append(w)
             measured.append(w)
             if w.rows_per_s and not w.problems:
@@ -454,7 +455,7 @@ class RoundRunner:
             w = backlog_window(e.s(), self.monitor, self.offsets[e.name], prefix, n, r, pos)
         except (HarnessError, RuntimeError) as exc:
             w = Window(round=r, position=pos, kind="backlog", records=n, problems=[f"failed: {exc}"])
-        if suffix != "b":  # a repeat is extra time the clock did not plan for
+        if not suffix.endswith("b"):  # a repeat ("b", "c4b") is extra time the clock did not plan for
             self.clock.done("backlog", time.monotonic() - t0)
         return w
 
