@@ -216,3 +216,22 @@ def test_a_paired_drain_is_costed_over_the_moments_both_sides_drained_in_full() 
     assert common_span([at(0, 0, 0), at(1, 200, 400), at(2, 950, 1900)], n) is None
     # one side never starts: no common span
     assert common_span([at(t, 100 * t, 0) for t in range(10)], n) is None
+
+
+def test_a_drain_keeps_its_sub_spans_costs_however_short() -> None:
+    """span_costs: sub-spans of at least SPAN_S; a short tail joins the sub-span before it, and a drain shorter
+    than one sub-span is costed as one (the window's record keeps how the cost moved, never nothing)."""
+    from harness.bench.windows import Sample, span_costs
+
+    def at(t: float, done: int, cpu_ns: int) -> Sample:
+        return Sample(t, (done,), ((cpu_ns, 0),))
+
+    # 10 readings 0.02 s apart, 100 records and 200 µs of CPU each: 2 µs a record throughout
+    samples = [at(0.02 * x, 100 * x, 200_000 * x) for x in range(11)]
+    assert span_costs(samples, 0, 0, 10, span_s=0.1) == [2.0, 2.0]
+    # 0.14 s: one full sub-span, and its 0.04 s tail (dearer: 6 µs) joins it
+    tail = [at(0.02 * x, 100 * x, 200_000 * x) for x in range(6)] + [at(0.12, 600, 2_200_000), at(0.14, 700, 2_800_000)]
+    assert span_costs(tail, 0, 0, 7, span_s=0.1) == [4.0]
+    # a drain of 0.04 s: one sub-span; nothing scored: no sub-span
+    assert span_costs(samples, 0, 0, 2, span_s=0.1) == [2.0]
+    assert span_costs([at(0, 0, 0), at(0.2, 0, 100)], 0, 0, 1) == []

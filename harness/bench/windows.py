@@ -129,16 +129,24 @@ SPAN_S = 0.1  # the sub-spans of a drain whose costs are kept beside the window'
 
 def span_costs(samples: list[Sample], side: int, i: int, j: int, span_s: float = SPAN_S) -> list[float]:
     """CPU per result (µs) of one side over consecutive sub-spans of at least `span_s` between readings i and
-    j: how the cost moved within the window (a host that slows for a moment shows as a few dear spans)."""
-    out: list[float] = []
-    a = i
+    j: how the cost moved within the window (a host that slows for a moment shows as a few dear spans). A tail
+    shorter than `span_s` joins the sub-span before it; a drain shorter than `span_s` is one sub-span. Empty
+    only when the side scored nothing between i and j."""
+    cuts = [i]
     for b in range(i + 1, j + 1):
-        if samples[b].t - samples[a].t >= span_s or b == j:
-            got = samples[b].done[side] - samples[a].done[side]
-            if got > 0 and samples[b].t - samples[a].t >= span_s / 2:
-                cpu = sum(samples[b].cpu[side]) - sum(samples[a].cpu[side])
-                out.append(round(cpu / got / 1e3, 3))
-            a = b
+        if samples[b].t - samples[cuts[-1]].t >= span_s:
+            cuts.append(b)
+    if cuts[-1] != j:
+        if len(cuts) > 1:
+            cuts[-1] = j
+        else:
+            cuts.append(j)
+    out: list[float] = []
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        got = samples[b].done[side] - samples[a].done[side]
+        if got > 0:
+            cpu = sum(samples[b].cpu[side]) - sum(samples[a].cpu[side])
+            out.append(round(cpu / got / 1e3, 3))
     return out
 
 
@@ -179,7 +187,8 @@ def _measure(
     span = common_span(samples, sent)
     windows = []
     for k, q in enumerate(queued):
-        end = next((x for x in samples if x.done[k] >= sent[k]), samples[-1])
+        e = next((x for x, s in enumerate(samples) if s.done[k] >= sent[k]), len(samples) - 1)
+        end = samples[e]
         got = min(end.done[k], sent[k])
         seconds = (finished[k] or samples[-1].t) - first.t
         rate = got / seconds if seconds > 0 and got else None
@@ -192,7 +201,7 @@ def _measure(
         else:
             records = got
             cpu = (end.cpu[k][0] - first.cpu[k][0], end.cpu[k][1] - first.cpu[k][1])
-            spans = []
+            spans = span_costs(samples, k, 0, e)
         w = _finish(q, got, cpu, records, t_start, interference, round_, position)
         w.rows_per_s = round(rate, 1) if rate else None
         w.seconds = round(seconds, 3)
