@@ -175,6 +175,12 @@ class Rounds(Strict):
         "contestant drains its backlog at the same time as the control, its cost taken over the same moments "
         "(an experiment: on the shared 2-core VM two identical scorers drained side by side differed by up to 2x)",
     )
+    pin_cpus: bool = Field(
+        True,
+        description="with the embedded broker on this machine: the broker's threads run on one half of the CPUs "
+        "and every contestant's on the other, for the whole run (restored after). On the 2-core VM this halved "
+        "the window-to-window spread of the cost ratios (docs/methodology.md)",
+    )
     backlog_s: float = Field(0.5, gt=0, description="a backlog window holds about this long at the flat-out rate")
     backlog_min_records: int = Field(100, ge=10)
     backlog_max_records: int = Field(200_000, ge=10)

@@ -235,3 +235,38 @@ def test_a_drain_keeps_its_sub_spans_costs_however_short() -> None:
     # a drain of 0.04 s: one sub-span; nothing scored: no sub-span
     assert span_costs(samples, 0, 0, 2, span_s=0.1) == [2.0]
     assert span_costs([at(0, 0, 0), at(0.2, 0, 100)], 0, 0, 1) == []
+
+
+def test_pinning_a_process_pins_every_thread_and_can_be_undone() -> None:
+    """procs.pin / cpu_affinity / cpu_halves (`rounds.pin_cpus`): every thread of a process, not only its main
+    one, runs on the CPUs given; its earlier CPUs can be given back."""
+    import os
+    import subprocess
+    import sys
+
+    from harness.bench.procs import cpu_affinity, cpu_halves, pin
+
+    mine = set(os.sched_getaffinity(0))
+    halves = cpu_halves()
+    assert (halves is None) == (len(mine) < 2)
+    if halves is not None:
+        assert halves[0] | halves[1] == mine and not halves[0] & halves[1] and halves[0]
+    threads = "import threading, time; [threading.Thread(target=time.sleep, args=(30,)).start() for _ in range(3)]"
+    p = subprocess.Popen([sys.executable, "-c", threads + "; time.sleep(30)"])
+    try:
+        for _ in range(100):  # until its 3 threads have started
+            if len(os.listdir(f"/proc/{p.pid}/task")) >= 4:
+                break
+            time.sleep(0.05)
+        before = cpu_affinity(p.pid)
+        assert before == mine
+        one = {min(mine)}
+        assert pin([p.pid], one) >= 4
+        tids = os.listdir(f"/proc/{p.pid}/task")
+        assert all(os.sched_getaffinity(int(t)) == one for t in tids)
+        pin([p.pid], before)
+        assert all(os.sched_getaffinity(int(t)) == mine for t in tids)
+    finally:
+        p.kill()
+        p.wait()
+    assert cpu_affinity(p.pid) is None and pin([p.pid], mine) == 0  # gone: skipped

@@ -4,10 +4,12 @@ for every contestant, the A/A identity pair, and a results.json and report that 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+from harness.bench.procs import cpu_halves
 from harness.bench.rounds import control_slots
 from harness.results.schema import SCHEMA_VERSION, load_results
 from tests.conftest import run_cli, small_scenario
@@ -27,8 +29,11 @@ def test_run_measures_every_contestant_in_randomized_rounds(
         interference={"other_cpu_pct": 10000, "steal_pct": 100},
     )  # fmt: skip
     results = tmp_path / "results"
+    # sequential: the session's broker found as this machine's embedded one (HARNESS_STATE_DIR), so that the
+    # run pins the CPUs (`rounds.pin_cpus`); concurrent: named by --bootstrap, a broker the run may not pin
+    named = ["--bootstrap", broker] if pairing == "concurrent" else []
     r = run_cli(
-        "run", str(f), "--bootstrap", broker, "--artifacts", str(small_bundle.parent.parent),
+        "run", str(f), *named, "--artifacts", str(small_bundle.parent.parent),
         "--results", str(results), timeout=900,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
@@ -38,6 +43,12 @@ def test_run_measures_every_contestant_in_randomized_rounds(
     assert raw["schema"] == SCHEMA_VERSION
     out = raw["scenarios"][0]
     assert out["method"] == "rounds" and out["control"] == "identity"
+    halves = cpu_halves()  # the embedded broker on one half of the CPUs, the contestants on the other
+    if named or halves is None:
+        assert "pinned" not in out["round_settings"] and "CPUs not pinned" in r.stderr
+    else:
+        assert out["round_settings"]["pinned"] == {"broker": sorted(halves[1]), "contestants": sorted(halves[0])}
+        assert all(set(os.sched_getaffinity(pid)) == set(os.sched_getaffinity(0)) for pid in _broker_pid())
     names = ["identity", "onnx", "identity (A/A)"]
     assert [a["adapter"] for a in out["adapters"]] == names
     # a warm-up round and two counted rounds, each a permutation of the contestants (recorded as measured)
@@ -83,3 +94,12 @@ def test_run_measures_every_contestant_in_randomized_rounds(
     md = (run_dir / "report.md").read_text()
     assert "### Verdict: tiers by cost" in md and "**Rounds:** 2 counted after a warm-up round" in md
     assert "| 1 | identity |" in md
+
+
+def _broker_pid() -> list[int]:
+    """The session broker's pid (the embedded broker of HARNESS_STATE_DIR, which the `broker` fixture set)."""
+    from harness.kafka.broker import Broker
+
+    st = Broker().running()
+    assert st is not None
+    return [st.pid]

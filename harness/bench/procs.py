@@ -62,6 +62,39 @@ def cpu_ns(pids: Iterable[int]) -> int:
     return total
 
 
+def cpu_halves() -> tuple[set[int], set[int]] | None:
+    """The CPUs this process may run on, split in two (the first half, the second), or None with fewer than 2."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    k = len(cpus) // 2
+    return set(cpus[:k]), set(cpus[k:])
+
+
+def cpu_affinity(pid: int) -> set[int] | None:
+    """The CPUs a process's main thread may run on (None when it is gone)."""
+    try:
+        return set(os.sched_getaffinity(pid))
+    except OSError:
+        return None
+
+
+def pin(pids: Iterable[int], cpus: set[int]) -> int:
+    """Let every thread of these processes run only on `cpus` (threads they start later inherit it); returns
+    the threads pinned (gone processes and threads are skipped)."""
+    n = 0
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            with contextlib.suppress(OSError, ValueError):
+                os.sched_setaffinity(int(tid), cpus)
+                n += 1
+    return n
+
+
 def freeze(pids: Iterable[int]) -> list[int]:
     """SIGSTOP each process (a backlog builds while they are stopped); returns those stopped, for `thaw`."""
     stopped = []

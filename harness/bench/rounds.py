@@ -40,6 +40,7 @@ import numpy as np
 from rich.progress import Progress
 
 from harness.bench.interference import InterferenceMonitor, Thresholds
+from harness.bench.procs import cpu_affinity, cpu_halves, pin
 from harness.bench.session import AdapterSession, RunContext, search_start
 from harness.bench.windows import EndOffsets, backlog_window, latency_sample, load_window, paired_backlog_window
 from harness.errors import HarnessError
@@ -229,6 +230,27 @@ class RoundRunner:
             self.offsets[e.name] = EndOffsets(self.ctx.target, [s.topics.output, s.topics.dlq])
             stack.callback(self.offsets[e.name].close)
         self.ctx.log(f"{len(live)} contestants started in {time.monotonic() - t0:.0f} s; kept warm for every round")
+        if self.plan.pin_cpus:
+            self._pin(stack, live)
+
+    def _pin(self, stack: contextlib.ExitStack, live: list[Entrant]) -> None:
+        """`rounds.pin_cpus`: the broker on one half of the CPUs, the contestants on the other, so that a
+        contestant and the broker do not take turns on one core's caches; the broker's own CPUs are given back
+        when the run ends (the embedded broker outlives it). Recorded in the round settings as `pinned`."""
+        halves, broker = cpu_halves(), list(self.ctx.broker_pids)
+        if halves is None or not broker:
+            why = "fewer than 2 CPUs" if halves is None else "the broker is not this machine's embedded one"
+            self.ctx.log(f"CPUs not pinned: {why}")
+            return
+        ours, theirs = halves
+        before = {pid: cpus for pid in broker if (cpus := cpu_affinity(pid)) is not None}
+        for pid, cpus in before.items():
+            stack.callback(pin, [pid], cpus)
+        pin(broker, theirs)
+        contestants = [pid for e in live for side in e.s().deployment.process_tree() for pid in side]
+        pin(contestants, ours)
+        self.scenario.round_settings["pinned"] = {"broker": sorted(theirs), "contestants": sorted(ours)}
+        self.ctx.log(f"CPUs pinned: the broker on {sorted(theirs)}, the contestants' processes on {sorted(ours)}")
 
     def live(self) -> list[Entrant]:
         return [e for e in self.entrants if e.session is not None and not e.result.error]
