@@ -175,6 +175,12 @@ class Rounds(Strict):
         "contestant drains its backlog at the same time as the control, its cost taken over the same moments "
         "(an experiment: on the shared 2-core VM two identical scorers drained side by side differed by up to 2x)",
     )
+    reference: Literal["control-windows", "every-identity-window"] = Field(
+        "every-identity-window",
+        description="sequential pairing: a contestant's ratio in a round is to the median of the round's control "
+        "windows, or of those and the identity scorer's other windows in the round (the control's own contestant "
+        "window, the A/A twin's; never the contestant's own): more windows of the same scorer, a steadier divisor",
+    )
     pin_cpus: bool = Field(
         True,
         description="with the embedded broker on this machine: the broker's threads run on one half of the CPUs "

@@ -270,3 +270,20 @@ def test_pinning_a_process_pins_every_thread_and_can_be_undone() -> None:
         p.kill()
         p.wait()
     assert cpu_affinity(p.pid) is None and pin([p.pid], mine) == 0  # gone: skipped
+
+
+def test_a_rounds_divisor_is_every_identity_window_but_the_contestants_own() -> None:
+    """round_reference: the median of the round's control windows, and (rounds.reference:
+    every-identity-window, the default) of the identity scorer's and its A/A twin's own windows of that round
+    — never the contestant's own window, so the A/A pair is still judged against the others."""
+    from harness.bench.rounds import round_reference
+    from harness.scenario import Rounds
+
+    assert Rounds().reference == "every-identity-window"
+    controls, ids = [3.0, 4.0, 9.0], {"identity": 2.0, "identity (A/A)": 2.5}
+    assert round_reference(controls, ids, "onnx", every=False) == 4.0  # the control windows alone
+    assert round_reference(controls, ids, "onnx", every=True) == 3.0  # median of 2.0, 2.5, 3.0, 4.0, 9.0
+    assert round_reference(controls, ids, "identity", every=True) == 3.5  # 2.5, 3.0, 4.0, 9.0: not its own 2.0
+    assert round_reference(controls, ids, "identity (A/A)", every=True) == 3.5  # 2.0, 3.0, 4.0, 9.0
+    assert round_reference([], {}, "onnx", every=True) is None
+    assert round_reference([], {"identity": 2.0}, "identity", every=True) is None

@@ -82,6 +82,15 @@ def control_slots(n: int, k: int) -> list[int]:
     return sorted({round(i * n / (k - 1)) for i in range(k)}) if k > 1 else [0]
 
 
+def round_reference(controls: list[float], identities: dict[str, float], name: str, every: bool) -> float | None:
+    """What a contestant's backlog window in a round is divided by: the median of the round's control windows
+    (`controls`, CPU µs per record), with `every` also of the identity scorer's other windows in that round —
+    the control's own contestant window and its A/A twin's (`identities`, by contestant) — except the
+    contestant's own, so that the A/A pair stays a test. None when the round has none."""
+    ref = controls + ([c for n, c in identities.items() if n != name] if every else [])
+    return statistics.median(ref) if ref else None
+
+
 def fractions_for(fractions: list[float], per_round: int | None, contestant: int, r: int, seed: int) -> list[float]:
     """The load fractions one contestant is measured at in round r (1-based), in a random order: every
     fraction, or `per_round` of them taking turns — each contestant's own random rotation, so that every
@@ -380,7 +389,8 @@ class RoundRunner:
     def _backlog_phase(self, r: int, field_: list[Entrant]) -> None:
         """control, A, B, ..., control, ..., control (`control_slots`): a window per contestant and
         `rounds.controls` of the control; each contestant's ratio is to the median of the round's control
-        windows."""
+        windows, and with `rounds.reference: every-identity-window` of the identity scorers' own windows too
+        (`round_reference`)."""
         slots = control_slots(len(field_), self.plan.controls)
         controls: list[float] = []
         measured: list[Window] = []
@@ -400,9 +410,14 @@ class RoundRunner:
                 e.rates.append(w.rows_per_s)
                 e.flat_out = statistics.median(e.rates)
             self._log(e, r, w)
-        ctl = statistics.median(controls) if controls else None
-        for w in measured:
-            w.control_us_per_record = ctl
+        identities = {
+            e.name: w.cpu_us_per_record
+            for e, w in zip(field_, measured, strict=True)
+            if e.name in (CONTROL, AA_TWIN) and w.cpu_us_per_record and not w.problems
+        }
+        every = self.plan.reference == "every-identity-window"
+        for e, w in zip(field_, measured, strict=True):
+            w.control_us_per_record = round_reference(controls, identities, e.name, every)
 
     def _paired_phase(self, r: int, field_: list[Entrant]) -> None:
         """Each contestant drains its backlog at the same time as the control (harness/bench/windows.py
